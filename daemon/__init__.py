@@ -1,0 +1,1 @@
+"""pkcardd: the local gRPC daemon."""

@@ -1,0 +1,1 @@
+"""pcsc_bridge: the only package that imports pyscard."""

@@ -1,0 +1,75 @@
+"""The abstract transport: how pkcard reaches one card in one reader.
+
+pkcard never imports pyscard. ``pcsc_bridge`` implements this interface over
+PC/SC, ``simcard`` implements it in process for unit tests and for the
+daemon's embedded default. The protocol layer (:mod:`pkcard.protocol`) sits
+on top of it, and the card applications on top of that.
+
+A transport raises only :class:`pkcard.errors.TransportError` subclasses.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReaderCapabilities:
+    """What a reader can do beyond moving APDUs.
+
+    ``pin_pad`` and ``display`` are ``None`` when the model is known but its
+    capabilities are not (for example the IDBridge GCR5500).
+    """
+
+    pin_pad: bool | None = False
+    display: bool | None = False
+
+
+class SmartCardConnection(abc.ABC):
+    """A connection to one card. Moves raw APDUs; knows nothing of their meaning."""
+
+    @property
+    @abc.abstractmethod
+    def atr(self) -> bytes:
+        """The card's answer to reset."""
+
+    @property
+    def capabilities(self) -> ReaderCapabilities:
+        """The capabilities of the reader this connection goes through."""
+        return ReaderCapabilities()
+
+    @abc.abstractmethod
+    def transmit(self, command: bytes) -> bytes:
+        """Send one encoded command APDU, return the raw response (data + SW1 SW2).
+
+        Raises :class:`pkcard.errors.CardRemoved`, :class:`pkcard.errors.CardReset`,
+        :class:`pkcard.errors.NoService` and the other transport errors.
+        """
+
+    def begin_transaction(self) -> None:
+        """Take the card exclusively until :meth:`end_transaction`. No-op by default."""
+
+    def end_transaction(self) -> None:
+        """Release what :meth:`begin_transaction` took. No-op by default."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """An exclusive transaction around a multi-APDU operation."""
+        self.begin_transaction()
+        try:
+            yield
+        finally:
+            self.end_transaction()
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Disconnect, leaving the card powered and its PIN states intact."""
+
+    def __enter__(self) -> SmartCardConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

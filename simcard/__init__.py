@@ -1,0 +1,1 @@
+"""simcard: simulated PK and KZZ cards that execute the pkcard card profile."""

@@ -1,0 +1,1 @@
+"""Command-line tools: pkpin, pkcard-sim, pkcard-trace, pkcard-demo."""
