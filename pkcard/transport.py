@@ -51,9 +51,11 @@ class SmartCardConnection(abc.ABC):
 
     def begin_transaction(self) -> None:
         """Take the card exclusively until :meth:`end_transaction`. No-op by default."""
+        return
 
     def end_transaction(self) -> None:
         """Release what :meth:`begin_transaction` took. No-op by default."""
+        return
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
