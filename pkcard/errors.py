@@ -34,6 +34,14 @@ class TlvError(FormatError):
     """BER-TLV that is truncated, overlong or otherwise malformed."""
 
 
+class ProfileError(FormatError):
+    """A simulated card profile (fixtures/apdu/profiles) that is missing or contradicts the spec."""
+
+
+class TranscriptMismatch(FormatError):
+    """A replayed host sent a command the transcript does not have at that point."""
+
+
 # --- the transport (reader, PC/SC service, card presence) ------------------
 
 
@@ -96,6 +104,56 @@ class ConditionsNotSatisfied(ApduError):
     """6985: conditions of use not satisfied."""
 
 
+class VerificationFailed(ApduError):
+    """63Cx: the card refused a secret or counter check; ``retries_left`` (x) remain.
+
+    Raised by the protocol layer, which does not know what the secret was.
+    The card applications map it to :class:`WrongPin` for PIN references.
+    """
+
+    def __init__(self, sw: int, message: str | None = None) -> None:
+        self.retries_left = sw & 0x0F
+        super().__init__(
+            sw, message or f"card returned {sw:04X}: verification failed, {self.retries_left} left"
+        )
+
+
+class AuthMethodBlocked(ApduError):
+    """6983: the referenced secret or key is blocked. Apps map it to :class:`PinBlocked`."""
+
+
+class ReferenceDataNotUsable(ApduError):
+    """6984: referenced data not usable (for example a secret in transport state)."""
+
+
+class ReferenceNotFound(ApduError):
+    """6A88: referenced data (secret, key or data object) not found."""
+
+
+class WrongLength(ApduError):
+    """6700: wrong Lc or Le."""
+
+
+class WrongData(ApduError):
+    """6A80: incorrect parameters in the command data field."""
+
+
+class CommandNotAllowed(ApduError):
+    """6986: command not allowed (no current EF, or the EF does not allow it)."""
+
+
+class IncorrectParameters(ApduError):
+    """6A86 or 6B00: wrong P1/P2 (6B00: an offset beyond the end of the file)."""
+
+
+class InsNotSupported(ApduError):
+    """6D00: instruction code not supported or invalid."""
+
+
+class ClaNotSupported(ApduError):
+    """6E00: class not supported."""
+
+
 # --- PINs and other secrets -------------------------------------------------
 
 
@@ -114,6 +172,8 @@ class WrongPin(PinError):
 class PinBlocked(PinError):
     """The secret's try counter is exhausted (6983). A PIN can be unblocked with the PUK."""
 
+    tries_left = 0
+
 
 class CardDead(PinBlocked):
     """The PUK is exhausted too: the card can no longer be used with a PIN."""
@@ -123,12 +183,42 @@ class TransportPinActive(PinError):
     """The signing PIN is still in transport state: activate it with the TPIN first."""
 
 
+class PinDisabled(PinError):
+    """The reference can never be used again (6984): the TPIN after signature activation."""
+
+    tries_left = 0
+
+
 class LastTryNotConfirmed(PinError):
     """Only one try is left and the caller did not pass ``confirm_last_try``."""
 
     def __init__(self, tries_left: int = 1) -> None:
         self.tries_left = tries_left
         super().__init__("only one try is left; confirm the last try to proceed")
+
+
+class PinPadError(PinError):
+    """The PIN-pad reader failed or refused a secure PIN entry. The card spent no try."""
+
+
+class PinPadTimeout(PinPadError):
+    """Reader answer 6400: nobody typed the PIN on the reader in time."""
+
+
+class PinPadCancelled(PinPadError):
+    """Reader answer 6401: the holder pressed Cancel on the reader."""
+
+
+class PinPadWrongLength(PinPadError):
+    """Reader answer 6403: the PIN typed on the reader was too short or too long."""
+
+
+class HostPinEntryRefused(PinError):
+    """A secret was sent from the host for a reader with a PIN pad, and policy forbids it.
+
+    Type the PIN on the reader instead (send no secret), or enable host entry
+    in the daemon's configuration (``allow_host_pin_entry``).
+    """
 
 
 class MalformedPin(PinError, ValueError):
@@ -168,3 +258,102 @@ class WrongCardKind(PkcardError):
 
 class NotSupported(PkcardError):
     """The card, reader or backend cannot do this (for example no KPEP on a nurse's PK)."""
+
+
+# --- the daemon, as its clients see it ------------------------------------------
+
+
+class DaemonError(PkcardError):
+    """pkcardd refused or could not serve a call for a reason other than the card."""
+
+
+class AccessDenied(DaemonError):
+    """The caller's uid/gid (or TLS identity) is not on pkcardd's allow-list."""
+
+
+class InvalidRequest(DaemonError, ValueError):
+    """A request field or clinic-context metadata value pkcardd refuses."""
+
+
+class DaemonUnavailable(DaemonError):
+    """pkcardd cannot be reached, or is shutting down."""
+
+
+class DaemonBusy(DaemonError):
+    """pkcardd is at its concurrency limit, or dropped a stream the client read too slowly."""
+
+
+class CallTimeout(DaemonError):
+    """The call's deadline expired (possibly while queued behind other calls on the reader)."""
+
+
+class DaemonInternalError(DaemonError):
+    """An unexpected failure inside pkcardd; ``incident_id`` finds it in the daemon's log."""
+
+    def __init__(self, incident_id: str, message: str | None = None) -> None:
+        self.incident_id = incident_id
+        super().__init__(message or f"internal error in pkcardd (incident {incident_id})")
+
+
+# --- session tokens and the backend ---------------------------------------------
+
+
+class RefusalReason(IntEnum):
+    """Why a verifier or the backend refused a session token. Stable numbers: on the wire."""
+
+    MALFORMED = 1
+    TOO_LARGE = 2
+    BAD_HEADER = 3
+    ALG_NOT_ALLOWED = 4
+    ALG_KEY_MISMATCH = 5
+    DUPLICATE_JSON_KEY = 6
+    CHAIN_INVALID = 7
+    KEY_USAGE = 8
+    BAD_SIGNATURE = 9
+    CLAIMS_INVALID = 10
+    VERSION_UNSUPPORTED = 11
+    ENVIRONMENT_MISMATCH = 12
+    CLOCK_SKEW = 13
+    LIFETIME_TOO_LONG = 14
+    TOKEN_EXPIRED = 15
+    NONCE_UNKNOWN = 16
+    NONCE_EXPIRED = 17
+    NONCE_REUSED = 18
+    NONCE_FOREIGN_CLIENT = 19
+    KZZ_PROOF_MISSING = 20
+    KZZ_CHAIN_INVALID = 21
+    KZZ_PROOF_INVALID = 22
+    RESTRICTED_REASON_MISSING = 23
+    RESTRICTED_WITH_KZZ_PROOF = 24
+    CARD_UNKNOWN = 25
+    CARD_CERT_MISMATCH = 26
+    CARD_ROLE_MISMATCH = 27
+    HOLDER_MISMATCH = 28
+    CARD_REVOKED = 29
+    CARD_INACTIVE = 30
+    REGULAR_CARD_DEACTIVATED = 31
+    NO_AUTHORIZATION = 32
+
+
+class TokenRefused(PkcardError):
+    """A session token was refused. ``reason`` is the rule; ``detail`` names it for people.
+
+    The detail never quotes the token, a signature or a secret.
+    """
+
+    def __init__(self, reason: RefusalReason, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail or reason.name.lower().replace("_", " ")
+        super().__init__(f"token refused ({reason.name}): {self.detail}")
+
+
+class RegistryError(PkcardError):
+    """The backend's card registry refused an administrative change."""
+
+
+class RegistryNotFound(RegistryError):
+    """No holder or card with that identifier is registered."""
+
+
+class RegistryConflict(RegistryError):
+    """The change clashes with the registry's state (duplicate, wrong card role or status)."""

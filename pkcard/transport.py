@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pkcard.errors import NotSupported
+
 
 @dataclass(frozen=True)
 class ReaderCapabilities:
@@ -48,6 +50,14 @@ class SmartCardConnection(abc.ABC):
         Raises :class:`pkcard.errors.CardRemoved`, :class:`pkcard.errors.CardReset`,
         :class:`pkcard.errors.NoService` and the other transport errors.
         """
+
+    def control(self, code: int, data: bytes) -> bytes:
+        """Send a reader control command (SCardControl), e.g. PC/SC part 10 PIN-pad features.
+
+        ``code`` is the full control code as the platform expects it. Readers
+        that cannot take control commands raise :class:`pkcard.errors.NotSupported`.
+        """
+        raise NotSupported("this reader takes no control commands")
 
     def begin_transaction(self) -> None:
         """Take the card exclusively until :meth:`end_transaction`. No-op by default."""

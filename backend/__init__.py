@@ -1,0 +1,1 @@
+"""pkcard reference backend: challenges, token redemption and the card registry."""

@@ -1,0 +1,66 @@
+"""The backend's use cases, independent of gRPC: issue a challenge, redeem a token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from backend.registry import Challenge, NonceCheck, Registry
+from pkcard.errors import TokenRefused
+from pkcard.token import Environment
+from pkcard.verify import Clock, TokenVerifier, TrustAnchors, VerifiedSession
+
+CHALLENGE_LIFETIME = timedelta(seconds=120)
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """An accepted token and whether it activated a backup card."""
+
+    session: VerifiedSession
+    backup_activated: bool
+
+
+class SessionBackend:
+    """Issues challenges and redeems tokens against one :class:`Registry`.
+
+    Its verifier asks ``registry`` for cards and authorizations and only
+    checks the nonce; :meth:`Registry.commit_redemption` consumes it in the
+    transaction that records the redemption. Every redemption and every
+    refusal lands in the audit table.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        trust: TrustAnchors,
+        clock: Clock,
+        *,
+        environment: Environment,
+        restricted_authorizations: Iterable[str] = (),
+        challenge_lifetime: timedelta = CHALLENGE_LIFETIME,
+    ) -> None:
+        self._registry = registry
+        self._verifier = TokenVerifier(trust, registry, NonceCheck(registry), clock,
+                                       environment=environment,
+                                       restricted_authorizations=restricted_authorizations)
+        self._clock = clock
+        self._challenge_lifetime = challenge_lifetime
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self._verifier
+
+    def issue_challenge(self, client_id: str) -> Challenge:
+        return self._registry.issue_challenge(client_id, self._clock(), self._challenge_lifetime)
+
+    def redeem(self, token: str, client_id: str) -> Redemption:
+        """Verify ``token`` for ``client_id`` and record it; raises :class:`TokenRefused`."""
+        try:
+            session = self._verifier.verify(token, client_id)
+            activated = self._registry.commit_redemption(session, client_id, self._clock())
+        except TokenRefused as refusal:
+            self._registry.record_refusal(self._clock(), client_id, refusal)
+            raise
+        return Redemption(session, activated)

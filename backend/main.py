@@ -1,0 +1,105 @@
+"""``pkcard-backend``: run the reference backend (pkcard.backend.v1) on a TCP port.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments or unreadable files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from cryptography import x509
+
+from backend.core import SessionBackend
+from backend.registry import Registry
+from backend.service import ClientIdentity, build_server
+from pkcard.token import Environment
+from pkcard.verify import TrustAnchors
+
+_log = logging.getLogger("pkcard.backend")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_certs(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+    return tuple(certs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pkcard-backend", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    parser.add_argument("--listen", default="127.0.0.1:50551", help="host:port to listen on")
+    parser.add_argument("--environment", choices=["test", "production"], required=True)
+    parser.add_argument("--pk-anchor", type=Path, action="append", required=True,
+                        help="PEM file of PK CA certificates (repeatable)")
+    parser.add_argument("--kzz-anchor", type=Path, action="append", required=True,
+                        help="PEM file of KZZ CA certificates (repeatable)")
+    parser.add_argument("--admin", action="append", default=[],
+                        help="client id allowed to call RegistryAdminService (repeatable)")
+    parser.add_argument("--restricted-authorization", action="append", default=[],
+                        help="authorization code a restricted session may hold (repeatable)")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM); enables mTLS")
+    parser.add_argument("--tls-key", type=Path, help="server key (PEM)")
+    parser.add_argument("--client-ca", type=Path, help="CA of the clients' certificates (PEM)")
+    parser.add_argument("--dev-metadata-identity", action="store_true",
+                        help="without TLS: trust the x-pkcard-backend-client metadata (dev only)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    environment = Environment.TEST if args.environment == "test" else Environment.PRODUCTION
+    tls = args.tls_cert is not None
+    if tls and (args.tls_key is None or args.client_ca is None):
+        _log.error("--tls-cert needs --tls-key and --client-ca")
+        return 2
+    if not tls and not args.dev_metadata_identity:
+        _log.error("without --tls-cert, pass --dev-metadata-identity (development only)")
+        return 2
+    try:
+        trust = TrustAnchors(environment, _load_certs(args.pk_anchor),
+                             _load_certs(args.kzz_anchor))
+        registry = Registry(args.db)
+    except (OSError, ValueError) as exc:
+        _log.error("cannot start: %s", exc)
+        return 2
+    backend = SessionBackend(registry, trust, _utc_now, environment=environment,
+                             restricted_authorizations=args.restricted_authorization)
+    identity = ClientIdentity.MTLS if tls else ClientIdentity.METADATA
+    server = build_server(backend, registry, _utc_now, identity=identity,
+                          admins=frozenset(args.admin))
+    if tls:
+        credentials = grpc.ssl_server_credentials(
+            [(args.tls_key.read_bytes(), args.tls_cert.read_bytes())],
+            root_certificates=args.client_ca.read_bytes(),
+            require_client_auth=True,
+        )
+        port = server.add_secure_port(args.listen, credentials)
+    else:
+        port = server.add_insecure_port(args.listen)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    _log.info("pkcard-backend listening on port %d (%s)", port, args.environment)
+    stop.wait()
+    server.stop(grace=5).wait()
+    registry.close()
+    return 0

@@ -1,0 +1,52 @@
+"""Numbered schema migrations of the backend database. Append; never edit a released one."""
+
+from __future__ import annotations
+
+Migration = tuple[int, tuple[str, ...]]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        1,
+        (
+            "CREATE TABLE holders ("
+            " holder_id TEXT PRIMARY KEY,"
+            " name TEXT NOT NULL,"
+            " created INTEGER NOT NULL)",
+            "CREATE TABLE cards ("
+            " serial TEXT PRIMARY KEY,"
+            " holder_id TEXT NOT NULL REFERENCES holders (holder_id),"
+            " role INTEGER NOT NULL CHECK (role IN (1, 2)),"
+            " status INTEGER NOT NULL CHECK (status BETWEEN 1 AND 4),"
+            " auth_cert_sha256 BLOB,"
+            " updated INTEGER NOT NULL)",
+            "CREATE INDEX cards_by_holder ON cards (holder_id, role, status)",
+            "CREATE TABLE reactivation ("
+            " serial TEXT PRIMARY KEY REFERENCES cards (serial),"
+            " salt BLOB NOT NULL,"
+            " hash BLOB NOT NULL,"
+            " tries_left INTEGER NOT NULL CHECK (tries_left >= 0))",
+            "CREATE TABLE authorizations ("
+            " holder_id TEXT NOT NULL REFERENCES holders (holder_id),"
+            " code TEXT NOT NULL,"
+            " granted INTEGER NOT NULL,"
+            " withdrawn INTEGER,"
+            " reason INTEGER,"
+            " PRIMARY KEY (holder_id, code))",
+            "CREATE TABLE challenges ("
+            " nonce BLOB PRIMARY KEY,"
+            " client_id TEXT NOT NULL,"
+            " expires INTEGER NOT NULL,"
+            " used INTEGER)",
+            "CREATE INDEX challenges_by_expiry ON challenges (expires)",
+            "CREATE TABLE audit ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " time INTEGER NOT NULL,"
+            " event INTEGER NOT NULL,"
+            " client_id TEXT,"
+            " card_serial TEXT,"
+            " holder_id TEXT,"
+            " reason INTEGER,"
+            " detail TEXT)",
+        ),
+    ),
+)

@@ -1,0 +1,485 @@
+"""The backend's SQLite store: card registry, issued challenges and the audit table.
+
+One database file in WAL mode with ``synchronous=FULL``. Every write runs in
+an explicit ``BEGIN IMMEDIATE`` transaction, so writers serialize on the
+database lock and conditional UPDATEs decide races (the first token of a
+backup card activates it exactly once). Each thread gets its own connection.
+
+Nothing secret is stored in clear: the reactivation password is kept as a
+salted scrypt hash, and the audit table records rules and identifiers, never
+a token, signature or password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+from pathlib import Path
+
+from backend.migrations import MIGRATIONS
+from pkcard.errors import (
+    MalformedPin,
+    PinBlocked,
+    RefusalReason,
+    RegistryConflict,
+    RegistryNotFound,
+    TokenRefused,
+    WrongPin,
+)
+from pkcard.secret import Secret
+from pkcard.token import NONCE_LENGTH, CardRole
+from pkcard.verify import (
+    NONCE_REFUSALS,
+    CardRecord,
+    CardStatus,
+    NonceOutcome,
+    VerifiedSession,
+)
+
+REACTIVATION_TRIES = 5
+PASSWORD_MIN, PASSWORD_MAX = 8, 16
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+class WithdrawalReason(IntEnum):
+    """Why an authorization was withdrawn."""
+
+    LICENCE_WITHDRAWN = 1
+    CONTRACT_EXPIRED = 2
+    WRONG_PROFESSIONAL_GROUP = 3
+    COURT_ORDER = 4
+    MISUSE = 5
+    HOLDER_REQUEST = 6
+
+
+class AuditEvent(IntEnum):
+    """What an audit row records."""
+
+    REDEEMED = 1
+    REFUSED = 2
+    BACKUP_ACTIVATED = 3
+    HOLDER_ADDED = 4
+    CARD_ADDED = 5
+    CARD_REVOKED = 6
+    AUTHORIZATION_GRANTED = 7
+    AUTHORIZATION_WITHDRAWN = 8
+    REACTIVATED = 9
+    REACTIVATION_REFUSED = 10
+    CHALLENGE_ISSUED = 11
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One row of the audit table."""
+
+    id: int
+    time: int
+    event: AuditEvent
+    client_id: str | None
+    card_serial: str | None
+    holder_id: str | None
+    reason: RefusalReason | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A nonce issued to one client, valid until ``expires``."""
+
+    nonce: bytes
+    client_id: str
+    expires: datetime
+
+
+def _unix(t: datetime) -> int:
+    return int(t.timestamp())
+
+
+def _scrypt(password: bytes, salt: bytes) -> bytes:
+    return hashlib.scrypt(password, salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+
+
+def _check_password(password: Secret) -> bytes:
+    value = password.reveal()
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX or not all(0x21 <= b <= 0x7E for b in value):
+        raise MalformedPin(
+            f"the reactivation password must be {PASSWORD_MIN}-{PASSWORD_MAX} printable ASCII "
+            "characters"
+        )
+    return value
+
+
+class Registry:
+    """The SQLite-backed registry; implements :class:`pkcard.verify.RegistryView`.
+
+    ``close()`` closes every connection the registry opened. Thread-safe.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: timedelta = timedelta(seconds=10)):
+        self._path = str(path)
+        self._busy_ms = int(busy_timeout.total_seconds() * 1000)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._migrate()
+
+    # --- connections and transactions --------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+            current = int(row[0])
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))",
+                             (version,))
+
+    def schema_version(self) -> int:
+        row = self._connection().execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0])
+
+    # --- the audit table -----------------------------------------------------
+
+    @staticmethod
+    def _audit(
+        conn: sqlite3.Connection,
+        now: datetime,
+        event: AuditEvent,
+        *,
+        client_id: str | None = None,
+        card_serial: str | None = None,
+        holder_id: str | None = None,
+        reason: RefusalReason | None = None,
+        detail: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO audit (time, event, client_id, card_serial, holder_id, reason, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (_unix(now), int(event), client_id, card_serial, holder_id,
+             None if reason is None else int(reason), detail),
+        )
+
+    def record_refusal(self, now: datetime, client_id: str, refusal: TokenRefused,
+                       card_serial: str | None = None) -> None:
+        with self._write() as conn:
+            self._audit(conn, now, AuditEvent.REFUSED, client_id=client_id,
+                        card_serial=card_serial, reason=refusal.reason, detail=refusal.detail)
+
+    def audit_records(self) -> tuple[AuditRecord, ...]:
+        rows = self._connection().execute(
+            "SELECT id, time, event, client_id, card_serial, holder_id, reason, detail "
+            "FROM audit ORDER BY id").fetchall()
+        return tuple(
+            AuditRecord(row[0], row[1], AuditEvent(row[2]), row[3], row[4], row[5],
+                        None if row[6] is None else RefusalReason(row[6]), row[7])
+            for row in rows
+        )
+
+    # --- holders, cards, authorizations (admin) ------------------------------
+
+    def add_holder(self, holder_id: str, name: str, now: datetime) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute("INSERT INTO holders (holder_id, name, created) VALUES (?, ?, ?)",
+                             (holder_id, name, _unix(now)))
+            except sqlite3.IntegrityError as exc:
+                raise RegistryConflict("the holder is already registered") from exc
+            self._audit(conn, now, AuditEvent.HOLDER_ADDED, holder_id=holder_id)
+
+    def add_card(
+        self,
+        serial: str,
+        holder_id: str,
+        role: CardRole,
+        now: datetime,
+        *,
+        auth_cert_sha256: bytes | None = None,
+        reactivation_password: Secret | None = None,
+    ) -> None:
+        """Register a card: a regular card ACTIVE (with its reactivation password), a backup
+        card on STANDBY until its first token."""
+        salt = secrets.token_bytes(16)
+        digest: bytes | None = None
+        if role is CardRole.REGULAR:
+            if reactivation_password is None:
+                raise MalformedPin("a regular card needs a reactivation password")
+            digest = _scrypt(_check_password(reactivation_password), salt)
+        status = CardStatus.ACTIVE if role is CardRole.REGULAR else CardStatus.STANDBY
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM holders WHERE holder_id = ?",
+                            (holder_id,)).fetchone() is None:
+                raise RegistryNotFound("no such holder")
+            try:
+                conn.execute(
+                    "INSERT INTO cards (serial, holder_id, role, status, auth_cert_sha256, "
+                    "updated) VALUES (?, ?, ?, ?, ?, ?)",
+                    (serial, holder_id, int(role), int(status), auth_cert_sha256, _unix(now)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise RegistryConflict("the card is already registered") from exc
+            if digest is not None:
+                conn.execute(
+                    "INSERT INTO reactivation (serial, salt, hash, tries_left) VALUES (?, ?, ?, ?)",
+                    (serial, salt, digest, REACTIVATION_TRIES),
+                )
+            self._audit(conn, now, AuditEvent.CARD_ADDED, card_serial=serial,
+                        holder_id=holder_id)
+
+    def grant(self, holder_id: str, code: str, now: datetime) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM holders WHERE holder_id = ?",
+                            (holder_id,)).fetchone() is None:
+                raise RegistryNotFound("no such holder")
+            conn.execute(
+                "INSERT INTO authorizations (holder_id, code, granted, withdrawn, reason) "
+                "VALUES (?, ?, ?, NULL, NULL) ON CONFLICT (holder_id, code) DO UPDATE SET "
+                "granted = excluded.granted, withdrawn = NULL, reason = NULL",
+                (holder_id, code, _unix(now)),
+            )
+            self._audit(conn, now, AuditEvent.AUTHORIZATION_GRANTED, holder_id=holder_id,
+                        detail=code)
+
+    def withdraw(self, holder_id: str, code: str, reason: WithdrawalReason, now: datetime) -> None:
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE authorizations SET withdrawn = ?, reason = ? "
+                "WHERE holder_id = ? AND code = ? AND withdrawn IS NULL",
+                (_unix(now), int(reason), holder_id, code),
+            ).rowcount
+            if updated != 1:
+                raise RegistryNotFound("no such granted authorization")
+            self._audit(conn, now, AuditEvent.AUTHORIZATION_WITHDRAWN, holder_id=holder_id,
+                        detail=f"{code} {reason.name}")
+
+    def revoke_card(self, serial: str, now: datetime) -> None:
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE cards SET status = ?, updated = ? WHERE serial = ? AND status != ?",
+                (int(CardStatus.REVOKED), _unix(now), serial, int(CardStatus.REVOKED)),
+            ).rowcount
+            if updated != 1:
+                raise RegistryNotFound("no such unrevoked card")
+            self._audit(conn, now, AuditEvent.CARD_REVOKED, card_serial=serial)
+
+    def reactivate(self, serial: str, password: Secret, now: datetime) -> int:
+        """Make the regular card ``serial`` active again and its holder's backup inactive.
+
+        Checks the reactivation password (scrypt, constant-time compare);
+        returns the tries left (the maximum). A wrong password raises
+        :class:`WrongPin` with the tries left, an exhausted counter
+        :class:`PinBlocked`. The password never reaches a log or the audit.
+        """
+        value = _check_password(password)
+        failure: WrongPin | PinBlocked | None = None
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left FROM cards c "
+                "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?",
+                (serial, int(CardRole.REGULAR)),
+            ).fetchone()
+            if row is None:
+                raise RegistryNotFound("no such regular card")
+            holder_id, status, salt, digest, tries_left = row
+            if CardStatus(status) is CardStatus.REVOKED:
+                raise RegistryConflict("a revoked card cannot be reactivated")
+            if tries_left <= 0:
+                raise PinBlocked("the reactivation password is blocked; ask the registry")
+            if hmac.compare_digest(_scrypt(value, salt), digest):
+                conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
+                             (REACTIVATION_TRIES, serial))
+                conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",
+                             (int(CardStatus.ACTIVE), _unix(now), serial))
+                conn.execute(
+                    "UPDATE cards SET status = ?, updated = ? "
+                    "WHERE holder_id = ? AND role = ? AND status = ?",
+                    (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.BACKUP),
+                     int(CardStatus.ACTIVE)),
+                )
+                self._audit(conn, now, AuditEvent.REACTIVATED, card_serial=serial,
+                            holder_id=holder_id)
+            else:  # the spent try is committed before the error is raised
+                tries_left -= 1
+                conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
+                             (tries_left, serial))
+                self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, card_serial=serial,
+                            holder_id=holder_id, detail=f"{tries_left} tries left")
+                failure = (
+                    WrongPin(tries_left, f"wrong reactivation password, {tries_left} tries left")
+                    if tries_left else PinBlocked("the reactivation password is now blocked")
+                )
+        if failure is not None:
+            raise failure
+        return REACTIVATION_TRIES
+
+    # --- RegistryView ----------------------------------------------------------
+
+    def card(self, serial: str) -> CardRecord | None:
+        row = self._connection().execute(
+            "SELECT serial, holder_id, role, status, auth_cert_sha256 FROM cards WHERE serial = ?",
+            (serial,),
+        ).fetchone()
+        if row is None:
+            return None
+        return CardRecord(row[0], row[1], CardRole(row[2]), CardStatus(row[3]), row[4])
+
+    def granted_authorizations(self, holder_id: str) -> frozenset[str]:
+        rows = self._connection().execute(
+            "SELECT code FROM authorizations WHERE holder_id = ? AND withdrawn IS NULL",
+            (holder_id,),
+        ).fetchall()
+        return frozenset(row[0] for row in rows)
+
+    # --- challenges (NonceStore) -----------------------------------------------
+
+    def issue_challenge(self, client_id: str, now: datetime, lifetime: timedelta) -> Challenge:
+        nonce = secrets.token_bytes(NONCE_LENGTH)
+        expires = now + lifetime
+        with self._write() as conn:
+            # keep used nonces as long as a token over them could still be valid
+            conn.execute("DELETE FROM challenges WHERE expires < ?",
+                         (_unix(now - timedelta(hours=1)),))
+            conn.execute("INSERT INTO challenges (nonce, client_id, expires) VALUES (?, ?, ?)",
+                         (nonce, client_id, _unix(expires)))
+        return Challenge(nonce, client_id, expires)
+
+    def consume(self, nonce: bytes, client_id: str, now: datetime) -> NonceOutcome:
+        """Check and mark ``nonce`` used, atomically (the :class:`NonceStore` contract)."""
+        with self._write() as conn:
+            outcome = self._nonce_outcome(conn, nonce, client_id, now)
+            if outcome is NonceOutcome.ACCEPTED:
+                conn.execute("UPDATE challenges SET used = ? WHERE nonce = ? AND used IS NULL",
+                             (_unix(now), nonce))
+            return outcome
+
+    def check_nonce(self, nonce: bytes, client_id: str, now: datetime) -> NonceOutcome:
+        """What :meth:`consume` would answer, without marking anything used."""
+        return self._nonce_outcome(self._connection(), nonce, client_id, now)
+
+    @staticmethod
+    def _nonce_outcome(conn: sqlite3.Connection, nonce: bytes, client_id: str,
+                       now: datetime) -> NonceOutcome:
+        row = conn.execute("SELECT client_id, expires, used FROM challenges WHERE nonce = ?",
+                           (nonce,)).fetchone()
+        if row is None:
+            return NonceOutcome.UNKNOWN
+        owner, expires, used = row
+        if used is not None:
+            return NonceOutcome.REUSED
+        if not hmac.compare_digest(owner.encode(), client_id.encode()):
+            return NonceOutcome.FOREIGN_CLIENT
+        if _unix(now) >= expires:
+            return NonceOutcome.EXPIRED
+        return NonceOutcome.ACCEPTED
+
+    # --- redemption ------------------------------------------------------------
+
+    def commit_redemption(self, session: VerifiedSession, client_id: str, now: datetime) -> bool:
+        """Consume the token's nonce and record the redemption; True when it activated a backup.
+
+        One ``BEGIN IMMEDIATE`` transaction: the nonce is marked used with a
+        conditional UPDATE (of concurrent redemptions of one token exactly one
+        wins, the others get NONCE_REUSED), the card is re-read, a backup on
+        STANDBY is activated and the holder's regular card deactivated, and
+        the audit row is written. A card whose status changed since
+        verification is refused.
+        """
+        serial = session.card.serial
+        with self._write() as conn:
+            consumed = conn.execute(
+                "UPDATE challenges SET used = ? "
+                "WHERE nonce = ? AND client_id = ? AND used IS NULL AND expires > ?",
+                (_unix(now), session.claims.nonce, client_id, _unix(now)),
+            ).rowcount
+            if consumed != 1:
+                outcome = self._nonce_outcome(conn, session.claims.nonce, client_id, now)
+                raise TokenRefused(NONCE_REFUSALS.get(outcome, RefusalReason.NONCE_REUSED),
+                                   "the challenge was used concurrently")
+            row = conn.execute("SELECT role, status, holder_id FROM cards WHERE serial = ?",
+                               (serial,)).fetchone()
+            if row is None:
+                raise TokenRefused(RefusalReason.CARD_UNKNOWN, "the card is not registered")
+            role, status, holder_id = CardRole(row[0]), CardStatus(row[1]), row[2]
+            activated = False
+            if role is CardRole.BACKUP and status is CardStatus.STANDBY:
+                activated = conn.execute(
+                    "UPDATE cards SET status = ?, updated = ? WHERE serial = ? AND status = ?",
+                    (int(CardStatus.ACTIVE), _unix(now), serial, int(CardStatus.STANDBY)),
+                ).rowcount == 1
+                conn.execute(
+                    "UPDATE cards SET status = ?, updated = ? "
+                    "WHERE holder_id = ? AND role = ? AND status = ?",
+                    (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.REGULAR),
+                     int(CardStatus.ACTIVE)),
+                )
+                self._audit(conn, now, AuditEvent.BACKUP_ACTIVATED, client_id=client_id,
+                            card_serial=serial, holder_id=holder_id)
+            elif status is not CardStatus.ACTIVE:
+                reason = {
+                    CardStatus.REVOKED: RefusalReason.CARD_REVOKED,
+                    CardStatus.INACTIVE: RefusalReason.REGULAR_CARD_DEACTIVATED
+                    if role is CardRole.REGULAR else RefusalReason.CARD_INACTIVE,
+                }.get(status, RefusalReason.CARD_INACTIVE)
+                raise TokenRefused(reason, "the card changed state during redemption")
+            self._audit(conn, now, AuditEvent.REDEEMED, client_id=client_id, card_serial=serial,
+                        holder_id=holder_id,
+                        detail=f"{session.scope.name} {' '.join(sorted(session.granted))}".strip())
+        return activated
+
+
+class NonceCheck:
+    """A :class:`pkcard.verify.NonceStore` over a :class:`Registry` that only checks.
+
+    The backend consumes the nonce later, in the same transaction that records
+    the redemption (:meth:`Registry.commit_redemption`).
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def consume(self, nonce: bytes, client_id: str, now: datetime) -> NonceOutcome:
+        return self._registry.check_nonce(nonce, client_id, now)

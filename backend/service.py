@@ -1,0 +1,276 @@
+"""gRPC servicers of the reference backend (pkcard.backend.v1) and the server builder.
+
+The calling client is its mTLS identity (certificate common name) when the
+server runs with TLS client authentication, else, in development, the
+metadata value ``x-pkcard-backend-client``. Every refusal is a gRPC status
+with a ``google.rpc.ErrorInfo`` (domain ``backend.pkcard.si``) whose reason is
+the :class:`pkcard.errors.RefusalReason` name; :func:`status_for` is the one
+mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from backend.core import SessionBackend
+from backend.registry import Registry, WithdrawalReason
+from pkcard.backend.v1 import backend_pb2 as pb
+from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
+from pkcard.errors import (
+    MalformedPin,
+    PinBlocked,
+    PkcardError,
+    RefusalReason,
+    RegistryConflict,
+    RegistryNotFound,
+    TokenRefused,
+    WrongPin,
+)
+from pkcard.secret import Secret
+from pkcard.token import CardRole
+from pkcard.verify import Clock, SessionScope
+
+ERROR_DOMAIN = "backend.pkcard.si"
+CLIENT_METADATA_KEY = "x-pkcard-backend-client"
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_log = logging.getLogger(__name__)
+
+# Refusals about the card's state: the token is fine, the card may not be used.
+_CARD_STATE = frozenset({RefusalReason.CARD_REVOKED, RefusalReason.CARD_INACTIVE,
+                         RefusalReason.REGULAR_CARD_DEACTIVATED, RefusalReason.NO_AUTHORIZATION})
+
+_T = TypeVar("_T")
+
+
+class ClientIdentity(IntEnum):
+    """Where the backend takes the calling client's id from."""
+
+    MTLS = 1  # the peer certificate's common name
+    METADATA = 2  # x-pkcard-backend-client (development only)
+
+
+@dataclass(frozen=True)
+class StatusDetail:
+    """A gRPC status code, the ErrorInfo reason and metadata, and a message."""
+
+    code: grpc.StatusCode
+    reason: str
+    message: str
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+def status_for(exc: Exception) -> StatusDetail:
+    """The one mapping from backend exceptions to gRPC statuses. Never quotes a secret."""
+    if isinstance(exc, TokenRefused):
+        code = (grpc.StatusCode.FAILED_PRECONDITION if exc.reason in _CARD_STATE
+                else grpc.StatusCode.PERMISSION_DENIED)
+        return StatusDetail(code, exc.reason.name, exc.detail)
+    if isinstance(exc, WrongPin):
+        return StatusDetail(grpc.StatusCode.PERMISSION_DENIED, "REACTIVATION_PASSWORD_WRONG",
+                            str(exc), (("tries_left", str(exc.tries_left)),))
+    if isinstance(exc, PinBlocked):
+        return StatusDetail(grpc.StatusCode.PERMISSION_DENIED, "REACTIVATION_PASSWORD_BLOCKED",
+                            str(exc), (("tries_left", "0"),))
+    if isinstance(exc, MalformedPin):
+        return StatusDetail(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_PASSWORD", str(exc))
+    if isinstance(exc, RegistryNotFound):
+        return StatusDetail(grpc.StatusCode.NOT_FOUND, "NOT_FOUND", str(exc))
+    if isinstance(exc, RegistryConflict):
+        return StatusDetail(grpc.StatusCode.FAILED_PRECONDITION, "CONFLICT", str(exc))
+    if isinstance(exc, PkcardError | ValueError):
+        return StatusDetail(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", str(exc))
+    return StatusDetail(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+
+
+def to_grpc_status(detail: StatusDetail) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=detail.reason, domain=ERROR_DOMAIN,
+                                       metadata=dict(detail.metadata))
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    message = status_pb2.Status(code=detail.code.value[0], message=detail.message,
+                                details=[packed])
+    status: grpc.Status = rpc_status.to_status(message)
+    return status
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    detail = status_for(exc)
+    if detail.code is grpc.StatusCode.INTERNAL:
+        _log.error("internal error in backend call", exc_info=exc)
+    context.abort_with_status(to_grpc_status(detail))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def client_id(context: grpc.ServicerContext, identity: ClientIdentity) -> str:
+    """The calling client's id, or abort UNAUTHENTICATED."""
+    value: str | None = None
+    if identity is ClientIdentity.MTLS:
+        # grpc returns a list of bytes here (its stubs say bytes)
+        raw: object = context.auth_context().get("x509_common_name")
+        found = [raw] if isinstance(raw, bytes) else raw if isinstance(raw, list) else []
+        if len(found) == 1 and isinstance(found[0], bytes):
+            value = found[0].decode("utf-8", "replace")
+    else:
+        for key, item in context.invocation_metadata():
+            if key == CLIENT_METADATA_KEY and isinstance(item, str):
+                value = item
+    if value is None or not _CLIENT_ID_RE.fullmatch(value):
+        context.abort_with_status(to_grpc_status(StatusDetail(
+            grpc.StatusCode.UNAUTHENTICATED, "CLIENT_UNKNOWN", "no valid client identity")))
+        raise AssertionError("abort_with_status returned")  # pragma: no cover
+    return value
+
+
+def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
+    try:
+        return call()
+    except Exception as exc:  # the one place backend exceptions become statuses
+        _abort(context, exc)
+
+
+class SessionServicer(pb_grpc.SessionServiceServicer):
+    """IssueChallenge and RedeemToken."""
+
+    def __init__(self, backend: SessionBackend, identity: ClientIdentity) -> None:
+        self._backend = backend
+        self._identity = identity
+
+    def IssueChallenge(
+        self, request: pb.IssueChallengeRequest, context: grpc.ServicerContext
+    ) -> pb.IssueChallengeResponse:
+        client = client_id(context, self._identity)
+        challenge = _guarded(context, lambda: self._backend.issue_challenge(client))
+        return pb.IssueChallengeResponse(nonce=challenge.nonce,
+                                         expires_unix=int(challenge.expires.timestamp()))
+
+    def RedeemToken(
+        self, request: pb.RedeemTokenRequest, context: grpc.ServicerContext
+    ) -> pb.RedeemTokenResponse:
+        client = client_id(context, self._identity)
+        redemption = _guarded(context, lambda: self._backend.redeem(request.token, client))
+        session = redemption.session
+        return pb.RedeemTokenResponse(
+            actor_id=session.claims.actor_id,
+            card_serial=session.claims.card_serial,
+            scope=pb.SCOPE_FULL if session.scope is SessionScope.FULL else pb.SCOPE_RESTRICTED,
+            granted_authorizations=sorted(session.granted),
+            patient_id=session.claims.patient_id or "",
+            backup_activated=redemption.backup_activated,
+        )
+
+
+class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):
+    """Registry administration, for the client ids in ``admins`` only."""
+
+    def __init__(self, registry: Registry, clock: Clock, identity: ClientIdentity,
+                 admins: frozenset[str]) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._identity = identity
+        self._admins = admins
+
+    def _now_for_admin(self, context: grpc.ServicerContext) -> datetime:
+        if client_id(context, self._identity) not in self._admins:
+            context.abort_with_status(to_grpc_status(StatusDetail(
+                grpc.StatusCode.PERMISSION_DENIED, "NOT_AN_ADMIN",
+                "this client may not administer the registry")))
+        return self._clock()
+
+    def AddHolder(
+        self, request: pb.AddHolderRequest, context: grpc.ServicerContext
+    ) -> pb.AddHolderResponse:
+        now = self._now_for_admin(context)
+        _guarded(context, lambda: self._registry.add_holder(request.holder_id, request.name, now))
+        return pb.AddHolderResponse()
+
+    def AddCard(
+        self, request: pb.AddCardRequest, context: grpc.ServicerContext
+    ) -> pb.AddCardResponse:
+        now = self._now_for_admin(context)
+
+        def add() -> None:
+            if request.role not in (pb.CARD_ROLE_REGULAR, pb.CARD_ROLE_BACKUP):
+                raise ValueError("role must be regular or backup")
+            role = CardRole(int(request.role))
+            cert = request.auth_cert_der or None
+            digest = None if cert is None else hashlib.sha256(cert).digest()
+            password = Secret(request.reactivation_password) if request.reactivation_password \
+                else None
+            try:
+                self._registry.add_card(request.card_serial, request.holder_id, role, now,
+                                        auth_cert_sha256=digest,
+                                        reactivation_password=password)
+            finally:
+                if password is not None:
+                    password.wipe()
+
+        _guarded(context, add)
+        return pb.AddCardResponse()
+
+    def GrantAuthorization(
+        self, request: pb.GrantAuthorizationRequest, context: grpc.ServicerContext
+    ) -> pb.GrantAuthorizationResponse:
+        now = self._now_for_admin(context)
+        _guarded(context, lambda: self._registry.grant(request.holder_id, request.code, now))
+        return pb.GrantAuthorizationResponse()
+
+    def WithdrawAuthorization(
+        self, request: pb.WithdrawAuthorizationRequest, context: grpc.ServicerContext
+    ) -> pb.WithdrawAuthorizationResponse:
+        now = self._now_for_admin(context)
+
+        def withdraw() -> None:
+            reason = WithdrawalReason(int(request.reason))  # ValueError for UNSPECIFIED
+            self._registry.withdraw(request.holder_id, request.code, reason, now)
+
+        _guarded(context, withdraw)
+        return pb.WithdrawAuthorizationResponse()
+
+    def RevokeCard(
+        self, request: pb.RevokeCardRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeCardResponse:
+        now = self._now_for_admin(context)
+        _guarded(context, lambda: self._registry.revoke_card(request.card_serial, now))
+        return pb.RevokeCardResponse()
+
+    def ReactivateCard(
+        self, request: pb.ReactivateCardRequest, context: grpc.ServicerContext
+    ) -> pb.ReactivateCardResponse:
+        now = self._now_for_admin(context)
+
+        def reactivate() -> int:
+            with Secret(request.reactivation_password) as password:
+                return self._registry.reactivate(request.card_serial, password, now)
+
+        tries = _guarded(context, reactivate)
+        return pb.ReactivateCardResponse(tries_left=tries)
+
+
+def build_server(
+    backend: SessionBackend,
+    registry: Registry,
+    clock: Clock,
+    *,
+    identity: ClientIdentity,
+    admins: frozenset[str],
+    max_workers: int = 16,
+) -> grpc.Server:
+    """A gRPC server with both services added; the caller adds ports, starts and stops it."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    pb_grpc.add_SessionServiceServicer_to_server(SessionServicer(backend, identity), server)
+    pb_grpc.add_RegistryAdminServiceServicer_to_server(
+        RegistryAdminServicer(registry, clock, identity, admins), server)
+    return server

@@ -1,0 +1,219 @@
+"""pkcardd configuration: a TOML file, overridden by command-line flags.
+
+Example (every key optional)::
+
+    socket_dir = "/run/pkcardd"      # holds pkcardd.sock; must be ours and not group/other writable
+    socket_group = "pkcard"          # group of pkcardd.sock (mode 0660); unset: our primary group
+    reader_system = "pcsc"           # or "simulated"
+    audit_log = "/var/lib/pkcardd/audit.jsonl"
+
+    [access]                         # who may call; default: our uid, root, group "pkcard"
+    users = ["root", "clinic"]       # names or numeric uids
+    groups = ["pkcard"]              # names or numeric gids (primary or supplementary)
+
+    [limits]
+    worker_threads = 16
+    max_concurrent_rpcs = 64
+    max_message_bytes = 1048576
+    event_queue_size = 64            # per WatchEvents client
+    grace_seconds = 5.0              # in-flight calls get this long on SIGTERM
+
+    [tcp]                            # optional localhost TCP, mutual TLS only
+    address = "127.0.0.1:50443"
+    server_certificate = "/etc/pkcardd/server.pem"
+    server_key = "/etc/pkcardd/server.key"
+    client_ca = "/etc/pkcardd/clients-ca.pem"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SOCKET_DIR = Path("/run/pkcardd")
+DEFAULT_GROUP = "pkcard"
+SOCKET_NAME = "pkcardd.sock"
+
+
+class ConfigError(ValueError):
+    """The configuration file or flags are invalid. The message says which key."""
+
+
+class ReaderBackend(IntEnum):
+    PCSC = 1
+    SIMULATED = 2
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Callers allowed on the Unix socket: by uid, or by any of their groups."""
+
+    uids: frozenset[int]
+    gids: frozenset[int]
+
+    @classmethod
+    def default(cls) -> AccessPolicy:
+        gids: set[int] = set()
+        with contextlib.suppress(KeyError):
+            gids.add(grp.getgrnam(DEFAULT_GROUP).gr_gid)
+        return cls(uids=frozenset({os.getuid(), 0}), gids=frozenset(gids))
+
+    def allows(self, uid: int, gid: int) -> bool:
+        if uid in self.uids or gid in self.gids:
+            return True
+        if not self.gids:
+            return False
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return False
+        return not self.gids.isdisjoint(os.getgrouplist(name, gid))
+
+
+@dataclass(frozen=True)
+class Limits:
+    worker_threads: int = 16
+    max_concurrent_rpcs: int = 64
+    max_message_bytes: int = 1 << 20
+    event_queue_size: int = 64
+    grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class TcpConfig:
+    """Optional TCP listener; always mutual TLS."""
+
+    address: str
+    server_certificate: Path
+    server_key: Path
+    client_ca: Path
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket_dir: Path = DEFAULT_SOCKET_DIR
+    socket_group: str | None = None
+    reader_backend: ReaderBackend = ReaderBackend.PCSC
+    audit_log: Path | None = None
+    access: AccessPolicy = field(default_factory=AccessPolicy.default)
+    limits: Limits = field(default_factory=Limits)
+    tcp: TcpConfig | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket_dir / SOCKET_NAME
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+
+
+def _uid(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return pwd.getpwnam(str(value)).pw_uid
+    except KeyError:
+        raise ConfigError(f"access.users: no such user {value!s}") from None
+
+
+def _gid(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return grp.getgrnam(str(value)).gr_gid
+    except KeyError:
+        raise ConfigError(f"access.groups: no such group {value!s}") from None
+
+
+def _access(data: Mapping[str, Any]) -> AccessPolicy:
+    _check_keys(data, ("users", "groups"), "[access]")
+    default = AccessPolicy.default()
+    users = data.get("users")
+    groups = data.get("groups")
+    for name, value in (("users", users), ("groups", groups)):
+        if value is not None and not isinstance(value, list):
+            raise ConfigError(f"access.{name} must be a list")
+    return AccessPolicy(
+        uids=default.uids if users is None else frozenset(_uid(u) for u in users),
+        gids=default.gids if groups is None else frozenset(_gid(g) for g in groups),
+    )
+
+
+def _limits(data: Mapping[str, Any]) -> Limits:
+    defaults = Limits()
+    _check_keys(data, defaults.__dataclass_fields__, "[limits]")
+    values: dict[str, Any] = {}
+    for key, default in vars(defaults).items():
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"limits.{key} must be a positive number")
+        values[key] = type(default)(value)
+    return Limits(**values)
+
+
+def _tcp(data: Mapping[str, Any]) -> TcpConfig | None:
+    if not data:
+        return None
+    keys = ("address", "server_certificate", "server_key", "client_ca")
+    _check_keys(data, keys, "[tcp]")
+    missing = [k for k in keys if not isinstance(data.get(k), str)]
+    if missing:
+        raise ConfigError(f"[tcp] needs {', '.join(missing)} (mutual TLS only)")
+    return TcpConfig(
+        address=data["address"],
+        server_certificate=Path(data["server_certificate"]),
+        server_key=Path(data["server_key"]),
+        client_ca=Path(data["client_ca"]),
+    )
+
+
+def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
+    """Build a config from parsed TOML. Raises :class:`ConfigError`."""
+    top = ("socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp")
+    _check_keys(data, top, "the configuration")
+    backend_name = str(data.get("reader_system", "pcsc")).upper()
+    if backend_name not in ReaderBackend.__members__:
+        raise ConfigError("reader_system must be \"pcsc\" or \"simulated\"")
+    audit = data.get("audit_log")
+    group = data.get("socket_group")
+    return DaemonConfig(
+        socket_dir=Path(data.get("socket_dir", DEFAULT_SOCKET_DIR)),
+        socket_group=None if group is None else str(group),
+        reader_backend=ReaderBackend[backend_name],
+        audit_log=None if audit is None else Path(audit),
+        access=_access(_table(data, "access")),
+        limits=_limits(_table(data, "limits")),
+        tcp=_tcp(_table(data, "tcp")),
+    )
+
+
+def load_config(path: Path | None) -> DaemonConfig:
+    """Read the TOML file at ``path``; defaults when ``path`` is None."""
+    if path is None:
+        return DaemonConfig()
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_config(data)

@@ -1,0 +1,141 @@
+"""The one place where pkcardd turns exceptions into gRPC statuses.
+
+:func:`to_status` builds a status with a ``google.rpc.ErrorInfo`` detail
+from :mod:`pkcard.error_codes`. :class:`ErrorMappingInterceptor` wraps every
+handler: it enforces the allow-list (through :class:`daemon.access.AccessControl`)
+and converts whatever a handler raises. An exception the table does not know
+becomes INTERNAL with an incident id; the traceback goes to the daemon log
+under that id and nothing of the exception's text reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from daemon.access import AccessControl
+from pkcard.error_codes import ERROR_DOMAIN, ErrorDetail, describe
+from pkcard.errors import DaemonInternalError, PkcardError
+
+_log = logging.getLogger(__name__)
+
+# Methods anyone who can reach the socket may call.
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def new_incident_id() -> str:
+    return secrets.token_hex(6)
+
+
+def internal_error(exc: BaseException, where: str) -> DaemonInternalError:
+    """Log ``exc`` with its traceback under a fresh incident id; return the error to send."""
+    incident = new_incident_id()
+    _log.error("incident %s in %s", incident, where, exc_info=exc)
+    return DaemonInternalError(incident)
+
+
+def detail_for(exc: BaseException, where: str) -> ErrorDetail:
+    """The status contents for any exception (unknown ones become INTERNAL)."""
+    detail = describe(exc) if isinstance(exc, PkcardError) else None
+    if detail is None:
+        internal = internal_error(exc, where)
+        detail = describe(internal)
+        assert detail is not None
+    return detail
+
+
+def to_status(detail: ErrorDetail) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(
+        reason=detail.reason.value, domain=ERROR_DOMAIN, metadata=dict(detail.metadata)
+    )
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    message = status_pb2.Status(code=int(detail.code), message=detail.message, details=[packed])
+    status: grpc.Status = rpc_status.to_status(message)
+    return status
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException, where: str) -> NoReturn:
+    context.abort_with_status(to_status(detail_for(exc, where)))
+
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
+
+
+class ErrorMappingInterceptor(_Interceptor):
+    """Allow-list check before, error mapping after, every unary and server-streaming call."""
+
+    def __init__(
+        self,
+        access: AccessControl,
+        on_refused: Callable[[grpc.ServicerContext, str, str], None] | None = None,
+    ) -> None:
+        self._access = access
+        self._on_refused = on_refused
+
+    def _authorize(self, context: grpc.ServicerContext, method: str) -> None:
+        try:
+            self._access.authorize(context)
+        except PkcardError as exc:
+            detail = describe(exc)
+            if self._on_refused is not None and detail is not None:
+                self._on_refused(context, method, detail.reason.value)
+            raise
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        guarded = not method.startswith(OPEN_METHOD_PREFIXES)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, guarded),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method, guarded),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client/bidi streaming: pkcard.v1 has none
+
+    def _unary(self, behavior: Behavior, method: str, guarded: bool) -> Behavior:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                if guarded:
+                    self._authorize(context, method)
+                return behavior(request, context)
+            except Exception as exc:  # the one place that maps them
+                abort(context, exc, method)
+
+        return call
+
+    def _stream(self, behavior: Behavior, method: str, guarded: bool) -> Behavior:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                if guarded:
+                    self._authorize(context, method)
+                yield from behavior(request, context)
+            except Exception as exc:  # the one place that maps them
+                abort(context, exc, method)
+
+        return call

@@ -1,0 +1,134 @@
+"""``pkcardd``: the local gRPC daemon serving PK and KZZ cards to clinic software.
+
+Exit codes: 0 clean shutdown (SIGTERM/SIGINT); 1 refused to start (unsafe
+socket directory, corrupt audit log, cannot listen); 2 bad configuration
+or flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from daemon.audit import AuditLogCorrupt
+from daemon.config import ConfigError, DaemonConfig, ReaderBackend, TcpConfig, load_config
+from daemon.peers import InsecureSocketDir
+from daemon.server import Daemon, StartupError
+from pkcard.readers import ReaderSystem
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_CONFIG = 2
+_SD_LISTEN_FDS_START = 3
+_log = logging.getLogger("pkcardd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pkcardd", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--socket-dir", "--socket", dest="socket_dir", type=Path,
+                        help="directory of pkcardd.sock (default /run/pkcardd)")
+    parser.add_argument("--socket-group", help="group owning pkcardd.sock (mode 0660)")
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument("--simulated", action="store_const", dest="backend",
+                         const=ReaderBackend.SIMULATED,
+                         help="serve two in-process simulated readers (no pcscd needed)")
+    backend.add_argument("--pcsc", action="store_const", dest="backend", const=ReaderBackend.PCSC,
+                         help="serve the readers of the system's pcscd (the default)")
+    parser.add_argument("--audit-log", type=Path, help="append-only hash-chained audit log")
+    parser.add_argument("--tcp", metavar="HOST:PORT",
+                        help="also listen on TCP with mutual TLS (needs the three --tls-* files)")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--tls-client-ca", type=Path, help="CA that signs client certificates")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> DaemonConfig:
+    """The file's configuration with the flags applied on top. Raises ConfigError."""
+    config = load_config(args.config)
+    if args.socket_dir is not None:
+        config = replace(config, socket_dir=args.socket_dir.absolute())
+    if args.socket_group is not None:
+        config = replace(config, socket_group=args.socket_group)
+    if args.backend is not None:
+        config = replace(config, reader_backend=args.backend)
+    if args.audit_log is not None:
+        config = replace(config, audit_log=args.audit_log.absolute())
+    if args.tcp is not None:
+        if not (args.tls_cert and args.tls_key and args.tls_client_ca):
+            raise ConfigError("--tcp needs --tls-cert, --tls-key and --tls-client-ca")
+        config = replace(config, tcp=TcpConfig(args.tcp, args.tls_cert, args.tls_key,
+                                               args.tls_client_ca))
+    return config
+
+
+def reader_system(backend: ReaderBackend) -> ReaderSystem:
+    if backend is ReaderBackend.SIMULATED:
+        from daemon.simulation import simulated_reader_system  # noqa: PLC0415
+
+        return simulated_reader_system()
+    from pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when used
+
+    system: ReaderSystem = PcscReaderSystem()
+    return system
+
+
+def inherited_listener() -> socket.socket | None:
+    """The listening socket systemd passed (socket activation), if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    if int(os.environ.get("LISTEN_FDS", "0")) < 1:
+        return None
+    return socket.socket(fileno=_SD_LISTEN_FDS_START)
+
+
+def notify_ready() -> None:
+    """Tell systemd (Type=notify) that the daemon is serving."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"READY=1", address)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        _log.error("configuration: %s", exc)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        daemon = Daemon(config, reader_system(config.reader_backend),
+                        listener=inherited_listener())
+        daemon.start()
+    except (InsecureSocketDir, AuditLogCorrupt, StartupError, OSError) as exc:
+        _log.error("refusing to start: %s", exc)
+        return EXIT_REFUSED
+    notify_ready()
+    stop.wait()
+    _log.info("stopping: in-flight calls get %.1f s", config.limits.grace_seconds)
+    daemon.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The pkcardd server object: owns every thread and resource of the daemon.
+
+:class:`Daemon` wires the reader system, the per-reader workers, the event
+hub, the audit log, the gRPC server (private socket, optional mutual-TLS
+TCP), health and reflection, and the public-socket :class:`PeerGateway`.
+Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import socket
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from daemon.access import AccessControl
+from daemon.audit import AuditEntry, AuditLog
+from daemon.config import DaemonConfig
+from daemon.errors import ErrorMappingInterceptor
+from daemon.events import EventHub
+from daemon.peers import PeerGateway, bind_public_socket, ensure_private_dir
+from daemon.services import Auditor, CardServicer, ReaderServicer
+from daemon.workers import ReaderWorkers
+from pkcard.readers import ReaderSystem
+from pkcard.v1 import (
+    cards_pb2,
+    cards_pb2_grpc,
+    readers_pb2,
+    readers_pb2_grpc,
+    simulation_pb2,
+    simulation_pb2_grpc,
+)
+
+_log = logging.getLogger(__name__)
+
+PRIVATE_DIR_NAME = "private"
+GRPC_SOCKET_NAME = "grpc.sock"
+
+
+class StartupError(RuntimeError):
+    """The daemon cannot start; the message says why."""
+
+
+def _group_id(name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name.isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise StartupError(f"socket group {name!r} does not exist") from None
+
+
+def _service_names(simulated: bool) -> list[str]:
+    names = [
+        readers_pb2.DESCRIPTOR.services_by_name["ReaderService"].full_name,
+        cards_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
+    ]
+    if simulated:
+        names.append(simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name)
+    return names
+
+
+class Daemon:
+    """One pkcardd instance. ``listener``: an inherited, listening public socket (systemd)."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        readers: ReaderSystem,
+        *,
+        listener: socket.socket | None = None,
+    ) -> None:
+        self.config = config
+        self._readers = readers
+        self._inherited_listener = listener
+        self._private_dir = config.socket_dir / PRIVATE_DIR_NAME
+        self._audit: AuditLog | None = None
+        self._gateway: PeerGateway | None = None
+        self._server: grpc.Server | None = None
+        self._health = health.HealthServicer()
+        self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs)
+        self._hub = EventHub(
+            readers,
+            queue_size=config.limits.event_queue_size,
+            max_subscribers=max(1, config.limits.worker_threads // 2),
+        )
+
+    @property
+    def socket_path(self) -> Path:
+        return self.config.socket_path
+
+    @property
+    def audit_log(self) -> AuditLog | None:
+        return self._audit
+
+    def start(self) -> None:
+        """Check directories, open the audit log, start serving. Raises :class:`StartupError`."""
+        config = self.config
+        ensure_private_dir(config.socket_dir, max_mode=0o755)
+        ensure_private_dir(self._private_dir, max_mode=0o700)
+        for stale in self._private_dir.glob("*.sock"):
+            stale.unlink()
+        if config.audit_log is not None:
+            self._audit = AuditLog(config.audit_log)
+        listener = self._inherited_listener or bind_public_socket(
+            config.socket_path, _group_id(config.socket_group)
+        )
+        self._gateway = PeerGateway(
+            listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir
+        )
+        access = AccessControl(config.access, self._gateway)
+        auditor = Auditor(self._audit, access)
+        self._server = self._build_server(access, auditor)
+        self._hub.start()
+        self._server.start()
+        self._gateway.start()
+        for name in (*_service_names(self._simulated), ""):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._record("DAEMON_START")
+        _log.info("pkcardd listening on %s", config.socket_path)
+
+    @property
+    def _simulated(self) -> bool:
+        from simcard.inprocess import SimulatedReaderSystem  # noqa: PLC0415 - optional part
+
+        return isinstance(self._readers, SimulatedReaderSystem)
+
+    def _build_server(self, access: AccessControl, auditor: Auditor) -> grpc.Server:
+        limits = self.config.limits
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=limits.worker_threads, thread_name_prefix="pkcardd-rpc"
+            ),
+            interceptors=[ErrorMappingInterceptor(access, on_refused=auditor.refused)],
+            options=[
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+                ("grpc.max_send_message_length", limits.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        )
+        readers_pb2_grpc.add_ReaderServiceServicer_to_server(
+            ReaderServicer(self._readers, self._hub), server
+        )
+        cards_pb2_grpc.add_CardServiceServicer_to_server(
+            CardServicer(self._workers, auditor), server
+        )
+        if self._simulated:
+            from daemon.simulation import SimulationServicer  # noqa: PLC0415 - optional part
+            from simcard.inprocess import SimulatedReaderSystem  # noqa: PLC0415
+
+            assert isinstance(self._readers, SimulatedReaderSystem)
+            simulation_pb2_grpc.add_SimulationServiceServicer_to_server(
+                SimulationServicer(self._readers, auditor), server
+            )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (*_service_names(self._simulated), health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
+        )
+        grpc_socket = self._private_dir / GRPC_SOCKET_NAME
+        if server.add_insecure_port(f"unix:{grpc_socket}") == 0:
+            raise StartupError(f"cannot listen on {grpc_socket}")
+        tcp = self.config.tcp
+        if tcp is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(tcp.server_key.read_bytes(), tcp.server_certificate.read_bytes())],
+                root_certificates=tcp.client_ca.read_bytes(),
+                require_client_auth=True,
+            )
+            if server.add_secure_port(tcp.address, credentials) == 0:
+                raise StartupError(f"cannot listen on {tcp.address}")
+        return server
+
+    def _record(self, operation: str) -> None:
+        if self._audit is not None:
+            head = self._audit.append(
+                AuditEntry(operation=operation, outcome="OK", pid=os.getpid(), uid=os.getuid())
+            )
+            _log.info("audit log head: seq %d %s", head.seq, head.hash)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting; let in-flight calls finish within ``grace`` seconds; release all."""
+        grace = self.config.limits.grace_seconds if grace is None else grace
+        self._health.enter_graceful_shutdown()
+        if self._gateway is not None:
+            self._gateway.stop_accepting()
+        if self._server is not None:
+            done = self._server.stop(grace)
+            self._hub.stop()
+            done.wait()
+        self._hub.stop()
+        if self._gateway is not None:
+            self._gateway.stop()
+        self._workers.stop()
+        self._readers.close()
+        if self._inherited_listener is None:
+            self.config.socket_path.unlink(missing_ok=True)
+        (self._private_dir / GRPC_SOCKET_NAME).unlink(missing_ok=True)
+        self._record("DAEMON_STOP")
+        if self._audit is not None:
+            self._audit.close()

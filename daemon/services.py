@@ -1,0 +1,249 @@
+"""The pkcard.v1 servicers: thin glue between requests, workers, cards and the audit log.
+
+Servicers never abort a call themselves: they raise pkcard.errors and the
+:class:`daemon.errors.ErrorMappingInterceptor` turns that into the status.
+Secrets from requests are wrapped in :class:`pkcard.secret.Secret` at once
+and wiped after the card operation; they never reach a log or the audit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
+
+import grpc
+
+from daemon import cards
+from daemon.access import AccessControl, Caller
+from daemon.audit import AuditEntry, AuditLog
+from daemon.errors import internal_error
+from daemon.events import EventHub
+from daemon.workers import ReaderWorkers
+from pkcard.error_codes import describe
+from pkcard.errors import PkcardError
+from pkcard.pin import PinRef
+from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
+from pkcard.secret import Secret
+from pkcard.transport import SmartCardConnection
+from pkcard.v1 import (
+    cards_pb2,
+    cards_pb2_grpc,
+    readers_pb2,
+    readers_pb2_grpc,
+)
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class AuditNote:
+    """What a call learns while it runs, for its audit record."""
+
+    card_serial: str | None = None
+    tries_left: int | None = None
+
+    def set_serial(self, serial: str) -> None:
+        self.card_serial = serial
+
+
+class Auditor:
+    """Writes one audit record per audited call; unexpected errors get an incident id."""
+
+    def __init__(self, log: AuditLog | None, access: AccessControl) -> None:
+        self._log = log
+        self._access = access
+
+    def record(self, caller: Caller, entry: AuditEntry) -> None:
+        if self._log is None:
+            return
+        creds, clinic = caller.credentials, caller.clinic
+        self._log.append(AuditEntry(
+            **{**entry.__dict__,
+               "uid": creds.uid if creds else None,
+               "gid": creds.gid if creds else None,
+               "pid": creds.pid if creds else None,
+               "tls_identity": caller.tls_identity,
+               "workplace_id": clinic.workplace_id,
+               "client_system_id": clinic.client_system_id,
+               "user_id": clinic.user_id},
+        ))
+
+    def refused(self, context: grpc.ServicerContext, method: str, reason: str) -> None:
+        """Audit a call refused before it ran (allow-list, invalid metadata)."""
+        self.record(self._access.identify(context), AuditEntry(operation=method, outcome=reason))
+
+    @contextmanager
+    def call(
+        self,
+        context: grpc.ServicerContext,
+        operation: str,
+        *,
+        reader: str | None = None,
+        reference: PinRef | None = None,
+    ) -> Iterator[AuditNote]:
+        caller = self._access.identify(context)
+        note = AuditNote()
+        ref_name = None if reference is None else reference.name
+
+        def entry(outcome: str, incident: str | None = None) -> AuditEntry:
+            return AuditEntry(
+                operation=operation, outcome=outcome, reader=reader,
+                card_serial=note.card_serial, reference=ref_name,
+                tries_left=note.tries_left, incident_id=incident,
+            )
+
+        try:
+            yield note
+        except Exception as exc:
+            detail = describe(exc) if isinstance(exc, PkcardError) else None
+            if detail is None:
+                internal = internal_error(exc, operation)
+                self.record(caller, entry("INTERNAL", internal.incident_id))
+                raise internal from None
+            if "tries_left" in detail.metadata:
+                note.tries_left = int(detail.metadata["tries_left"])
+            self.record(caller, entry(detail.reason.value))
+            raise
+        self.record(caller, entry("OK"))
+
+
+def _remaining(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(0.0, remaining)
+
+
+class ReaderServicer(readers_pb2_grpc.ReaderServiceServicer):
+    def __init__(self, readers: ReaderSystem, hub: EventHub) -> None:
+        self._readers = readers
+        self._hub = hub
+
+    def ListReaders(
+        self, request: readers_pb2.ListReadersRequest, context: grpc.ServicerContext
+    ) -> readers_pb2.ListReadersResponse:
+        return readers_pb2.ListReadersResponse(
+            readers=[cards.reader_message(state) for state in self._readers.list_readers()]
+        )
+
+    def WatchEvents(
+        self, request: readers_pb2.WatchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[readers_pb2.WatchEventsResponse]:
+        with self._hub.subscribe() as subscription:
+            yield readers_pb2.WatchEventsResponse(
+                snapshot=readers_pb2.ReaderSnapshot(
+                    readers=[cards.reader_message(s) for s in subscription.snapshot]
+                )
+            )
+            while (event := subscription.next_event(context.is_active)) is not None:
+                yield readers_pb2.WatchEventsResponse(reader_event=_event_message(event))
+
+
+def _event_message(event: ReaderEvent) -> readers_pb2.ReaderEvent:
+    message = readers_pb2.ReaderEvent(
+        kind=readers_pb2.ReaderEventKind.ValueType(int(event.kind)),
+        reader=event.reader,
+        atr=event.atr,
+    )
+    if event.kind is ReaderEventKind.CARD_INSERTED:
+        message.card_kind = cards.card_kind_message(card_kind_from_atr(event.atr))
+    return message
+
+
+class CardServicer(cards_pb2_grpc.CardServiceServicer):
+    def __init__(
+        self, workers: ReaderWorkers, auditor: Auditor, today: Callable[[], date] = date.today
+    ) -> None:
+        self._workers = workers
+        self._auditor = auditor
+        self._today = today
+
+    def _run(
+        self, context: grpc.ServicerContext, reader: str,
+        job: Callable[[SmartCardConnection], T],
+    ) -> T:
+        return self._workers.run(
+            reader, job, timeout=_remaining(context), is_active=context.is_active
+        )
+
+    def GetCard(
+        self, request: cards_pb2.GetCardRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.GetCardResponse:
+        with self._auditor.call(context, "GetCard", reader=request.reader) as note:
+            reader = cards.require_reader(request.reader)
+            read = self._run(context, reader, cards.read_card)
+            note.card_serial = read.serial
+            return cards.card_message(reader, read, self._today())
+
+    def GetPinStatus(
+        self, request: cards_pb2.GetPinStatusRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.GetPinStatusResponse:
+        ref = None
+        if request.reference != cards_pb2.PIN_REFERENCE_UNSPECIFIED:
+            ref = cards.pin_ref(request.reference)
+        with self._auditor.call(context, "GetPinStatus", reader=request.reader,
+                                reference=ref) as note:
+            reader = cards.require_reader(request.reader)
+            job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
+            result = self._run(context, reader, job)
+            return cards_pb2.GetPinStatusResponse(
+                statuses=[cards.pin_status_message(s) for s in result.statuses]
+            )
+
+    def _pin_operation(
+        self, context: grpc.ServicerContext, operation: str, *, reader: str, ref: PinRef,
+        secrets: tuple[str, ...], build: Callable[..., cards.PkOperation],
+    ) -> cards_pb2.PinOperationResponse:
+        with self._auditor.call(context, operation, reader=reader, reference=ref) as note, \
+                ExitStack() as wipe:
+            reader = cards.require_reader(reader)
+            wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
+            result = self._run(context, reader, cards.on_pk(build(*wrapped), note.set_serial))
+            status = result.statuses[0]
+            note.tries_left = status.tries_left
+            return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))
+
+    def VerifyPin(
+        self, request: cards_pb2.VerifyPinRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.PinOperationResponse:
+        ref = cards.pin_ref(request.reference)
+        confirm = request.confirm_last_try
+        return self._pin_operation(
+            context, "VerifyPin", reader=request.reader, ref=ref, secrets=(request.pin,),
+            build=lambda pin: cards.verify(ref, pin, confirm),
+        )
+
+    def ChangePin(
+        self, request: cards_pb2.ChangePinRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.PinOperationResponse:
+        ref = cards.pin_ref(request.reference)
+        confirm = request.confirm_last_try
+        return self._pin_operation(
+            context, "ChangePin", reader=request.reader, ref=ref,
+            secrets=(request.old_pin, request.new_pin),
+            build=lambda old, new: cards.change(ref, old, new, confirm),
+        )
+
+    def UnblockPin(
+        self, request: cards_pb2.UnblockPinRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.PinOperationResponse:
+        confirm = request.confirm_last_try
+        return self._pin_operation(
+            context, "UnblockPin", reader=request.reader, ref=PinRef.PIN,
+            secrets=(request.puk, request.new_pin),
+            build=lambda puk, new: cards.unblock(puk, new, confirm),
+        )
+
+    def ActivateSignaturePin(
+        self, request: cards_pb2.ActivateSignaturePinRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.PinOperationResponse:
+        confirm = request.confirm_last_try
+        return self._pin_operation(
+            context, "ActivateSignaturePin", reader=request.reader, ref=PinRef.SPIN,
+            secrets=(request.tpin, request.new_spin),
+            build=lambda tpin, new: cards.activate_signature(tpin, new, confirm),
+        )

@@ -1,0 +1,140 @@
+"""One worker thread per reader, so card operations never interleave.
+
+Every card operation is a job on its reader's queue. Jobs on one reader run
+one at a time in arrival order; readers do not wait on each other. A job
+whose call was cancelled, or whose deadline passed, while it was queued is
+skipped without touching the card. The worker connects to the card for each
+job and closes the connection after it (leaving the card powered); the card
+application wraps each multi-APDU operation in ``connection.transaction()``.
+
+Threads are created on a reader's first job and owned by :class:`ReaderWorkers`;
+:meth:`ReaderWorkers.stop` ends and joins them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pkcard.errors import CallTimeout, DaemonBusy, DaemonUnavailable, ReaderNotFound
+from pkcard.readers import ReaderSystem
+from pkcard.transport import SmartCardConnection
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CardOperation = Callable[[SmartCardConnection], T]
+
+
+class CallCancelled(DaemonUnavailable):
+    """The caller went away before its queued operation started."""
+
+
+@dataclass
+class _Job:
+    operation: Callable[[SmartCardConnection], Any]
+    deadline: float | None  # time.monotonic() value
+    is_active: Callable[[], bool]
+    result: Future[Any] = field(default_factory=Future)
+
+
+_STOP = None
+
+
+class _ReaderWorker:
+    def __init__(self, reader: str, readers: ReaderSystem, queue_size: int) -> None:
+        self.reader = reader
+        self._readers = readers
+        self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self.thread = threading.Thread(target=self._run, name=f"pkcardd-reader-{reader}")
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not _STOP:
+            if not job.result.set_running_or_notify_cancel():
+                continue
+            if not job.is_active():
+                job.result.set_exception(CallCancelled("the call was cancelled while queued"))
+                continue
+            if job.deadline is not None and time.monotonic() >= job.deadline:
+                job.result.set_exception(
+                    CallTimeout("the deadline expired while queued; the card was not touched")
+                )
+                continue
+            try:
+                with self._readers.connect(self.reader) as connection:
+                    job.result.set_result(job.operation(connection))
+            except BaseException as exc:  # handed to the waiting caller, re-raised there
+                job.result.set_exception(exc)
+
+
+class ReaderWorkers:
+    """Runs card operations on per-reader worker threads."""
+
+    def __init__(
+        self, readers: ReaderSystem, *, max_readers: int = 32, queue_size: int = 64
+    ) -> None:
+        self._readers = readers
+        self._max_readers = max_readers
+        self._queue_size = queue_size
+        self._workers: dict[str, _ReaderWorker] = {}
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def _worker(self, reader: str) -> _ReaderWorker:
+        with self._lock:
+            if self._stopped:
+                raise DaemonUnavailable("pkcardd is shutting down")
+            worker = self._workers.get(reader)
+            if worker is not None:
+                return worker
+        if reader not in {state.reader.name for state in self._readers.list_readers()}:
+            raise ReaderNotFound(f"no reader named {reader!r}")
+        with self._lock:
+            worker = self._workers.get(reader)
+            if worker is None:
+                if len(self._workers) >= self._max_readers:
+                    raise DaemonBusy("too many readers in use")
+                worker = _ReaderWorker(reader, self._readers, self._queue_size)
+                self._workers[reader] = worker
+                worker.thread.start()
+            return worker
+
+    def run(
+        self,
+        reader: str,
+        operation: CardOperation[T],
+        *,
+        timeout: float | None = None,
+        is_active: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """Run ``operation`` on a fresh connection to ``reader``'s card; return its result.
+
+        ``timeout`` is the call's remaining time in seconds: if it runs out
+        while queued, the operation never starts (:class:`CallTimeout`).
+        Once started, an operation always runs to its end.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = _Job(operation=operation, deadline=deadline, is_active=is_active)
+        try:
+            self._worker(reader).jobs.put_nowait(job)
+        except queue.Full:
+            raise DaemonBusy(f"too many calls queued on reader {reader!r}") from None
+        result: T = job.result.result()
+        return result
+
+    def stop(self) -> None:
+        """Finish the jobs already queued, then end and join every worker. Idempotent."""
+        with self._lock:
+            self._stopped = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.jobs.put(_STOP)
+        for worker in workers:
+            worker.thread.join()

@@ -1,0 +1,115 @@
+"""A connection to one card through pcscd."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from smartcard import scard
+
+from pcsc_bridge.errors import PcscStatus, error_for_status
+from pkcard.errors import CardRemoved
+from pkcard.readers import ReaderInfo
+from pkcard.transport import ReaderCapabilities, SmartCardConnection
+
+_log = logging.getLogger(__name__)
+
+PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+
+
+def _pci_for(protocol: int) -> int:
+    return int(scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0)
+
+
+class PcscConnection(SmartCardConnection):
+    """A shared (T=0 or T=1) PC/SC connection to the card in one reader.
+
+    Made by :meth:`pcsc_bridge.PcscReaderSystem.connect`.
+
+    - :meth:`close` disconnects with ``SCARD_LEAVE_CARD``: the card stays
+      powered and keeps its verified PIN states for the next connection.
+    - When another application resets the card (``SCARD_W_RESET_CARD``) the
+      connection acknowledges it with ``SCardReconnect(SCARD_LEAVE_CARD)``
+      and raises :class:`pkcard.errors.CardReset`. The connection works again
+      right away, but every verified PIN state on the card is gone: the layers
+      above must forget them and ask again.
+    - After pcscd restarts, calls raise :class:`pkcard.errors.NoService`; the
+      reader system re-establishes its context on the next ``connect``.
+    - **Never hold a transaction while a person types a PIN on a keyboard.**
+      Windows resets a card whose transaction stays idle for about 5 s, and a
+      held transaction blocks every other application. Collect the PIN first,
+      then open the transaction, send VERIFY and the operation, and close it.
+    """
+
+    def __init__(self, hcard: int, protocol: int, atr: bytes, reader: ReaderInfo) -> None:
+        self._hcard = hcard
+        self._protocol = protocol
+        self._pci = _pci_for(protocol)
+        self._atr = atr
+        self._reader = reader
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PcscConnection(reader={self._reader.name!r}, closed={self._closed})"
+
+    @property
+    def reader(self) -> ReaderInfo:
+        return self._reader
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def capabilities(self) -> ReaderCapabilities:
+        return self._reader.capabilities
+
+    def transmit(self, command: bytes) -> bytes:
+        status, response = scard.SCardTransmit(self._hcard, self._pci, list(command))
+        if status != PcscStatus.SUCCESS:
+            raise self._failure(status, "SCardTransmit")
+        if len(response) < 2:
+            # No status word: the card went away during the command. (vpcd, and
+            # some readers, report the lost card as an empty success.)
+            raise CardRemoved(f"SCardTransmit on {self._reader.name!r}: no response from the card")
+        return bytes(response)
+
+    def begin_transaction(self) -> None:
+        status = scard.SCardBeginTransaction(self._hcard)
+        if status != PcscStatus.SUCCESS:
+            raise self._failure(status, "SCardBeginTransaction")
+
+    def end_transaction(self) -> None:
+        status = scard.SCardEndTransaction(self._hcard, scard.SCARD_LEAVE_CARD)
+        if status != PcscStatus.SUCCESS:
+            raise self._failure(status, "SCardEndTransaction")
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        status = scard.SCardDisconnect(self._hcard, scard.SCARD_LEAVE_CARD)
+        if status != PcscStatus.SUCCESS:
+            _log.debug("SCardDisconnect on %s: 0x%08X", self._reader.name, status)
+
+    def _failure(self, status: int, action: str) -> Exception:
+        """The error to raise for a failed call.
+
+        For a reset, acknowledge it first so the handle works again; the error
+        is then :class:`pkcard.errors.CardReset` (or the reconnect's failure).
+        """
+        if status == PcscStatus.W_RESET_CARD:
+            self._acknowledge_reset()
+        return error_for_status(status, f"{action} on {self._reader.name!r}")
+
+    def _acknowledge_reset(self) -> None:
+        status, protocol = scard.SCardReconnect(
+            self._hcard, scard.SCARD_SHARE_SHARED, PROTOCOLS, scard.SCARD_LEAVE_CARD
+        )
+        if status != PcscStatus.SUCCESS:
+            raise error_for_status(status, f"SCardReconnect on {self._reader.name!r}")
+        self._protocol = protocol
+        self._pci = _pci_for(protocol)
+        _log.info("card in %s was reset by another application", self._reader.name)

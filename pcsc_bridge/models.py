@@ -1,0 +1,89 @@
+"""The reader model table: which reader is which, and what it can do.
+
+A reader is identified by its PC/SC name first (that is all a plain
+``SCardListReaders`` gives), then by its USB vendor:product id when the
+name says nothing (the CCID driver reports the id through the PC/SC v2
+part 10 TLV properties, see :mod:`pcsc_bridge.features`). Unknown readers
+are :attr:`ReaderModel.GENERIC`: they move APDUs and nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pkcard.readers import ReaderInfo, ReaderModel
+from pkcard.transport import ReaderCapabilities
+
+GEMALTO_VENDOR_ID = 0x08E6
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model table."""
+
+    model: ReaderModel
+    usb_id: tuple[int, int] | None
+    name_markers: tuple[str, ...]  # normalized (lower case, no spaces) name fragments
+    capabilities: ReaderCapabilities
+
+
+MODEL_TABLE: tuple[ModelEntry, ...] = (
+    # Order matters: the first entry whose marker occurs in the name wins.
+    ModelEntry(
+        ReaderModel.IDBRIDGE_CT710,
+        (GEMALTO_VENDOR_ID, 0x34C2),
+        ("ct710",),
+        ReaderCapabilities(pin_pad=True, display=True),
+    ),
+    ModelEntry(
+        ReaderModel.IDBRIDGE_CT700,
+        (GEMALTO_VENDOR_ID, 0x3478),
+        ("gempcpinpad", "ct700"),
+        ReaderCapabilities(pin_pad=True, display=False),
+    ),
+    ModelEntry(
+        ReaderModel.IDBRIDGE_CT30,
+        (GEMALTO_VENDOR_ID, 0x3437),
+        ("pctwinreader", "gempctwin", "ct30"),
+        ReaderCapabilities(pin_pad=False, display=False),
+    ),
+    ModelEntry(
+        ReaderModel.IDBRIDGE_GCR5500,
+        None,  # not in the CCID driver's list: no known USB id
+        ("gcr5500",),
+        ReaderCapabilities(pin_pad=None, display=None),
+    ),
+)
+
+GENERIC_CAPABILITIES = ReaderCapabilities(pin_pad=False, display=False)
+
+
+def _normalize(name: str) -> str:
+    return "".join(name.lower().split())
+
+
+def model_from_name(name: str) -> ModelEntry | None:
+    """The table entry whose name marker occurs in the PC/SC reader name, if any."""
+    normalized = _normalize(name)
+    for entry in MODEL_TABLE:
+        if any(marker in normalized for marker in entry.name_markers):
+            return entry
+    return None
+
+
+def model_from_usb_id(usb_id: tuple[int, int]) -> ModelEntry | None:
+    """The table entry for a USB (vendor, product) id, if any."""
+    for entry in MODEL_TABLE:
+        if entry.usb_id == usb_id:
+            return entry
+    return None
+
+
+def identify(name: str, usb_id: tuple[int, int] | None = None) -> ReaderInfo:
+    """Describe the reader ``name``: by name first, then by USB id, else GENERIC."""
+    entry = model_from_name(name)
+    if entry is None and usb_id is not None:
+        entry = model_from_usb_id(usb_id)
+    if entry is None:
+        return ReaderInfo(name, ReaderModel.GENERIC, GENERIC_CAPABILITIES, usb_id)
+    return ReaderInfo(name, entry.model, entry.capabilities, usb_id or entry.usb_id)

@@ -1,0 +1,114 @@
+"""The PC/SC reader system: readers, cards and events from a real pcscd."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from smartcard import scard
+
+from pcsc_bridge.connection import PROTOCOLS, PcscConnection
+from pcsc_bridge.context import PcscContext, is_service_loss
+from pcsc_bridge.errors import PcscStatus, error_for_status
+from pcsc_bridge.models import identify
+from pcsc_bridge.watcher import ReaderWatcher, list_reader_names, read_states
+from pkcard.errors import CardRemoved
+from pkcard.readers import (
+    CardKind,
+    EventSink,
+    ReaderState,
+    ReaderSystem,
+    card_kind_from_atr,
+)
+
+_T = TypeVar("_T")
+
+
+class PcscReaderSystem(ReaderSystem):
+    """Readers as pcscd sees them.
+
+    Owns one PC/SC context for listing and connecting. When pcscd restarts,
+    the next call finds the old context dead, establishes a new one and
+    retries once, so the owning process never needs a restart. Nothing runs
+    in the background until :meth:`start_watching`.
+    """
+
+    def __init__(self) -> None:
+        self._context = PcscContext()
+        self._watcher: ReaderWatcher | None = None
+        self._watch_lock = threading.Lock()
+
+    def list_readers(self) -> list[ReaderState]:
+        def query(hcontext: int) -> tuple[int, list[ReaderState]]:
+            status, names = list_reader_names(hcontext)
+            if status != PcscStatus.SUCCESS:
+                return status, []
+            status, states = read_states(hcontext, names)
+            result = []
+            for name in names:
+                state = states.get(name)
+                present = state is not None and state.card_present
+                atr = state.atr if state is not None and present else b""
+                kind = card_kind_from_atr(atr) if present else CardKind.NONE
+                result.append(ReaderState(identify(name), present, atr, kind))
+            return status, result
+
+        return self._with_context(query, "listing readers")
+
+    def connect(self, reader: str) -> PcscConnection:
+        def attempt(hcontext: int) -> tuple[int, PcscConnection | None]:
+            status, hcard, protocol = scard.SCardConnect(
+                hcontext, reader, scard.SCARD_SHARE_SHARED, PROTOCOLS
+            )
+            if status != PcscStatus.SUCCESS:
+                return status, None
+            status, _name, _state, _protocol, atr = scard.SCardStatus(hcard)
+            if status != PcscStatus.SUCCESS:
+                scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+                return status, None
+            return status, PcscConnection(hcard, protocol, bytes(atr), identify(reader))
+
+        connection = self._with_context(attempt, f"connecting to {reader!r}")
+        if connection is None:  # pragma: no cover - SUCCESS always carries a connection
+            raise CardRemoved(f"connecting to {reader!r}: no card")
+        return connection
+
+    def start_watching(self, sink: EventSink) -> None:
+        """Start the one watcher thread. Raises RuntimeError when already watching."""
+        with self._watch_lock:
+            if self._watcher is not None:
+                raise RuntimeError("already watching")
+            watcher = ReaderWatcher(sink)
+            watcher.start()
+            self._watcher = watcher
+
+    def stop_watching(self) -> None:
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def close(self) -> None:
+        self.stop_watching()
+        self._context.close()
+
+    def __enter__(self) -> PcscReaderSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _with_context(self, call: Callable[[int], tuple[int, _T]], action: str) -> _T:
+        """Run ``call`` on the context; after a service loss, once more on a new one."""
+        hcontext = self._context.get()
+        status, result = call(hcontext)
+        if is_service_loss(status):
+            self._context.drop(hcontext)
+            hcontext = self._context.get()
+            status, result = call(hcontext)
+        if status != PcscStatus.SUCCESS:
+            if is_service_loss(status):
+                self._context.drop(hcontext)
+            raise error_for_status(status, action)
+        return result

@@ -1,0 +1,137 @@
+"""The asyncio flavour of :class:`pkcard.client.PkcardClient`: same methods, awaitable.
+
+Same results (frozen dataclasses) and the same :mod:`pkcard.errors` types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from pkcard.client import (
+    DEFAULT_SOCKET,
+    DEFAULT_TIMEOUT,
+    CardReading,
+    WatchItem,
+    card_reading,
+    error_from_rpc,
+    pin_status,
+    reader_state,
+    reference,
+    reveal,
+    socket_target,
+    watch_item,
+)
+from pkcard.clinic import ClinicContext
+from pkcard.pin import PinRef, PinStatus
+from pkcard.readers import ReaderState
+from pkcard.secret import Secret
+from pkcard.v1 import cards_pb2, cards_pb2_grpc, readers_pb2, readers_pb2_grpc
+
+
+class AsyncPkcardClient:
+    """An asyncio connection to pkcardd. ``async with`` it, or await :meth:`close`."""
+
+    def __init__(
+        self,
+        socket: str | Path = DEFAULT_SOCKET,
+        *,
+        clinic: ClinicContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._channel = channel or grpc.aio.insecure_channel(socket_target(socket))
+        self._metadata = (clinic or ClinicContext()).to_metadata()
+        self._timeout = timeout
+        self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
+        self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> AsyncPkcardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: object) -> Any:
+        try:
+            return await method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+
+    async def list_readers(self) -> list[ReaderState]:
+        response = await self._call(self._readers.ListReaders, readers_pb2.ListReadersRequest())
+        return [reader_state(r) for r in response.readers]
+
+    async def watch_events(self) -> AsyncIterator[WatchItem]:
+        """A snapshot, then live events; closing the iterator cancels the call."""
+        call = self._readers.WatchEvents(readers_pb2.WatchEventsRequest(), metadata=self._metadata)
+        try:
+            async for message in call:
+                yield watch_item(message)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        finally:
+            call.cancel()
+
+    async def get_card(self, reader: str) -> CardReading:
+        response = await self._call(self._cards.GetCard, cards_pb2.GetCardRequest(reader=reader))
+        return card_reading(response)
+
+    async def get_pin_status(
+        self, reader: str, ref: PinRef | None = None
+    ) -> tuple[PinStatus, ...]:
+        request = cards_pb2.GetPinStatusRequest(
+            reader=reader,
+            reference=cards_pb2.PIN_REFERENCE_UNSPECIFIED if ref is None else reference(ref),
+        )
+        response = await self._call(self._cards.GetPinStatus, request)
+        return tuple(pin_status(s) for s in response.statuses)
+
+    async def verify_pin(
+        self, reader: str, ref: PinRef, pin: Secret | str, *, confirm_last_try: bool = False
+    ) -> PinStatus:
+        response = await self._call(self._cards.VerifyPin, cards_pb2.VerifyPinRequest(
+            reader=reader, reference=reference(ref), pin=reveal(pin),
+            confirm_last_try=confirm_last_try,
+        ))
+        return pin_status(response.status)
+
+    async def change_pin(
+        self, reader: str, ref: PinRef, old: Secret | str, new: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        response = await self._call(self._cards.ChangePin, cards_pb2.ChangePinRequest(
+            reader=reader, reference=reference(ref), old_pin=reveal(old), new_pin=reveal(new),
+            confirm_last_try=confirm_last_try,
+        ))
+        return pin_status(response.status)
+
+    async def unblock_pin(
+        self, reader: str, puk: Secret | str, new_pin: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        response = await self._call(self._cards.UnblockPin, cards_pb2.UnblockPinRequest(
+            reader=reader, puk=reveal(puk), new_pin=reveal(new_pin),
+            confirm_last_try=confirm_last_try,
+        ))
+        return pin_status(response.status)
+
+    async def activate_signature_pin(
+        self, reader: str, tpin: Secret | str, new_spin: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        response = await self._call(
+            self._cards.ActivateSignaturePin,
+            cards_pb2.ActivateSignaturePinRequest(
+                reader=reader, tpin=reveal(tpin), new_spin=reveal(new_spin),
+                confirm_last_try=confirm_last_try,
+            ),
+        )
+        return pin_status(response.status)

@@ -1,0 +1,1 @@
+"""Generated code of the pkcard reference backend API (pkcard.backend.v1)."""

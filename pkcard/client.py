@@ -1,0 +1,378 @@
+"""The pkcardd client for clinic software (synchronous; see :mod:`pkcard.aio_client`).
+
+Returns the same frozen dataclasses as the card library (:class:`ReaderState`,
+:class:`~pkcard.pk.PkCardData`, :class:`~pkcard.kzz.KzzCardData`,
+:class:`~pkcard.pin.PinStatus`, ...) and raises the same
+:mod:`pkcard.errors` types, rebuilt from the status's ``google.rpc.ErrorInfo``
+(for example :class:`~pkcard.errors.WrongPin` with ``tries_left``); it never
+lets a raw ``grpc.RpcError`` out.
+
+Example::
+
+    with PkcardClient(clinic=ClinicContext(workplace_id="amb-3")) as client:
+        for state in client.list_readers():
+            print(state.reader.name, state.card_kind.name)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from pkcard import error_codes
+from pkcard.cardinfo import CardRole, Environment
+from pkcard.certs import CertificateInfo, parse_certificate
+from pkcard.clinic import ClinicContext
+from pkcard.errors import (
+    AccessDenied,
+    CallTimeout,
+    DaemonBusy,
+    DaemonInternalError,
+    DaemonUnavailable,
+    PkcardError,
+)
+from pkcard.expiry import ExpiryKind, ExpiryWarning
+from pkcard.kzz import KzzCardData, ZzzsNumber
+from pkcard.pin import PinRef, PinState, PinStatus
+from pkcard.pk import PkCardData, Profession
+from pkcard.readers import (
+    CardKind,
+    ReaderEvent,
+    ReaderEventKind,
+    ReaderInfo,
+    ReaderModel,
+    ReaderState,
+)
+from pkcard.secret import Secret
+from pkcard.transport import ReaderCapabilities
+from pkcard.v1 import cards_pb2, cards_pb2_grpc, readers_pb2, readers_pb2_grpc
+
+DEFAULT_SOCKET = Path("/run/pkcardd/pkcardd.sock")
+DEFAULT_TIMEOUT = 30.0
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+# --- results ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardReading:
+    """What GetCard returned: exactly one of ``pk`` and ``kzz`` is set."""
+
+    reader: str
+    kind: CardKind
+    pk: PkCardData | None
+    kzz: KzzCardData | None
+    warnings: tuple[ExpiryWarning, ...]
+    backend: str
+
+
+@dataclass(frozen=True)
+class ReaderSnapshot:
+    """The first item of :meth:`PkcardClient.watch_events`: every reader's state."""
+
+    readers: tuple[ReaderState, ...]
+
+
+WatchItem = ReaderSnapshot | ReaderEvent
+
+
+# --- conversions (shared with pkcard.aio_client) ------------------------------
+
+_MODELS = {
+    readers_pb2.READER_MODEL_IDBRIDGE_CT30: ReaderModel.IDBRIDGE_CT30,
+    readers_pb2.READER_MODEL_IDBRIDGE_CT700: ReaderModel.IDBRIDGE_CT700,
+    readers_pb2.READER_MODEL_IDBRIDGE_CT710: ReaderModel.IDBRIDGE_CT710,
+    readers_pb2.READER_MODEL_IDBRIDGE_GCR5500: ReaderModel.IDBRIDGE_GCR5500,
+}
+_CARD_KINDS = {
+    readers_pb2.CARD_KIND_NONE: CardKind.NONE,
+    readers_pb2.CARD_KIND_UNKNOWN: CardKind.UNKNOWN,
+    readers_pb2.CARD_KIND_PK: CardKind.PK,
+    readers_pb2.CARD_KIND_KZZ: CardKind.KZZ,
+}
+_REFS = {
+    PinRef.PIN: cards_pb2.PIN_REFERENCE_PIN,
+    PinRef.PUK: cards_pb2.PIN_REFERENCE_PUK,
+    PinRef.SPIN: cards_pb2.PIN_REFERENCE_SPIN,
+    PinRef.TPIN: cards_pb2.PIN_REFERENCE_TPIN,
+    PinRef.REACTIVATION: cards_pb2.PIN_REFERENCE_REACTIVATION,
+}
+_REFS_BACK = {value: ref for ref, value in _REFS.items()}
+_STATES = {
+    cards_pb2.PIN_STATE_VERIFIED: PinState.VERIFIED,
+    cards_pb2.PIN_STATE_NOT_VERIFIED: PinState.VERIFIABLE,
+    cards_pb2.PIN_STATE_TRANSPORT: PinState.TRANSPORT,
+    cards_pb2.PIN_STATE_BLOCKED: PinState.BLOCKED,
+    cards_pb2.PIN_STATE_DEAD: PinState.DEAD,
+    cards_pb2.PIN_STATE_DISABLED: PinState.DISABLED,
+}
+
+
+def reader_state(message: readers_pb2.Reader) -> ReaderState:
+    capabilities = ReaderCapabilities(
+        pin_pad=message.pin_pad if message.HasField("pin_pad") else None,
+        display=message.display if message.HasField("display") else None,
+    )
+    info = ReaderInfo(
+        name=message.name,
+        model=_MODELS.get(message.model, ReaderModel.GENERIC),
+        capabilities=capabilities,
+    )
+    return ReaderState(
+        reader=info,
+        card_present=message.card_present,
+        atr=message.atr,
+        card_kind=_CARD_KINDS.get(message.card_kind, CardKind.UNKNOWN),
+    )
+
+
+def watch_item(message: readers_pb2.WatchEventsResponse) -> WatchItem:
+    if message.HasField("snapshot"):
+        return ReaderSnapshot(tuple(reader_state(r) for r in message.snapshot.readers))
+    event = message.reader_event
+    return ReaderEvent(kind=ReaderEventKind(event.kind), reader=event.reader, atr=event.atr)
+
+
+def _date(message: cards_pb2.Date) -> date:
+    return date(message.year, message.month, message.day)
+
+
+def _certificate(message: cards_pb2.Certificate) -> CertificateInfo:
+    return parse_certificate(message.der)
+
+
+def card_reading(message: cards_pb2.GetCardResponse) -> CardReading:
+    pk = kzz = None
+    if message.HasField("pk"):
+        p = message.pk
+        pk = PkCardData(
+            holder_name=p.holder_name,
+            holder_id=p.holder_id,
+            profession=Profession(p.profession),
+            card_serial=p.card_serial,
+            issuer=p.issuer,
+            valid_from=_date(p.valid_from),
+            valid_until=_date(p.valid_until),
+            role=CardRole(p.role),
+            environment=Environment(p.environment),
+            auth_certificate=_certificate(p.authentication_certificate),
+            kpep_certificate=(
+                _certificate(p.signing_certificate) if p.HasField("signing_certificate") else None
+            ),
+        )
+    elif message.HasField("kzz"):
+        k = message.kzz
+        kzz = KzzCardData(
+            zzzs_number=ZzzsNumber(k.zzzs_number),
+            name=k.name,
+            birth_date=_date(k.birth_date),
+            card_serial=k.card_serial,
+            issuer=k.issuer,
+            valid_from=_date(k.valid_from),
+            valid_until=_date(k.valid_until),
+            environment=Environment(k.environment),
+            certificate=_certificate(k.authentication_certificate),
+        )
+    warnings = tuple(
+        ExpiryWarning(ExpiryKind(w.kind), _date(w.expires_on), w.days_left)
+        for w in message.warnings
+    )
+    return CardReading(
+        reader=message.reader,
+        kind=_CARD_KINDS.get(message.kind, CardKind.UNKNOWN),
+        pk=pk,
+        kzz=kzz,
+        warnings=warnings,
+        backend=message.backend,
+    )
+
+
+def pin_status(message: cards_pb2.PinStatus) -> PinStatus:
+    return PinStatus(
+        ref=_REFS_BACK[message.reference],
+        state=_STATES[message.state],
+        tries_left=message.tries_left,
+        max_tries=message.max_tries,
+    )
+
+
+def reference(ref: PinRef) -> cards_pb2.PinReference.ValueType:
+    return _REFS[ref]
+
+
+def reveal(secret: Secret | str) -> str:
+    """The text for a request's secret field. Prefer passing a :class:`Secret`."""
+    if isinstance(secret, Secret):
+        return secret.reveal().decode("utf-8")
+    return secret
+
+
+def error_from_rpc(error: grpc.RpcError) -> PkcardError:
+    """The pkcard error for a failed call, from its ErrorInfo or else from its code."""
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or ""
+    metadata: Iterable[Any] = error.trailing_metadata() or ()  # sync: tuples; aio: Metadata
+    for key, value in metadata:
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == error_codes.ERROR_DOMAIN:
+                rebuilt = error_codes.rebuild(info.reason, dict(info.metadata), status.message)
+                if rebuilt is not None:
+                    return rebuilt
+    return _error_for_code(code, message)
+
+
+def _error_for_code(code: grpc.StatusCode, message: str) -> PkcardError:
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return DaemonUnavailable(f"pkcardd is not reachable: {message}")
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return DaemonBusy(message or "pkcardd is busy")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CallTimeout("the call's deadline expired")
+    if code is grpc.StatusCode.PERMISSION_DENIED:
+        return AccessDenied(message)
+    return DaemonInternalError("", f"pkcardd call failed with {code.name}")
+
+
+def socket_target(socket: str | Path) -> str:
+    text = str(socket)
+    return text if text.startswith(("unix:", "unix-abstract:")) else f"unix:{text}"
+
+
+# --- the client ---------------------------------------------------------------
+
+
+class PkcardClient:
+    """A connection to pkcardd. Use as a context manager, or call :meth:`close`.
+
+    ``socket`` is the daemon's Unix socket path; ``channel`` replaces it
+    (e.g. a mutual-TLS TCP channel). ``timeout`` is each call's deadline in
+    seconds; it covers time queued behind other calls on the same reader.
+    """
+
+    def __init__(
+        self,
+        socket: str | Path = DEFAULT_SOCKET,
+        *,
+        clinic: ClinicContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self._channel = channel or grpc.insecure_channel(socket_target(socket))
+        self._metadata = (clinic or ClinicContext()).to_metadata()
+        self._timeout = timeout
+        self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
+        self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> PkcardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(
+        self, method: grpc.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
+    ) -> _Response:
+        try:
+            response: _Response = method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return response
+
+    def list_readers(self) -> list[ReaderState]:
+        response: readers_pb2.ListReadersResponse = self._call(
+            self._readers.ListReaders, readers_pb2.ListReadersRequest()
+        )
+        return [reader_state(r) for r in response.readers]
+
+    def watch_events(self) -> Generator[WatchItem, None, None]:
+        """A :class:`ReaderSnapshot`, then each :class:`ReaderEvent` as it happens.
+
+        Runs until the daemon ends the stream or the caller closes the
+        iterator (which cancels the call). No deadline applies.
+        """
+        call = self._readers.WatchEvents(
+            readers_pb2.WatchEventsRequest(), metadata=self._metadata
+        )
+        try:
+            for message in call:
+                yield watch_item(message)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]
+
+    def get_card(self, reader: str) -> CardReading:
+        response: cards_pb2.GetCardResponse = self._call(
+            self._cards.GetCard, cards_pb2.GetCardRequest(reader=reader)
+        )
+        return card_reading(response)
+
+    def get_pin_status(self, reader: str, ref: PinRef | None = None) -> tuple[PinStatus, ...]:
+        """Every reference's status, or only ``ref``'s. Spends no try."""
+        request = cards_pb2.GetPinStatusRequest(
+            reader=reader,
+            reference=cards_pb2.PIN_REFERENCE_UNSPECIFIED if ref is None else _REFS[ref],
+        )
+        response: cards_pb2.GetPinStatusResponse = self._call(self._cards.GetPinStatus, request)
+        return tuple(pin_status(s) for s in response.statuses)
+
+    def _pin_call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[_Request, cards_pb2.PinOperationResponse],
+        request: _Request,
+    ) -> PinStatus:
+        response = self._call(method, request)
+        return pin_status(response.status)
+
+    def verify_pin(
+        self, reader: str, ref: PinRef, pin: Secret | str, *, confirm_last_try: bool = False
+    ) -> PinStatus:
+        return self._pin_call(self._cards.VerifyPin, cards_pb2.VerifyPinRequest(
+            reader=reader, reference=_REFS[ref], pin=reveal(pin),
+            confirm_last_try=confirm_last_try,
+        ))
+
+    def change_pin(
+        self, reader: str, ref: PinRef, old: Secret | str, new: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        return self._pin_call(self._cards.ChangePin, cards_pb2.ChangePinRequest(
+            reader=reader, reference=_REFS[ref], old_pin=reveal(old), new_pin=reveal(new),
+            confirm_last_try=confirm_last_try,
+        ))
+
+    def unblock_pin(
+        self, reader: str, puk: Secret | str, new_pin: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        return self._pin_call(self._cards.UnblockPin, cards_pb2.UnblockPinRequest(
+            reader=reader, puk=reveal(puk), new_pin=reveal(new_pin),
+            confirm_last_try=confirm_last_try,
+        ))
+
+    def activate_signature_pin(
+        self, reader: str, tpin: Secret | str, new_spin: Secret | str, *,
+        confirm_last_try: bool = False,
+    ) -> PinStatus:
+        return self._pin_call(self._cards.ActivateSignaturePin,
+                              cards_pb2.ActivateSignaturePinRequest(
+            reader=reader, tpin=reveal(tpin), new_spin=reveal(new_spin),
+            confirm_last_try=confirm_last_try,
+        ))

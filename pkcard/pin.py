@@ -1,0 +1,274 @@
+"""PIN references, formats, states and the PIN policy of the PK card.
+
+The formats are the table in docs/card-profile.md ("Secrets (PK)") and
+nothing else. Two kinds of checks live here:
+
+* :func:`check_presented` for a secret the holder presents to the card
+  (current PIN, PUK, TPIN, password). It raises
+  :class:`~pkcard.errors.MalformedPin` when the value can never be right
+  (empty, wrong length, wrong characters), so it is refused before any APDU
+  and never spends a try.
+* :func:`check_new_pin` for a value that is about to be set. It raises
+  :class:`~pkcard.errors.WeakPin` naming the broken :class:`PinRule`.
+
+The policy for digit secrets (PIN, SPIN), rules checked in this order, the
+first broken one is reported:
+
+1. ``DIGITS_ONLY``: only ``0``-``9``. (Passwords: printable ASCII 0x21-0x7E.)
+2. ``LENGTH``: within the reference's minimum and maximum length.
+3. ``BIRTH_DATE``: the whole PIN is the holder's birth date in one of these
+   renderings: DDMM, MMDD, YYYY, MMYY, DDMMYY, YYMMDD, MMYYYY, DDMMYYYY,
+   YYYYMMDD (for 12 Mar 1981: 1203, 0312, 1981, 0381, 120381, 810312,
+   031981, 12031981, 19810312). Takes priority over every rule below.
+4. ``REPEATED``: every digit is the same (1111, 333333).
+5. ``SEQUENCE``: the whole PIN is one run with step +1 or -1, counted
+   modulo 10, so the keypad wrap-around runs 8901 and 1098 are runs too.
+   Partial runs do not count: 123409 is accepted.
+6. ``DATE``: the whole PIN is a valid calendar date: DDMM (any day that
+   exists in a leap year, so 2902 counts), DDMMYY (valid in 19YY or 20YY),
+   or DDMMYYYY with the year in 1900-2099.
+7. ``SAME_AS_OLD``: the new value equals the old one (constant time).
+
+Passwords (reference ``85``) are checked for characters, length, a single
+repeated character and ``SAME_AS_OLD`` only.
+
+A refusal names the rule, never the PIN. Digit lists derived from a secret
+are plain tuples that Python cannot wipe; they live only inside these
+functions.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import IntEnum
+from itertools import pairwise
+from types import MappingProxyType
+
+from pkcard.errors import MalformedPin, PinRule, WeakPin
+from pkcard.secret import Secret
+
+PAD_BYTE = 0xFF
+
+
+class PinRef(IntEnum):
+    """The reference (VERIFY P2) of each PK secret."""
+
+    PIN = 0x81
+    PUK = 0x82
+    SPIN = 0x83
+    TPIN = 0x84
+    REACTIVATION = 0x85
+
+
+class Charset(IntEnum):
+    DIGITS = 1
+    PRINTABLE = 2  # ASCII 0x21-0x7E
+
+
+class PinState(IntEnum):
+    """What the holder can do with a reference right now."""
+
+    VERIFIED = 1  # verified in this card session
+    VERIFIABLE = 2  # not verified, tries left
+    TRANSPORT = 3  # SPIN before activation with the TPIN
+    BLOCKED = 4  # try counter exhausted; the PIN can be unblocked with the PUK
+    DEAD = 5  # the PUK is exhausted (PUK itself, or the PIN when both are blocked)
+    DISABLED = 6  # TPIN after signature activation: never usable again
+
+
+@dataclass(frozen=True)
+class PinFormat:
+    """The format and try limit of one reference."""
+
+    ref: PinRef
+    min_length: int
+    max_length: int
+    charset: Charset
+    block_length: int
+    max_tries: int
+
+    @property
+    def digits_only(self) -> bool:
+        return self.charset is Charset.DIGITS
+
+
+PIN_FORMATS: Mapping[PinRef, PinFormat] = MappingProxyType(
+    {
+        PinRef.PIN: PinFormat(PinRef.PIN, 4, 8, Charset.DIGITS, 8, 3),
+        PinRef.PUK: PinFormat(PinRef.PUK, 8, 8, Charset.DIGITS, 8, 5),
+        PinRef.SPIN: PinFormat(PinRef.SPIN, 6, 8, Charset.DIGITS, 8, 3),
+        PinRef.TPIN: PinFormat(PinRef.TPIN, 6, 6, Charset.DIGITS, 8, 3),
+        PinRef.REACTIVATION: PinFormat(PinRef.REACTIVATION, 8, 16, Charset.PRINTABLE, 16, 5),
+    }
+)
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    """The state of one reference as read from the card without spending a try.
+
+    ``tries_left`` is the maximum when the reference is verified or in
+    transport state (the card resets the counter on success), and 0 when it
+    is blocked, dead or disabled.
+    """
+
+    ref: PinRef
+    state: PinState
+    tries_left: int
+    max_tries: int
+
+    @property
+    def usable(self) -> bool:
+        return self.state in (PinState.VERIFIED, PinState.VERIFIABLE)
+
+
+def _charset_ok(raw: bytes, charset: Charset) -> bool:
+    if charset is Charset.DIGITS:
+        return all(0x30 <= b <= 0x39 for b in raw)
+    return all(0x21 <= b <= 0x7E for b in raw)
+
+
+def check_presented(secret: Secret, fmt: PinFormat) -> None:
+    """Refuse a presented secret that can never be right, before any APDU.
+
+    Raises :class:`MalformedPin` when ``secret`` is empty, wiped, of the
+    wrong length or holds characters outside the reference's charset.
+    """
+    if secret.wiped or len(secret) == 0:
+        raise MalformedPin(f"{fmt.ref.name} is empty")
+    if not fmt.min_length <= len(secret) <= fmt.max_length:
+        raise MalformedPin(
+            f"{fmt.ref.name} must be {fmt.min_length}-{fmt.max_length} characters long"
+        )
+    if not _charset_ok(secret.reveal(), fmt.charset):
+        what = "digits" if fmt.digits_only else "printable ASCII characters"
+        raise MalformedPin(f"{fmt.ref.name} must hold only {what}")
+
+
+def _is_repeated(digits: tuple[int, ...]) -> bool:
+    return len(set(digits)) == 1
+
+
+def _is_run(digits: tuple[int, ...]) -> bool:
+    steps = {(b - a) % 10 for a, b in pairwise(digits)}
+    return steps in ({1}, {9})
+
+
+def _valid(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(digits: tuple[int, ...]) -> int:
+    value = 0
+    for d in digits:
+        value = value * 10 + d
+    return value
+
+
+def _is_date(digits: tuple[int, ...]) -> bool:
+    n = len(digits)
+    if n < 4:
+        return False
+    day, month = _number(digits[0:2]), _number(digits[2:4])
+    if n == 4:
+        return _valid(2000, month, day)  # a leap year: 29 Feb counts
+    if n == 6:
+        yy = _number(digits[4:6])
+        return _valid(1900 + yy, month, day) or _valid(2000 + yy, month, day)
+    if n == 8:
+        year = _number(digits[4:8])
+        return 1900 <= year <= 2099 and _valid(year, month, day)
+    return False
+
+
+def birth_date_renderings(birth_date: date) -> frozenset[str]:
+    """Every rendering of ``birth_date`` the BIRTH_DATE rule refuses."""
+    dd, mm = f"{birth_date.day:02d}", f"{birth_date.month:02d}"
+    yyyy = f"{birth_date.year:04d}"
+    yy = yyyy[2:]
+    return frozenset(
+        {
+            dd + mm,
+            mm + dd,
+            yyyy,
+            mm + yy,
+            dd + mm + yy,
+            yy + mm + dd,
+            mm + yyyy,
+            dd + mm + yyyy,
+            yyyy + mm + dd,
+        }
+    )
+
+
+def _is_birth_date(raw: bytes, birth_date: date) -> bool:
+    found = False
+    for rendering in birth_date_renderings(birth_date):
+        # No early exit: the loop takes the same path whatever the PIN is.
+        found |= hmac.compare_digest(raw, rendering.encode("ascii"))
+    return found
+
+
+def check_new_pin(
+    new: Secret,
+    fmt: PinFormat,
+    *,
+    birth_date: date | None,
+    old: Secret | None = None,
+) -> None:
+    """Apply the PIN policy (see the module docstring) to a value about to be set.
+
+    Raises :class:`WeakPin` with the first broken rule. Never spends a try:
+    call it before any APDU.
+    """
+    if new.wiped or len(new) == 0:
+        raise WeakPin(PinRule.LENGTH)
+    raw = new.reveal()
+    if not _charset_ok(raw, fmt.charset):
+        raise WeakPin(PinRule.DIGITS_ONLY)
+    if not fmt.min_length <= len(raw) <= fmt.max_length:
+        raise WeakPin(PinRule.LENGTH)
+    if fmt.digits_only:
+        digits = new.digits()
+        if birth_date is not None and _is_birth_date(raw, birth_date):
+            raise WeakPin(PinRule.BIRTH_DATE)
+        if _is_repeated(digits):
+            raise WeakPin(PinRule.REPEATED)
+        if _is_run(digits):
+            raise WeakPin(PinRule.SEQUENCE)
+        if _is_date(digits):
+            raise WeakPin(PinRule.DATE)
+    elif len(set(raw)) == 1:
+        raise WeakPin(PinRule.REPEATED)
+    if old is not None and not old.wiped and hmac.compare_digest(raw, old.reveal()):
+        raise WeakPin(PinRule.SAME_AS_OLD)
+
+
+def check_confirmation(new: Secret, confirmation: Secret) -> None:
+    """Refuse a new value whose typed confirmation differs (constant time)."""
+    if new != confirmation:
+        raise WeakPin(PinRule.CONFIRMATION_MISMATCH)
+
+
+def format_pin_block(secret: Secret, fmt: PinFormat) -> bytearray:
+    """The secret as ASCII padded with ``FF`` to the reference's block length.
+
+    The caller owns the returned buffer and must :func:`wipe` it after use.
+    """
+    check_presented(secret, fmt)
+    block = bytearray([PAD_BYTE]) * fmt.block_length
+    block[: len(secret)] = secret.reveal()
+    return block
+
+
+def wipe(buffer: bytearray) -> None:
+    """Overwrite a PIN block in place."""
+    for i in range(len(buffer)):
+        buffer[i] = 0

@@ -1,0 +1,757 @@
+"""The professional card (PK): driver interface, ISO-profile driver, application.
+
+Three layers:
+
+* :class:`PkDriver` is what a card driver implements: the card's commands
+  with typed inputs and typed answers (:class:`PinAnswer`), no rules. A
+  driver for the real PK can be added beside :class:`IsoPkDriver`, which
+  implements docs/card-profile.md over :class:`~pkcard.protocol.SmartCardProtocol`.
+* :class:`ProfessionalCard` is the application: the PIN rules (format
+  checks and policy before any APDU, the last-try guard, one transaction
+  per operation, typed errors) and the card data.
+
+Secrets are checked and their PIN blocks built before the card sees
+anything; the caller collects every secret first, so no transaction is
+held while a person types. PIN blocks are bytearrays wiped after use; the
+immutable APDU bytes built from them cannot be wiped (a limit of Python).
+
+Card resets: the card drops every verified state on reset or power off. When
+the transport reports :class:`~pkcard.errors.CardReset` or
+:class:`~pkcard.errors.CardRemoved`, the application forgets what it knew
+as verified (:attr:`ProfessionalCard.verified`) and re-raises.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import date
+from enum import IntEnum
+
+from pkcard import tlv
+from pkcard.apdu import CommandApdu
+from pkcard.cardinfo import (
+    FID_AUTH_CERT,
+    FID_CARD_INFO,
+    FID_HOLDER,
+    FID_SIGN_CERT,
+    PK_AID,
+    CardInfo,
+    CardRole,
+    Environment,
+    IssuedKind,
+    parse_card_info,
+    parse_date,
+    parse_enum,
+    parse_text,
+    read_ef,
+    required,
+    select_application,
+)
+from pkcard.certs import SHA256_LENGTH, CertificateInfo, parse_certificate
+from pkcard.errors import (
+    CardDead,
+    CardRemoved,
+    CardReset,
+    FileNotFound,
+    FormatError,
+    LastTryNotConfirmed,
+    NotSupported,
+    PinBlocked,
+    PinDisabled,
+    ReferenceNotFound,
+    SecurityStatusNotSatisfied,
+    TransportPinActive,
+    WrongCardKind,
+    WrongPin,
+)
+from pkcard.expiry import ExpiryWarning, expiry_warnings
+from pkcard.pin import (
+    PIN_FORMATS,
+    PinFormat,
+    PinRef,
+    PinState,
+    PinStatus,
+    check_new_pin,
+    check_presented,
+    format_pin_block,
+    wipe,
+)
+from pkcard.pinpad import PinPad
+from pkcard.protocol import SmartCardProtocol
+from pkcard.secret import Secret
+from pkcard.sw import SW, error_for_sw, retries_left
+from pkcard.transport import SmartCardConnection
+
+__all__ = [
+    "CardRole",
+    "Environment",
+    "IsoPkDriver",
+    "PinAnswer",
+    "PinOutcome",
+    "PkCardData",
+    "PkDriver",
+    "PkHolder",
+    "ProfessionalCard",
+    "Profession",
+]
+
+_log = logging.getLogger(__name__)
+
+INS_VERIFY = 0x20
+INS_CHANGE_REFERENCE_DATA = 0x24
+INS_RESET_RETRY_COUNTER = 0x2C
+INS_PSO = 0x2A
+INS_INTERNAL_AUTHENTICATE = 0x88
+PSO_CDS_P1P2 = (0x9E, 0x9A)
+KEY_AUTH = 0x01
+
+TAG_HOLDER = 0x7F61
+
+
+class Profession(IntEnum):
+    DOCTOR = 1
+    DENTIST = 2
+    NURSE = 3
+    PHARMACIST = 4
+    BLOOD_DONATION_STAFF = 5
+    OTHER_HEALTH_WORKER = 6
+    ADMINISTRATIVE = 7
+
+
+class KeySlot(IntEnum):
+    """Certificates on the PK, by what their key does."""
+
+    AUTHENTICATION = 1  # EF.C.Auth, key 01
+    SIGNATURE = 2  # EF.C.Sign, key 02 (KPEP)
+
+
+class PinOutcome(IntEnum):
+    """How the card answered a PIN command, as the driver saw it."""
+
+    OK = 1  # 9000
+    WRONG = 2  # 63Cx, with tries left
+    BLOCKED = 3  # 6983
+    NOT_USABLE = 4  # 6984: SPIN in transport state, TPIN used
+    NOT_FOUND = 5  # 6A88: the card has no such reference
+
+
+@dataclass(frozen=True)
+class PinAnswer:
+    outcome: PinOutcome
+    tries_left: int | None = None  # set for WRONG
+
+
+@dataclass(frozen=True)
+class PkHolder:
+    """EF.Holder. The birth date is only for the PIN policy."""
+
+    name: str
+    holder_id: str
+    profession: Profession
+    birth_date: date
+
+
+@dataclass(frozen=True)
+class PkCardData:
+    """Everything readable from a PK without a PIN."""
+
+    holder_name: str
+    holder_id: str
+    profession: Profession
+    card_serial: str
+    issuer: str
+    valid_from: date
+    valid_until: date
+    role: CardRole
+    environment: Environment
+    auth_certificate: CertificateInfo
+    kpep_certificate: CertificateInfo | None
+
+    def expiry_warnings(self, today: date) -> tuple[ExpiryWarning, ...]:
+        """Card replacement and KPEP renewal warnings due on ``today``."""
+        kpep = self.kpep_certificate
+        return expiry_warnings(
+            today=today,
+            card_valid_until=self.valid_until,
+            kpep_not_after=kpep.not_after if kpep is not None else None,
+        )
+
+
+class PkDriver(abc.ABC):
+    """The PK's commands, typed. No rules: those live in :class:`ProfessionalCard`."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """An exclusive transaction on the card."""
+
+    @abc.abstractmethod
+    def select(self) -> None:
+        """Select the PK application; :class:`WrongCardKind` if absent."""
+
+    @abc.abstractmethod
+    def read_card_info(self) -> CardInfo: ...
+
+    @abc.abstractmethod
+    def read_holder(self) -> PkHolder: ...
+
+    @abc.abstractmethod
+    def read_certificate(self, slot: KeySlot) -> bytes | None:
+        """The certificate's DER, or ``None`` when the card has none in that slot."""
+
+    @abc.abstractmethod
+    def pin_answer(self, ref: PinRef) -> PinAnswer:
+        """The reference's state without presenting a secret (spends no try)."""
+
+    @abc.abstractmethod
+    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer: ...
+
+    @abc.abstractmethod
+    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer: ...
+
+    @abc.abstractmethod
+    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
+        """Unblock the PIN with the PUK; a WRONG answer counts the PUK's tries."""
+
+    @abc.abstractmethod
+    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
+        """Set the first SPIN with the TPIN; a WRONG answer counts the TPIN's tries."""
+
+    @abc.abstractmethod
+    def internal_authenticate(self, digest: bytes) -> bytes:
+        """Sign ``digest`` with the authentication key (needs the PIN verified)."""
+
+    @abc.abstractmethod
+    def compute_signature(self, digest: bytes) -> bytes:
+        """Sign ``digest`` with the KPEP key (needs the SPIN verified just before)."""
+
+    # Secure PIN entry on the reader's PIN pad (pkcard.pinpad). The holder types
+    # the secrets on the reader; none of them reaches the host. Drivers without
+    # PIN-pad support keep these defaults.
+
+    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
+        """VERIFY ``ref`` with the secret typed on the reader's PIN pad."""
+        raise NotSupported("this driver has no PIN-pad entry")
+
+    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
+        """CHANGE REFERENCE DATA with the old and new secret typed on the PIN pad."""
+        raise NotSupported("this driver has no PIN-pad entry")
+
+    def reset_retry_counter_on_pad(self) -> PinAnswer:
+        """RESET RETRY COUNTER with the PUK and the new PIN typed on the PIN pad."""
+        raise NotSupported("this driver has no PIN-pad entry")
+
+    def activate_signature_on_pad(self) -> PinAnswer:
+        """Signature activation with the TPIN and the new SPIN typed on the PIN pad."""
+        raise NotSupported("this driver has no PIN-pad entry")
+
+
+def _pin_answer(sw: int) -> PinAnswer:
+    tries = retries_left(sw)
+    if sw == SW.OK:
+        return PinAnswer(PinOutcome.OK)
+    if tries is not None:
+        return PinAnswer(PinOutcome.WRONG, tries)
+    if sw == SW.AUTH_METHOD_BLOCKED:
+        return PinAnswer(PinOutcome.BLOCKED)
+    if sw == SW.REFERENCE_DATA_NOT_USABLE:
+        return PinAnswer(PinOutcome.NOT_USABLE)
+    if sw == SW.REFERENCE_NOT_FOUND:
+        return PinAnswer(PinOutcome.NOT_FOUND)
+    raise error_for_sw(sw)
+
+
+class IsoPkDriver(PkDriver):
+    """:class:`PkDriver` for the documented ISO 7816-4 profile (docs/card-profile.md)."""
+
+    def __init__(self, protocol: SmartCardProtocol) -> None:
+        self._protocol = protocol
+        self._pad: PinPad | None = None
+
+    @classmethod
+    def over(cls, connection: SmartCardConnection) -> IsoPkDriver:
+        return cls(SmartCardProtocol(connection))
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._protocol.connection.transaction()
+
+    def select(self) -> None:
+        select_application(self._protocol, PK_AID)
+
+    def read_card_info(self) -> CardInfo:
+        info = parse_card_info(read_ef(self._protocol, FID_CARD_INFO))
+        if info.kind is not IssuedKind.PK:
+            raise WrongCardKind("EF.CardInfo says this is not a PK")
+        return info
+
+    def read_holder(self) -> PkHolder:
+        ef = read_ef(self._protocol, FID_HOLDER)
+        fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_HOLDER, ef))
+        holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
+        if not holder_id.isdigit():
+            raise FormatError("holder id must be ASCII digits")
+        return PkHolder(
+            name=parse_text(required(fields, 0x5F20), "holder name"),
+            holder_id=holder_id,
+            profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
+            birth_date=parse_date(required(fields, 0xDF12)),
+        )
+
+    def read_certificate(self, slot: KeySlot) -> bytes | None:
+        fid = FID_AUTH_CERT if slot is KeySlot.AUTHENTICATION else FID_SIGN_CERT
+        try:
+            return read_ef(self._protocol, fid)
+        except FileNotFound:
+            return None
+
+    def _pin_command(self, ins: int, ref: PinRef, *secrets: tuple[Secret, PinFormat]) -> PinAnswer:
+        blocks = [format_pin_block(secret, fmt) for secret, fmt in secrets]
+        try:
+            body = b"".join(bytes(block) for block in blocks)
+            response = self._protocol.transmit(CommandApdu(0x00, ins, 0x00, ref, body))
+        finally:
+            for block in blocks:
+                wipe(block)
+        return _pin_answer(response.sw)
+
+    def pin_answer(self, ref: PinRef) -> PinAnswer:
+        return self._pin_command(INS_VERIFY, ref)
+
+    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer:
+        return self._pin_command(INS_VERIFY, ref, (secret, PIN_FORMATS[ref]))
+
+    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer:
+        fmt = PIN_FORMATS[ref]
+        return self._pin_command(INS_CHANGE_REFERENCE_DATA, ref, (old, fmt), (new, fmt))
+
+    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
+        return self._pin_command(
+            INS_RESET_RETRY_COUNTER,
+            PinRef.PIN,
+            (puk, PIN_FORMATS[PinRef.PUK]),
+            (new_pin, PIN_FORMATS[PinRef.PIN]),
+        )
+
+    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
+        return self._pin_command(
+            INS_CHANGE_REFERENCE_DATA,
+            PinRef.SPIN,
+            (tpin, PIN_FORMATS[PinRef.TPIN]),
+            (new_spin, PIN_FORMATS[PinRef.SPIN]),
+        )
+
+    def _pin_pad(self) -> PinPad:
+        if self._pad is None:
+            self._pad = PinPad.open(self._protocol.connection)
+        return self._pad
+
+    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
+        return _pin_answer(self._pin_pad().verify(INS_VERIFY, ref, PIN_FORMATS[ref]))
+
+    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
+        fmt = PIN_FORMATS[ref]
+        return _pin_answer(self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, ref, fmt, fmt))
+
+    def reset_retry_counter_on_pad(self) -> PinAnswer:
+        puk, pin = PIN_FORMATS[PinRef.PUK], PIN_FORMATS[PinRef.PIN]
+        sw = self._pin_pad().modify(INS_RESET_RETRY_COUNTER, PinRef.PIN, puk, pin)
+        return _pin_answer(sw)
+
+    def activate_signature_on_pad(self) -> PinAnswer:
+        tpin, spin = PIN_FORMATS[PinRef.TPIN], PIN_FORMATS[PinRef.SPIN]
+        sw = self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, PinRef.SPIN, tpin, spin)
+        return _pin_answer(sw)
+
+    def internal_authenticate(self, digest: bytes) -> bytes:
+        return self._protocol.send_apdu(
+            0x00, INS_INTERNAL_AUTHENTICATE, 0x00, KEY_AUTH, digest, le=256
+        )
+
+    def compute_signature(self, digest: bytes) -> bytes:
+        p1, p2 = PSO_CDS_P1P2
+        return self._protocol.send_apdu(0x00, INS_PSO, p1, p2, digest, le=256)
+
+
+# The references a holder presents or changes directly; the PUK and TPIN are
+# only used through unblock() and activate_signature().
+_DIRECT_REFS = frozenset({PinRef.PIN, PinRef.SPIN, PinRef.REACTIVATION})
+# The password is printable ASCII in a 16-byte block: no PIN pad can type it.
+_PAD_REFS = frozenset({PinRef.PIN, PinRef.SPIN})
+
+
+def _check_digest(digest: bytes) -> None:
+    if len(digest) != SHA256_LENGTH:
+        raise FormatError("the hash must be a 32-byte SHA-256 digest")
+
+
+class ProfessionalCard:
+    """The PK application: card data, PIN lifecycle, signatures.
+
+    Construct one per card session: ``ProfessionalCard.over(connection)``.
+    Every method that takes a secret refuses a malformed one
+    (:class:`~pkcard.errors.MalformedPin`) and a weak new value
+    (:class:`~pkcard.errors.WeakPin`) before any APDU, then runs as one
+    card transaction: select, status read (spends nothing), the last-try
+    guard (:class:`~pkcard.errors.LastTryNotConfirmed` when one try is left
+    and ``confirm_last_try`` is false), and only then the secret's APDU.
+    The secrets stay owned by the caller (wipe them when done).
+    """
+
+    def __init__(self, driver: PkDriver) -> None:
+        self._driver = driver
+        self._verified: set[PinRef] = set()
+        self._birth_date: date | None = None
+
+    @classmethod
+    def over(cls, connection: SmartCardConnection) -> ProfessionalCard:
+        """The application over the documented ISO profile."""
+        return cls(IsoPkDriver.over(connection))
+
+    @property
+    def verified(self) -> frozenset[PinRef]:
+        """References this object saw verified and not since dropped (a cache, not the card)."""
+        return frozenset(self._verified)
+
+    # --- session -----------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        try:
+            with self._driver.transaction():
+                self._driver.select()
+                yield
+        except (CardReset, CardRemoved):
+            self._verified.clear()
+            _log.debug("card reset or removed: verified states dropped")
+            raise
+
+    # --- card data ---------------------------------------------------------
+
+    def read_card(self) -> PkCardData:
+        """Read EF.CardInfo, EF.Holder and the certificates (no PIN needed)."""
+        with self._session():
+            info = self._driver.read_card_info()
+            holder = self._driver.read_holder()
+            auth_der = self._driver.read_certificate(KeySlot.AUTHENTICATION)
+            sign_der = self._driver.read_certificate(KeySlot.SIGNATURE)
+        if auth_der is None:
+            raise FormatError("the PK has no authentication certificate")
+        self._birth_date = holder.birth_date
+        return PkCardData(
+            holder_name=holder.name,
+            holder_id=holder.holder_id,
+            profession=holder.profession,
+            card_serial=info.serial,
+            issuer=info.issuer,
+            valid_from=info.valid_from,
+            valid_until=info.valid_until,
+            role=info.role,
+            environment=info.environment,
+            auth_certificate=parse_certificate(auth_der),
+            kpep_certificate=parse_certificate(sign_der) if sign_der is not None else None,
+        )
+
+    def _holder_birth_date(self) -> date:
+        if self._birth_date is None:
+            with self._session():
+                self._birth_date = self._driver.read_holder().birth_date
+        return self._birth_date
+
+    # --- PIN status ----------------------------------------------------------
+
+    def _status(self, ref: PinRef) -> PinStatus:
+        """The reference's status, inside an open session."""
+        max_tries = PIN_FORMATS[ref].max_tries
+        answer = self._driver.pin_answer(ref)
+        outcome = answer.outcome
+        if outcome is PinOutcome.NOT_FOUND:
+            raise NotSupported(f"this card has no {ref.name}")
+        if outcome is PinOutcome.OK:
+            self._verified.add(ref)
+            return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
+        self._verified.discard(ref)
+        if outcome is PinOutcome.WRONG and answer.tries_left:
+            return PinStatus(ref, PinState.VERIFIABLE, answer.tries_left, max_tries)
+        if outcome is PinOutcome.NOT_USABLE:
+            if ref is PinRef.SPIN:
+                return PinStatus(ref, PinState.TRANSPORT, max_tries, max_tries)
+            return PinStatus(ref, PinState.DISABLED, 0, max_tries)
+        # BLOCKED, or WRONG with 0 tries left.
+        dead = ref is PinRef.PUK or (ref is PinRef.PIN and self._puk_blocked())
+        return PinStatus(ref, PinState.DEAD if dead else PinState.BLOCKED, 0, max_tries)
+
+    def _puk_blocked(self) -> bool:
+        answer = self._driver.pin_answer(PinRef.PUK)
+        return answer.outcome is PinOutcome.BLOCKED or (
+            answer.outcome is PinOutcome.WRONG and answer.tries_left == 0
+        )
+
+    def pin_status(self, ref: PinRef) -> PinStatus:
+        """One reference's status. Spends no try. :class:`NotSupported` if the card lacks it."""
+        with self._session():
+            return self._status(ref)
+
+    def pin_statuses(self) -> tuple[PinStatus, ...]:
+        """The status of every reference the card has, in :class:`PinRef` order."""
+        found: list[PinStatus] = []
+        with self._session():
+            for ref in PinRef:
+                try:
+                    found.append(self._status(ref))
+                except NotSupported:
+                    continue
+        return tuple(found)
+
+    # --- guards ------------------------------------------------------------
+
+    @staticmethod
+    def _require_usable(status: PinStatus) -> None:
+        state = status.state
+        if state is PinState.DEAD:
+            raise CardDead("the PUK is exhausted: the card can no longer be used with a PIN")
+        if state is PinState.BLOCKED:
+            raise PinBlocked(f"the {status.ref.name} is blocked")
+        if state is PinState.TRANSPORT:
+            raise TransportPinActive("the signing PIN is in transport state: activate it first")
+        if state is PinState.DISABLED:
+            raise PinDisabled(f"the {status.ref.name} can no longer be used")
+
+    @staticmethod
+    def _guard_last_try(status: PinStatus, confirm_last_try: bool) -> None:
+        if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm_last_try:
+            raise LastTryNotConfirmed(1)
+
+    def _refuse(self, ref: PinRef, answer: PinAnswer, *, counted: PinRef) -> None:
+        """Raise the error for a non-OK answer to a command whose secret is ``counted``."""
+        outcome = answer.outcome
+        tries = answer.tries_left
+        if outcome is PinOutcome.WRONG and tries:
+            _log.debug("%s refused, %d tries left", counted.name, tries)
+            raise WrongPin(tries, f"wrong {counted.name}, {tries} tries left")
+        if outcome in (PinOutcome.WRONG, PinOutcome.BLOCKED):
+            _log.debug("%s blocked", counted.name)
+            if counted is PinRef.PUK:
+                self._verified.discard(PinRef.PIN)  # the card blocks the PIN for good
+                raise CardDead("the PUK is exhausted: the card can no longer be used with a PIN")
+            raise PinBlocked(f"the {counted.name} is blocked")
+        if outcome is PinOutcome.NOT_USABLE:
+            if ref is PinRef.SPIN and counted is PinRef.SPIN:
+                raise TransportPinActive("the signing PIN is in transport state: activate it first")
+            raise PinDisabled(f"the {counted.name} can no longer be used")
+        raise NotSupported(f"this card has no {counted.name}")
+
+    # --- PIN operations ----------------------------------------------------
+
+    def verify(self, ref: PinRef, secret: Secret, *, confirm_last_try: bool = False) -> PinStatus:
+        """Present ``secret`` for ``ref`` (PIN, SPIN or REACTIVATION)."""
+        if ref not in _DIRECT_REFS:
+            raise NotSupported(f"the {ref.name} is not verified on its own")
+        check_presented(secret, PIN_FORMATS[ref])
+        with self._session():
+            status = self._status(ref)
+            self._require_usable(status)
+            self._guard_last_try(status, confirm_last_try)
+            answer = self._driver.verify(ref, secret)
+            if answer.outcome is not PinOutcome.OK:
+                self._verified.discard(ref)
+                self._refuse(ref, answer, counted=ref)
+        self._verified.add(ref)
+        _log.debug("%s verified", ref.name)
+        return PinStatus(ref, PinState.VERIFIED, status.max_tries, status.max_tries)
+
+    def present_reactivation_password(
+        self, password: Secret, *, confirm_last_try: bool = False
+    ) -> PinStatus:
+        """Present the reactivation password (reference 85) for the backend flow."""
+        return self.verify(PinRef.REACTIVATION, password, confirm_last_try=confirm_last_try)
+
+    def change(
+        self, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool = False
+    ) -> PinStatus:
+        """Change the PIN, SPIN or password. The new value must pass the PIN policy."""
+        if ref not in _DIRECT_REFS:
+            raise NotSupported(f"the {ref.name} cannot be changed")
+        fmt = PIN_FORMATS[ref]
+        check_presented(old, fmt)
+        check_new_pin(new, fmt, birth_date=self._holder_birth_date(), old=old)
+        with self._session():
+            status = self._status(ref)
+            self._require_usable(status)
+            self._guard_last_try(status, confirm_last_try)
+            answer = self._driver.change_reference_data(ref, old, new)
+            if answer.outcome is not PinOutcome.OK:
+                self._verified.discard(ref)
+                self._refuse(ref, answer, counted=ref)
+            _log.debug("%s changed", ref.name)
+            return self._status(ref)
+
+    def unblock(self, puk: Secret, new_pin: Secret, *, confirm_last_try: bool = False) -> PinStatus:
+        """Set a new PIN with the PUK (resets both counters). Returns the PIN's status."""
+        check_presented(puk, PIN_FORMATS[PinRef.PUK])
+        check_new_pin(new_pin, PIN_FORMATS[PinRef.PIN], birth_date=self._holder_birth_date())
+        with self._session():
+            status = self._status(PinRef.PUK)
+            self._require_usable(status)
+            self._guard_last_try(status, confirm_last_try)
+            answer = self._driver.reset_retry_counter(puk, new_pin)
+            if answer.outcome is not PinOutcome.OK:
+                self._refuse(PinRef.PIN, answer, counted=PinRef.PUK)
+            _log.debug("PIN unblocked")
+            return self._status(PinRef.PIN)
+
+    def activate_signature(
+        self, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool = False
+    ) -> PinStatus:
+        """Leave transport state: set the first SPIN with the TPIN. Returns the SPIN's status.
+
+        The new SPIN must pass the PIN policy and differ from the TPIN.
+        """
+        check_presented(tpin, PIN_FORMATS[PinRef.TPIN])
+        check_new_pin(
+            new_spin, PIN_FORMATS[PinRef.SPIN], birth_date=self._holder_birth_date(), old=tpin
+        )
+        with self._session():
+            spin = self._status(PinRef.SPIN)
+            if spin.state is not PinState.TRANSPORT:
+                raise PinDisabled("the signing PIN is already active: the TPIN was used")
+            status = self._status(PinRef.TPIN)
+            self._require_usable(status)
+            self._guard_last_try(status, confirm_last_try)
+            answer = self._driver.activate_signature(tpin, new_spin)
+            if answer.outcome is not PinOutcome.OK:
+                self._refuse(PinRef.SPIN, answer, counted=PinRef.TPIN)
+            _log.debug("signing PIN activated")
+            return self._status(PinRef.SPIN)
+
+    # --- keys --------------------------------------------------------------
+
+    def sign(self, digest: bytes, spin: Secret, *, confirm_last_try: bool = False) -> bytes:
+        """A KPEP signature (PKCS#1 v1.5) over a SHA-256 ``digest``; the SPIN each time."""
+        _check_digest(digest)
+        check_presented(spin, PIN_FORMATS[PinRef.SPIN])
+        with self._session():
+            status = self._status(PinRef.SPIN)
+            self._require_usable(status)
+            self._guard_last_try(status, confirm_last_try)
+            answer = self._driver.verify(PinRef.SPIN, spin)
+            if answer.outcome is not PinOutcome.OK:
+                self._refuse(PinRef.SPIN, answer, counted=PinRef.SPIN)
+            try:
+                return self._driver.compute_signature(digest)
+            except (ReferenceNotFound, FileNotFound):
+                raise NotSupported("this card has no KPEP signing key") from None
+            finally:
+                self._verified.discard(PinRef.SPIN)  # sole control: consumed
+
+    # --- PIN operations with the secrets typed on the reader's PIN pad ----------
+    #
+    # The same guards as above (status read, usable, last-try guard) run before
+    # the reader asks the holder. The PIN policy cannot run on the host: the
+    # new value never reaches it; the card still checks length and digits.
+
+    def _on_pad(
+        self,
+        status_ref: PinRef,
+        ask: Callable[[], PinAnswer],
+        *,
+        ref: PinRef,
+        confirm_last_try: bool,
+    ) -> None:
+        """Inside a session: guard ``status_ref``, have the holder type, raise a refusal."""
+        status = self._status(status_ref)
+        self._require_usable(status)
+        self._guard_last_try(status, confirm_last_try)
+        answer = ask()
+        if answer.outcome is not PinOutcome.OK:
+            self._verified.discard(status_ref)
+            self._refuse(ref, answer, counted=status_ref)
+
+    def verify_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Verify the PIN or SPIN typed on the reader's PIN pad."""
+        if ref not in _PAD_REFS:
+            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+        with self._session():
+            self._on_pad(
+                ref,
+                lambda: self._driver.verify_on_pad(ref),
+                ref=ref,
+                confirm_last_try=confirm_last_try,
+            )
+        self._verified.add(ref)
+        _log.debug("%s verified on the PIN pad", ref.name)
+        max_tries = PIN_FORMATS[ref].max_tries
+        return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
+
+    def change_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
+        if ref not in _PAD_REFS:
+            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+        with self._session():
+            self._on_pad(
+                ref,
+                lambda: self._driver.change_reference_data_on_pad(ref),
+                ref=ref,
+                confirm_last_try=confirm_last_try,
+            )
+            _log.debug("%s changed on the PIN pad", ref.name)
+            return self._status(ref)
+
+    def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
+        """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
+        with self._session():
+            self._on_pad(
+                PinRef.PUK,
+                self._driver.reset_retry_counter_on_pad,
+                ref=PinRef.PIN,
+                confirm_last_try=confirm_last_try,
+            )
+            _log.debug("PIN unblocked on the PIN pad")
+            return self._status(PinRef.PIN)
+
+    def activate_signature_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
+        """Leave transport state with the TPIN and the first SPIN typed on the PIN pad."""
+        with self._session():
+            if self._status(PinRef.SPIN).state is not PinState.TRANSPORT:
+                raise PinDisabled("the signing PIN is already active: the TPIN was used")
+            self._on_pad(
+                PinRef.TPIN,
+                self._driver.activate_signature_on_pad,
+                ref=PinRef.SPIN,
+                confirm_last_try=confirm_last_try,
+            )
+            _log.debug("signing PIN activated on the PIN pad")
+            return self._status(PinRef.SPIN)
+
+    def sign_on_pad(self, digest: bytes, *, confirm_last_try: bool = False) -> bytes:
+        """A KPEP signature with the SPIN typed on the reader's PIN pad."""
+        _check_digest(digest)
+        with self._session():
+            self._on_pad(
+                PinRef.SPIN,
+                lambda: self._driver.verify_on_pad(PinRef.SPIN),
+                ref=PinRef.SPIN,
+                confirm_last_try=confirm_last_try,
+            )
+            try:
+                return self._driver.compute_signature(digest)
+            except (ReferenceNotFound, FileNotFound):
+                raise NotSupported("this card has no KPEP signing key") from None
+            finally:
+                self._verified.discard(PinRef.SPIN)  # sole control: consumed
+
+    def authenticate(self, digest: bytes) -> bytes:
+        """Sign a SHA-256 ``digest`` with the authentication key (ES256 raw or PS256).
+
+        Needs the PIN verified in this card session:
+        :class:`~pkcard.errors.SecurityStatusNotSatisfied` otherwise.
+        """
+        _check_digest(digest)
+        with self._session():
+            try:
+                return self._driver.internal_authenticate(digest)
+            except SecurityStatusNotSatisfied:
+                self._verified.discard(PinRef.PIN)
+                raise

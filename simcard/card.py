@@ -1,0 +1,226 @@
+"""A simulated PK or KZZ card built from a :class:`simcard.profile.CardProfile`.
+
+:class:`SimulatedCard` is the object the vpcd slot (simcard/vpcd.py) and the
+in-process connection (simcard/inprocess.py) drive: ``atr``, ``execute``,
+``power_off`` and ``reset``. It also offers read-only inspection for tests
+(try counters, verified flags, secret states), never the secret values.
+
+Each card owns its state; nothing is shared between cards. ``execute``,
+``power_off`` and ``reset`` are serialised by a lock, so a card may be driven
+from a server thread and inspected from a test thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pkcard.errors import ProfileError
+from simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
+from simcard.profile import CardProfile, KeySpec, load_profile
+from simcard.spec import (
+    KZZ_AID,
+    KZZ_HISTORICAL,
+    PK_AID,
+    PK_HISTORICAL,
+    CardKind,
+    CardRole,
+    Fid,
+    KeyAlgorithm,
+    KeyUse,
+    SecretRef,
+    SecretState,
+    Tag,
+    make_atr,
+)
+
+
+class SimulatedCard:
+    """One simulated card. Build it with :meth:`from_profile`."""
+
+    def __init__(self, profile: CardProfile, card_os: CardOS) -> None:
+        self._profile = profile
+        self._os = card_os
+        self._lock = threading.Lock()
+        historical = PK_HISTORICAL if profile.kind == CardKind.PK else KZZ_HISTORICAL
+        self._atr = make_atr(historical)
+
+    @classmethod
+    def from_profile(cls, profile: CardProfile) -> SimulatedCard:
+        """A fresh card in the profile's initial state (reads the key and certificate files)."""
+        files: dict[int, bytes] = {Fid.CARD_INFO: _card_info(profile)}
+        if profile.kind == CardKind.PK:
+            files[Fid.HOLDER] = _holder(profile)
+        else:
+            files[Fid.INSURED] = _insured(profile)
+        keys = []
+        for spec in profile.keys:
+            private_key, certificate = _load_key_material(spec)
+            auth = spec.use == KeyUse.AUTHENTICATION
+            fid = Fid.AUTH_CERTIFICATE if auth else Fid.SIGN_CERTIFICATE
+            files[fid] = certificate
+            keys.append(CardKey(spec.ref, spec.use, private_key, _guard(profile, spec)))
+        aid = PK_AID if profile.kind == CardKind.PK else KZZ_AID
+        slots = [
+            SecretSlot(
+                s.ref,
+                s.state,
+                s.tries_left,
+                s.value.encode("ascii") if s.value is not None else None,
+            )
+            for s in profile.secrets
+        ]
+        card_os = CardOS(
+            [Application(aid, files)],
+            slots,
+            keys,
+            force_get_response=profile.force_get_response,
+            force_exact_le=profile.force_exact_le,
+        )
+        card_os.set_serial(profile.card_info.serial.encode("ascii"))
+        return cls(profile, card_os)
+
+    def __repr__(self) -> str:
+        return f"<SimulatedCard {self._profile.name} {self._profile.card_info.serial}>"
+
+    # --- what a reader drives -------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def execute(self, apdu: bytes) -> bytes:
+        """One raw command APDU in, the raw response (data + SW1 SW2) out. Never raises."""
+        with self._lock:
+            return self._os.execute(apdu)
+
+    def power_off(self) -> None:
+        """Card pulled or unpowered: drop selection, verified states and buffers."""
+        with self._lock:
+            self._os.power_off()
+
+    def reset(self) -> None:
+        """Warm reset: same effect as :meth:`power_off`."""
+        with self._lock:
+            self._os.reset()
+
+    # --- inspection (tests) -----------------------------------------------------
+
+    @property
+    def profile(self) -> CardProfile:
+        return self._profile
+
+    def tries_left(self, ref: SecretRef) -> int:
+        """Tries left on ``ref``. KeyError when the card has no such secret."""
+        with self._lock:
+            return self._os.tries_left(ref)
+
+    def is_verified(self, ref: SecretRef) -> bool:
+        with self._lock:
+            return self._os.is_verified(ref)
+
+    def secret_state(self, ref: SecretRef) -> SecretState:
+        with self._lock:
+            return self._os.secret_state(ref)
+
+    def has_secret(self, ref: SecretRef) -> bool:
+        return self._os.has_secret(ref)
+
+    @property
+    def is_dead(self) -> bool:
+        """Whether the PUK is exhausted: the PIN is blocked for good."""
+        with self._lock:
+            return self._os.is_dead
+
+
+def _guard(profile: CardProfile, spec: KeySpec) -> SecretRef | None:
+    if profile.kind == CardKind.KZZ:
+        return None
+    return SecretRef.PIN if spec.use == KeyUse.AUTHENTICATION else SecretRef.SPIN
+
+
+def _load_key_material(spec: KeySpec) -> tuple[CardPrivateKey, bytes]:
+    """The private key and the DER certificate of ``spec``; checks they belong together."""
+    try:
+        # The keys are our own committed test fixtures and are checked against their
+        # certificate below; skipping RSA's slow consistency check keeps card builds cheap.
+        key = serialization.load_pem_private_key(
+            spec.key_path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        cert = x509.load_pem_x509_certificate(spec.certificate_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ProfileError(
+            f"key material {spec.key_path.name} / {spec.certificate_path.name}: {exc}"
+            " (run fixtures/pki/make_pki.py)"
+        ) from exc
+    expected: type[CardPrivateKey] = (
+        ec.EllipticCurvePrivateKey if spec.algorithm == KeyAlgorithm.EC_P256 else rsa.RSAPrivateKey
+    )
+    if not isinstance(key, expected):
+        raise ProfileError(f"{spec.key_path.name} is not a {spec.algorithm.name} key")
+    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise ProfileError(f"{spec.key_path.name} is not on P-256")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size != 2048:
+        raise ProfileError(f"{spec.key_path.name} is not RSA-2048")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    encoding = serialization.Encoding.DER
+    if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(
+        encoding, public
+    ):
+        raise ProfileError(f"{spec.certificate_path.name} does not certify {spec.key_path.name}")
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    return key, cert.public_bytes(serialization.Encoding.DER)
+
+
+def _yyyymmdd(d: date) -> bytes:
+    return d.strftime("%Y%m%d").encode("ascii")
+
+
+def _card_info(profile: CardProfile) -> bytes:
+    info = profile.card_info
+    role = info.role if profile.kind == CardKind.PK else CardRole.REGULAR
+    body = (
+        tlv(Tag.SERIAL, info.serial.encode("ascii"))
+        + tlv(Tag.VALID_FROM, _yyyymmdd(info.valid_from))
+        + tlv(Tag.VALID_UNTIL, _yyyymmdd(info.valid_until))
+        + tlv(Tag.ROLE, bytes([role]))
+        + tlv(Tag.ENVIRONMENT, bytes([info.environment]))
+        + tlv(Tag.ISSUER, info.issuer.encode("utf-8"))
+        + tlv(Tag.CARD_KIND, bytes([profile.kind]))
+    )
+    return tlv(Tag.CARD_INFO, body)
+
+
+def _holder(profile: CardProfile) -> bytes:
+    holder = profile.holder
+    if holder is None:
+        raise ProfileError(f"profile {profile.name}: a PK needs a holder")
+    body = (
+        tlv(Tag.NAME, holder.name.encode("utf-8"))
+        + tlv(Tag.HOLDER_ID, holder.holder_id.encode("ascii"))
+        + tlv(Tag.PROFESSION, bytes([holder.profession]))
+        + tlv(Tag.BIRTH_DATE, _yyyymmdd(holder.birth_date))
+    )
+    return tlv(Tag.HOLDER, body)
+
+
+def _insured(profile: CardProfile) -> bytes:
+    insured = profile.insured
+    if insured is None:
+        raise ProfileError(f"profile {profile.name}: a KZZ needs an insured person")
+    body = (
+        tlv(Tag.ZZZS_NUMBER, insured.zzzs_number.encode("ascii"))
+        + tlv(Tag.NAME, insured.name.encode("utf-8"))
+        + tlv(Tag.BIRTH_DATE, _yyyymmdd(insured.birth_date))
+    )
+    return tlv(Tag.INSURED, body)
+
+
+def load_card(name_or_path: str | Path) -> SimulatedCard:
+    """Shorthand: ``SimulatedCard.from_profile(load_profile(name_or_path))``."""
+    return SimulatedCard.from_profile(load_profile(name_or_path))

@@ -1,0 +1,122 @@
+"""Run a real ``pkcardd --simulated`` process on a private socket, for tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pkcard.client import PkcardClient
+from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
+from simcard.inprocess import PINPAD_READER, TWIN_READER
+
+PK_READER = PINPAD_READER.name
+KZZ_READER = TWIN_READER.name
+STARTUP_LIMIT = 30.0
+
+
+@dataclass
+class RunningDaemon:
+    """A pkcardd subprocess and the paths it uses."""
+
+    root: Path
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+    audit_path: Path
+    socket_path: Path
+    _channels: list[grpc.Channel] = field(default_factory=list)
+
+    def client(self, **kwargs: object) -> PkcardClient:
+        return PkcardClient(self.socket_path, **kwargs)  # type: ignore[arg-type]
+
+    def channel(self) -> grpc.Channel:
+        channel = grpc.insecure_channel(f"unix:{self.socket_path}")
+        self._channels.append(channel)
+        return channel
+
+    def insert(self, reader: str, profile: str) -> None:
+        stub = simulation_pb2_grpc.SimulationServiceStub(self.channel())
+        stub.InsertCard(simulation_pb2.InsertCardRequest(reader=reader, profile=profile),
+                        timeout=10)
+
+    def remove(self, reader: str) -> bool:
+        stub = simulation_pb2_grpc.SimulationServiceStub(self.channel())
+        response = stub.RemoveCard(simulation_pb2.RemoveCardRequest(reader=reader), timeout=10)
+        return response.removed
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+        if self.process.poll() is None:
+            self.terminate()
+
+
+def make_root() -> Path:
+    """A short private directory (Unix socket paths are limited to 107 bytes)."""
+    root = Path(tempfile.mkdtemp(prefix="pkd-", dir="/tmp"))
+    root.chmod(0o700)
+    return root
+
+
+def daemon_command(root: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "daemon.main", "--simulated",
+        "--socket-dir", str(root / "run"), "--audit-log", str(root / "audit.jsonl"),
+        "--log-level", "DEBUG", *extra,
+    ]
+
+
+def start_daemon(root: Path, *extra: str) -> RunningDaemon:
+    stderr_path = root / "pkcardd.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(daemon_command(root, *extra), stderr=stderr,
+                                   stdout=subprocess.DEVNULL)
+    daemon = RunningDaemon(root, process, stderr_path, root / "audit.jsonl",
+                           root / "run" / "pkcardd.sock")
+    wait_serving(daemon)
+    return daemon
+
+
+def wait_serving(daemon: RunningDaemon) -> None:
+    """Poll the health service until SERVING (the daemon exits: fail with its log)."""
+    give_up = time.monotonic() + STARTUP_LIMIT
+    while time.monotonic() < give_up:
+        if daemon.process.poll() is not None:
+            pytest.fail(f"pkcardd exited with {daemon.process.returncode}:\n{daemon.stderr()}")
+        if daemon.socket_path.exists():
+            with grpc.insecure_channel(f"unix:{daemon.socket_path}") as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=2
+                    )
+                except grpc.RpcError:
+                    pass
+                else:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+        time.sleep(0.05)
+    daemon.close()
+    pytest.fail(f"pkcardd did not start:\n{daemon.stderr()}")
+
+

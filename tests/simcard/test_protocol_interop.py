@@ -1,0 +1,51 @@
+"""The host's protocol layer (pkcard.protocol) against the card's framing variants."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from pkcard.apdu import CommandApdu
+from pkcard.protocol import SmartCardProtocol
+from simcard.card import SimulatedCard
+from simcard.inprocess import InProcessConnection
+from simcard.profile import load_profile
+from simcard.spec import PK_AID, KeyUse, SecretRef, pad_secret
+
+VARIANTS = {
+    "plain": {},
+    "get-response": {"force_get_response": True},
+    "exact-le": {"force_exact_le": True},
+    "both": {"force_get_response": True, "force_exact_le": True},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_protocol_layer_reads_and_signs_through_every_framing(variant):
+    profile = dataclasses.replace(load_profile("pk-regular"), **VARIANTS[variant])
+    card = SimulatedCard.from_profile(profile)
+    protocol = SmartCardProtocol(InProcessConnection(card))
+    fci = protocol.select(PK_AID)
+    assert PK_AID in fci
+    protocol.send_apdu(0x00, 0xA4, 0x02, 0x0C, bytes.fromhex("C101"))
+    der = b""
+    while True:
+        response = protocol.transmit(
+            CommandApdu(0x00, 0xB0, len(der) >> 8, len(der) & 0xFF, le=256)
+        )
+        der += response.data
+        if response.sw != 0x9000 or len(response.data) < 256:
+            break
+    assert response.sw in (0x9000, 0x6282)
+    pem = profile.key(KeyUse.AUTHENTICATION).certificate_path.read_bytes()
+    assert der == x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    pin = pad_secret(profile.secret_value(SecretRef.PIN).encode(), 8)
+    protocol.send_apdu(0x00, 0x20, 0x00, 0x81, pin)
+    signature = protocol.send_apdu(
+        0x00, 0x88, 0x00, 0x01, hashlib.sha256(b"interop").digest(), le=256
+    )
+    assert len(signature) == 64

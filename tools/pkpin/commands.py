@@ -1,0 +1,297 @@
+"""pkpin's commands: what each asks, checks, sends and says.
+
+Every PIN command reads the card's state first (spends nothing), refuses
+early when the secret is blocked or not usable, asks before spending a last
+try, collects every secret with echo off, applies the format checks and the
+PIN policy, and only then sends one operation to the card.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, TextIO
+
+from pkcard.errors import (
+    CardDead,
+    PinBlocked,
+    PinDisabled,
+    TransportPinActive,
+)
+from pkcard.pin import (
+    PIN_FORMATS,
+    PinRef,
+    PinState,
+    PinStatus,
+    check_confirmation,
+    check_new_pin,
+    check_presented,
+)
+from pkcard.readers import CardKind, ReaderState
+from pkcard.secret import Secret
+from tools.pkpin.messages import ExitCode, Messages, PinPadOnly
+from tools.pkpin.service import PinService
+from tools.pkpin.terminal import Terminal
+
+
+class PinCommand(IntEnum):
+    CHANGE_PIN = 1
+    CHANGE_SPIN = 2
+    UNBLOCK = 3
+    ACTIVATE_SIGNATURE = 4
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    """Which secret a command presents (its tries count) and which it sets."""
+
+    presented: PinRef
+    target: PinRef
+    old_is_previous: bool  # the presented value is the target's previous value (SAME_AS_OLD)
+
+
+PLANS = {
+    PinCommand.CHANGE_PIN: PinPlan(PinRef.PIN, PinRef.PIN, old_is_previous=True),
+    PinCommand.CHANGE_SPIN: PinPlan(PinRef.SPIN, PinRef.SPIN, old_is_previous=True),
+    PinCommand.UNBLOCK: PinPlan(PinRef.PUK, PinRef.PIN, old_is_previous=False),
+    PinCommand.ACTIVATE_SIGNATURE: PinPlan(PinRef.TPIN, PinRef.SPIN, old_is_previous=True),
+}
+
+
+@dataclass(frozen=True)
+class PinOptions:
+    reader: str | None
+    confirm_last_try: bool
+    pinpad_only: bool
+
+
+@dataclass(frozen=True)
+class Console:
+    """Where pkpin writes: results to ``out``, notices and errors to ``err``."""
+
+    out: TextIO
+    err: TextIO
+    words: Messages
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+
+# --- readers and status -------------------------------------------------------
+
+
+def _kind_words(words: Messages, kind: CardKind) -> str:
+    if kind is CardKind.PK:
+        return words.card_kind_pk()
+    if kind is CardKind.KZZ:
+        return words.card_kind_kzz()
+    if kind is CardKind.NONE:
+        return words.card_kind_none()
+    return words.card_kind_unknown()
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def readers_json(states: list[ReaderState]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": state.reader.name,
+            "model": state.reader.model.name,
+            "pin_pad": state.reader.capabilities.pin_pad,
+            "card_present": state.card_present,
+            "card_kind": state.card_kind.name,
+        }
+        for state in states
+    ]
+
+
+def run_readers(service: PinService, console: Console, *, as_json: bool) -> ExitCode:
+    states = service.readers()
+    if as_json:
+        console.say(json.dumps({"readers": readers_json(states)}, indent=2))
+        return ExitCode.OK
+    if not states:
+        console.say(console.words.no_readers())
+    for state in states:
+        kind = _kind_words(console.words, state.card_kind)
+        pin_pad = state.reader.capabilities.pin_pad
+        console.say(console.words.reader_line(state.reader.name, kind, pin_pad))
+    return ExitCode.OK
+
+
+def run_status(
+    service: PinService, console: Console, *, reader: str | None, as_json: bool
+) -> ExitCode:
+    state = service.pick_reader(reader)
+    name = state.reader.name
+    report = service.card(name)
+    statuses = service.statuses(name)
+    card = report.card
+    kpep = card.kpep_certificate
+    if as_json:
+        document = {
+            "reader": name,
+            "card": {
+                "holder_name": card.holder_name,
+                "holder_id": card.holder_id,
+                "profession": card.profession.name,
+                "serial": card.card_serial,
+                "issuer": card.issuer,
+                "role": card.role.name,
+                "environment": card.environment.name,
+                "valid_from": card.valid_from.isoformat(),
+                "valid_until": card.valid_until.isoformat(),
+                "kpep_not_after": (
+                    kpep.not_after.date().isoformat() if kpep is not None else None
+                ),
+            },
+            "secrets": [
+                {
+                    "ref": status.ref.name,
+                    "state": status.state.name,
+                    "tries_left": status.tries_left,
+                    "max_tries": status.max_tries,
+                }
+                for status in statuses
+            ],
+            "warnings": [
+                {
+                    "kind": warning.kind.name,
+                    "expires_on": warning.expires_on.isoformat(),
+                    "days_left": warning.days_left,
+                }
+                for warning in report.warnings
+            ],
+        }
+        console.say(json.dumps(document, indent=2, ensure_ascii=False))
+        return ExitCode.OK
+    words = console.words
+    signing = words.no_signing_certificate()
+    if kpep is not None:
+        signing = words.valid_until(kpep.not_after.date())
+    rows = [
+        (words.label_reader(), name),
+        (
+            words.label_holder(),
+            f"{card.holder_name} ({card.holder_id}), {words.profession(card.profession)}",
+        ),
+        (
+            words.label_card(),
+            f"{card.card_serial}, {words.role(card.role)}, {words.environment(card.environment)}",
+        ),
+        (words.label_valid(), words.valid_range(card.valid_from, card.valid_until)),
+        (words.label_issuer(), card.issuer),
+        (words.label_signing_certificate(), signing),
+    ]
+    rows += [(_capitalised(words.secret_name(s.ref)), words.pin_state(s)) for s in statuses]
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        console.say(f"{label + ':':<{width}}{value}")
+    for warning in report.warnings:
+        console.say(words.warning(warning))
+    return ExitCode.OK
+
+
+# --- PIN commands ---------------------------------------------------------------
+
+
+def require_usable(status: PinStatus) -> None:
+    """Raise the error for a secret that cannot be presented now (nothing is sent)."""
+    state = status.state
+    if state is PinState.DEAD:
+        raise CardDead("the PUK is exhausted")
+    if state is PinState.BLOCKED:
+        raise PinBlocked(f"the {status.ref.name} is blocked")
+    if state is PinState.TRANSPORT:
+        raise TransportPinActive("the signing PIN is in transport state")
+    if state is PinState.DISABLED:
+        raise PinDisabled(f"the {status.ref.name} can no longer be used")
+
+
+Operation = Callable[[str, Secret, Secret, bool], PinStatus]
+
+
+def _operation(service: PinService, command: PinCommand) -> Operation:
+    if command is PinCommand.CHANGE_PIN:
+        return lambda r, old, new, c: service.change(r, PinRef.PIN, old, new, confirm_last_try=c)
+    if command is PinCommand.CHANGE_SPIN:
+        return lambda r, old, new, c: service.change(r, PinRef.SPIN, old, new, confirm_last_try=c)
+    if command is PinCommand.UNBLOCK:
+        return lambda r, puk, new, c: service.unblock(r, puk, new, confirm_last_try=c)
+    return lambda r, tpin, new, c: service.activate_signature(r, tpin, new, confirm_last_try=c)
+
+
+def _success(words: Messages, command: PinCommand) -> str:
+    if command is PinCommand.CHANGE_PIN:
+        return words.changed(PinRef.PIN)
+    if command is PinCommand.CHANGE_SPIN:
+        return words.changed(PinRef.SPIN)
+    if command is PinCommand.UNBLOCK:
+        return words.unblocked()
+    return words.activated()
+
+
+def run_pin_command(
+    service: PinService,
+    console: Console,
+    open_terminal: Callable[[], Terminal],
+    command: PinCommand,
+    options: PinOptions,
+) -> ExitCode:
+    """Run one PIN command. Raises pkcard errors for the caller to word."""
+    plan = PLANS[command]
+    words = console.words
+    state = service.pick_reader(options.reader)
+    reader = state.reader.name
+    if state.reader.capabilities.pin_pad:
+        if options.pinpad_only:
+            raise PinPadOnly("PIN-pad entry is not implemented")
+        console.note(words.pin_pad_notice())
+    if command is PinCommand.ACTIVATE_SIGNATURE:
+        spin = service.status(reader, PinRef.SPIN)
+        if spin.state is not PinState.TRANSPORT:
+            raise PinDisabled("the signing PIN is already active")
+    status = service.status(reader, plan.presented)
+    require_usable(status)
+    confirm = options.confirm_last_try
+    with open_terminal() as terminal:
+        if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm:
+            answer = terminal.ask(words.prompt_last_try(plan.presented))
+            if not words.is_yes(answer):
+                console.note(words.last_try_declined())
+                return ExitCode.LAST_TRY_REFUSED
+            confirm = True
+        with terminal.read_secret(words.prompt_current(plan.presented)) as presented:
+            check_presented(presented, PIN_FORMATS[plan.presented])
+            with terminal.read_secret(words.prompt_new(plan.target)) as new:
+                check_new_pin(
+                    new,
+                    PIN_FORMATS[plan.target],
+                    birth_date=None,  # the card's side knows it and checks it too
+                    old=presented if plan.old_is_previous else None,
+                )
+                with terminal.read_secret(words.prompt_again(plan.target)) as again:
+                    check_confirmation(new, again)
+                _operation(service, command)(reader, presented, new, confirm)
+    console.say(_success(words, command))
+    return ExitCode.OK
+
+
+__all__ = [
+    "PLANS",
+    "Console",
+    "PinCommand",
+    "PinOptions",
+    "PinPlan",
+    "require_usable",
+    "run_pin_command",
+    "run_readers",
+    "run_status",
+]

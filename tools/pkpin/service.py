@@ -1,0 +1,191 @@
+"""The two ways pkpin reaches a card: through pkcardd, or directly through a ReaderSystem.
+
+Both raise the same :mod:`pkcard.errors`, so the words pkpin prints do not
+depend on the path taken.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TypeVar
+
+from pkcard.client import PkcardClient
+from pkcard.errors import ReaderNotFound, WrongCardKind
+from pkcard.expiry import ExpiryWarning
+from pkcard.pin import PinRef, PinStatus
+from pkcard.pk import PkCardData, ProfessionalCard
+from pkcard.readers import CardKind, ReaderState, ReaderSystem
+from pkcard.secret import Secret
+from tools.pkpin.messages import AmbiguousReader, NoPkCard
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class CardReport:
+    """A PK's data and the expiry warnings due today."""
+
+    card: PkCardData
+    warnings: tuple[ExpiryWarning, ...]
+
+
+class PinService(abc.ABC):
+    """The card operations pkpin needs, whatever the path to the card."""
+
+    @abc.abstractmethod
+    def readers(self) -> list[ReaderState]: ...
+
+    @abc.abstractmethod
+    def card(self, reader: str) -> CardReport: ...
+
+    @abc.abstractmethod
+    def statuses(self, reader: str) -> tuple[PinStatus, ...]:
+        """Every secret the card has. Spends no try."""
+
+    @abc.abstractmethod
+    def status(self, reader: str, ref: PinRef) -> PinStatus:
+        """One secret's status (:class:`~pkcard.errors.NotSupported` if absent)."""
+
+    @abc.abstractmethod
+    def change(
+        self, reader: str, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool
+    ) -> PinStatus: ...
+
+    @abc.abstractmethod
+    def unblock(
+        self, reader: str, puk: Secret, new_pin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus: ...
+
+    @abc.abstractmethod
+    def activate_signature(
+        self, reader: str, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> PinService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pick_reader(self, wanted: str | None) -> ReaderState:
+        """``wanted``'s state, or the only reader holding a PK.
+
+        Raises :class:`~pkcard.errors.ReaderNotFound` (via the service) for an
+        unknown name, :class:`NoPkCard` or :class:`AmbiguousReader`.
+        """
+        states = self.readers()
+        if wanted is not None:
+            for state in states:
+                if state.reader.name == wanted:
+                    return state
+            raise ReaderNotFound("no reader of that name")
+        holding = [state for state in states if state.card_kind is CardKind.PK]
+        if not holding:
+            raise NoPkCard("no reader holds a professional card")
+        if len(holding) > 1:
+            raise AmbiguousReader(tuple(state.reader.name for state in holding))
+        return holding[0]
+
+
+class DaemonService(PinService):
+    """Through pkcardd's gRPC API on a Unix socket."""
+
+    def __init__(self, socket: Path) -> None:
+        self._client = PkcardClient(socket)
+
+    def readers(self) -> list[ReaderState]:
+        return self._client.list_readers()
+
+    def card(self, reader: str) -> CardReport:
+        reading = self._client.get_card(reader)
+        if reading.pk is None:
+            raise WrongCardKind("the card is not a PK")
+        return CardReport(reading.pk, reading.warnings)
+
+    def statuses(self, reader: str) -> tuple[PinStatus, ...]:
+        return self._client.get_pin_status(reader)
+
+    def status(self, reader: str, ref: PinRef) -> PinStatus:
+        (status,) = self._client.get_pin_status(reader, ref)
+        return status
+
+    def change(
+        self, reader: str, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._client.change_pin(reader, ref, old, new, confirm_last_try=confirm_last_try)
+
+    def unblock(
+        self, reader: str, puk: Secret, new_pin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._client.unblock_pin(reader, puk, new_pin, confirm_last_try=confirm_last_try)
+
+    def activate_signature(
+        self, reader: str, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._client.activate_signature_pin(
+            reader, tpin, new_spin, confirm_last_try=confirm_last_try
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class DirectService(PinService):
+    """Straight to the card through a :class:`ReaderSystem` (PC/SC or simulated).
+
+    Each operation is one connection and one :class:`ProfessionalCard` session.
+    ``today`` gives the date for expiry warnings.
+    """
+
+    def __init__(self, system: ReaderSystem, today: Callable[[], date] = date.today) -> None:
+        self._system = system
+        self._today = today
+
+    def _on_card(self, reader: str, job: Callable[[ProfessionalCard], _T]) -> _T:
+        with self._system.connect(reader) as connection:
+            return job(ProfessionalCard.over(connection))
+
+    def readers(self) -> list[ReaderState]:
+        return self._system.list_readers()
+
+    def card(self, reader: str) -> CardReport:
+        data = self._on_card(reader, ProfessionalCard.read_card)
+        return CardReport(data, data.expiry_warnings(self._today()))
+
+    def statuses(self, reader: str) -> tuple[PinStatus, ...]:
+        return self._on_card(reader, ProfessionalCard.pin_statuses)
+
+    def status(self, reader: str, ref: PinRef) -> PinStatus:
+        return self._on_card(reader, lambda card: card.pin_status(ref))
+
+    def change(
+        self, reader: str, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._on_card(
+            reader, lambda card: card.change(ref, old, new, confirm_last_try=confirm_last_try)
+        )
+
+    def unblock(
+        self, reader: str, puk: Secret, new_pin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._on_card(
+            reader, lambda card: card.unblock(puk, new_pin, confirm_last_try=confirm_last_try)
+        )
+
+    def activate_signature(
+        self, reader: str, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool
+    ) -> PinStatus:
+        return self._on_card(
+            reader,
+            lambda card: card.activate_signature(tpin, new_spin, confirm_last_try=confirm_last_try),
+        )
+
+    def close(self) -> None:
+        self._system.close()
