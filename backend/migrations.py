@@ -49,4 +49,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             " detail TEXT)",
         ),
     ),
+    (
+        2,
+        (
+            # the scrypt cost of each reactivation password hash, so the cost can grow
+            "ALTER TABLE reactivation ADD COLUMN scrypt_n INTEGER NOT NULL DEFAULT 16384",
+        ),
+    ),
 )

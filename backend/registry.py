@@ -46,7 +46,8 @@ from pkcard.verify import (
 
 REACTIVATION_TRIES = 5
 PASSWORD_MIN, PASSWORD_MAX = 8, 16
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+SCRYPT_N = 2**14  # the default cost; each hash row stores the cost it was made with
+_SCRYPT_R, _SCRYPT_P = 8, 1
 
 
 class WithdrawalReason(IntEnum):
@@ -103,8 +104,9 @@ def _unix(t: datetime) -> int:
     return int(t.timestamp())
 
 
-def _scrypt(password: bytes, salt: bytes) -> bytes:
-    return hashlib.scrypt(password, salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+def _scrypt(password: bytes, salt: bytes, n: int) -> bytes:
+    return hashlib.scrypt(password, salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32,
+                          maxmem=256 * 1024 * 1024)
 
 
 def _check_password(password: Secret) -> bytes:
@@ -123,7 +125,16 @@ class Registry:
     ``close()`` closes every connection the registry opened. Thread-safe.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: timedelta = timedelta(seconds=10)):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout: timedelta = timedelta(seconds=10),
+        scrypt_n: int = SCRYPT_N,
+    ) -> None:
+        if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
+            raise ValueError("scrypt_n must be a power of two")
+        self._scrypt_n = scrypt_n
         self._path = str(path)
         self._busy_ms = int(busy_timeout.total_seconds() * 1000)
         self._local = threading.local()
@@ -248,7 +259,7 @@ class Registry:
         if role is CardRole.REGULAR:
             if reactivation_password is None:
                 raise MalformedPin("a regular card needs a reactivation password")
-            digest = _scrypt(_check_password(reactivation_password), salt)
+            digest = _scrypt(_check_password(reactivation_password), salt, self._scrypt_n)
         status = CardStatus.ACTIVE if role is CardRole.REGULAR else CardStatus.STANDBY
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM holders WHERE holder_id = ?",
@@ -264,8 +275,9 @@ class Registry:
                 raise RegistryConflict("the card is already registered") from exc
             if digest is not None:
                 conn.execute(
-                    "INSERT INTO reactivation (serial, salt, hash, tries_left) VALUES (?, ?, ?, ?)",
-                    (serial, salt, digest, REACTIVATION_TRIES),
+                    "INSERT INTO reactivation (serial, salt, hash, tries_left, scrypt_n) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (serial, salt, digest, REACTIVATION_TRIES, self._scrypt_n),
                 )
             self._audit(conn, now, AuditEvent.CARD_ADDED, card_serial=serial,
                         holder_id=holder_id)
@@ -315,21 +327,26 @@ class Registry:
         :class:`PinBlocked`. The password never reaches a log or the audit.
         """
         value = _check_password(password)
+        query = (
+            "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left, r.scrypt_n FROM cards c "
+            "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?"
+        )
+        # scrypt runs before the write transaction, so it does not hold the database lock
+        first = self._connection().execute(query, (serial, int(CardRole.REGULAR))).fetchone()
+        if first is None:
+            raise RegistryNotFound("no such regular card")
+        presented = _scrypt(value, first[2], first[5])
         failure: WrongPin | PinBlocked | None = None
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left FROM cards c "
-                "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?",
-                (serial, int(CardRole.REGULAR)),
-            ).fetchone()
-            if row is None:
-                raise RegistryNotFound("no such regular card")
-            holder_id, status, salt, digest, tries_left = row
+            row = conn.execute(query, (serial, int(CardRole.REGULAR))).fetchone()
+            if row is None or row[2] != first[2]:
+                raise RegistryConflict("the reactivation password changed meanwhile; try again")
+            holder_id, status, _salt, digest, tries_left, _cost = row
             if CardStatus(status) is CardStatus.REVOKED:
                 raise RegistryConflict("a revoked card cannot be reactivated")
             if tries_left <= 0:
                 raise PinBlocked("the reactivation password is blocked; ask the registry")
-            if hmac.compare_digest(_scrypt(value, salt), digest):
+            if hmac.compare_digest(presented, digest):
                 conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
                              (REACTIVATION_TRIES, serial))
                 conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",

@@ -45,6 +45,7 @@ from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
 CLIENT_METADATA_KEY = "x-pkcard-backend-client"
+MAX_REQUEST_BYTES = 65536  # a token is at most 16 KiB
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _log = logging.getLogger(__name__)
 
@@ -269,7 +270,10 @@ def build_server(
     max_workers: int = 16,
 ) -> grpc.Server:
     """A gRPC server with both services added; the caller adds ports, starts and stops it."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+    )
     pb_grpc.add_SessionServiceServicer_to_server(SessionServicer(backend, identity), server)
     pb_grpc.add_RegistryAdminServiceServicer_to_server(
         RegistryAdminServicer(registry, clock, identity, admins), server)

@@ -167,6 +167,25 @@ def activate_signature(tpin: Secret, new_spin: Secret, confirm: bool) -> PkOpera
     return lambda card: (card.activate_signature(tpin, new_spin, confirm_last_try=confirm),)
 
 
+# The same operations with every secret typed on the reader's PIN pad.
+
+
+def verify_on_pad(ref: PinRef, confirm: bool) -> PkOperation:
+    return lambda card: (card.verify_on_pad(ref, confirm_last_try=confirm),)
+
+
+def change_on_pad(ref: PinRef, confirm: bool) -> PkOperation:
+    return lambda card: (card.change_on_pad(ref, confirm_last_try=confirm),)
+
+
+def unblock_on_pad(confirm: bool) -> PkOperation:
+    return lambda card: (card.unblock_on_pad(confirm_last_try=confirm),)
+
+
+def activate_signature_on_pad(confirm: bool) -> PkOperation:
+    return lambda card: (card.activate_signature_on_pad(confirm_last_try=confirm),)
+
+
 # --- protobuf forms -----------------------------------------------------------
 
 

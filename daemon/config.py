@@ -6,6 +6,8 @@ Example (every key optional)::
     socket_group = "pkcard"          # group of pkcardd.sock (mode 0660); unset: our primary group
     reader_system = "pcsc"           # or "simulated"
     audit_log = "/var/lib/pkcardd/audit.jsonl"
+    allow_host_pin_entry = false     # accept PINs from clients for PIN-pad readers (default:
+                                     # false with pcsc, true with the simulated readers)
 
     [access]                         # who may call; default: our uid, root, group "pkcard"
     users = ["root", "clinic"]       # names or numeric uids
@@ -106,6 +108,17 @@ class DaemonConfig:
     access: AccessPolicy = field(default_factory=AccessPolicy.default)
     limits: Limits = field(default_factory=Limits)
     tcp: TcpConfig | None = None
+    # With a PIN-pad reader the PIN is typed on the reader; a secret sent by a
+    # client for such a reader is refused unless host entry is allowed. None:
+    # refused with real readers, allowed with the simulated ones (their pad has
+    # no holder at it unless a test scripts one).
+    allow_host_pin_entry: bool | None = None
+
+    @property
+    def host_pin_entry_allowed(self) -> bool:
+        if self.allow_host_pin_entry is not None:
+            return self.allow_host_pin_entry
+        return self.reader_backend is ReaderBackend.SIMULATED
 
     @property
     def socket_path(self) -> Path:
@@ -187,7 +200,10 @@ def _tcp(data: Mapping[str, Any]) -> TcpConfig | None:
 
 def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML. Raises :class:`ConfigError`."""
-    top = ("socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp")
+    top = (
+        "socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp",
+        "allow_host_pin_entry",
+    )
     _check_keys(data, top, "the configuration")
     backend_name = str(data.get("reader_system", "pcsc")).upper()
     if backend_name not in ReaderBackend.__members__:
@@ -202,7 +218,15 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         access=_access(_table(data, "access")),
         limits=_limits(_table(data, "limits")),
         tcp=_tcp(_table(data, "tcp")),
+        allow_host_pin_entry=_flag(data, "allow_host_pin_entry"),
     )
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false")
+    return value
 
 
 def load_config(path: Path | None) -> DaemonConfig:

@@ -120,6 +120,10 @@ class EventHub:
         with self._lock:
             return len(self._subscribers)
 
+    def publish(self, event: ReaderEvent) -> None:
+        """Deliver an event the daemon itself made (PIN pad entry) like a watcher event."""
+        self._publish(event)
+
     def _publish(self, event: ReaderEvent) -> None:
         with self._lock:
             subscribers = list(self._subscribers)

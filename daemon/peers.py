@@ -77,6 +77,21 @@ def ensure_private_dir(path: Path, *, max_mode: int = 0o755) -> None:
         )
 
 
+def ensure_not_listening(path: Path) -> None:
+    """Raise :class:`InsecureSocketDir` if something accepts connections on ``path``.
+
+    A stale socket (nobody listening) is fine: it will be replaced.
+    """
+    if not path.is_socket():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return
+    raise InsecureSocketDir(f"{path} is in use: is another pkcardd running?")
+
+
 def peer_credentials(sock: socket.socket) -> PeerCredentials:
     """The SO_PEERCRED of a connected Unix socket."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)

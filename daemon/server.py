@@ -21,10 +21,15 @@ from grpc_reflection.v1alpha import reflection
 
 from daemon.access import AccessControl
 from daemon.audit import AuditEntry, AuditLog
-from daemon.config import DaemonConfig
+from daemon.config import DaemonConfig, ReaderBackend
 from daemon.errors import ErrorMappingInterceptor
 from daemon.events import EventHub
-from daemon.peers import PeerGateway, bind_public_socket, ensure_private_dir
+from daemon.peers import (
+    PeerGateway,
+    bind_public_socket,
+    ensure_not_listening,
+    ensure_private_dir,
+)
 from daemon.services import Auditor, CardServicer, ReaderServicer
 from daemon.workers import ReaderWorkers
 from pkcard.readers import ReaderSystem
@@ -41,6 +46,7 @@ _log = logging.getLogger(__name__)
 
 PRIVATE_DIR_NAME = "private"
 GRPC_SOCKET_NAME = "grpc.sock"
+MAX_UNIX_PATH = 107  # sun_path is 108 bytes with the terminating NUL
 
 
 class StartupError(RuntimeError):
@@ -102,26 +108,44 @@ class Daemon:
         return self._audit
 
     def start(self) -> None:
-        """Check directories, open the audit log, start serving. Raises :class:`StartupError`."""
+        """Check directories, open the audit log, start serving.
+
+        Raises :class:`~daemon.peers.InsecureSocketDir`, :class:`~daemon.audit.AuditLogCorrupt`,
+        :class:`StartupError` or :class:`OSError`; whatever was started is stopped again.
+        """
         config = self.config
+        longest = self._private_dir / f"peer-{'9' * 12}.sock"
+        if len(bytes(longest)) > MAX_UNIX_PATH:
+            raise StartupError(
+                f"socket directory {config.socket_dir} is too long for Unix socket paths "
+                f"(at most {MAX_UNIX_PATH - len(bytes(longest)) + len(bytes(config.socket_dir))}"
+                " bytes)"
+            )
         ensure_private_dir(config.socket_dir, max_mode=0o755)
         ensure_private_dir(self._private_dir, max_mode=0o700)
+        ensure_not_listening(self._private_dir / GRPC_SOCKET_NAME)
+        if self._inherited_listener is None:
+            ensure_not_listening(config.socket_path)
         for stale in self._private_dir.glob("*.sock"):
             stale.unlink()
         if config.audit_log is not None:
             self._audit = AuditLog(config.audit_log)
-        listener = self._inherited_listener or bind_public_socket(
-            config.socket_path, _group_id(config.socket_group)
-        )
-        self._gateway = PeerGateway(
-            listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir
-        )
-        access = AccessControl(config.access, self._gateway)
-        auditor = Auditor(self._audit, access)
-        self._server = self._build_server(access, auditor)
-        self._hub.start()
-        self._server.start()
-        self._gateway.start()
+        listener = self._inherited_listener
+        try:
+            if listener is None:
+                listener = bind_public_socket(config.socket_path, _group_id(config.socket_group))
+            self._gateway = PeerGateway(
+                listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir
+            )
+            access = AccessControl(config.access, self._gateway)
+            auditor = Auditor(self._audit, access)
+            self._server = self._build_server(access, auditor)
+            self._hub.start()
+            self._server.start()
+            self._gateway.start()
+        except BaseException:
+            self._abort_start(listener)
+            raise
         for name in (*_service_names(self._simulated), ""):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._record("DAEMON_START")
@@ -129,9 +153,7 @@ class Daemon:
 
     @property
     def _simulated(self) -> bool:
-        from simcard.inprocess import SimulatedReaderSystem  # noqa: PLC0415 - optional part
-
-        return isinstance(self._readers, SimulatedReaderSystem)
+        return self.config.reader_backend is ReaderBackend.SIMULATED
 
     def _build_server(self, access: AccessControl, auditor: Auditor) -> grpc.Server:
         limits = self.config.limits
@@ -151,13 +173,16 @@ class Daemon:
             ReaderServicer(self._readers, self._hub), server
         )
         cards_pb2_grpc.add_CardServiceServicer_to_server(
-            CardServicer(self._workers, auditor), server
+            CardServicer(
+                self._workers, auditor, hub=self._hub,
+                allow_host_pin_entry=self.config.host_pin_entry_allowed,
+            ),
+            server,
         )
         if self._simulated:
-            from daemon.simulation import SimulationServicer  # noqa: PLC0415 - optional part
-            from simcard.inprocess import SimulatedReaderSystem  # noqa: PLC0415
+            # Imported only here: a production daemon never loads the simulator.
+            from daemon.simulation import SimulationServicer  # noqa: PLC0415
 
-            assert isinstance(self._readers, SimulatedReaderSystem)
             simulation_pb2_grpc.add_SimulationServiceServicer_to_server(
                 SimulationServicer(self._readers, auditor), server
             )
@@ -179,6 +204,19 @@ class Daemon:
             if server.add_secure_port(tcp.address, credentials) == 0:
                 raise StartupError(f"cannot listen on {tcp.address}")
         return server
+
+    def _abort_start(self, listener: socket.socket | None) -> None:
+        """Undo a failed :meth:`start` as far as it got."""
+        if self._server is not None:
+            self._server.stop(None)
+        self._hub.stop()
+        if self._gateway is not None:
+            self._gateway.stop()
+        if listener is not None and self._inherited_listener is None:
+            listener.close()
+            self.config.socket_path.unlink(missing_ok=True)
+        if self._audit is not None:
+            self._audit.close()
 
     def _record(self, operation: str) -> None:
         if self._audit is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ from daemon.errors import internal_error
 from daemon.events import EventHub
 from daemon.workers import ReaderWorkers
 from pkcard.error_codes import describe
-from pkcard.errors import PkcardError
+from pkcard.errors import HostPinEntryRefused, PkcardError
 from pkcard.pin import PinRef
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
 from pkcard.secret import Secret
@@ -63,15 +63,15 @@ class Auditor:
         if self._log is None:
             return
         creds, clinic = caller.credentials, caller.clinic
-        self._log.append(AuditEntry(
-            **{**entry.__dict__,
-               "uid": creds.uid if creds else None,
-               "gid": creds.gid if creds else None,
-               "pid": creds.pid if creds else None,
-               "tls_identity": caller.tls_identity,
-               "workplace_id": clinic.workplace_id,
-               "client_system_id": clinic.client_system_id,
-               "user_id": clinic.user_id},
+        self._log.append(replace(
+            entry,
+            uid=creds.uid if creds else None,
+            gid=creds.gid if creds else None,
+            pid=creds.pid if creds else None,
+            tls_identity=caller.tls_identity,
+            workplace_id=clinic.workplace_id,
+            client_system_id=clinic.client_system_id,
+            user_id=clinic.user_id,
         ))
 
     def refused(self, context: grpc.ServicerContext, method: str, reason: str) -> None:
@@ -155,12 +155,29 @@ def _event_message(event: ReaderEvent) -> readers_pb2.ReaderEvent:
 
 
 class CardServicer(cards_pb2_grpc.CardServiceServicer):
+    """The card calls.
+
+    PIN calls on a reader with a PIN pad take no secret: the holder types it
+    on the reader, and ``hub`` tells WatchEvents clients when the pad asks
+    (PIN_ENTRY_STARTED) and when it is done (PIN_ENTRY_FINISHED). A secret
+    sent for such a reader is refused (:class:`HostPinEntryRefused`) unless
+    ``allow_host_pin_entry``.
+    """
+
     def __init__(
-        self, workers: ReaderWorkers, auditor: Auditor, today: Callable[[], date] = date.today
+        self,
+        workers: ReaderWorkers,
+        auditor: Auditor,
+        today: Callable[[], date] = date.today,
+        *,
+        hub: EventHub | None = None,
+        allow_host_pin_entry: bool = False,
     ) -> None:
         self._workers = workers
         self._auditor = auditor
         self._today = today
+        self._hub = hub
+        self._allow_host_pin_entry = allow_host_pin_entry
 
     def _run(
         self, context: grpc.ServicerContext, reader: str,
@@ -197,15 +214,39 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     def _pin_operation(
         self, context: grpc.ServicerContext, operation: str, *, reader: str, ref: PinRef,
         secrets: tuple[str, ...], build: Callable[..., cards.PkOperation],
+        on_pad: cards.PkOperation,
     ) -> cards_pb2.PinOperationResponse:
         with self._auditor.call(context, operation, reader=reader, reference=ref) as note, \
                 ExitStack() as wipe:
             reader = cards.require_reader(reader)
+            from_host = any(secrets)
             wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
-            result = self._run(context, reader, cards.on_pk(build(*wrapped), note.set_serial))
+            host_job = cards.on_pk(build(*wrapped), note.set_serial)
+            pad_job = cards.on_pk(on_pad, note.set_serial)
+
+            def job(connection: SmartCardConnection) -> cards.PinResult:
+                if connection.capabilities.pin_pad is not True:
+                    return host_job(connection)
+                if from_host:
+                    if not self._allow_host_pin_entry:
+                        raise HostPinEntryRefused(
+                            f"reader {reader!r} has a PIN pad: type the PIN on the reader"
+                        )
+                    return host_job(connection)
+                self._announce(ReaderEventKind.PIN_ENTRY_STARTED, reader)
+                try:
+                    return pad_job(connection)
+                finally:
+                    self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
+
+            result = self._run(context, reader, job)
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))
+
+    def _announce(self, kind: ReaderEventKind, reader: str) -> None:
+        if self._hub is not None:
+            self._hub.publish(ReaderEvent(kind, reader))
 
     def VerifyPin(
         self, request: cards_pb2.VerifyPinRequest, context: grpc.ServicerContext
@@ -215,6 +256,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         return self._pin_operation(
             context, "VerifyPin", reader=request.reader, ref=ref, secrets=(request.pin,),
             build=lambda pin: cards.verify(ref, pin, confirm),
+            on_pad=cards.verify_on_pad(ref, confirm),
         )
 
     def ChangePin(
@@ -226,6 +268,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             context, "ChangePin", reader=request.reader, ref=ref,
             secrets=(request.old_pin, request.new_pin),
             build=lambda old, new: cards.change(ref, old, new, confirm),
+            on_pad=cards.change_on_pad(ref, confirm),
         )
 
     def UnblockPin(
@@ -236,6 +279,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             context, "UnblockPin", reader=request.reader, ref=PinRef.PIN,
             secrets=(request.puk, request.new_pin),
             build=lambda puk, new: cards.unblock(puk, new, confirm),
+            on_pad=cards.unblock_on_pad(confirm),
         )
 
     def ActivateSignaturePin(
@@ -246,4 +290,5 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             context, "ActivateSignaturePin", reader=request.reader, ref=PinRef.SPIN,
             secrets=(request.tpin, request.new_spin),
             build=lambda tpin, new: cards.activate_signature(tpin, new, confirm),
+            on_pad=cards.activate_signature_on_pad(confirm),
         )

@@ -10,6 +10,7 @@ import grpc
 
 from daemon.services import Auditor
 from pkcard.errors import InvalidRequest, ReaderNotFound
+from pkcard.readers import ReaderSystem
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
 from simcard.card import SimulatedCard
 from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
@@ -28,7 +29,9 @@ def simulated_reader_system() -> SimulatedReaderSystem:
 class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     """Card insertion and removal in the simulated readers."""
 
-    def __init__(self, readers: SimulatedReaderSystem, auditor: Auditor) -> None:
+    def __init__(self, readers: ReaderSystem, auditor: Auditor) -> None:
+        if not isinstance(readers, SimulatedReaderSystem):
+            raise TypeError("the simulation service needs a SimulatedReaderSystem")
         self._readers = readers
         self._auditor = auditor
 

@@ -8,7 +8,8 @@ job and closes the connection after it (leaving the card powered); the card
 application wraps each multi-APDU operation in ``connection.transaction()``.
 
 Threads are created on a reader's first job and owned by :class:`ReaderWorkers`;
-:meth:`ReaderWorkers.stop` ends and joins them all.
+when ``max_readers`` workers exist, those of readers no longer attached are
+retired; :meth:`ReaderWorkers.stop` ends and joins them all.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ReaderWorkers:
         self._workers: dict[str, _ReaderWorker] = {}
         self._lock = threading.Lock()
         self._stopped = False
+        self._retired: list[_ReaderWorker] = []
 
     def _worker(self, reader: str) -> _ReaderWorker:
         with self._lock:
@@ -93,17 +95,27 @@ class ReaderWorkers:
             worker = self._workers.get(reader)
             if worker is not None:
                 return worker
-        if reader not in {state.reader.name for state in self._readers.list_readers()}:
+        present = {state.reader.name for state in self._readers.list_readers()}
+        if reader not in present:
             raise ReaderNotFound(f"no reader named {reader!r}")
         with self._lock:
             worker = self._workers.get(reader)
             if worker is None:
+                if len(self._workers) >= self._max_readers:
+                    self._retire_absent(present)
                 if len(self._workers) >= self._max_readers:
                     raise DaemonBusy("too many readers in use")
                 worker = _ReaderWorker(reader, self._readers, self._queue_size)
                 self._workers[reader] = worker
                 worker.thread.start()
             return worker
+
+    def _retire_absent(self, present: set[str]) -> None:
+        """End the workers of unplugged readers (they finish their queue first). Under lock."""
+        for name in [name for name in self._workers if name not in present]:
+            worker = self._workers.pop(name)
+            worker.jobs.put(_STOP)
+            self._retired.append(worker)
 
     def run(
         self,
@@ -134,7 +146,8 @@ class ReaderWorkers:
             self._stopped = True
             workers = list(self._workers.values())
             self._workers.clear()
+            retired, self._retired = self._retired, []
         for worker in workers:
             worker.jobs.put(_STOP)
-        for worker in workers:
+        for worker in (*workers, *retired):
             worker.thread.join()

@@ -8,7 +8,7 @@ import threading
 from smartcard import scard
 
 from pcsc_bridge.errors import PcscStatus, error_for_status
-from pkcard.errors import CardRemoved
+from pkcard.errors import CardRemoved, NotSupported
 from pkcard.readers import ReaderInfo
 from pkcard.transport import ReaderCapabilities, SmartCardConnection
 
@@ -73,6 +73,19 @@ class PcscConnection(SmartCardConnection):
             # No status word: the card went away during the command. (vpcd, and
             # some readers, report the lost card as an empty success.)
             raise CardRemoved(f"SCardTransmit on {self._reader.name!r}: no response from the card")
+        return bytes(response)
+
+    def control(self, code: int, data: bytes) -> bytes:
+        """SCardControl: PC/SC part 10 requests (see :mod:`pkcard.pinpad`).
+
+        A reader or driver without the feature raises :class:`NotSupported`.
+        The request and answer are never logged (a PIN entry answer is the card's).
+        """
+        status, response = scard.SCardControl(self._hcard, code, list(data))
+        if status == PcscStatus.E_UNSUPPORTED_FEATURE:
+            raise NotSupported(f"SCardControl {code:#010x} on {self._reader.name!r}: not supported")
+        if status != PcscStatus.SUCCESS:
+            raise self._failure(status, "SCardControl")
         return bytes(response)
 
     def begin_transaction(self) -> None:

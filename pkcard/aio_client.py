@@ -5,7 +5,7 @@ Same results (frozen dataclasses) and the same :mod:`pkcard.errors` types.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class AsyncPkcardClient:
         response = await self._call(self._readers.ListReaders, readers_pb2.ListReadersRequest())
         return [reader_state(r) for r in response.readers]
 
-    async def watch_events(self) -> AsyncIterator[WatchItem]:
+    async def watch_events(self) -> AsyncGenerator[WatchItem, None]:
         """A snapshot, then live events; closing the iterator cancels the call."""
         call = self._readers.WatchEvents(readers_pb2.WatchEventsRequest(), metadata=self._metadata)
         try:

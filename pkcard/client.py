@@ -238,6 +238,8 @@ def error_from_rpc(error: grpc.RpcError) -> PkcardError:
 def _error_for_code(code: grpc.StatusCode, message: str) -> PkcardError:
     if code is grpc.StatusCode.UNAVAILABLE:
         return DaemonUnavailable(f"pkcardd is not reachable: {message}")
+    if code is grpc.StatusCode.CANCELLED:  # the daemon dropped calls it had not started
+        return DaemonUnavailable(f"pkcardd cancelled the call (shutting down?): {message}")
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         return DaemonBusy(message or "pkcardd is busy")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -53,6 +53,10 @@ class Reason(StrEnum):
     MALFORMED_PIN = "MALFORMED_PIN"
     WEAK_PIN = "WEAK_PIN"
     PIN_ERROR = "PIN_ERROR"
+    PIN_PAD_TIMEOUT = "PIN_PAD_TIMEOUT"
+    PIN_PAD_CANCELLED = "PIN_PAD_CANCELLED"
+    PIN_PAD_ERROR = "PIN_PAD_ERROR"
+    HOST_PIN_ENTRY_REFUSED = "HOST_PIN_ENTRY_REFUSED"
     CARD_REMOVED = "CARD_REMOVED"
     CARD_RESET = "CARD_RESET"
     NO_SERVICE = "NO_SERVICE"
@@ -158,6 +162,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(e.WeakPin, Reason.WEAK_PIN, RpcCode.INVALID_ARGUMENT,
               "the new PIN breaks the PIN policy; rule names which rule",
               ("rule",), _rule, _rebuild_weak_pin),
+    ErrorCode(e.PinPadTimeout, Reason.PIN_PAD_TIMEOUT, RpcCode.DEADLINE_EXCEEDED,
+              "nobody typed the PIN on the reader's PIN pad in time; no try was spent"),
+    ErrorCode(e.PinPadCancelled, Reason.PIN_PAD_CANCELLED, RpcCode.CANCELLED,
+              "the holder pressed Cancel on the reader's PIN pad; no try was spent"),
+    ErrorCode(e.PinPadError, Reason.PIN_PAD_ERROR, RpcCode.FAILED_PRECONDITION,
+              "the PIN pad refused the entry (e.g. wrong PIN length); no try was spent"),
+    ErrorCode(e.HostPinEntryRefused, Reason.HOST_PIN_ENTRY_REFUSED, RpcCode.FAILED_PRECONDITION,
+              "a secret was sent for a reader with a PIN pad: type it on the reader instead"),
     ErrorCode(e.PinError, Reason.PIN_ERROR, RpcCode.FAILED_PRECONDITION,
               "any other refusal about a secret"),
     ErrorCode(e.CardRemoved, Reason.CARD_REMOVED, RpcCode.FAILED_PRECONDITION,

@@ -260,6 +260,33 @@ class NotSupported(PkcardError):
     """The card, reader or backend cannot do this (for example no KPEP on a nurse's PK)."""
 
 
+# --- CMS / CAdES signatures (pkcard.cms) -----------------------------------------
+
+
+class SignatureRejection(IntEnum):
+    """Why a detached CMS signature was refused. Stable numbers."""
+
+    MALFORMED = 1
+    UNSUPPORTED_ALGORITHM = 2
+    SIGNER_NOT_FOUND = 3
+    ATTRIBUTE_MISSING = 4
+    DIGEST_MISMATCH = 5
+    SIGNING_CERT_MISMATCH = 6
+    BAD_SIGNATURE = 7
+    CHAIN_INVALID = 8
+    CERT_NOT_VALID = 9
+    KEY_USAGE = 10
+
+
+class SignatureRejected(PkcardError):
+    """A CMS signature did not verify. ``reason`` is the rule; the text never quotes data."""
+
+    def __init__(self, reason: SignatureRejection, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail or reason.name.lower().replace("_", " ")
+        super().__init__(f"signature rejected ({reason.name}): {self.detail}")
+
+
 # --- the daemon, as its clients see it ------------------------------------------
 
 

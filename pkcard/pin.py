@@ -14,7 +14,7 @@ nothing else. Two kinds of checks live here:
 The policy for digit secrets (PIN, SPIN), rules checked in this order, the
 first broken one is reported:
 
-1. ``DIGITS_ONLY``: only ``0``-``9``. (Passwords: printable ASCII 0x21-0x7E.)
+1. ``DIGITS_ONLY``: only ``0``-``9``. (Passwords: printable ASCII 0x20-0x7E.)
 2. ``LENGTH``: within the reference's minimum and maximum length.
 3. ``BIRTH_DATE``: the whole PIN is the holder's birth date in one of these
    renderings: DDMM, MMDD, YYYY, MMYY, DDMMYY, YYMMDD, MMYYYY, DDMMYYYY,
@@ -65,7 +65,7 @@ class PinRef(IntEnum):
 
 class Charset(IntEnum):
     DIGITS = 1
-    PRINTABLE = 2  # ASCII 0x21-0x7E
+    PRINTABLE = 2  # ASCII 0x20-0x7E (space included, as the card accepts)
 
 
 class PinState(IntEnum):
@@ -128,7 +128,7 @@ class PinStatus:
 def _charset_ok(raw: bytes, charset: Charset) -> bool:
     if charset is Charset.DIGITS:
         return all(0x30 <= b <= 0x39 for b in raw)
-    return all(0x21 <= b <= 0x7E for b in raw)
+    return all(0x20 <= b <= 0x7E for b in raw)
 
 
 def check_presented(secret: Secret, fmt: PinFormat) -> None:

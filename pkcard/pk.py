@@ -398,6 +398,10 @@ class ProfessionalCard:
     guard (:class:`~pkcard.errors.LastTryNotConfirmed` when one try is left
     and ``confirm_last_try`` is false), and only then the secret's APDU.
     The secrets stay owned by the caller (wipe them when done).
+
+    The policy's BIRTH_DATE rule needs the holder's birth date: it comes from
+    the last :meth:`read_card`, or else from one read of EF.Holder (no
+    secret involved) before the policy runs.
     """
 
     def __init__(self, driver: PkDriver) -> None:

@@ -60,6 +60,8 @@ class ReaderEventKind(IntEnum):
     CARD_REMOVED = 4
     SERVICE_LOST = 5  # the PC/SC service went away; the watcher keeps trying
     SERVICE_RESTORED = 6
+    PIN_ENTRY_STARTED = 7  # the reader's PIN pad asks the holder for the PIN now
+    PIN_ENTRY_FINISHED = 8  # the PIN pad entry ended; the call's answer has the outcome
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -335,10 +335,10 @@ def verify_card_signature(
 
 
 def _card_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None:
-    key = cert.public_key()
     try:
+        key = cert.public_key()
         algorithm_for(key)
-    except FormatError:
+    except (FormatError, ValueError, UnsupportedAlgorithm):
         return None
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return key
@@ -449,6 +449,8 @@ class TokenVerifier:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise TokenRefused(RefusalReason.TOO_LARGE, f"tokens are at most {MAX_TOKEN_LENGTH} "
                                "characters")
+        if not token.isascii():
+            raise TokenRefused(RefusalReason.MALFORMED, "a compact JWS is ASCII")
         parts = token.split(".")
         if len(parts) != 3:
             raise TokenRefused(RefusalReason.MALFORMED, "a compact JWS has three parts")
@@ -481,7 +483,7 @@ class TokenVerifier:
             raise TokenRefused(RefusalReason.BAD_HEADER, "x5c must list 1 to 4 certificates")
         try:
             certs = [x509.load_der_x509_certificate(b64_decode_strict(c)) for c in x5c]
-        except (FormatError, ValueError) as exc:
+        except (FormatError, ValueError, x509.InvalidVersion) as exc:
             raise TokenRefused(RefusalReason.BAD_HEADER, "x5c holds a malformed certificate") \
                 from exc
         leaf = certs[0]
@@ -563,7 +565,7 @@ class TokenVerifier:
         if chain is None:
             try:
                 cert = x509.load_der_x509_certificate(cert_der)
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:
                 raise TokenRefused(RefusalReason.KZZ_CHAIN_INVALID, "kzzCert is malformed") \
                     from exc
             public_key = _card_key(cert)

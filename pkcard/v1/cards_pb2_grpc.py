@@ -35,6 +35,15 @@ class CardServiceStub:
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     def __init__(self, channel):
@@ -85,6 +94,15 @@ class CardServiceServicer:
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     def GetCard(self, request, context):
@@ -183,6 +201,15 @@ class CardService:
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     @staticmethod

@@ -42,6 +42,15 @@ class CardServiceStub:
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     @_typing.overload
@@ -77,6 +86,15 @@ class CardServiceAsyncStub(CardServiceStub):
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -108,6 +126,15 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
     expired while queued, the card was not touched), PERMISSION_DENIED,
     INVALID_REQUEST (INVALID_ARGUMENT), DAEMON_BUSY (RESOURCE_EXHAUSTED),
     INTERNAL (an incident id only). The full table is in docs/api.md.
+
+    PIN-pad readers (Reader.pin_pad): send the PIN calls with every secret
+    field empty; the holder types the secrets on the reader (docs/pinpad.md)
+    and WatchEvents reports PIN_ENTRY_STARTED / PIN_ENTRY_FINISHED. Extra
+    errors then: PIN_PAD_TIMEOUT, PIN_PAD_CANCELLED, PIN_PAD_ERROR (no try
+    spent), WEAK_PIN (rule CONFIRMATION_MISMATCH when the two new entries
+    differ); the host PIN policy cannot run, the card checks length and digits.
+    A secret sent for a PIN-pad reader: HOST_PIN_ENTRY_REFUSED, unless the
+    daemon's configuration sets allow_host_pin_entry.
     """
 
     @_abc_1.abstractmethod

@@ -100,6 +100,10 @@ class _ReaderEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reade
     READER_EVENT_KIND_SERVICE_LOST: _ReaderEventKind.ValueType  # 5
     """The PC/SC service went away; the daemon keeps trying and reports SERVICE_RESTORED."""
     READER_EVENT_KIND_SERVICE_RESTORED: _ReaderEventKind.ValueType  # 6
+    READER_EVENT_KIND_PIN_ENTRY_STARTED: _ReaderEventKind.ValueType  # 7
+    """The reader's PIN pad asks the holder for the PIN now (a PIN call without a secret)."""
+    READER_EVENT_KIND_PIN_ENTRY_FINISHED: _ReaderEventKind.ValueType  # 8
+    """That PIN pad entry ended; the PIN call's answer or error carries the outcome."""
 
 class ReaderEventKind(_ReaderEventKind, metaclass=_ReaderEventKindEnumTypeWrapper):
     """The kind of a reader event."""
@@ -112,6 +116,10 @@ READER_EVENT_KIND_CARD_REMOVED: ReaderEventKind.ValueType  # 4
 READER_EVENT_KIND_SERVICE_LOST: ReaderEventKind.ValueType  # 5
 """The PC/SC service went away; the daemon keeps trying and reports SERVICE_RESTORED."""
 READER_EVENT_KIND_SERVICE_RESTORED: ReaderEventKind.ValueType  # 6
+READER_EVENT_KIND_PIN_ENTRY_STARTED: ReaderEventKind.ValueType  # 7
+"""The reader's PIN pad asks the holder for the PIN now (a PIN call without a secret)."""
+READER_EVENT_KIND_PIN_ENTRY_FINISHED: ReaderEventKind.ValueType  # 8
+"""That PIN pad entry ended; the PIN call's answer or error carries the outcome."""
 Global___ReaderEventKind: _TypeAlias = ReaderEventKind  # noqa: Y015
 
 @_typing.final

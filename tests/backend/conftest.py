@@ -6,15 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
-from tokenrig import NOW, DictRegistry, FakeClock, Pki
+from tokenrig import FAST_SCRYPT_N, NOW, DictRegistry, FakeClock, Pki
 
 from backend.core import SessionBackend
 from backend.registry import Registry
 from pkcard.token import Environment
 from pkcard.verify import InMemoryNonceStore, TokenVerifier
-
-settings.register_profile("slow", max_examples=2000, deadline=None)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +48,7 @@ def verifier(test_pki: Pki, dict_registry: DictRegistry, nonces: InMemoryNonceSt
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(tmp_path / "backend.sqlite")
+    reg = Registry(tmp_path / "backend.sqlite", scrypt_n=FAST_SCRYPT_N)
     yield reg
     reg.close()
 

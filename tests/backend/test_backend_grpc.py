@@ -167,3 +167,9 @@ def test_garbage_token_over_grpc(stubs):
     with pytest.raises(grpc.RpcError) as info:
         stubs.session.RedeemToken(pb.RedeemTokenRequest(token="not.a.token"), metadata=md(CLIENT))
     assert error_reason(info.value)[1] == "MALFORMED"
+
+
+def test_oversized_request_is_refused_by_the_transport(stubs):
+    with pytest.raises(grpc.RpcError) as info:
+        stubs.session.RedeemToken(pb.RedeemTokenRequest(token="A" * 70000), metadata=md(CLIENT))
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import sqlite3
 import threading
 from datetime import timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from tokenrig import (
     BACKUP_SERIAL,
+    FAST_SCRYPT_N,
     HOLDER,
     NOW,
     PASSWORD,
@@ -21,6 +23,7 @@ from tokenrig import (
 )
 
 from backend.core import SessionBackend
+from backend.migrations import MIGRATIONS
 from backend.registry import AuditEvent, Registry, WithdrawalReason
 from pkcard.errors import (
     MalformedPin,
@@ -70,16 +73,39 @@ def refusal(backend: SessionBackend, pki: Pki, card_name: str, clock: FakeClock)
 
 def test_schema_is_migrated_once_and_uses_wal(tmp_path: Path):
     path = tmp_path / "db.sqlite"
-    first = Registry(path)
-    assert first.schema_version() == 1
+    first = Registry(path, scrypt_n=FAST_SCRYPT_N)
+    assert first.schema_version() == len(MIGRATIONS)
     first.close()
-    second = Registry(path)
-    assert second.schema_version() == 1
+    second = Registry(path, scrypt_n=FAST_SCRYPT_N)
+    assert second.schema_version() == len(MIGRATIONS)
     second.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
     conn.close()
+
+
+def test_version_1_database_is_upgraded_and_keeps_its_passwords(tmp_path: Path):
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "applied INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    conn.execute("INSERT INTO holders VALUES (?, 'Dr Ana Test', 0)", (HOLDER,))
+    conn.execute("INSERT INTO cards VALUES (?, ?, 1, 3, NULL, 0)", (REGULAR_SERIAL, HOLDER))
+    salt = b"\x01" * 16
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    conn.execute("INSERT INTO reactivation VALUES (?, ?, ?, 5)", (REGULAR_SERIAL, salt, digest))
+    conn.commit()
+    conn.close()
+    registry = Registry(path, scrypt_n=2**10)
+    assert registry.schema_version() == 2
+    assert registry.card(REGULAR_SERIAL).status is CardStatus.INACTIVE
+    assert registry.reactivate(REGULAR_SERIAL, Secret(PASSWORD), NOW) == 5
+    assert registry.card(REGULAR_SERIAL).status is CardStatus.ACTIVE
+    registry.close()
 
 
 def test_regular_card_redeems_with_granted_scope(backend, enrolled, test_pki, clock):
@@ -188,11 +214,11 @@ def test_registry_admin_errors(enrolled):
 
 def test_concurrent_first_use_of_the_backup_activates_once(tmp_path, test_pki):
     path = tmp_path / "race.sqlite"
-    setup = Registry(path)
+    setup = Registry(path, scrypt_n=FAST_SCRYPT_N)
     enroll(setup, test_pki)
     workers = 8
     clock = FakeClock(NOW)
-    registries = [Registry(path) for _ in range(workers)]
+    registries = [Registry(path, scrypt_n=FAST_SCRYPT_N) for _ in range(workers)]
     backends = [
         SessionBackend(reg, test_pki.anchors(), clock, environment=Environment.TEST)
         for reg in registries
@@ -233,11 +259,11 @@ def test_concurrent_first_use_of_the_backup_activates_once(tmp_path, test_pki):
 
 def test_concurrent_redemptions_of_one_token_succeed_once(tmp_path, test_pki):
     path = tmp_path / "replay.sqlite"
-    setup = Registry(path)
+    setup = Registry(path, scrypt_n=FAST_SCRYPT_N)
     enroll(setup, test_pki)
     clock = FakeClock(NOW)
     workers = 6
-    registries = [Registry(path) for _ in range(workers)]
+    registries = [Registry(path, scrypt_n=FAST_SCRYPT_N) for _ in range(workers)]
     backends = [SessionBackend(reg, test_pki.anchors(), clock, environment=Environment.TEST)
                 for reg in registries]
     token = make_token(test_pki, test_pki.regular, backends[0].issue_challenge(CLIENT).nonce)
@@ -303,3 +329,43 @@ def test_challenges_expire_after_two_minutes(backend, enrolled, clock):
     assert challenge.expires - clock.now == timedelta(seconds=120)
     assert len(challenge.nonce) == 32
     assert backend.issue_challenge(CLIENT).nonce != challenge.nonce
+
+
+def _redeem_in_process(path: str, anchors_env: tuple, token: str, client: str, queue) -> None:
+    pki_anchors, environment = anchors_env
+    registry = Registry(path, scrypt_n=FAST_SCRYPT_N)
+    backend = SessionBackend(registry, pki_anchors, lambda: NOW, environment=environment)
+    try:
+        queue.put(("ok", backend.redeem(token, client).backup_activated))
+    except TokenRefused as exc:
+        queue.put(("refused", exc.reason.name))
+    finally:
+        registry.close()
+
+
+def test_concurrent_first_use_of_the_backup_across_processes(tmp_path, test_pki):
+    context = multiprocessing.get_context("fork")
+    path = tmp_path / "processes.sqlite"
+    setup = Registry(path, scrypt_n=FAST_SCRYPT_N)
+    enroll(setup, test_pki)
+    workers = 4
+    tokens = [make_token(test_pki, test_pki.backup,
+                         setup.issue_challenge(f"ws-{i}", NOW, timedelta(seconds=120)).nonce)
+              for i in range(workers)]
+    queue = context.Queue()
+    processes = [
+        context.Process(target=_redeem_in_process,
+                        args=(str(path), (test_pki.anchors(), Environment.TEST), tokens[i],
+                              f"ws-{i}", queue))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=60) for _ in range(workers)]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert sorted(results) == [("ok", False)] * (workers - 1) + [("ok", True)]
+    activations = [r for r in setup.audit_records() if r.event is AuditEvent.BACKUP_ACTIVATED]
+    assert len(activations) == 1
+    setup.close()

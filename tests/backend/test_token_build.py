@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenrig import NOW, PATIENT, make_claims, split
+from tokenrig import EXAMPLES, NOW, PATIENT, make_claims, split
 
 from backend.devpki import card_signer
 from pkcard.errors import FormatError
@@ -32,7 +32,7 @@ from pkcard.token import (
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=300))
 def test_b64url_round_trips(data):
     text = b64url_encode(data)
@@ -40,7 +40,7 @@ def test_b64url_round_trips(data):
     assert b64url_decode(text) == data
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .",
                max_size=40))
 def test_b64url_decode_accepts_only_canonical_text(text):
@@ -141,7 +141,7 @@ def test_invalid_claims_are_refused(test_pki, override):
 _codes = st.lists(st.from_regex(r"[A-Z][A-Z0-9]{1,6}", fullmatch=True), max_size=5, unique=True)
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(
     iat=st.integers(0, 2**33),
     life=st.integers(1, 600),

@@ -10,7 +10,10 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenrig import (
+    EXAMPLES,
     HOLDER,
     NOW,
     PATIENT,
@@ -531,3 +534,45 @@ def test_ec_key_on_another_curve_is_refused(verifier, test_pki, nonce):
     data = f"{encode_part(header)}.{encode_part(payload)}".encode()
     der = p384.sign(data, ec.ECDSA(hashes.SHA256()))
     assert refused(verifier, forge(header, payload, None, der)) is RefusalReason.ALG_KEY_MISMATCH
+
+
+# --- fuzzing: nothing but TokenRefused ever comes out --------------------------------
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.text(max_size=400))
+def test_arbitrary_text_is_refused_cleanly(test_pki, text):
+    verifier = TokenVerifier(test_pki.anchors(), DictRegistry.for_pki(test_pki),
+                             InMemoryNonceStore(), FakeClock(), environment=Environment.TEST)
+    with pytest.raises(TokenRefused):
+        verifier.verify(text, CLIENT)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(data=st.data())
+def test_mutated_tokens_are_refused_cleanly(test_pki, data):
+    store = InMemoryNonceStore()
+    verifier = TokenVerifier(test_pki.anchors(), DictRegistry.for_pki(test_pki), store,
+                             FakeClock(), environment=Environment.TEST)
+    token = make_token(test_pki, test_pki.regular, store.issue(CLIENT, NOW))
+    position = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.sampled_from(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ {}\"\x00é"))
+    mutated = token[:position] + replacement + token[position + 1:]
+    if mutated == token:
+        return
+    with pytest.raises(TokenRefused):
+        verifier.verify(mutated, CLIENT)
+
+
+def test_actor_must_match_the_certificate_even_when_the_registry_agrees(test_pki, nonces, clock,
+                                                                        nonce):
+    registry = DictRegistry.for_pki(test_pki)
+    record = registry.cards[REGULAR_SERIAL]
+    registry.cards[REGULAR_SERIAL] = CardRecord(record.serial, "20002", record.role,
+                                                record.status, record.auth_cert_sha256)
+    registry.grants["20002"] = frozenset({"I002"})
+    verifier = TokenVerifier(test_pki.anchors(), registry, nonces, clock,
+                             environment=Environment.TEST)
+    token = make_token(test_pki, test_pki.regular, nonce, actor_id="20002")
+    assert refused(verifier, token) is RefusalReason.HOLDER_MISMATCH

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,9 @@ REGULAR_SERIAL = "PK0000100001"
 BACKUP_SERIAL = "PK0000100002"
 KZZ_SERIAL = "KZ0000200001"
 PASSWORD = "Reakt-7391!x"  # the test reactivation password
+# hypothesis examples per property: modest in CI, HYPOTHESIS_PROFILE=slow for long runs
+FAST_SCRYPT_N = 2**10  # tests need not pay the production password-hash cost
+EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "slow" else 200
 
 
 @dataclass

@@ -95,6 +95,7 @@ def test_refusal_names_the_rule_not_the_pin() -> None:
 
 def test_password_policy() -> None:
     check_new_pin(Secret("Kx7!pQ2#zz"), PASSWORD, birth_date=BIRTH)
+    check_new_pin(Secret("correct horse 9"), PASSWORD, birth_date=BIRTH)
     with pytest.raises(WeakPin) as info:
         check_new_pin(Secret("aaaaaaaa"), PASSWORD, birth_date=None)
     assert info.value.rule is PinRule.REPEATED
@@ -102,7 +103,7 @@ def test_password_policy() -> None:
         check_new_pin(Secret("short"), PASSWORD, birth_date=None)
     assert info.value.rule is PinRule.LENGTH
     with pytest.raises(WeakPin) as info:
-        check_new_pin(Secret("with space"), PASSWORD, birth_date=None)
+        check_new_pin(Secret("tab\there-pass"), PASSWORD, birth_date=None)
     assert info.value.rule is PinRule.DIGITS_ONLY
 
 

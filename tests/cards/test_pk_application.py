@@ -76,6 +76,14 @@ def test_read_other_profiles(pk: Build) -> None:
     assert prod.environment is Environment.PRODUCTION
 
 
+def test_read_through_forced_get_response_and_exact_le(pk: Build) -> None:
+    framed = pk("pk-regular-framing").app.read_card()
+    plain = pk("pk-regular").app.read_card()
+    assert framed.auth_certificate == plain.auth_certificate
+    assert framed.kpep_certificate == plain.kpep_certificate
+    assert framed.holder_name == plain.holder_name
+
+
 def test_expiry_warnings_from_card(pk: Build) -> None:
     data = pk("pk-regular").app.read_card()
     assert data.expiry_warnings(date(2026, 11, 25)) == ()
@@ -383,3 +391,29 @@ def test_card_reset_drops_cached_verified_state(pk: Build) -> None:
     assert rig.app.pin_status(PinRef.PIN).state is PinState.VERIFIABLE
     with pytest.raises(SecurityStatusNotSatisfied):
         rig.app.authenticate(DIGEST)
+
+
+# --- transactions ------------------------------------------------------------------------
+
+
+def test_each_operation_is_one_transaction(pk: Build) -> None:
+    rig = pk("pk-transport")
+    app, spy = rig.app, rig.spy
+    pin, puk, tpin = (rig.secret(r) for r in (SecretRef.PIN, SecretRef.PUK, SecretRef.TPIN))
+    app.read_card()  # caches the birth date the policy needs
+    operations = [
+        app.pin_statuses,
+        lambda: app.verify(PinRef.PIN, S(pin)),
+        lambda: app.authenticate(DIGEST),
+        lambda: app.change(PinRef.PIN, S(pin), S(NEW_PIN)),
+        lambda: app.unblock(S(puk), S(pin)),
+        lambda: app.activate_signature(S(tpin), S("503817")),
+        lambda: app.sign(DIGEST, S("503817")),
+    ]
+    for operation in operations:
+        before_tx, before_sent = spy.transactions, len(spy.sent)
+        operation()
+        assert spy.transactions == before_tx + 1
+        assert len(spy.sent) > before_sent
+        assert all(s.in_transaction for s in spy.sent[before_sent:])
+    assert spy.depth == 0

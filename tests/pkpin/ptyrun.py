@@ -72,7 +72,7 @@ class PkpinSession:
         return True
 
     def expect(self, text: str) -> str:
-        """Wait until ``text`` shows (after what was already expected); return the output up to it."""
+        """Wait until ``text`` shows after what was already expected; return the output to it."""
         needle = text.encode("utf-8")
         while True:
             found = self._output.find(needle, self._seen)

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from simcard_terminal import MakeTerminal
 
 from pkcard.readers import CardKind, card_kind_from_atr
 from pkcard.tlv import Tlv, find, parse_dict, parse_list, validate_tree
@@ -16,7 +17,7 @@ PK_AID = "F0504B43415244504B"
 KZZ_AID = "F0504B434152444B5A"
 
 
-def test_atr_names_the_card_kind_and_has_a_valid_tck(terminal):
+def test_atr_names_the_card_kind_and_has_a_valid_tck(terminal: MakeTerminal) -> None:
     pk = terminal("pk-regular").card.atr
     kzz = terminal("kzz").card.atr
     assert pk == bytes.fromhex("3B888001") + b"PKCARDPK" + bytes([0x1D])
@@ -31,7 +32,7 @@ def test_atr_names_the_card_kind_and_has_a_valid_tck(terminal):
     assert card_kind_from_atr(kzz) == CardKind.KZZ
 
 
-def test_select_application_with_and_without_fci(terminal):
+def test_select_application_with_and_without_fci(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     data, sw = t.send(f"00A4040009{PK_AID}00")
     assert sw == 0x9000
@@ -42,7 +43,7 @@ def test_select_application_with_and_without_fci(terminal):
     assert t.sw("00A4040C00") == 0x6700
 
 
-def test_select_file_needs_an_application_and_answers_fcp(terminal):
+def test_select_file_needs_an_application_and_answers_fcp(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.sw("00A4020C02C001") == 0x6A82  # nothing selected yet
     t.select_app()
@@ -58,7 +59,7 @@ def test_select_file_needs_an_application_and_answers_fcp(terminal):
     assert t.sw("00A4021002C001") == 0x6A86
 
 
-def test_read_binary_edges(terminal):
+def test_read_binary_edges(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.select_app()
     assert t.sw("00B0000010") == 0x6986  # no current EF
@@ -73,7 +74,7 @@ def test_read_binary_edges(terminal):
     assert t.sw("00B00000") == 0x6700  # no Le
 
 
-def test_pk_card_info_and_holder(terminal):
+def test_pk_card_info_and_holder(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.select_app()
     info = parse_dict(Tlv.unpack(0x7F60, t.read_file(0xC001)))
@@ -91,7 +92,7 @@ def test_pk_card_info_and_holder(terminal):
     assert holder[0xDF12] == b"19810312"
 
 
-def test_backup_and_production_cards_say_so(terminal):
+def test_backup_and_production_cards_say_so(terminal: MakeTerminal) -> None:
     backup = terminal("pk-backup")
     backup.select_app()
     info = parse_dict(Tlv.unpack(0x7F60, backup.read_file(0xC001)))
@@ -103,7 +104,7 @@ def test_backup_and_production_cards_say_so(terminal):
     assert parse_dict(Tlv.unpack(0x7F60, prod.read_file(0xC001)))[0xDF04] == b"\x02"
 
 
-def test_kzz_files(terminal):
+def test_kzz_files(terminal: MakeTerminal) -> None:
     t = terminal("kzz")
     t.select_app()
     info = parse_dict(Tlv.unpack(0x7F60, t.read_file(0xC001)))
@@ -118,7 +119,7 @@ def test_kzz_files(terminal):
     assert t.sw("00A4020C02C102") == 0x6A82
 
 
-def test_certificates_are_der_and_name_the_holder(terminal):
+def test_certificates_are_der_and_name_the_holder(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.select_app()
     auth = x509.load_der_x509_certificate(t.read_file(0xC101))
@@ -132,14 +133,14 @@ def test_certificates_are_der_and_name_the_holder(terminal):
     assert sign.extensions.get_extension_for_class(x509.KeyUsage).value.content_commitment
 
 
-def test_nurse_has_no_signing_certificate(terminal):
+def test_nurse_has_no_signing_certificate(terminal: MakeTerminal) -> None:
     t = terminal("pk-nurse")
     t.select_app()
     assert t.sw("00A4020C02C102") == 0x6A82
     assert len(t.read_file(0xC101)) > 100
 
 
-def test_get_data_serial_and_pin_table(terminal):
+def test_get_data_serial_and_pin_table(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     data, sw = t.send("00CA005A00")
     assert sw == 0x9000
@@ -166,7 +167,7 @@ def test_get_data_serial_and_pin_table(terminal):
 
 
 @pytest.mark.parametrize("name", profile_names())
-def test_every_template_file_is_strict_ber_tlv(terminal, name):
+def test_every_template_file_is_strict_ber_tlv(terminal: MakeTerminal, name: str) -> None:
     t = terminal(name)
     t.select_app()
     templates = {0xC001: 0x7F60, 0xC002: 0x7F61, 0xD001: 0x7F62}

@@ -8,6 +8,7 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from simcard_terminal import MakeTerminal
 
 from simcard.card import SimulatedCard
 from simcard.profile import load_profile
@@ -20,7 +21,7 @@ CARD_FOR_FUZZ = SimulatedCard.from_profile(PROFILE)
 EXAMPLES = 5000 if os.environ.get("HYPOTHESIS_PROFILE") == "slow" else 200
 
 
-def test_chained_verify(terminal):
+def test_chained_verify(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     block = t.block(SecretRef.PIN)
     assert t.sw(b"\x10\x20\x00\x81\x03" + block[:3]) == 0x9000
@@ -29,7 +30,7 @@ def test_chained_verify(terminal):
     assert t.card.is_verified(SecretRef.PIN)
 
 
-def test_chained_signature(terminal):
+def test_chained_signature(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.verify(SecretRef.SPIN)
     digest = hashlib.sha256(b"x").digest()
@@ -39,7 +40,7 @@ def test_chained_signature(terminal):
     assert len(signature) == 256
 
 
-def test_broken_chain_is_refused(terminal):
+def test_broken_chain_is_refused(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     block = t.block(SecretRef.PIN)
     assert t.sw(b"\x10\x20\x00\x81\x03" + block[:3]) == 0x9000
@@ -48,7 +49,7 @@ def test_broken_chain_is_refused(terminal):
     assert t.card.tries_left(SecretRef.PIN) == 3
 
 
-def test_response_longer_than_le_goes_through_get_response(terminal):
+def test_response_longer_than_le_goes_through_get_response(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.verify(SecretRef.PIN)
     digest = hashlib.sha256(b"y").digest()
@@ -61,7 +62,7 @@ def test_response_longer_than_le_goes_through_get_response(terminal):
     assert t.sw("00C0000010") == 0x6985  # nothing pending any more
 
 
-def test_forced_get_response(terminal):
+def test_forced_get_response(terminal: MakeTerminal) -> None:
     t = terminal(dataclasses.replace(PROFILE, force_get_response=True))
     data, sw = t.send(f"00A4040009{PK_AID}00")
     assert data == b""
@@ -74,7 +75,7 @@ def test_forced_get_response(terminal):
     assert t.sw("00C0000000") == 0x6985
 
 
-def test_get_response_is_lost_after_another_command(terminal):
+def test_get_response_is_lost_after_another_command(terminal: MakeTerminal) -> None:
     t = terminal(dataclasses.replace(PROFILE, force_get_response=True))
     assert t.sw(f"00A4040009{PK_AID}00") == 0x610D
     assert t.sw("0084000008") == 0x6108
@@ -83,7 +84,7 @@ def test_get_response_is_lost_after_another_command(terminal):
     assert len(data) == 8
 
 
-def test_read_binary_past_the_end_with_force_exact_le(terminal):
+def test_read_binary_past_the_end_with_force_exact_le(terminal: MakeTerminal) -> None:
     t = terminal(dataclasses.replace(PROFILE, force_exact_le=True))
     t.select_app()
     assert t.sw("00A4020C02C001") == 0x9000
@@ -96,7 +97,7 @@ def test_read_binary_past_the_end_with_force_exact_le(terminal):
     assert len(data) == exact
 
 
-def test_malformed_apdus(terminal):
+def test_malformed_apdus(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.sw(b"") == 0x6700
     assert t.sw("00A404") == 0x6700
@@ -110,7 +111,7 @@ def test_malformed_apdus(terminal):
 
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=300))
-def test_arbitrary_bytes_never_raise(raw):
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     response = CARD_FOR_FUZZ.execute(raw)
     assert len(response) >= 2
 
@@ -129,7 +130,9 @@ def test_arbitrary_bytes_never_raise(raw):
         max_size=25,
     )
 )
-def test_command_sequences_keep_counters_in_range(commands):
+def test_command_sequences_keep_counters_in_range(
+    commands: list[tuple[int, int, int, int, bytes, int | None]],
+) -> None:
     card = SimulatedCard.from_profile(PROFILE)
     for cla, ins, p1, p2, data, le in commands:
         raw = bytes([cla, ins, p1, p2])

@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from simcard_terminal import MakeTerminal, Terminal
 
 from simcard.spec import SecretRef
 
@@ -16,20 +17,20 @@ DIGEST = hashlib.sha256(b"pkcard session token").digest()
 PREHASHED = utils.Prehashed(hashes.SHA256())
 
 
-def internal_authenticate(t, key_ref: int, data: bytes = DIGEST):
+def internal_authenticate(t: Terminal, key_ref: int, data: bytes = DIGEST) -> tuple[bytes, int]:
     return t.send(bytes([0x00, 0x88, 0x00, key_ref, len(data)]) + data + b"\x00")
 
 
-def pso_cds(t, data: bytes = DIGEST):
+def pso_cds(t: Terminal, data: bytes = DIGEST) -> tuple[bytes, int]:
     return t.send(bytes([0x00, 0x2A, 0x9E, 0x9A, len(data)]) + data + b"\x00")
 
 
-def certificate(t, fid: int) -> x509.Certificate:
+def certificate(t: Terminal, fid: int) -> x509.Certificate:
     t.select_app()
     return x509.load_der_x509_certificate(t.read_file(fid))
 
 
-def test_ec_authentication_needs_the_pin_and_answers_raw_r_s(terminal):
+def test_ec_authentication_needs_the_pin_and_answers_raw_r_s(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert internal_authenticate(t, 1) == (b"", 0x6982)
     assert t.verify(SecretRef.PIN) == 0x9000
@@ -47,7 +48,7 @@ def test_ec_authentication_needs_the_pin_and_answers_raw_r_s(terminal):
     assert t.card.is_verified(SecretRef.PIN)  # authentication does not consume the PIN
 
 
-def test_rsa_authentication_is_pss(terminal):
+def test_rsa_authentication_is_pss(terminal: MakeTerminal) -> None:
     t = terminal("pk-backup")
     assert t.verify(SecretRef.PIN) == 0x9000
     signature, sw = internal_authenticate(t, 1)
@@ -59,7 +60,7 @@ def test_rsa_authentication_is_pss(terminal):
     public.verify(signature, DIGEST, pss, PREHASHED)
 
 
-def test_kzz_authentication_needs_nothing(terminal):
+def test_kzz_authentication_needs_nothing(terminal: MakeTerminal) -> None:
     t = terminal("kzz")
     signature, sw = internal_authenticate(t, 1)
     assert sw == 0x9000
@@ -71,7 +72,7 @@ def test_kzz_authentication_needs_nothing(terminal):
     public.verify(der, DIGEST, ec.ECDSA(PREHASHED))
 
 
-def test_internal_authenticate_refusals(terminal):
+def test_internal_authenticate_refusals(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.verify(SecretRef.PIN)
     assert internal_authenticate(t, 1, DIGEST[:31])[1] == 0x6700
@@ -80,7 +81,7 @@ def test_internal_authenticate_refusals(terminal):
     assert t.sw(b"\x00\x88\x01\x01\x20" + DIGEST + b"\x00") == 0x6A86
 
 
-def test_signature_needs_the_spin_every_time(terminal):
+def test_signature_needs_the_spin_every_time(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert pso_cds(t) == (b"", 0x6982)
     assert t.verify(SecretRef.PIN) == 0x9000
@@ -98,14 +99,14 @@ def test_signature_needs_the_spin_every_time(terminal):
     assert pso_cds(t)[1] == 0x9000
 
 
-def test_signature_refusals(terminal):
+def test_signature_refusals(terminal: MakeTerminal) -> None:
     assert pso_cds(terminal("pk-transport"))[1] == 0x6984
     assert pso_cds(terminal("pk-nurse"))[1] == 0x6A88
     assert pso_cds(terminal("kzz"))[1] == 0x6A88
     assert terminal("pk-regular").sw(b"\x00\x2a\x9e\x9b\x20" + DIGEST + b"\x00") == 0x6A86
 
 
-def test_get_challenge(terminal):
+def test_get_challenge(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     first, sw = t.send("0084000008")
     assert sw == 0x9000

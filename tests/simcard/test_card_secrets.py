@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from simcard_terminal import MakeTerminal, Terminal
+
 from simcard.card import SimulatedCard
 from simcard.os import Application, CardOS, SecretSlot
 from simcard.profile import load_profile
@@ -20,21 +22,21 @@ NEW_PIN = "60418357"
 NEW_SPIN = "7205916"
 
 
-def status(t, ref):
+def status(t: Terminal, ref: SecretRef) -> int:
     return t.sw(bytes([0x00, 0x20, 0x00, ref]))
 
 
-def change(t, ref, old_block, new_block):
+def change(t: Terminal, ref: SecretRef, old_block: bytes, new_block: bytes) -> int:
     body = old_block + new_block
     return t.sw(bytes([0x00, 0x24, 0x00, ref, len(body)]) + body)
 
 
-def unblock(t, puk_block, new_block):
+def unblock(t: Terminal, puk_block: bytes, new_block: bytes) -> int:
     body = puk_block + new_block
     return t.sw(bytes([0x00, 0x2C, 0x00, 0x81, len(body)]) + body)
 
 
-def test_status_read_spends_nothing(terminal):
+def test_status_read_spends_nothing(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     for _ in range(5):
         assert status(t, PIN) == 0x63C3
@@ -44,14 +46,14 @@ def test_status_read_spends_nothing(terminal):
     assert status(t, PASSWORD) == 0x63C5
 
 
-def test_right_pin_verifies(terminal):
+def test_right_pin_verifies(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.verify(PIN) == 0x9000
     assert status(t, PIN) == 0x9000
     assert t.card.is_verified(PIN)
 
 
-def test_wrong_pin_counts_down_to_blocked(terminal):
+def test_wrong_pin_counts_down_to_blocked(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.verify(PIN) == 0x9000
     assert t.verify(PIN, "60418357") == 0x63C2
@@ -63,7 +65,7 @@ def test_wrong_pin_counts_down_to_blocked(terminal):
     assert t.card.tries_left(PIN) == 0
 
 
-def test_right_pin_resets_the_counter(terminal):
+def test_right_pin_resets_the_counter(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.verify(PIN, "60418357") == 0x63C2
     assert t.verify(PIN, "60418357") == 0x63C1
@@ -71,7 +73,7 @@ def test_right_pin_resets_the_counter(terminal):
     assert t.card.tries_left(PIN) == 3
 
 
-def test_verify_refusals_spend_nothing(terminal):
+def test_verify_refusals_spend_nothing(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.sw("0020008104" + "35383339") == 0x6700  # unpadded: wrong length
     assert t.sw("0020018100") == 0x6A86
@@ -82,13 +84,13 @@ def test_verify_refusals_spend_nothing(terminal):
     assert terminal("pk-nurse").sw("00200083") == 0x6A88
 
 
-def test_password_uses_a_16_byte_block(terminal):
+def test_password_uses_a_16_byte_block(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert t.verify(PASSWORD) == 0x9000
     assert t.verify(PASSWORD, "Wrong!pkcard-00") == 0x63C4
 
 
-def test_change_pin(terminal):
+def test_change_pin(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert change(t, PIN, t.block(PIN, "60418357"), t.block(PIN, "49270386")) == 0x63C2
     assert change(t, PIN, t.block(PIN), t.block(PIN, NEW_PIN)) == 0x9000
@@ -99,7 +101,7 @@ def test_change_pin(terminal):
     assert t.verify(PIN, NEW_PIN) == 0x9000
 
 
-def test_change_refuses_malformed_new_value_without_spending(terminal):
+def test_change_refuses_malformed_new_value_without_spending(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert change(t, PIN, t.block(PIN), t.block(PIN, "12")) == 0x6A80
     assert change(t, PIN, t.block(PIN), t.block(PIN, "12ab")) == 0x6A80
@@ -109,7 +111,7 @@ def test_change_refuses_malformed_new_value_without_spending(terminal):
     assert t.sw("0024008108" + t.block(PIN).hex()) == 0x6700
 
 
-def test_puk_unblocks_the_pin(terminal):
+def test_puk_unblocks_the_pin(terminal: MakeTerminal) -> None:
     t = terminal("pk-blocked")
     assert status(t, PIN) == 0x6983
     assert t.verify(PIN) == 0x6983
@@ -122,7 +124,7 @@ def test_puk_unblocks_the_pin(terminal):
     assert t.verify(PIN, NEW_PIN) == 0x9000
 
 
-def test_unblock_refuses_malformed_pin_without_spending_a_puk_try(terminal):
+def test_unblock_refuses_malformed_pin_without_spending_a_puk_try(terminal: MakeTerminal) -> None:
     t = terminal("pk-blocked")
     assert unblock(t, t.block(PUK), t.block(PIN, "123")) == 0x6A80
     assert t.card.tries_left(PUK) == 5
@@ -130,7 +132,7 @@ def test_unblock_refuses_malformed_pin_without_spending_a_puk_try(terminal):
     assert t.sw("002C008210" + (t.block(PUK) + t.block(PIN)).hex()) == 0x6A88
 
 
-def test_puk_exhaustion_kills_the_card(terminal):
+def test_puk_exhaustion_kills_the_card(terminal: MakeTerminal) -> None:
     t = terminal("pk-blocked")
     wrong = t.block(PUK, "10293847")
     answers = [unblock(t, wrong, t.block(PIN, NEW_PIN)) for _ in range(5)]
@@ -143,7 +145,7 @@ def test_puk_exhaustion_kills_the_card(terminal):
     assert status(t, PIN) == 0x6983
 
 
-def test_puk_exhaustion_by_verify_blocks_a_working_pin(terminal):
+def test_puk_exhaustion_by_verify_blocks_a_working_pin(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     for _ in range(5):
         t.verify(PUK, "10293847")
@@ -151,7 +153,7 @@ def test_puk_exhaustion_by_verify_blocks_a_working_pin(terminal):
     assert t.verify(PIN) == 0x6983
 
 
-def test_signature_activation_with_the_tpin(terminal):
+def test_signature_activation_with_the_tpin(terminal: MakeTerminal) -> None:
     t = terminal("pk-transport")
     assert status(t, SPIN) == 0x6984
     assert t.verify(SPIN, NEW_SPIN) == 0x6984
@@ -170,19 +172,21 @@ def test_signature_activation_with_the_tpin(terminal):
     assert t.verify(SPIN, NEW_SPIN) == 0x9000
 
 
-def test_activation_refuses_weak_new_spin_without_spending_a_tpin_try(terminal):
+def test_activation_refuses_weak_new_spin_without_spending_a_tpin_try(
+    terminal: MakeTerminal,
+) -> None:
     t = terminal("pk-transport")
     assert change(t, SPIN, t.block(TPIN), t.block(SPIN, "12345")) == 0x6A80
     assert t.card.tries_left(TPIN) == 3
 
 
-def test_tpin_of_an_activated_card_is_not_usable(terminal):
+def test_tpin_of_an_activated_card_is_not_usable(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     assert status(t, TPIN) == 0x6984
     assert t.verify(TPIN) == 0x6984
 
 
-def test_power_off_and_reset_drop_verified_states(terminal):
+def test_power_off_and_reset_drop_verified_states(terminal: MakeTerminal) -> None:
     t = terminal("pk-regular")
     t.select_app()
     assert t.verify(PIN) == 0x9000
@@ -197,7 +201,7 @@ def test_power_off_and_reset_drop_verified_states(terminal):
     assert t.sw("00A4020C02C001") == 0x6A82  # the selection is gone too
 
 
-def test_selecting_another_application_drops_verified_states():
+def test_selecting_another_application_drops_verified_states() -> None:
     aid_a, aid_b = b"\xf0AAAAAA", b"\xf0BBBBBB"
     card = CardOS(
         [Application(aid_a, {}), Application(aid_b, {})],
@@ -216,7 +220,7 @@ def test_selecting_another_application_drops_verified_states():
     assert not card.is_verified(PIN)
 
 
-def test_secrets_never_show_in_repr():
+def test_secrets_never_show_in_repr() -> None:
     profile = load_profile("pk-regular")
     card = SimulatedCard.from_profile(profile)
     texts = [repr(profile), str(profile), repr(card), repr(profile.secrets)]
@@ -226,7 +230,7 @@ def test_secrets_never_show_in_repr():
     assert "58392671" not in repr(SecretSlot(PIN, SecretState.ACTIVE, 3, b"58392671"))
 
 
-def test_profile_overrides_give_independent_cards():
+def test_profile_overrides_give_independent_cards() -> None:
     base = load_profile("pk-regular")
     blocked = dataclasses.replace(
         base,

@@ -8,8 +8,8 @@ import pytest
 
 from pkcard.errors import CardRemoved, CardReset, ReaderNotFound
 from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, ReaderInfo, ReaderModel
-from pkcard.transport import ReaderCapabilities
-from simcard.card import load_card
+from pkcard.transport import ReaderCapabilities, SmartCardConnection
+from simcard.card import SimulatedCard, load_card
 from simcard.inprocess import (
     PINPAD_READER,
     TWIN_READER,
@@ -23,12 +23,12 @@ TWIN = TWIN_READER.name
 SELECT_PK = bytes.fromhex("00A4040C09F0504B43415244504B")
 
 
-def verify_pin(conn, card) -> bytes:
+def verify_pin(conn: SmartCardConnection, card: SimulatedCard) -> bytes:
     block = card.profile.secret_value(SecretRef.PIN).encode().ljust(8, b"\xff")
     return conn.transmit(b"\x00\x20\x00\x81\x08" + block)
 
 
-def test_default_readers_and_card_kinds():
+def test_default_readers_and_card_kinds() -> None:
     system = SimulatedReaderSystem()
     states = {s.reader.name: s for s in system.list_readers()}
     assert set(states) == {PINPAD, TWIN}
@@ -46,7 +46,7 @@ def test_default_readers_and_card_kinds():
     assert states[TWIN].atr[4:12] == b"PKCARDKZ"
 
 
-def test_events_are_delivered_synchronously():
+def test_events_are_delivered_synchronously() -> None:
     system = SimulatedReaderSystem()
     events: list[ReaderEvent] = []
     card = load_card("pk-regular")
@@ -74,7 +74,7 @@ def test_events_are_delivered_synchronously():
     system.close()
 
 
-def test_connect_errors():
+def test_connect_errors() -> None:
     system = SimulatedReaderSystem()
     with pytest.raises(ReaderNotFound):
         system.connect("no such reader")
@@ -84,7 +84,7 @@ def test_connect_errors():
         system.insert("no such reader", load_card("kzz"))
 
 
-def test_removal_ends_connections_and_verified_states():
+def test_removal_ends_connections_and_verified_states() -> None:
     system = SimulatedReaderSystem()
     card = load_card("pk-regular")
     system.insert(PINPAD, card)
@@ -103,7 +103,7 @@ def test_removal_ends_connections_and_verified_states():
     assert fresh.transmit(b"\x00\x20\x00\x81")[-2:] == b"\x63\xc3"
 
 
-def test_standalone_connection_pull_and_reset():
+def test_standalone_connection_pull_and_reset() -> None:
     card = load_card("pk-regular")
     conn = InProcessConnection(card)
     assert conn.atr == card.atr
@@ -121,7 +121,7 @@ def test_standalone_connection_pull_and_reset():
         closed.transmit(b"\x00\x20\x00\x81")
 
 
-def test_transaction_is_exclusive_between_connections():
+def test_transaction_is_exclusive_between_connections() -> None:
     system = SimulatedReaderSystem()
     system.insert(TWIN, load_card("kzz"))
     first = system.connect(TWIN)

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pkcard.errors import ProfileError
+from pkcard.pin import PIN_FORMATS, PinRef, check_new_pin
+from pkcard.secret import Secret
 from simcard.card import SimulatedCard
 from simcard.profile import CardProfile, load_profile, profile_names
 from simcard.spec import CardKind, CardRole, Environment, KeyUse, SecretRef, SecretState
@@ -65,12 +67,12 @@ def is_weak(pin: str) -> bool:
     )
 
 
-def test_required_profiles_exist():
+def test_required_profiles_exist() -> None:
     assert set(profile_names()) >= REQUIRED
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
-def test_profile_builds_a_card_with_valid_certificates(name):
+def test_profile_builds_a_card_with_valid_certificates(name: str) -> None:
     profile = load_profile(name)
     card = SimulatedCard.from_profile(profile)
     assert card.atr
@@ -105,7 +107,7 @@ def test_profile_builds_a_card_with_valid_certificates(name):
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
-def test_test_secrets_pass_the_pin_policy(name):
+def test_test_secrets_pass_the_pin_policy(name: str) -> None:
     profile = load_profile(name)
     for spec in profile.secrets:
         if spec.value is not None and spec.ref != SecretRef.REACTIVATION:
@@ -115,13 +117,13 @@ def test_test_secrets_pass_the_pin_policy(name):
             assert birth.strftime("%d%m") not in spec.value
 
 
-def test_the_policy_helper_itself_refuses_weak_pins():
+def test_the_policy_helper_itself_refuses_weak_pins() -> None:
     for weak in ("1234", "987654", "1111", "1203", "120381", "31122000", "20001231"):
         assert is_weak(weak), weak
     assert not is_weak("58392671")
 
 
-def test_profile_facts():
+def test_profile_facts() -> None:
     regular, backup = load_profile("pk-regular"), load_profile("pk-backup")
     assert regular.holder == backup.holder
     assert backup.card_info.role == CardRole.BACKUP
@@ -138,7 +140,7 @@ def test_profile_facts():
     assert regular.card_info.valid_from == date(2025, 3, 1)
 
 
-def test_missing_and_malformed_profiles(tmp_path):
+def test_missing_and_malformed_profiles(tmp_path: Path) -> None:
     with pytest.raises(ProfileError):
         load_profile("no-such-card")
     bad = tmp_path / "bad.toml"
@@ -159,7 +161,7 @@ def test_missing_and_malformed_profiles(tmp_path):
         load_profile(incomplete)
 
 
-def test_a_certificate_for_another_key_is_refused():
+def test_a_certificate_for_another_key_is_refused() -> None:
     regular = load_profile("pk-regular")
     other = load_profile("pk-blocked").key(KeyUse.AUTHENTICATION)
     auth = regular.key(KeyUse.AUTHENTICATION)
@@ -170,3 +172,13 @@ def test_a_certificate_for_another_key_is_refused():
     )
     with pytest.raises(ProfileError):
         SimulatedCard.from_profile(mixed)
+
+
+@pytest.mark.parametrize("name", profile_names())
+def test_test_secrets_pass_the_hosts_pin_policy(name: str) -> None:
+    profile = load_profile(name)
+    birth = profile.holder.birth_date if profile.holder is not None else None
+    for spec in profile.secrets:
+        if spec.value is not None:
+            fmt = PIN_FORMATS[PinRef(spec.ref)]
+            check_new_pin(Secret(spec.value), fmt, birth_date=birth)  # raises WeakPin

@@ -16,17 +16,21 @@ from simcard.inprocess import InProcessConnection
 from simcard.profile import load_profile
 from simcard.spec import PK_AID, KeyUse, SecretRef, pad_secret
 
-VARIANTS = {
-    "plain": {},
-    "get-response": {"force_get_response": True},
-    "exact-le": {"force_exact_le": True},
-    "both": {"force_get_response": True, "force_exact_le": True},
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    # name: (force_get_response, force_exact_le)
+    "plain": (False, False),
+    "get-response": (True, False),
+    "exact-le": (False, True),
+    "both": (True, True),
 }
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_protocol_layer_reads_and_signs_through_every_framing(variant):
-    profile = dataclasses.replace(load_profile("pk-regular"), **VARIANTS[variant])
+def test_protocol_layer_reads_and_signs_through_every_framing(variant: str) -> None:
+    get_response, exact_le = VARIANTS[variant]
+    profile = dataclasses.replace(
+        load_profile("pk-regular"), force_get_response=get_response, force_exact_le=exact_le
+    )
     card = SimulatedCard.from_profile(profile)
     protocol = SmartCardProtocol(InProcessConnection(card))
     fci = protocol.select(PK_AID)

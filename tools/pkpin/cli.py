@@ -16,8 +16,9 @@ from pcsc_bridge import PcscReaderSystem
 from pkcard.client import DEFAULT_SOCKET
 from pkcard.errors import PkcardError
 from pkcard.pin import PinRef
-from simcard import load_card
+from simcard.card import load_card
 from simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
+from simcard.profile import profile_names
 from tools.pkpin.commands import (
     PLANS,
     Console,
@@ -82,6 +83,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
     path.add_argument(
         "--socket",
         type=Path,
+        metavar="PATH",
         help=t.tr("pkcardd's socket (default: $PKCARD_SOCKET or %(default)s)")
         % {"default": DEFAULT_SOCKET},
     )
@@ -96,9 +98,13 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         default=SIMULATED_PROFILE,
+        choices=profile_names(),
+        metavar="NAME",
         help=t.tr("the simulated card's profile (with --simulated)"),
     )
-    parser.add_argument("--reader", help=t.tr("the reader to use (default: the one with a PK)"))
+    parser.add_argument(
+        "--reader", metavar="NAME", help=t.tr("the reader to use (default: the one with a PK)")
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     readers = commands.add_parser("readers", help=t.tr("list the card readers"))
     readers.add_argument("--json", action="store_true", help=t.tr("machine-readable output"))
@@ -173,9 +179,9 @@ def run(
         )
         console.note(outcome.text)
         return outcome.exit_code
-    except (KeyboardInterrupt, EOFError):
+    except KeyboardInterrupt:
         console.note("")
-        console.note(words.cancelled())
+        console.note(words.interrupted())
         return ExitCode.CANCELLED
 
 

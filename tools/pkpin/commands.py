@@ -9,7 +9,8 @@ PIN policy, and only then sends one operation to the card.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TextIO
@@ -31,7 +32,7 @@ from pkcard.pin import (
 )
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
-from tools.pkpin.messages import ExitCode, Messages, PinPadOnly
+from tools.pkpin.messages import Cancelled, ExitCode, Messages, PinPadOnly
 from tools.pkpin.service import PinService
 from tools.pkpin.terminal import Terminal
 
@@ -238,6 +239,15 @@ def _success(words: Messages, command: PinCommand) -> str:
     return words.activated()
 
 
+@contextmanager
+def _prompting() -> Iterator[None]:
+    """Turn Ctrl-C or end of input at a prompt into :class:`Cancelled`."""
+    try:
+        yield
+    except (KeyboardInterrupt, EOFError):
+        raise Cancelled("cancelled at a prompt") from None
+
+
 def run_pin_command(
     service: PinService,
     console: Console,
@@ -261,23 +271,31 @@ def run_pin_command(
     status = service.status(reader, plan.presented)
     require_usable(status)
     confirm = options.confirm_last_try
+    last_try = status.state is PinState.VERIFIABLE and status.tries_left == 1
     with open_terminal() as terminal:
-        if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm:
-            answer = terminal.ask(words.prompt_last_try(plan.presented))
+        if last_try and not confirm:
+            with _prompting():
+                answer = terminal.ask(words.prompt_last_try(plan.presented))
             if not words.is_yes(answer):
                 console.note(words.last_try_declined())
                 return ExitCode.LAST_TRY_REFUSED
             confirm = True
-        with terminal.read_secret(words.prompt_current(plan.presented)) as presented:
+        with _prompting():
+            presented = terminal.read_secret(words.prompt_current(plan.presented))
+        with presented:
             check_presented(presented, PIN_FORMATS[plan.presented])
-            with terminal.read_secret(words.prompt_new(plan.target)) as new:
+            with _prompting():
+                new = terminal.read_secret(words.prompt_new(plan.target))
+            with new:
                 check_new_pin(
                     new,
                     PIN_FORMATS[plan.target],
-                    birth_date=None,  # the card's side knows it and checks it too
+                    birth_date=None,  # the card library knows it and checks it too
                     old=presented if plan.old_is_previous else None,
                 )
-                with terminal.read_secret(words.prompt_again(plan.target)) as again:
+                with _prompting():
+                    again = terminal.read_secret(words.prompt_again(plan.target))
+                with again:
                     check_confirmation(new, again)
                 _operation(service, command)(reader, presented, new, confirm)
     console.say(_success(words, command))

@@ -59,6 +59,10 @@ class NoTerminal(e.PkcardError):
     """There is no controlling terminal to read a secret from."""
 
 
+class Cancelled(e.PkcardError):
+    """The person interrupted a prompt (Ctrl-C or end of input): nothing was sent."""
+
+
 class PinPadOnly(e.PkcardError):
     """``--pinpad-only`` was given but PIN-pad entry is not implemented yet."""
 
@@ -347,11 +351,37 @@ class Messages:
     def cancelled(self) -> str:
         return self.tr("Cancelled: nothing was sent to the card.")
 
+    def interrupted(self) -> str:
+        return self.tr("Interrupted.")
+
     def daemon_unreachable(self, socket: str) -> str:
         return self.tr(
             "Cannot reach the card service pkcardd at %(socket)s: is it running? "
             "(--direct talks to the reader without it)"
         ) % {"socket": socket}
+
+    def _pin_pad_outcome(self, error: e.PkcardError) -> Outcome | None:
+        t = self._t
+        code = ExitCode
+        if isinstance(error, e.HostPinEntryRefused):
+            return Outcome(
+                code.DAEMON,
+                t.gettext(
+                    "pkcardd takes PINs for this reader only from its PIN pad, "
+                    "and pkpin cannot use the PIN pad yet: use --direct."
+                ),
+            )
+        if isinstance(error, e.PinPadTimeout):
+            return Outcome(code.CANCELLED, t.gettext("Nobody typed the PIN on the reader in time."))
+        if isinstance(error, e.PinPadCancelled):
+            return Outcome(code.CANCELLED, t.gettext("PIN entry was cancelled on the reader."))
+        if isinstance(error, e.PinPadWrongLength):
+            return Outcome(
+                code.REFUSED_PIN, t.gettext("The PIN typed on the reader had the wrong length.")
+            )
+        if isinstance(error, e.PinPadError):
+            return Outcome(code.CARD, t.gettext("The PIN-pad reader failed the PIN entry."))
+        return None
 
     def describe(
         self,
@@ -384,6 +414,9 @@ class Messages:
             return Outcome(code.REFUSED_PIN, self.weak(new_ref or ref, error.rule))
         if isinstance(error, e.MalformedPin):
             return Outcome(code.REFUSED_PIN, self.malformed(ref))
+        pad = self._pin_pad_outcome(error)
+        if pad is not None:
+            return pad
         if isinstance(error, e.PinError):
             return Outcome(code.BLOCKED, self.disabled(ref))
         if isinstance(error, NoPkCard):
@@ -392,6 +425,8 @@ class Messages:
             return Outcome(code.USAGE, self.ambiguous(error.readers))
         if isinstance(error, NoTerminal):
             return Outcome(code.USAGE, self.no_terminal())
+        if isinstance(error, Cancelled):
+            return Outcome(code.CANCELLED, self.cancelled())
         if isinstance(error, PinPadOnly):
             return Outcome(code.CARD, self.pin_pad_only())
         if isinstance(error, e.NotSupported) and ref in (PinRef.SPIN, PinRef.TPIN):

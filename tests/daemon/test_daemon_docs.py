@@ -17,4 +17,9 @@ def test_error_table_matches_the_code() -> None:
         and cells[2].strip().startswith("`")
     }
     expected = {row.reason.value: row.code.name for row in ERROR_CODES}
-    assert rows == expected
+    assert rows == expected, "update docs/api.md's error table:\n" + "\n".join(
+        f"| {row.code.name} | `{row.reason.value}` | "
+        f"{', '.join(f'`{key}`' for key in row.metadata_keys) or '—'} | "
+        f"`{row.error_type.__name__}` | {row.when} |"
+        for row in ERROR_CODES
+    )

@@ -147,3 +147,17 @@ def test_private_dir_checks(tmp_path: Path) -> None:
     created.chmod(0o750)
     with pytest.raises(InsecureSocketDir, match="too open"):
         ensure_private_dir(created, max_mode=0o700)
+
+
+def test_workers_of_unplugged_readers_are_retired_at_the_limit(
+    readers: SimulatedReaderSystem,
+) -> None:
+    workers = ReaderWorkers(readers, max_readers=1)
+    card = SimulatedCard.from_profile(load_profile("kzz"))
+    readers.insert(TWIN_READER.name, card)
+    assert workers.run(PINPAD_READER.name, lambda c: len(c.atr)) > 0
+    with pytest.raises(DaemonBusy):  # the pad reader is still attached: its worker stays
+        workers.run(TWIN_READER.name, lambda c: None)
+    readers.remove_reader(PINPAD_READER.name)
+    assert workers.run(TWIN_READER.name, lambda c: c.atr) == card.atr
+    workers.stop()

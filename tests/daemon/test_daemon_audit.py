@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.audit import AuditEntry, AuditLog, AuditLogCorrupt, Problem, verify_bytes
@@ -52,7 +52,6 @@ def three_records(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return _log_bytes(tmp_path_factory.mktemp("a"), 3)[1]
 
 
-@settings(max_examples=200)
 @given(data=st.data())
 def test_any_single_byte_change_is_detected(three_records: bytes, data: st.DataObject) -> None:
     original = three_records

@@ -8,7 +8,7 @@ from concurrent import futures
 
 import grpc
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.access import AccessControl
@@ -37,7 +37,6 @@ def _sample(row: error_codes.ErrorCode, tries: int, sw: int, rule: e.PinRule) ->
     return cls("some words")
 
 
-@settings(max_examples=200)
 @given(
     row=st.sampled_from(error_codes.ERROR_CODES),
     tries=st.integers(0, 15),

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
-from daemon_harness import PK_READER, daemon_command, start_daemon
+from daemon_harness import KZZ_READER, PK_READER, daemon_command, start_daemon
 
 from daemon.audit import verify_bytes
-from pkcard.errors import AccessDenied, DaemonUnavailable, PkcardError
+from pkcard.client import PkcardClient
+from pkcard.errors import AccessDenied, DaemonBusy, DaemonUnavailable, PkcardError
 
 
 def test_caller_outside_the_allow_list_is_denied_and_audited(private_root: Path) -> None:
@@ -97,3 +100,65 @@ def test_sigterm_lets_in_flight_calls_finish_and_closes_the_audit(private_root: 
     assert json.loads(data.splitlines()[-1])["operation"] == "DAEMON_STOP"
     assert not daemon.socket_path.exists()
     daemon.close()
+
+
+def test_socket_activation_serves_on_the_inherited_socket(private_root: Path) -> None:
+    public = private_root / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(public))
+    listener.listen()
+    # Like systemd: the socket is fd 3, LISTEN_PID is the daemon's own pid (kept by exec).
+    launcher = (
+        "import os, sys; fd = int(sys.argv[1]); fd != 3 and (os.dup2(fd, 3), os.close(fd)); "
+        "os.environ['LISTEN_PID'] = str(os.getpid()); os.environ['LISTEN_FDS'] = '1'; "
+        "os.execv(sys.executable, sys.argv[2:])"
+    )
+    fd = listener.fileno()
+    command = [sys.executable, "-c", launcher, str(fd), *daemon_command(private_root)]
+    log = (private_root / "pkcardd.log").open("wb")
+    process = subprocess.Popen(command, stderr=log, pass_fds=(fd,))
+    try:
+        with PkcardClient(public, timeout=20.0) as client:
+            assert {s.reader.name for s in client.list_readers()} == {PK_READER, KZZ_READER}
+        assert not (private_root / "run" / "pkcardd.sock").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        log.close()
+        listener.close()
+
+
+def test_beyond_max_concurrent_rpcs_calls_are_refused_as_busy(private_root: Path) -> None:
+    config = private_root / "pkcardd.toml"
+    config.write_text("[limits]\nmax_concurrent_rpcs = 1\n")
+    daemon = start_daemon(private_root, "--config", str(config))
+    try:
+        with daemon.client(timeout=10.0) as watcher, daemon.client(timeout=10.0) as other:
+            stream = watcher.watch_events()
+            next(stream)  # the stream now holds the only slot
+            with pytest.raises(DaemonBusy):
+                other.list_readers()
+            stream.close()
+    finally:
+        daemon.close()
+
+
+def test_refuses_a_socket_directory_too_long_for_unix_sockets(private_root: Path) -> None:
+    command = daemon_command(private_root)
+    command[command.index("--socket-dir") + 1] = str(private_root / ("d" * 90))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "too long for Unix socket paths" in result.stderr
+
+
+def test_a_second_daemon_on_the_same_directory_refuses_to_start(private_root: Path) -> None:
+    first = start_daemon(private_root)
+    try:
+        result = subprocess.run(daemon_command(private_root), capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert result.returncode == 1
+        assert "another pkcardd running" in result.stderr
+        with first.client(timeout=10.0) as client:  # the first one is unharmed
+            assert len(client.list_readers()) == 2
+    finally:
+        first.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import KZZ_READER, PK_READER, RunningDaemon
 
+from pkcard.aio_client import AsyncPkcardClient
 from pkcard.client import PkcardClient, ReaderSnapshot
 from pkcard.clinic import ClinicContext
 from pkcard.errors import (
@@ -227,8 +230,8 @@ def test_audit_log_records_calls_with_context_and_no_secrets(
     assert last["workplace_id"] == "amb-3"
     assert last["user_id"] == "dr-x"
     assert last["card_serial"] == PK.card_info.serial
-    assert isinstance(last["uid"], int)
-    assert isinstance(last["pid"], int)
+    assert last["uid"] == os.getuid()  # SO_PEERCRED of this test process, via the gateway
+    assert last["pid"] == os.getpid()
     log = fresh_cards.stderr()
     for secret in (PIN, WRONG_PIN, PUK):
         assert secret not in text
@@ -285,3 +288,23 @@ def test_daemon_unavailable_when_nothing_listens(private_root: Path) -> None:
     with PkcardClient(private_root / "absent.sock", timeout=2.0) as c, \
             pytest.raises(DaemonUnavailable):
         c.list_readers()
+
+
+def test_async_client_has_the_same_results_and_errors(fresh_cards: RunningDaemon) -> None:
+    async def scenario() -> None:
+        async with AsyncPkcardClient(fresh_cards.socket_path, timeout=10.0) as client:
+            readers = await client.list_readers()
+            assert {r.reader.name for r in readers} == {PK_READER, KZZ_READER}
+            reading = await client.get_card(KZZ_READER)
+            assert reading.kzz is not None
+            with pytest.raises(WrongPin) as wrong:
+                await client.verify_pin(PK_READER, PinRef.PIN, WRONG_PIN)
+            assert wrong.value.tries_left == 2
+            status = await client.verify_pin(PK_READER, PinRef.PIN, PIN)
+            assert status.state is PinState.VERIFIED
+            stream = client.watch_events()
+            first = await anext(stream)
+            assert isinstance(first, ReaderSnapshot)
+            await stream.aclose()
+
+    asyncio.run(scenario())

@@ -1,0 +1,156 @@
+"""Backends of the PK behavioural suite: the APDU driver and the PKCS#11 driver.
+
+``open_pk(profile)`` builds a :class:`Backend` for the parametrised backend:
+
+* ``apdu-inprocess``: IsoPkDriver over InProcessConnection to a SimulatedCard;
+* ``apdu-pcscd``: IsoPkDriver over pyscard -> pcscd -> vpcd (marked ``pcsc``);
+* ``softhsm2``: Pkcs11PkDriver over SoftHSM2 tokens provisioned from the same
+  profile (simcard.softhsm). The tokens are made once per session in a private
+  token directory and copied for each test, so every test starts fresh.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pcsc_bridge import PcscReaderSystem
+from pkcard.pk import ProfessionalCard
+from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
+from pkcard.secret import Secret
+from simcard.card import SimulatedCard
+from simcard.inprocess import InProcessConnection
+from simcard.profile import CardProfile, load_profile
+from simcard.softhsm import SOFTHSM_MODULE, SoftHsmPk, provision_pk, softhsm_conf, write_config
+from simcard.spec import SecretRef
+
+PROVISIONED = ("pk-regular", "pk-backup", "pk-nurse")
+BACKENDS = (
+    "apdu-inprocess",
+    pytest.param("apdu-pcscd", marks=pytest.mark.pcsc),
+    "softhsm2",
+)
+SOFTHSM_NEVER_LOCKS = (
+    "SoftHSM 2.6 never locks a PIN: the right PIN still works after any number of wrong ones"
+)
+
+
+@dataclass
+class Backend:
+    """One PK behind one backend, and what that backend can model."""
+
+    name: str
+    app: ProfessionalCard
+    profile: CardProfile
+    enforces_tries: bool = True  # a wrong secret counts down to a lock
+    has_password: bool = True  # the reactivation password (reference 85)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def secret(self, ref: SecretRef) -> Secret:
+        return Secret(self.profile.secret_value(ref))
+
+
+@dataclass(frozen=True)
+class SoftHsmGolden:
+    directory: Path
+    tokens: dict[str, SoftHsmPk]
+
+
+@pytest.fixture(scope="session")
+def softhsm_golden(tmp_path_factory: pytest.TempPathFactory) -> SoftHsmGolden:
+    if not SOFTHSM_MODULE.exists():
+        pytest.skip(f"SoftHSM2 is not installed ({SOFTHSM_MODULE})")
+    directory = tmp_path_factory.mktemp("softhsm-golden")
+    with softhsm_conf(write_config(directory)):
+        module = Pkcs11Module.load(SOFTHSM_MODULE)
+    try:
+        tokens = {name: provision_pk(module, load_profile(name)) for name in PROVISIONED}
+    finally:
+        module.close()
+    return SoftHsmGolden(directory, tokens)
+
+
+@pytest.fixture
+def softhsm_module(softhsm_golden: SoftHsmGolden, tmp_path: Path) -> Iterator[Pkcs11Module]:
+    """SoftHSM2 loaded on a fresh copy of the golden tokens."""
+    copy = tmp_path / "softhsm"
+    shutil.copytree(softhsm_golden.directory, copy)
+    with softhsm_conf(write_config(copy)):
+        module = Pkcs11Module.load(SOFTHSM_MODULE)
+    yield module
+    module.close()
+
+
+def _softhsm(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
+    golden: SoftHsmGolden = request.getfixturevalue("softhsm_golden")
+    module: Pkcs11Module = request.getfixturevalue("softhsm_module")
+
+    def build(name: str) -> Backend:
+        tokens = golden.tokens[name]
+        sign = (
+            TokenSelector(serial=tokens.signature_serial)
+            if tokens.signature_serial is not None
+            else None
+        )
+        driver = Pkcs11PkDriver(module, TokenSelector(serial=tokens.card_serial), sign)
+        return Backend(
+            "softhsm2",
+            ProfessionalCard(driver),
+            load_profile(name),
+            enforces_tries=False,
+            has_password=False,
+            closers=[driver.close],
+        )
+
+    return build
+
+
+def _inprocess(name: str) -> Backend:
+    profile = load_profile(name)
+    card = SimulatedCard.from_profile(profile)
+    return Backend("apdu-inprocess", ProfessionalCard.over(InProcessConnection(card)), profile)
+
+
+def _pcscd(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
+    env = request.getfixturevalue("pcscd_env")
+    slot = 1
+
+    def build(name: str) -> Backend:
+        profile = load_profile(name)
+        env.insert(slot, SimulatedCard.from_profile(profile))
+        system = PcscReaderSystem()
+        connection = system.connect(env.reader_name(slot))
+        return Backend(
+            "apdu-pcscd",
+            ProfessionalCard.over(connection),
+            profile,
+            closers=[connection.close, system.close],
+        )
+
+    return build
+
+
+@pytest.fixture(params=BACKENDS)
+def open_pk(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Backend]]:
+    """``open_pk(profile_name) -> Backend`` on the parametrised backend."""
+    opened: list[Backend] = []
+    if request.param == "softhsm2":
+        factory = _softhsm(request)
+    elif request.param == "apdu-pcscd":
+        factory = _pcscd(request)
+    else:
+        factory = _inprocess
+
+    def build(name: str = "pk-regular") -> Backend:
+        backend = factory(name)
+        opened.append(backend)
+        return backend
+
+    yield build
+    for backend in opened:
+        for close in backend.closers:
+            close()
