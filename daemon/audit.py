@@ -46,6 +46,7 @@ class AuditEntry:
     reference: str | None = None
     tries_left: int | None = None
     incident_id: str | None = None
+    session_id: str | None = None  # dual-card sessions: the id, never the token
 
 
 def canonical_json(record: dict[str, Any]) -> str:

@@ -8,6 +8,13 @@ Example (every key optional)::
     audit_log = "/var/lib/pkcardd/audit.jsonl"
     allow_host_pin_entry = false     # accept PINs from clients for PIN-pad readers (default:
                                      # false with pcsc, true with the simulated readers)
+    workstation_id = "ws-amb-3"      # the session tokens' iss; default: the host name
+    backend = "unix:/run/pkcard-backend.sock"  # or "host:port"; needed for pkpin reactivate
+
+    [backend_tls]                    # optional: mutual TLS to a host:port backend
+    client_certificate = "/etc/pkcardd/backend-client.pem"
+    client_key = "/etc/pkcardd/backend-client.key"
+    server_ca = "/etc/pkcardd/backend-ca.pem"
 
     [access]                         # who may call; default: our uid, root, group "pkcard"
     users = ["root", "clinic"]       # names or numeric uids
@@ -33,6 +40,8 @@ import contextlib
 import grp
 import os
 import pwd
+import re
+import socket
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +52,7 @@ from typing import Any
 DEFAULT_SOCKET_DIR = Path("/run/pkcardd")
 DEFAULT_GROUP = "pkcard"
 SOCKET_NAME = "pkcardd.sock"
+_WORKSTATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -100,6 +110,33 @@ class TcpConfig:
 
 
 @dataclass(frozen=True)
+class BackendTls:
+    """Mutual TLS to the backend: our client certificate and the backend's CA."""
+
+    client_certificate: Path
+    client_key: Path
+    server_ca: Path
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Where pkcardd reaches the backend (``unix:/path`` or ``host:port``).
+
+    Without ``tls`` the workstation id travels as the development identity
+    (metadata ``x-pkcard-backend-client``).
+    """
+
+    address: str
+    tls: BackendTls | None = None
+
+
+def default_workstation_id() -> str:
+    """The host name, cut to what a token's ``iss`` allows."""
+    cleaned = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname())[:64]
+    return cleaned or "workstation"
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     socket_dir: Path = DEFAULT_SOCKET_DIR
     socket_group: str | None = None
@@ -113,6 +150,8 @@ class DaemonConfig:
     # refused with real readers, allowed with the simulated ones (their pad has
     # no holder at it unless a test scripts one).
     allow_host_pin_entry: bool | None = None
+    workstation_id: str = field(default_factory=default_workstation_id)
+    backend: BackendConfig | None = None
 
     @property
     def host_pin_entry_allowed(self) -> bool:
@@ -202,7 +241,7 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML. Raises :class:`ConfigError`."""
     top = (
         "socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp",
-        "allow_host_pin_entry",
+        "allow_host_pin_entry", "workstation_id", "backend", "backend_tls",
     )
     _check_keys(data, top, "the configuration")
     backend_name = str(data.get("reader_system", "pcsc")).upper()
@@ -219,7 +258,40 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         limits=_limits(_table(data, "limits")),
         tcp=_tcp(_table(data, "tcp")),
         allow_host_pin_entry=_flag(data, "allow_host_pin_entry"),
+        workstation_id=_workstation_id(data),
+        backend=_backend(data),
     )
+
+
+def _workstation_id(data: Mapping[str, Any]) -> str:
+    value = data.get("workstation_id")
+    if value is None:
+        return default_workstation_id()
+    if not isinstance(value, str) or not _WORKSTATION_ID_RE.fullmatch(value):
+        raise ConfigError("workstation_id must be 1-64 of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def _backend(data: Mapping[str, Any]) -> BackendConfig | None:
+    address = data.get("backend")
+    tls_table = _table(data, "backend_tls")
+    if address is None:
+        if tls_table:
+            raise ConfigError("[backend_tls] needs backend = \"host:port\"")
+        return None
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError("backend must be \"unix:/path\" or \"host:port\"")
+    if not tls_table:
+        return BackendConfig(address)
+    keys = ("client_certificate", "client_key", "server_ca")
+    _check_keys(tls_table, keys, "[backend_tls]")
+    missing = [k for k in keys if not isinstance(tls_table.get(k), str)]
+    if missing:
+        raise ConfigError(f"[backend_tls] needs {', '.join(missing)}")
+    return BackendConfig(address, BackendTls(
+        Path(tls_table["client_certificate"]), Path(tls_table["client_key"]),
+        Path(tls_table["server_ca"]),
+    ))
 
 
 def _flag(data: Mapping[str, Any], key: str) -> bool | None:

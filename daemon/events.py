@@ -9,6 +9,10 @@ the other subscribers never wait for it.
 A new subscriber is registered before the snapshot of the current state is
 taken, so no change is lost; an event right after the snapshot may repeat a
 change the snapshot already shows.
+
+Listeners (:meth:`EventHub.add_listener`, the session registry) see each
+reader event on the watcher thread right after the streams got it, and may
+publish a :class:`SessionEndedEvent` in turn.
 """
 
 from __future__ import annotations
@@ -16,11 +20,24 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from pkcard.errors import DaemonBusy, DaemonUnavailable
-from pkcard.readers import ReaderEvent, ReaderState, ReaderSystem
+from pkcard.errors import DaemonBusy, DaemonUnavailable, SessionEndReason
+from pkcard.readers import EventSink, ReaderEvent, ReaderState, ReaderSystem
 
 _POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class SessionEndedEvent:
+    """A dual-card session ended. ``reader``: whose event ended it (empty if none)."""
+
+    session_id: str
+    end_reason: SessionEndReason
+    reader: str = ""
+
+
+HubEvent = ReaderEvent | SessionEndedEvent
 
 
 class Subscription:
@@ -28,12 +45,12 @@ class Subscription:
 
     def __init__(self, hub: EventHub, size: int) -> None:
         self._hub = hub
-        self._events: queue.Queue[ReaderEvent] = queue.Queue(maxsize=size)
+        self._events: queue.Queue[HubEvent] = queue.Queue(maxsize=size)
         self._overflowed = threading.Event()
         self._closed = threading.Event()
         self.snapshot: list[ReaderState] = []
 
-    def offer(self, event: ReaderEvent) -> bool:
+    def offer(self, event: HubEvent) -> bool:
         """Queue ``event``; False (and marked overflowed) when the queue is full."""
         try:
             self._events.put_nowait(event)
@@ -45,7 +62,7 @@ class Subscription:
     def close(self) -> None:
         self._closed.set()
 
-    def next_event(self, is_active: Callable[[], bool]) -> ReaderEvent | None:
+    def next_event(self, is_active: Callable[[], bool]) -> HubEvent | None:
         """The next event; None when the caller is gone.
 
         Raises :class:`DaemonBusy` after an overflow and
@@ -83,7 +100,12 @@ class EventHub:
         self._queue_size = queue_size
         self._max_subscribers = max_subscribers
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[EventSink] = []
         self._lock = threading.Lock()
+
+    def add_listener(self, listener: EventSink) -> None:
+        """Also hand every reader event to ``listener`` (on the watcher thread). Before start."""
+        self._listeners.append(listener)
 
     def start(self) -> None:
         self._readers.start_watching(self._publish)
@@ -120,11 +142,16 @@ class EventHub:
         with self._lock:
             return len(self._subscribers)
 
-    def publish(self, event: ReaderEvent) -> None:
-        """Deliver an event the daemon itself made (PIN pad entry) like a watcher event."""
-        self._publish(event)
+    def publish(self, event: HubEvent) -> None:
+        """Deliver an event the daemon itself made (PIN pad entry, session end)."""
+        self._fan_out(event)
 
     def _publish(self, event: ReaderEvent) -> None:
+        self._fan_out(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def _fan_out(self, event: HubEvent) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscription in subscribers:

@@ -21,9 +21,10 @@ from grpc_reflection.v1alpha import reflection
 
 from daemon.access import AccessControl
 from daemon.audit import AuditEntry, AuditLog
+from daemon.backend_link import BackendLink
 from daemon.config import DaemonConfig, ReaderBackend
 from daemon.errors import ErrorMappingInterceptor
-from daemon.events import EventHub
+from daemon.events import EventHub, SessionEndedEvent
 from daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -31,13 +32,17 @@ from daemon.peers import (
     ensure_private_dir,
 )
 from daemon.services import Auditor, CardServicer, ReaderServicer
+from daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
 from daemon.workers import ReaderWorkers
+from pkcard.errors import SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
     readers_pb2,
     readers_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
     simulation_pb2,
     simulation_pb2_grpc,
 )
@@ -68,6 +73,7 @@ def _service_names(simulated: bool) -> list[str]:
     names = [
         readers_pb2.DESCRIPTOR.services_by_name["ReaderService"].full_name,
         cards_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
+        sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     ]
     if simulated:
         names.append(simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name)
@@ -98,6 +104,15 @@ class Daemon:
             queue_size=config.limits.event_queue_size,
             max_subscribers=max(1, config.limits.worker_threads // 2),
         )
+        self._auditor: Auditor | None = None
+        self._backend: BackendLink | None = None
+        self._sessions = SessionRegistry(self._session_ended)
+        self._hub.add_listener(self._sessions.on_reader_event)
+
+    def _session_ended(self, event: SessionEndedEvent) -> None:
+        self._hub.publish(event)
+        if self._auditor is not None:
+            audit_session_end(self._auditor)(event)
 
     @property
     def socket_path(self) -> Path:
@@ -139,6 +154,9 @@ class Daemon:
             )
             access = AccessControl(config.access, self._gateway)
             auditor = Auditor(self._audit, access)
+            self._auditor = auditor
+            if config.backend is not None:
+                self._backend = BackendLink(config.backend, config.workstation_id)
             self._server = self._build_server(access, auditor)
             self._hub.start()
             self._server.start()
@@ -179,6 +197,14 @@ class Daemon:
             ),
             server,
         )
+        sessions_pb2_grpc.add_SessionServiceServicer_to_server(
+            SessionServicer(
+                self._workers, self._sessions, auditor,
+                workstation_id=self.config.workstation_id, announce=self._hub.publish,
+                allow_host_pin_entry=self.config.host_pin_entry_allowed, backend=self._backend,
+            ),
+            server,
+        )
         if self._simulated:
             # Imported only here: a production daemon never loads the simulator.
             from daemon.simulation import SimulationServicer  # noqa: PLC0415
@@ -210,6 +236,8 @@ class Daemon:
         if self._server is not None:
             self._server.stop(None)
         self._hub.stop()
+        if self._backend is not None:
+            self._backend.close()
         if self._gateway is not None:
             self._gateway.stop()
         if listener is not None and self._inherited_listener is None:
@@ -236,6 +264,9 @@ class Daemon:
             self._hub.stop()
             done.wait()
         self._hub.stop()
+        self._sessions.end_all(SessionEndReason.DAEMON_STOPPING)
+        if self._backend is not None:
+            self._backend.close()
         if self._gateway is not None:
             self._gateway.stop()
         self._workers.stop()

@@ -21,7 +21,7 @@ from daemon import cards
 from daemon.access import AccessControl, Caller
 from daemon.audit import AuditEntry, AuditLog
 from daemon.errors import internal_error
-from daemon.events import EventHub
+from daemon.events import EventHub, SessionEndedEvent
 from daemon.workers import ReaderWorkers
 from pkcard.error_codes import describe
 from pkcard.errors import HostPinEntryRefused, PkcardError
@@ -47,6 +47,7 @@ class AuditNote:
 
     card_serial: str | None = None
     tries_left: int | None = None
+    session_id: str | None = None
 
     def set_serial(self, serial: str) -> None:
         self.card_serial = serial
@@ -74,6 +75,11 @@ class Auditor:
             user_id=clinic.user_id,
         ))
 
+    def event(self, entry: AuditEntry) -> None:
+        """Audit something the daemon itself did (no caller), such as a session ending."""
+        if self._log is not None:
+            self._log.append(entry)
+
     def refused(self, context: grpc.ServicerContext, method: str, reason: str) -> None:
         """Audit a call refused before it ran (allow-list, invalid metadata)."""
         self.record(self._access.identify(context), AuditEntry(operation=method, outcome=reason))
@@ -96,6 +102,7 @@ class Auditor:
                 operation=operation, outcome=outcome, reader=reader,
                 card_serial=note.card_serial, reference=ref_name,
                 tries_left=note.tries_left, incident_id=incident,
+                session_id=note.session_id,
             )
 
         try:
@@ -140,7 +147,18 @@ class ReaderServicer(readers_pb2_grpc.ReaderServiceServicer):
                 )
             )
             while (event := subscription.next_event(context.is_active)) is not None:
-                yield readers_pb2.WatchEventsResponse(reader_event=_event_message(event))
+                if isinstance(event, SessionEndedEvent):
+                    yield readers_pb2.WatchEventsResponse(session_event=_session_message(event))
+                else:
+                    yield readers_pb2.WatchEventsResponse(reader_event=_event_message(event))
+
+
+def _session_message(event: SessionEndedEvent) -> readers_pb2.SessionEvent:
+    return readers_pb2.SessionEvent(
+        session_id=event.session_id,
+        end_reason=readers_pb2.SessionEndReason.ValueType(int(event.end_reason)),
+        reader=event.reader,
+    )
 
 
 def _event_message(event: ReaderEvent) -> readers_pb2.ReaderEvent:

@@ -5,7 +5,7 @@ Same results (frozen dataclasses) and the same :mod:`pkcard.errors` types.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,24 @@ from pkcard.clinic import ClinicContext
 from pkcard.pin import PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
-from pkcard.v1 import cards_pb2, cards_pb2_grpc, readers_pb2, readers_pb2_grpc
+from pkcard.sessions import (
+    OpenedSession,
+    RestrictedMode,
+    SessionStatus,
+    SessionToken,
+    open_request,
+    opened_session,
+    session_status,
+    session_token,
+)
+from pkcard.v1 import (
+    cards_pb2,
+    cards_pb2_grpc,
+    readers_pb2,
+    readers_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+)
 
 
 class AsyncPkcardClient:
@@ -49,6 +66,7 @@ class AsyncPkcardClient:
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
+        self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -135,3 +153,45 @@ class AsyncPkcardClient:
             ),
         )
         return pin_status(response.status)
+
+    # --- dual-card sessions: see PkcardClient -----------------------------------------
+
+    async def open_session(
+        self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
+        kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
+        pin: Secret | str = "", confirm_last_try: bool = False,
+    ) -> OpenedSession:
+        request = open_request(
+            pk_reader, challenge, authorizations, kzz_reader=kzz_reader, restricted=restricted,
+            pin=reveal(pin), confirm_last_try=confirm_last_try,
+        )
+        try:
+            response = await self._call(self._sessions.OpenSession, request)
+        finally:
+            request.Clear()
+        return opened_session(response)
+
+    async def refresh_session(self, session_id: str, challenge: bytes) -> SessionToken:
+        response = await self._call(
+            self._sessions.RefreshSession,
+            sessions_pb2.RefreshSessionRequest(session_id=session_id, challenge=challenge),
+        )
+        return session_token(response.token)
+
+    async def close_session(self, session_id: str) -> bool:
+        response = await self._call(
+            self._sessions.CloseSession, sessions_pb2.CloseSessionRequest(session_id=session_id))
+        return bool(response.closed)
+
+    async def get_session(self, session_id: str) -> SessionStatus:
+        response = await self._call(
+            self._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=session_id))
+        return session_status(response)
+
+    async def reactivate_card(self, reader: str, password: Secret | str) -> str:
+        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password))
+        try:
+            response = await self._call(self._sessions.ReactivateCard, request)
+        finally:
+            request.Clear()
+        return str(response.card_serial)

@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,8 +50,27 @@ from pkcard.readers import (
     ReaderState,
 )
 from pkcard.secret import Secret
+from pkcard.sessions import (
+    OpenedSession,
+    RestrictedMode,
+    SessionEnd,
+    SessionStatus,
+    SessionToken,
+    open_request,
+    opened_session,
+    session_end,
+    session_status,
+    session_token,
+)
 from pkcard.transport import ReaderCapabilities
-from pkcard.v1 import cards_pb2, cards_pb2_grpc, readers_pb2, readers_pb2_grpc
+from pkcard.v1 import (
+    cards_pb2,
+    cards_pb2_grpc,
+    readers_pb2,
+    readers_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+)
 
 DEFAULT_SOCKET = Path("/run/pkcardd/pkcardd.sock")
 DEFAULT_TIMEOUT = 30.0
@@ -83,7 +102,7 @@ class ReaderSnapshot:
     readers: tuple[ReaderState, ...]
 
 
-WatchItem = ReaderSnapshot | ReaderEvent
+WatchItem = ReaderSnapshot | ReaderEvent | SessionEnd
 
 
 # --- conversions (shared with pkcard.aio_client) ------------------------------
@@ -139,6 +158,8 @@ def reader_state(message: readers_pb2.Reader) -> ReaderState:
 def watch_item(message: readers_pb2.WatchEventsResponse) -> WatchItem:
     if message.HasField("snapshot"):
         return ReaderSnapshot(tuple(reader_state(r) for r in message.snapshot.readers))
+    if message.HasField("session_event"):
+        return session_end(message.session_event)
     event = message.reader_event
     return ReaderEvent(kind=ReaderEventKind(event.kind), reader=event.reader, atr=event.atr)
 
@@ -278,6 +299,7 @@ class PkcardClient:
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
+        self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -378,3 +400,56 @@ class PkcardClient:
             reader=reader, tpin=reveal(tpin), new_spin=reveal(new_spin),
             confirm_last_try=confirm_last_try,
         ))
+
+    # --- dual-card sessions ------------------------------------------------------
+
+    def open_session(
+        self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
+        kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
+        pin: Secret | str = "", confirm_last_try: bool = False,
+    ) -> OpenedSession:
+        """Open a session over the backend's ``challenge``; returns its id and first token.
+
+        Pass ``kzz_reader`` (the patient's KZZ proves presence) or ``restricted``.
+        ``pin`` empty: the PK's PIN is already verified, or typed on the PIN pad.
+        """
+        request = open_request(
+            pk_reader, challenge, authorizations, kzz_reader=kzz_reader, restricted=restricted,
+            pin=reveal(pin), confirm_last_try=confirm_last_try,
+        )
+        try:
+            response: sessions_pb2.OpenSessionResponse = self._call(
+                self._sessions.OpenSession, request)
+        finally:
+            request.Clear()
+        return opened_session(response)
+
+    def refresh_session(self, session_id: str, challenge: bytes) -> SessionToken:
+        """A new token over a new challenge; :class:`~pkcard.errors.SessionEnded` once a
+        card left."""
+        response: sessions_pb2.RefreshSessionResponse = self._call(
+            self._sessions.RefreshSession,
+            sessions_pb2.RefreshSessionRequest(session_id=session_id, challenge=challenge),
+        )
+        return session_token(response.token)
+
+    def close_session(self, session_id: str) -> bool:
+        """End the session; False if it had already ended."""
+        response: sessions_pb2.CloseSessionResponse = self._call(
+            self._sessions.CloseSession, sessions_pb2.CloseSessionRequest(session_id=session_id))
+        return response.closed
+
+    def get_session(self, session_id: str) -> SessionStatus:
+        response: sessions_pb2.GetSessionResponse = self._call(
+            self._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=session_id))
+        return session_status(response)
+
+    def reactivate_card(self, reader: str, password: Secret | str) -> str:
+        """Reactivate the regular PK in ``reader`` at the backend; returns its serial."""
+        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password))
+        try:
+            response: sessions_pb2.ReactivateCardResponse = self._call(
+                self._sessions.ReactivateCard, request)
+        finally:
+            request.Clear()
+        return response.card_serial

@@ -20,11 +20,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from asn1crypto import algos, cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -106,7 +107,7 @@ def sign_detached(
     """
     try:
         certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
-        _ = certificate.native  # parse it whole now
+        _ = (certificate.issuer.native, certificate.serial_number)  # what the sid needs
     except ValueError as exc:
         raise FormatError(f"malformed signer certificate: {exc}") from None
     digest = hashlib.sha256(document).digest()
@@ -146,7 +147,8 @@ def _reject(reason: SignatureRejection, detail: str | None = None) -> SignatureR
     return SignatureRejected(reason, detail)
 
 
-def _attribute(signed_attrs: cms.CMSAttributes, name: str) -> object:
+def _attribute(signed_attrs: cms.CMSAttributes, name: str) -> Any:
+    """The one value of the signed attribute ``name`` (an asn1crypto value)."""
     found = [a for a in signed_attrs if a["type"].native == name]
     if len(found) != 1 or len(found[0]["values"]) != 1:
         raise _reject(SignatureRejection.ATTRIBUTE_MISSING, f"need exactly one {name} attribute")
@@ -195,7 +197,7 @@ def _check_issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -
             continue
         try:
             cert.verify_directly_issued_by(anchor)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return anchor
     raise _reject(SignatureRejection.CHAIN_INVALID, "no trust anchor issued the signer")
@@ -228,13 +230,24 @@ def verify_detached(
     now, when the signature carries none).
     """
     try:
-        info = cms.ContentInfo.load(cms_der, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise _reject(SignatureRejection.MALFORMED, "not a SignedData")
-        signed_data = info["content"]
-        _ = signed_data.native  # parse it whole now
-    except (ValueError, TypeError, KeyError) as exc:
+        return _verify(cms_der, document, trust_anchors, at)
+    except UnsupportedAlgorithm:
+        raise _reject(SignatureRejection.UNSUPPORTED_ALGORITHM, "unknown key type") from None
+    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
+        # asn1crypto parses lazily: malformed DER surfaces wherever it is first read.
         raise _reject(SignatureRejection.MALFORMED, type(exc).__name__) from None
+
+
+def _verify(
+    cms_der: bytes,
+    document: bytes,
+    trust_anchors: Sequence[x509.Certificate],
+    at: datetime | None,
+) -> SignatureInfo:
+    info = cms.ContentInfo.load(cms_der, strict=True)
+    if info["content_type"].native != "signed_data":
+        raise _reject(SignatureRejection.MALFORMED, "not a SignedData")
+    signed_data = info["content"]
     if signed_data["encap_content_info"]["content"].native is not None:
         raise _reject(SignatureRejection.MALFORMED, "not a detached signature")
     signer_infos = signed_data["signer_infos"]
@@ -248,7 +261,7 @@ def verify_detached(
         raise _reject(SignatureRejection.ATTRIBUTE_MISSING, "no signed attributes")
 
     asn1_cert = _signer_certificate(signed_data, signer_info)
-    cert_der = asn1_cert.dump()
+    cert_der = bytes(asn1_cert.dump())
     cert = x509.load_der_x509_certificate(cert_der)
     _check_signature(
         cert,
@@ -257,13 +270,13 @@ def verify_detached(
         _set_der(signed_attrs),
     )
 
-    if _attribute(signed_attrs, "content_type").native != "data":  # type: ignore[attr-defined]
+    if _attribute(signed_attrs, "content_type").native != "data":
         raise _reject(SignatureRejection.MALFORMED, "content type is not data")
     digest = hashlib.sha256(document).digest()
-    if _attribute(signed_attrs, "message_digest").native != digest:  # type: ignore[attr-defined]
+    if _attribute(signed_attrs, "message_digest").native != digest:
         raise _reject(SignatureRejection.DIGEST_MISMATCH, "the document does not match")
     ess = _attribute(signed_attrs, "signing_certificate_v2")
-    first = ess["certs"][0]  # type: ignore[index]
+    first = ess["certs"][0]
     if (
         first["hash_algorithm"]["algorithm"].native != "sha256"
         or first["cert_hash"].native != hashlib.sha256(cert_der).digest()
@@ -273,7 +286,7 @@ def verify_detached(
     signing_time: datetime | None = None
     times = [a for a in signed_attrs if a["type"].native == "signing_time"]
     if times:
-        signing_time = _attribute(signed_attrs, "signing_time").native  # type: ignore[attr-defined]
+        signing_time = _attribute(signed_attrs, "signing_time").native
     moment = signing_time or at or datetime.now(UTC)
     _check_key_usage(cert)
     _check_valid(cert, moment, "the signer's certificate")

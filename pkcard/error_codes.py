@@ -75,6 +75,10 @@ class Reason(StrEnum):
     DAEMON_BUSY = "DAEMON_BUSY"
     CALL_TIMEOUT = "CALL_TIMEOUT"
     INTERNAL = "INTERNAL"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_ENDED = "SESSION_ENDED"
+    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+    BACKEND_REFUSED = "BACKEND_REFUSED"
 
 
 Metadata = Mapping[str, str]
@@ -101,6 +105,23 @@ def _sw(err: e.PkcardError) -> dict[str, str]:
 def _incident(err: e.PkcardError) -> dict[str, str]:
     assert isinstance(err, e.DaemonInternalError)
     return {"incident_id": err.incident_id}
+
+
+def _end_reason(err: e.PkcardError) -> dict[str, str]:
+    assert isinstance(err, e.SessionEnded)
+    return {"end_reason": err.end_reason.name}
+
+
+def _rebuild_session_ended(metadata: Metadata, message: str) -> e.PkcardError:
+    reason = e.SessionEndReason.__members__.get(
+        metadata.get("end_reason", ""), e.SessionEndReason.CLOSED
+    )
+    return e.SessionEnded(reason, message)
+
+
+def _backend_reason(err: e.PkcardError) -> dict[str, str]:
+    assert isinstance(err, e.BackendRefused)
+    return {"backend_reason": err.backend_reason}
 
 
 def _int(metadata: Metadata, key: str, default: int = 0) -> int:
@@ -196,6 +217,17 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "the card broke ISO 7816-4 framing"),
     ErrorCode(e.FormatError, Reason.MALFORMED_CARD_DATA, RpcCode.DATA_LOSS,
               "data read from the card does not parse"),
+    ErrorCode(e.SessionNotFound, Reason.SESSION_NOT_FOUND, RpcCode.NOT_FOUND,
+              "no session with that id (never opened, or ended long ago)"),
+    ErrorCode(e.SessionEnded, Reason.SESSION_ENDED, RpcCode.FAILED_PRECONDITION,
+              "the session ended (a card left, or CloseSession); end_reason says why",
+              ("end_reason",), _end_reason, _rebuild_session_ended),
+    ErrorCode(e.BackendUnavailable, Reason.BACKEND_UNAVAILABLE, RpcCode.UNAVAILABLE,
+              "pkcardd cannot reach the configured backend"),
+    ErrorCode(e.BackendRefused, Reason.BACKEND_REFUSED, RpcCode.FAILED_PRECONDITION,
+              "the backend refused the call; backend_reason is its ErrorInfo reason",
+              ("backend_reason",), _backend_reason,
+              lambda m, msg: e.BackendRefused(m.get("backend_reason", ""), msg)),
     ErrorCode(e.AccessDenied, Reason.PERMISSION_DENIED, RpcCode.PERMISSION_DENIED,
               "the caller is not on the daemon's allow-list"),
     ErrorCode(e.InvalidRequest, Reason.INVALID_REQUEST, RpcCode.INVALID_ARGUMENT,

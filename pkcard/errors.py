@@ -322,6 +322,53 @@ class DaemonInternalError(DaemonError):
         super().__init__(message or f"internal error in pkcardd (incident {incident_id})")
 
 
+# --- dual-card sessions (pkcard.v1.SessionService) -------------------------------
+
+
+class SessionEndReason(IntEnum):
+    """Why a dual-card session ended. Stable numbers: the protobuf SessionEndReason."""
+
+    CLOSED = 1
+    PK_REMOVED = 2
+    KZZ_REMOVED = 3
+    READER_REMOVED = 4
+    SERVICE_LOST = 5
+    CARD_RESET = 6
+    DAEMON_STOPPING = 7
+
+
+class SessionError(DaemonError):
+    """A session call refused because of the session's state."""
+
+
+class SessionNotFound(SessionError):
+    """No session with that id is known to pkcardd (never opened, or ended long ago)."""
+
+
+class SessionEnded(SessionError):
+    """The session has ended (a card left, or it was closed); ``end_reason`` says why."""
+
+    def __init__(self, end_reason: SessionEndReason, message: str | None = None) -> None:
+        self.end_reason = end_reason
+        super().__init__(message or f"the session has ended ({end_reason.name})")
+
+
+class PinNotVerified(PinError):
+    """The call needs the PK's PIN verified and none was given (and there is no PIN pad)."""
+
+
+class BackendUnavailable(DaemonError):
+    """pkcardd cannot reach the backend configured as ``backend``."""
+
+
+class BackendRefused(DaemonError):
+    """The backend refused a call; ``backend_reason`` is its ErrorInfo reason."""
+
+    def __init__(self, backend_reason: str, message: str | None = None) -> None:
+        self.backend_reason = backend_reason
+        super().__init__(message or f"the backend refused the call ({backend_reason})")
+
+
 # --- session tokens and the backend ---------------------------------------------
 
 

@@ -56,7 +56,6 @@ from pkcard.errors import (
     MalformedPin,
     NotSupported,
     PinPadCancelled,
-    PinPadTimeout,
     PkcardError,
     ReferenceNotFound,
     SecurityStatusNotSatisfied,
@@ -330,16 +329,21 @@ class _Token:
     def info(self) -> TokenInfo:
         if self._info is None:
             self.open()
-        assert self._info is not None
-        return self._info
+        info = self._info
+        if info is None:
+            raise CardRemoved("the token is not open")
+        return info
 
     def open(self) -> None:
         """Find the token and open a session, unless the session is alive."""
         if self._session is not None:
             try:
                 self._session.getSessionInfo()
-            except PyKCS11.PyKCS11Error:
+            except PyKCS11.PyKCS11Error as exc:
                 self._session = None
+                error = _module_error(exc)
+                if isinstance(error, CardRemoved):
+                    raise error from None
                 raise CardReset("the token session was lost: verified states are gone") from None
             return
         self._info = self._module.find(self._selector)
@@ -404,8 +408,6 @@ class _Token:
         code = int(exc.value)
         if code in (PyKCS11.CKR_PIN_INCORRECT, PyKCS11.CKR_PIN_LOCKED, PyKCS11.CKR_PIN_EXPIRED):
             return code
-        if code == PyKCS11.CKR_FUNCTION_CANCELED and self.info.protected_authentication_path:
-            raise PinPadTimeout("PIN entry on the reader timed out or was cancelled") from None
         error = _module_error(exc)
         if isinstance(error, CardReset | CardRemoved):
             self._session = None

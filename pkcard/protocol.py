@@ -114,7 +114,11 @@ class GetResponseProcessor(ApduProcessor):
 
 
 class WrongLeProcessor(ApduProcessor):
-    """Resends a command answered 6Cxx once with Le = xx; a second 6Cxx is a ProtocolError."""
+    """Resends a command answered 6Cxx once with Le = xx; a second 6Cxx is a ProtocolError.
+
+    A 6Cxx to a command without Le (case 1 or 3: VERIFY, CHANGE REFERENCE
+    DATA) is a ProtocolError too: resending it would present a PIN twice.
+    """
 
     __slots__ = ("_inner",)
 
@@ -125,6 +129,8 @@ class WrongLeProcessor(ApduProcessor):
         response = self._inner.process(command)
         if response.sw >> 8 != 0x6C:
             return response
+        if command.le is None:
+            raise ProtocolError(f"card answered {response.sw:04X} to a command without Le")
         resent = CommandApdu(
             command.cla,
             command.ins,

@@ -24,19 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pkcard/v1/readers.proto\x12\tpkcard.v1\"\xcc\x01\n\x06Reader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0e\x32\x16.pkcard.v1.ReaderModel\x12\x14\n\x07pin_pad\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x14\n\x07\x64isplay\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x14\n\x0c\x63\x61rd_present\x18\x05 \x01(\x08\x12&\n\tcard_kind\x18\x06 \x01(\x0e\x32\x13.pkcard.v1.CardKind\x12\x0b\n\x03\x61tr\x18\x07 \x01(\x0c\x42\n\n\x08_pin_padB\n\n\x08_display\"\x14\n\x12ListReadersRequest\"9\n\x13ListReadersResponse\x12\"\n\x07readers\x18\x01 \x03(\x0b\x32\x11.pkcard.v1.Reader\"\x14\n\x12WatchEventsRequest\"|\n\x0bReaderEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.pkcard.v1.ReaderEventKind\x12\x0e\n\x06reader\x18\x02 \x01(\t\x12\x0b\n\x03\x61tr\x18\x03 \x01(\x0c\x12&\n\tcard_kind\x18\x04 \x01(\x0e\x32\x13.pkcard.v1.CardKind\"4\n\x0eReaderSnapshot\x12\"\n\x07readers\x18\x01 \x03(\x0b\x32\x11.pkcard.v1.Reader\"}\n\x13WatchEventsResponse\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x19.pkcard.v1.ReaderSnapshotH\x00\x12.\n\x0creader_event\x18\x02 \x01(\x0b\x32\x16.pkcard.v1.ReaderEventH\x00\x42\x07\n\x05\x65vent*\xca\x01\n\x0bReaderModel\x12\x1c\n\x18READER_MODEL_UNSPECIFIED\x10\x00\x12\x18\n\x14READER_MODEL_GENERIC\x10\x01\x12\x1e\n\x1aREADER_MODEL_IDBRIDGE_CT30\x10\x02\x12\x1f\n\x1bREADER_MODEL_IDBRIDGE_CT700\x10\x03\x12\x1f\n\x1bREADER_MODEL_IDBRIDGE_CT710\x10\x04\x12!\n\x1dREADER_MODEL_IDBRIDGE_GCR5500\x10\x05*u\n\x08\x43\x61rdKind\x12\x19\n\x15\x43\x41RD_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RD_KIND_NONE\x10\x01\x12\x15\n\x11\x43\x41RD_KIND_UNKNOWN\x10\x02\x12\x10\n\x0c\x43\x41RD_KIND_PK\x10\x03\x12\x11\n\rCARD_KIND_KZZ\x10\x04*\xe6\x02\n\x0fReaderEventKind\x12!\n\x1dREADER_EVENT_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1eREADER_EVENT_KIND_READER_ADDED\x10\x01\x12$\n READER_EVENT_KIND_READER_REMOVED\x10\x02\x12#\n\x1fREADER_EVENT_KIND_CARD_INSERTED\x10\x03\x12\"\n\x1eREADER_EVENT_KIND_CARD_REMOVED\x10\x04\x12\"\n\x1eREADER_EVENT_KIND_SERVICE_LOST\x10\x05\x12&\n\"READER_EVENT_KIND_SERVICE_RESTORED\x10\x06\x12\'\n#READER_EVENT_KIND_PIN_ENTRY_STARTED\x10\x07\x12(\n$READER_EVENT_KIND_PIN_ENTRY_FINISHED\x10\x08\x32\xad\x01\n\rReaderService\x12L\n\x0bListReaders\x12\x1d.pkcard.v1.ListReadersRequest\x1a\x1e.pkcard.v1.ListReadersResponse\x12N\n\x0bWatchEvents\x12\x1d.pkcard.v1.WatchEventsRequest\x1a\x1e.pkcard.v1.WatchEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pkcard/v1/readers.proto\x12\tpkcard.v1\"\xcc\x01\n\x06Reader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0e\x32\x16.pkcard.v1.ReaderModel\x12\x14\n\x07pin_pad\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x14\n\x07\x64isplay\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x14\n\x0c\x63\x61rd_present\x18\x05 \x01(\x08\x12&\n\tcard_kind\x18\x06 \x01(\x0e\x32\x13.pkcard.v1.CardKind\x12\x0b\n\x03\x61tr\x18\x07 \x01(\x0c\x42\n\n\x08_pin_padB\n\n\x08_display\"\x14\n\x12ListReadersRequest\"9\n\x13ListReadersResponse\x12\"\n\x07readers\x18\x01 \x03(\x0b\x32\x11.pkcard.v1.Reader\"\x14\n\x12WatchEventsRequest\"|\n\x0bReaderEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.pkcard.v1.ReaderEventKind\x12\x0e\n\x06reader\x18\x02 \x01(\t\x12\x0b\n\x03\x61tr\x18\x03 \x01(\x0c\x12&\n\tcard_kind\x18\x04 \x01(\x0e\x32\x13.pkcard.v1.CardKind\"4\n\x0eReaderSnapshot\x12\"\n\x07readers\x18\x01 \x03(\x0b\x32\x11.pkcard.v1.Reader\"\xaf\x01\n\x13WatchEventsResponse\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x19.pkcard.v1.ReaderSnapshotH\x00\x12.\n\x0creader_event\x18\x02 \x01(\x0b\x32\x16.pkcard.v1.ReaderEventH\x00\x12\x30\n\rsession_event\x18\x03 \x01(\x0b\x32\x17.pkcard.v1.SessionEventH\x00\x42\x07\n\x05\x65vent\"c\n\x0cSessionEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12/\n\nend_reason\x18\x02 \x01(\x0e\x32\x1b.pkcard.v1.SessionEndReason\x12\x0e\n\x06reader\x18\x03 \x01(\t*\xca\x01\n\x0bReaderModel\x12\x1c\n\x18READER_MODEL_UNSPECIFIED\x10\x00\x12\x18\n\x14READER_MODEL_GENERIC\x10\x01\x12\x1e\n\x1aREADER_MODEL_IDBRIDGE_CT30\x10\x02\x12\x1f\n\x1bREADER_MODEL_IDBRIDGE_CT700\x10\x03\x12\x1f\n\x1bREADER_MODEL_IDBRIDGE_CT710\x10\x04\x12!\n\x1dREADER_MODEL_IDBRIDGE_GCR5500\x10\x05*u\n\x08\x43\x61rdKind\x12\x19\n\x15\x43\x41RD_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RD_KIND_NONE\x10\x01\x12\x15\n\x11\x43\x41RD_KIND_UNKNOWN\x10\x02\x12\x10\n\x0c\x43\x41RD_KIND_PK\x10\x03\x12\x11\n\rCARD_KIND_KZZ\x10\x04*\xe6\x02\n\x0fReaderEventKind\x12!\n\x1dREADER_EVENT_KIND_UNSPECIFIED\x10\x00\x12\"\n\x1eREADER_EVENT_KIND_READER_ADDED\x10\x01\x12$\n READER_EVENT_KIND_READER_REMOVED\x10\x02\x12#\n\x1fREADER_EVENT_KIND_CARD_INSERTED\x10\x03\x12\"\n\x1eREADER_EVENT_KIND_CARD_REMOVED\x10\x04\x12\"\n\x1eREADER_EVENT_KIND_SERVICE_LOST\x10\x05\x12&\n\"READER_EVENT_KIND_SERVICE_RESTORED\x10\x06\x12\'\n#READER_EVENT_KIND_PIN_ENTRY_STARTED\x10\x07\x12(\n$READER_EVENT_KIND_PIN_ENTRY_FINISHED\x10\x08*\xb3\x02\n\x10SessionEndReason\x12\"\n\x1eSESSION_END_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19SESSION_END_REASON_CLOSED\x10\x01\x12!\n\x1dSESSION_END_REASON_PK_REMOVED\x10\x02\x12\"\n\x1eSESSION_END_REASON_KZZ_REMOVED\x10\x03\x12%\n!SESSION_END_REASON_READER_REMOVED\x10\x04\x12#\n\x1fSESSION_END_REASON_SERVICE_LOST\x10\x05\x12!\n\x1dSESSION_END_REASON_CARD_RESET\x10\x06\x12&\n\"SESSION_END_REASON_DAEMON_STOPPING\x10\x07\x32\xad\x01\n\rReaderService\x12L\n\x0bListReaders\x12\x1d.pkcard.v1.ListReadersRequest\x1a\x1e.pkcard.v1.ListReadersResponse\x12N\n\x0bWatchEvents\x12\x1d.pkcard.v1.WatchEventsRequest\x1a\x1e.pkcard.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pkcard.v1.readers_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READERMODEL']._serialized_start=656
-  _globals['_READERMODEL']._serialized_end=858
-  _globals['_CARDKIND']._serialized_start=860
-  _globals['_CARDKIND']._serialized_end=977
-  _globals['_READEREVENTKIND']._serialized_start=980
-  _globals['_READEREVENTKIND']._serialized_end=1338
+  _globals['_READERMODEL']._serialized_start=808
+  _globals['_READERMODEL']._serialized_end=1010
+  _globals['_CARDKIND']._serialized_start=1012
+  _globals['_CARDKIND']._serialized_end=1129
+  _globals['_READEREVENTKIND']._serialized_start=1132
+  _globals['_READEREVENTKIND']._serialized_end=1490
+  _globals['_SESSIONENDREASON']._serialized_start=1493
+  _globals['_SESSIONENDREASON']._serialized_end=1800
   _globals['_READER']._serialized_start=39
   _globals['_READER']._serialized_end=243
   _globals['_LISTREADERSREQUEST']._serialized_start=245
@@ -49,8 +51,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READEREVENT']._serialized_end=472
   _globals['_READERSNAPSHOT']._serialized_start=474
   _globals['_READERSNAPSHOT']._serialized_end=526
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=528
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=653
-  _globals['_READERSERVICE']._serialized_start=1341
-  _globals['_READERSERVICE']._serialized_end=1514
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=529
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=704
+  _globals['_SESSIONEVENT']._serialized_start=706
+  _globals['_SESSIONEVENT']._serialized_end=805
+  _globals['_READERSERVICE']._serialized_start=1803
+  _globals['_READERSERVICE']._serialized_end=1976
 # @@protoc_insertion_point(module_scope)

@@ -122,6 +122,48 @@ READER_EVENT_KIND_PIN_ENTRY_FINISHED: ReaderEventKind.ValueType  # 8
 """That PIN pad entry ended; the PIN call's answer or error carries the outcome."""
 Global___ReaderEventKind: _TypeAlias = ReaderEventKind  # noqa: Y015
 
+class _SessionEndReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionEndReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_END_REASON_UNSPECIFIED: _SessionEndReason.ValueType  # 0
+    SESSION_END_REASON_CLOSED: _SessionEndReason.ValueType  # 1
+    """CloseSession"""
+    SESSION_END_REASON_PK_REMOVED: _SessionEndReason.ValueType  # 2
+    """the professional's PK left its reader"""
+    SESSION_END_REASON_KZZ_REMOVED: _SessionEndReason.ValueType  # 3
+    """the patient's KZZ left its reader"""
+    SESSION_END_REASON_READER_REMOVED: _SessionEndReason.ValueType  # 4
+    """a session reader was unplugged"""
+    SESSION_END_REASON_SERVICE_LOST: _SessionEndReason.ValueType  # 5
+    """the PC/SC service went away (cards may be reset)"""
+    SESSION_END_REASON_CARD_RESET: _SessionEndReason.ValueType  # 6
+    """a card was reset or swapped (its PIN state is gone)"""
+    SESSION_END_REASON_DAEMON_STOPPING: _SessionEndReason.ValueType  # 7
+    """pkcardd shuts down"""
+
+class SessionEndReason(_SessionEndReason, metaclass=_SessionEndReasonEnumTypeWrapper):
+    """Why a session ended."""
+
+SESSION_END_REASON_UNSPECIFIED: SessionEndReason.ValueType  # 0
+SESSION_END_REASON_CLOSED: SessionEndReason.ValueType  # 1
+"""CloseSession"""
+SESSION_END_REASON_PK_REMOVED: SessionEndReason.ValueType  # 2
+"""the professional's PK left its reader"""
+SESSION_END_REASON_KZZ_REMOVED: SessionEndReason.ValueType  # 3
+"""the patient's KZZ left its reader"""
+SESSION_END_REASON_READER_REMOVED: SessionEndReason.ValueType  # 4
+"""a session reader was unplugged"""
+SESSION_END_REASON_SERVICE_LOST: SessionEndReason.ValueType  # 5
+"""the PC/SC service went away (cards may be reset)"""
+SESSION_END_REASON_CARD_RESET: SessionEndReason.ValueType  # 6
+"""a card was reset or swapped (its PIN state is gone)"""
+SESSION_END_REASON_DAEMON_STOPPING: SessionEndReason.ValueType  # 7
+"""pkcardd shuts down"""
+Global___SessionEndReason: _TypeAlias = SessionEndReason  # noqa: Y015
+
 @_typing.final
 class Reader(_message.Message):
     """A reader and what is in it right now."""
@@ -285,14 +327,19 @@ class WatchEventsResponse(_message.Message):
 
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     READER_EVENT_FIELD_NUMBER: _builtins.int
+    SESSION_EVENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def snapshot(self) -> Global___ReaderSnapshot:
         """Always the first message: the current state, so a late client needs no ListReaders."""
 
     @_builtins.property
     def reader_event(self) -> Global___ReaderEvent:
-        """Every later message: one live change, in the order the daemon saw them.
-        Field numbers 3..15 are reserved for session events (login/logout) later.
+        """Every later message: one live change, in the order the daemon saw them."""
+
+    @_builtins.property
+    def session_event(self) -> Global___SessionEvent:
+        """A dual-card session (pkcard.v1.SessionService) ended; sent right after the
+        reader event that ended it. Field numbers 4..15 are reserved.
         """
 
     def __init__(
@@ -300,13 +347,42 @@ class WatchEventsResponse(_message.Message):
         *,
         snapshot: Global___ReaderSnapshot | None = ...,
         reader_event: Global___ReaderEvent | None = ...,
+        session_event: Global___SessionEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "reader_event", b"reader_event", "snapshot", b"snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "reader_event", b"reader_event", "session_event", b"session_event", "snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "reader_event", b"reader_event", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "reader_event", b"reader_event", "session_event", b"session_event", "snapshot", b"snapshot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "reader_event"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "reader_event", "session_event"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+
+@_typing.final
+class SessionEvent(_message.Message):
+    """A change in a session's life. Only endings are reported."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    READER_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    end_reason: Global___SessionEndReason.ValueType
+    reader: _builtins.str
+    """The reader whose event ended the session; empty for CLOSED, SERVICE_LOST, DAEMON_STOPPING."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        end_reason: Global___SessionEndReason.ValueType = ...,
+        reader: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_reason", b"end_reason", "reader", b"reader", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionEvent: _TypeAlias = SessionEvent  # noqa: Y015

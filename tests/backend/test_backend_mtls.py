@@ -81,7 +81,8 @@ def _channel(port: int, ca: Issued, client_name: str) -> grpc.Channel:
 def _reason(error: grpc.RpcError) -> str:
     status = rpc_status.from_call(error)
     detail = error_details_pb2.ErrorInfo()
-    assert status is not None and status.details[0].Unpack(detail)
+    assert status is not None
+    assert status.details[0].Unpack(detail)
     return detail.reason
 
 

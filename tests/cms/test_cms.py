@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pkcard.cms import sign_detached, verify_detached
 from pkcard.errors import FormatError, SignatureRejected, SignatureRejection
@@ -158,3 +164,92 @@ def test_malformed_certificate_refused_before_signing() -> None:
 
     with pytest.raises(FormatError):
         sign_detached(DOCUMENT, b"\x30\x00", never)
+
+
+def _resigned(signature: bytes, edit: Callable[[cms.CMSAttributes], None]) -> bytes:
+    """The signature with its signed attributes edited (and so no longer matching)."""
+    info = cms.ContentInfo.load(signature)
+    edit(info["content"]["signer_infos"][0]["signed_attrs"])
+    return bytes(info.dump(force=True))
+
+
+def test_pkcard_refuses_edited_attributes(signature: bytes) -> None:
+    def later(attrs: cms.CMSAttributes) -> None:
+        for attr in attrs:
+            if attr["type"].native == "signing_time":
+                attr["values"] = [cms.Time(name="utc_time", value=datetime(2027, 1, 1, tzinfo=UTC))]
+
+    with pytest.raises(SignatureRejected) as refused:
+        verify_detached(_resigned(signature, later), DOCUMENT, [_anchor(TEST_PK_CA)])
+    assert refused.value.reason is SignatureRejection.BAD_SIGNATURE
+
+
+def test_pkcard_refuses_an_attached_signature(signature: bytes) -> None:
+    info = cms.ContentInfo.load(signature)
+    info["content"]["encap_content_info"]["content"] = DOCUMENT
+    with pytest.raises(SignatureRejected) as refused:
+        verify_detached(bytes(info.dump(force=True)), DOCUMENT, [_anchor(TEST_PK_CA)])
+    assert refused.value.reason is SignatureRejection.MALFORMED
+
+
+def test_signed_attributes_are_in_der_order(signature: bytes) -> None:
+    attrs = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]["signed_attrs"]
+    encodings = [attr.dump() for attr in attrs]
+    assert encodings == sorted(encodings)
+
+
+KPEP_KEY = PKI / "cards" / "pk-regular" / "sign-key.pem"
+KPEP_CERT = PKI / "cards" / "pk-regular" / "sign-cert.pem"
+
+
+def _software_signer() -> tuple[bytes, Callable[[bytes], bytes]]:
+    """The pk-regular KPEP key in software: the same signature the card makes, faster."""
+    key = serialization.load_pem_private_key(
+        KPEP_KEY.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    cert = x509.load_pem_x509_certificate(KPEP_CERT.read_bytes())
+
+    def sign(digest: bytes) -> bytes:
+        return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    return cert.public_bytes(serialization.Encoding.DER), sign
+
+
+@settings(max_examples=40, deadline=None)
+@given(document=st.binary(max_size=2048), flip=st.integers(min_value=0))
+def test_round_trip_and_any_change_is_refused(document: bytes, flip: int) -> None:
+    cert_der, sign = _software_signer()
+    signature = sign_detached(document, cert_der, sign, signing_time=SIGNED_AT)
+    info = verify_detached(signature, document, [_anchor(TEST_PK_CA)])
+    assert info.message_digest == hashlib.sha256(document).digest()
+    changed = bytearray(document or b"\x00")
+    changed[flip % len(changed)] ^= 0x01
+    if bytes(changed) == document:
+        return
+    with pytest.raises(SignatureRejected) as refused:
+        verify_detached(signature, bytes(changed), [_anchor(TEST_PK_CA)])
+    assert refused.value.reason is SignatureRejection.DIGEST_MISMATCH
+
+
+@settings(max_examples=100, deadline=None)
+@given(position=st.integers(min_value=0), value=st.integers(min_value=0, max_value=255))
+def test_corrupted_signature_is_refused_or_still_right(
+    signature: bytes, position: int, value: int
+) -> None:
+    """Any one-byte corruption: a typed refusal, never another exception or a wrong result."""
+    corrupted = bytearray(signature)
+    corrupted[position % len(corrupted)] = value
+    try:
+        info = verify_detached(bytes(corrupted), DOCUMENT, [_anchor(TEST_PK_CA)])
+    except SignatureRejected:
+        return
+    assert info.message_digest == hashlib.sha256(DOCUMENT).digest()
+    assert info.signer.subject_serial == "90001"
+
+
+@settings(max_examples=100, deadline=None)
+@given(garbage=st.binary(max_size=512))
+def test_garbage_is_refused_as_malformed(garbage: bytes) -> None:
+    with pytest.raises(SignatureRejected):
+        verify_detached(garbage, DOCUMENT, [_anchor(TEST_PK_CA)])

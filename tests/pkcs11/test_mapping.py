@@ -7,7 +7,7 @@ import hashlib
 import PyKCS11
 import pytest
 from asn1crypto import algos
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pkcard.errors import (
@@ -29,8 +29,6 @@ from pkcard.pkcs11 import (
     _module_error,
     digest_info_sha256,
 )
-
-settings.register_profile("slow", max_examples=5000)
 
 USER_BITS = (
     PyKCS11.CKF_USER_PIN_COUNT_LOW

@@ -7,7 +7,8 @@ import io
 import pytest
 
 from tools.pkpin.cli import run
-from tools.pkpin.messages import ExitCode, NoTerminal
+from tools.pkpin.errors import NoTerminal
+from tools.pkpin.messages import ExitCode
 from tools.pkpin.terminal import Terminal
 
 ENGLISH = {"LANG": "C.UTF-8"}

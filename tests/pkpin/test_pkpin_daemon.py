@@ -68,6 +68,10 @@ def test_change_pin_through_the_daemon(daemon: RunningDaemon) -> None:
     session.assert_no_secret_shown()
     with daemon.client() as client:  # the new PIN is the card's PIN now
         assert client.verify_pin(PK_READER, PinRef.PIN, NEW_PIN).state is PinState.VERIFIED
+    logs = daemon.stderr() + (daemon.audit_path.read_text() if daemon.audit_path.exists() else "")
+    assert "ChangePin" in logs  # the call was logged and audited (DEBUG level) ...
+    assert PIN not in logs  # ... without either PIN
+    assert NEW_PIN not in logs
 
 
 def test_wrong_pin_then_last_try_refused_then_confirmed(daemon: RunningDaemon) -> None:

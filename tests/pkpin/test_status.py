@@ -13,8 +13,9 @@ from pkcard.expiry import ExpiryKind, ExpiryWarning
 from simcard.card import load_card
 from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
 from tools.pkpin.commands import Console, run_readers, run_status
+from tools.pkpin.errors import AmbiguousReader, NoPkCard
 from tools.pkpin.i18n import Language, translations
-from tools.pkpin.messages import AmbiguousReader, ExitCode, Messages, NoPkCard
+from tools.pkpin.messages import ExitCode, Messages
 from tools.pkpin.service import DirectService
 
 

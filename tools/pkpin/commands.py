@@ -32,7 +32,8 @@ from pkcard.pin import (
 )
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
-from tools.pkpin.messages import Cancelled, ExitCode, Messages, PinPadOnly
+from tools.pkpin.errors import Cancelled, PinPadOnly
+from tools.pkpin.messages import ExitCode, Messages
 from tools.pkpin.service import PinService
 from tools.pkpin.terminal import Terminal
 

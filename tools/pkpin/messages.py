@@ -18,6 +18,7 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
 from pkcard.pk import Profession
+from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPkCard, NoTerminal, PinPadOnly
 
 
 class ExitCode(IntEnum):
@@ -41,30 +42,6 @@ class Outcome:
 
     exit_code: ExitCode
     text: str
-
-
-class NoPkCard(e.PkcardError):
-    """No reader holds a professional card."""
-
-
-class AmbiguousReader(e.PkcardError):
-    """More than one reader holds a professional card and ``--reader`` was not given."""
-
-    def __init__(self, readers: tuple[str, ...]) -> None:
-        self.readers = readers
-        super().__init__(f"{len(readers)} readers hold a professional card")
-
-
-class NoTerminal(e.PkcardError):
-    """There is no controlling terminal to read a secret from."""
-
-
-class Cancelled(e.PkcardError):
-    """The person interrupted a prompt (Ctrl-C or end of input): nothing was sent."""
-
-
-class PinPadOnly(e.PkcardError):
-    """``--pinpad-only`` was given but PIN-pad entry is not implemented yet."""
 
 
 class Messages:

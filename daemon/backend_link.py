@@ -1,0 +1,111 @@
+"""pkcardd's calls to the backend (pkcard.backend.v1) made for a card holder.
+
+Today one call: reactivating a holder's regular PK after a backup card was
+used (``pkpin reactivate``). The backend checks the reactivation password
+(salted scrypt, limited tries); the daemon only forwards it and never logs
+it. Backend refusals become :mod:`pkcard.errors`: a wrong password
+:class:`~pkcard.errors.WrongPin` with ``tries_left``, a blocked one
+:class:`~pkcard.errors.PinBlocked`, anything else
+:class:`~pkcard.errors.BackendRefused`; an unreachable backend
+:class:`~pkcard.errors.BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from daemon.config import BackendConfig
+from pkcard.backend.v1 import backend_pb2, backend_pb2_grpc
+from pkcard.errors import (
+    BackendRefused,
+    BackendUnavailable,
+    MalformedPin,
+    PinBlocked,
+    PkcardError,
+    WrongPin,
+)
+from pkcard.secret import Secret
+
+BACKEND_ERROR_DOMAIN = "backend.pkcard.si"
+CLIENT_METADATA_KEY = "x-pkcard-backend-client"
+DEFAULT_TIMEOUT = 15.0
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    metadata: Iterable[Any] = error.trailing_metadata() or ()
+    for key, value in metadata:
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == BACKEND_ERROR_DOMAIN:
+                return info
+    return None
+
+
+def backend_error(error: grpc.RpcError) -> PkcardError:
+    """The pkcard error for a failed backend call. Never quotes the request."""
+    code: grpc.StatusCode = error.code()
+    if code in _UNREACHABLE:
+        return BackendUnavailable(f"the backend did not answer ({code.name})")
+    info = _error_info(error)
+    reason = code.name if info is None else info.reason
+    if reason == "REACTIVATION_PASSWORD_WRONG":
+        try:
+            tries = int(info.metadata.get("tries_left", "0")) if info is not None else 0
+        except ValueError:
+            tries = 0
+        return WrongPin(tries, f"wrong reactivation password, {tries} tries left")
+    if reason == "REACTIVATION_PASSWORD_BLOCKED":
+        return PinBlocked("the reactivation password is blocked; ask the card registry")
+    if reason == "MALFORMED_PASSWORD":
+        return MalformedPin("the backend refused the reactivation password's format")
+    return BackendRefused(reason)
+
+
+class BackendLink:
+    """One gRPC channel to the backend; :meth:`close` releases it.
+
+    ``client_id`` (the workstation id) is sent as the development identity
+    when the link has no mutual TLS; with TLS the backend takes the
+    certificate's common name instead.
+    """
+
+    def __init__(
+        self, config: BackendConfig, client_id: str, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        if config.tls is None:
+            self._channel = grpc.insecure_channel(config.address)
+            self._metadata: tuple[tuple[str, str], ...] = ((CLIENT_METADATA_KEY, client_id),)
+        else:
+            tls = config.tls
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls.server_ca.read_bytes(),
+                private_key=tls.client_key.read_bytes(),
+                certificate_chain=tls.client_certificate.read_bytes(),
+            )
+            self._channel = grpc.secure_channel(config.address, credentials)
+            self._metadata = ()
+        self._timeout = timeout
+        self._admin = backend_pb2_grpc.RegistryAdminServiceStub(self._channel)
+
+    def reactivate(self, card_serial: str, password: Secret) -> None:
+        """Make the regular card ``card_serial`` active again; its backup becomes inactive."""
+        request = backend_pb2.ReactivateCardRequest(
+            card_serial=card_serial, reactivation_password=password.reveal().decode("utf-8")
+        )
+        try:
+            self._admin.ReactivateCard(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise backend_error(error) from None
+        finally:
+            request.Clear()
+
+    def close(self) -> None:
+        self._channel.close()

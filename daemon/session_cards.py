@@ -1,0 +1,139 @@
+"""The card steps of a dual-card session, as jobs for the per-reader workers.
+
+A session token takes three jobs: :func:`prepare_pk` on the PK reader (read
+the card, make sure its PIN is verified), :func:`prove_kzz` on the KZZ reader
+(the KZZ signs the proof digest bound to the challenge and the PK serial) and
+:func:`sign_token` on the PK reader (the PK signs the token). Each card
+application call is one card transaction. The jobs that follow the first
+check the card is still the one the session was opened with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from pkcard.errors import (
+    HostPinEntryRefused,
+    PinNotVerified,
+    SessionEnded,
+    SessionEndReason,
+    WrongCardKind,
+)
+from pkcard.kzz import HealthInsuranceCard, IsoKzzDriver, KzzCardData
+from pkcard.pin import PinRef, PinState
+from pkcard.pk import IsoPkDriver, PkCardData, ProfessionalCard
+from pkcard.readers import CardKind, ReaderEventKind, card_kind_from_atr
+from pkcard.secret import Secret
+from pkcard.token import SessionClaims, build_token, make_kzz_proof
+from pkcard.transport import SmartCardConnection
+
+Announce = Callable[[ReaderEventKind], None]
+"""Tells WatchEvents clients that the PIN pad asks for the PIN (and when it is done)."""
+
+
+@dataclass(frozen=True)
+class PinPolicy:
+    """How :func:`prepare_pk` gets the PK's PIN verified."""
+
+    pin: Secret | None  # from the client; None: already verified, or the PIN pad
+    confirm_last_try: bool
+    allow_host_pin_entry: bool
+
+
+@dataclass(frozen=True)
+class KzzProof:
+    """The KZZ's data and its signature over the proof digest."""
+
+    kzz: KzzCardData
+    proof: bytes
+
+
+def _require(connection: SmartCardConnection, kind: CardKind) -> None:
+    if card_kind_from_atr(connection.atr) is not kind:
+        raise WrongCardKind(f"the reader does not hold a {kind.name} card")
+
+
+def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy: PinPolicy,
+                announce: Announce) -> None:
+    pad = connection.capabilities.pin_pad is True
+    if policy.pin is not None:
+        if pad and not policy.allow_host_pin_entry:
+            raise HostPinEntryRefused("the PK reader has a PIN pad: type the PIN on the reader")
+        card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
+        return
+    if card.pin_status(PinRef.PIN).state is PinState.VERIFIED:
+        return
+    if not pad:
+        raise PinNotVerified("the PK's PIN is not verified: send the PIN")
+    announce(ReaderEventKind.PIN_ENTRY_STARTED)
+    try:
+        card.verify_on_pad(PinRef.PIN, confirm_last_try=policy.confirm_last_try)
+    finally:
+        announce(ReaderEventKind.PIN_ENTRY_FINISHED)
+
+
+def prepare_pk(
+    policy: PinPolicy, announce: Announce
+) -> Callable[[SmartCardConnection], PkCardData]:
+    """Job: read the PK and make sure its PIN is verified."""
+
+    def job(connection: SmartCardConnection) -> PkCardData:
+        _require(connection, CardKind.PK)
+        card = ProfessionalCard.over(connection)
+        data = card.read_card()
+        _ensure_pin(card, connection, policy, announce)
+        return data
+
+    return job
+
+
+def _same_pk(connection: SmartCardConnection, serial: str) -> None:
+    _require(connection, CardKind.PK)
+    driver = IsoPkDriver.over(connection)
+    with driver.transaction():
+        driver.select()
+        found = driver.read_card_info().serial
+    if found != serial:
+        raise SessionEnded(SessionEndReason.CARD_RESET, "another PK is now in the reader")
+
+
+def prove_kzz(
+    nonce: bytes, pk_serial: str, expected_kzz: KzzCardData | None = None
+) -> Callable[[SmartCardConnection], KzzProof]:
+    """Job: read the KZZ (or check it is ``expected_kzz``) and sign the proof digest."""
+
+    def job(connection: SmartCardConnection) -> KzzProof:
+        _require(connection, CardKind.KZZ)
+        if expected_kzz is None:
+            kzz = HealthInsuranceCard.over(connection).read_card()
+        else:
+            driver = IsoKzzDriver.over(connection)
+            with driver.transaction():
+                driver.select()
+                serial = driver.read_card_info().serial
+            if serial != expected_kzz.card_serial:
+                raise SessionEnded(SessionEndReason.CARD_RESET, "another KZZ is now in the reader")
+            kzz = expected_kzz
+        card = HealthInsuranceCard.over(connection)
+        return KzzProof(kzz, make_kzz_proof(nonce, pk_serial, card.authenticate))
+
+    return job
+
+
+def sign_token(
+    claims: SessionClaims, pk: PkCardData
+) -> Callable[[SmartCardConnection], str]:
+    """Job: check the PK is still ``pk`` and let it sign ``claims`` (compact JWS)."""
+    chain = [x509.load_der_x509_certificate(pk.auth_certificate.der)]
+
+    def job(connection: SmartCardConnection) -> str:
+        _same_pk(connection, pk.card_serial)
+        card = ProfessionalCard.over(connection)
+        if card.pin_status(PinRef.PIN).state is not PinState.VERIFIED:
+            raise PinNotVerified("the PK's PIN is no longer verified (card reset?)")
+        return build_token(claims, chain, card.authenticate)
+
+    return job

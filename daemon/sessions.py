@@ -1,0 +1,522 @@
+"""Dual-card sessions: the registry of open sessions and the pkcard.v1 SessionService.
+
+A session binds a PK in one reader to a KZZ in another (or, in restricted
+mode, to a stated reason) and hands out session tokens (docs/token.md) over
+backend challenges. :class:`SessionRegistry` listens to the reader watcher
+(:meth:`daemon.events.EventHub.add_listener`): a card leaving a session's
+reader, the reader leaving, or the PC/SC service going away ends the session
+on the watcher thread at once, publishes a :class:`SessionEndedEvent` and
+writes an audit record. A removal that happens while a session is being
+opened is caught by a per-reader removal counter, so no session outlives
+its card.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from daemon import session_cards
+from daemon.audit import AuditEntry
+from daemon.backend_link import BackendLink
+from daemon.cards import require_reader
+from daemon.events import SessionEndedEvent
+from daemon.services import Auditor
+from daemon.workers import ReaderWorkers
+from pkcard.cardinfo import CardRole
+from pkcard.errors import (
+    CardRemoved,
+    CardReset,
+    DaemonBusy,
+    InvalidRequest,
+    NotSupported,
+    PinNotVerified,
+    SessionEnded,
+    SessionEndReason,
+    SessionNotFound,
+    WrongCardKind,
+)
+from pkcard.kzz import KzzCardData
+from pkcard.pk import IsoPkDriver, PkCardData
+from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, card_kind_from_atr
+from pkcard.secret import Secret
+from pkcard.token import (
+    MAX_AUTHORIZATIONS,
+    MAX_RESTRICTED_REASON,
+    NONCE_LENGTH,
+    ProofMethod,
+    SessionClaims,
+    session_claims,
+)
+from pkcard.transport import SmartCardConnection
+from pkcard.v1 import cards_pb2, readers_pb2, sessions_pb2, sessions_pb2_grpc
+
+_AUTH_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
+_ZZZS_RE = re.compile(r"[0-9]{9}")
+MAX_SESSIONS = 64
+ENDED_RETENTION = 256  # ended sessions remembered for SESSION_ENDED answers
+_SERVICE = ""  # the removal counter key of PC/SC service losses (no reader has this name)
+T = TypeVar("T")
+
+_PROOF_METHODS = {
+    sessions_pb2.RESTRICTED_REASON_EMERGENCY: ProofMethod.RESTRICTED_EMERGENCY,
+    sessions_pb2.RESTRICTED_REASON_KZZ_UNUSABLE: ProofMethod.RESTRICTED_KZZ_UNUSABLE,
+    sessions_pb2.RESTRICTED_REASON_PATIENT_ABSENT: ProofMethod.RESTRICTED_PATIENT_ABSENT,
+}
+_REASONS_BACK = {method: value for value, method in _PROOF_METHODS.items()}
+_STANDARD_NOTES = {
+    ProofMethod.RESTRICTED_EMERGENCY: "emergency care",
+    ProofMethod.RESTRICTED_KZZ_UNUSABLE: "the patient's KZZ does not work",
+    ProofMethod.RESTRICTED_PATIENT_ABSENT: "service without the patient present",
+}
+# Reader events that end the sessions using that reader (SERVICE_LOST: every session).
+_ENDING_EVENTS = frozenset({
+    ReaderEventKind.CARD_REMOVED, ReaderEventKind.READER_REMOVED, ReaderEventKind.SERVICE_LOST,
+})
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a session was opened with. ``kzz`` and ``kzz_reader`` are None in restricted mode."""
+
+    session_id: str
+    pk_reader: str
+    kzz_reader: str | None
+    pk: PkCardData
+    kzz: KzzCardData | None
+    claims: SessionClaims  # of the first token; refreshes change only times and nonce
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session's state for GetSession."""
+
+    info: SessionInfo
+    end_reason: SessionEndReason | None
+    token_expires_at: datetime
+
+
+@dataclass
+class _Entry:
+    info: SessionInfo
+    token_expires_at: datetime
+    end_reason: SessionEndReason | None = None
+
+
+class SessionRegistry:
+    """Open and recently ended sessions; thread-safe.
+
+    ``on_end`` runs (outside the lock) for every session that ends, with
+    the ended session's id, reason and reader.
+    """
+
+    def __init__(
+        self,
+        on_end: Callable[[SessionEndedEvent], None],
+        *,
+        max_sessions: int = MAX_SESSIONS,
+        ended_retention: int = ENDED_RETENTION,
+    ) -> None:
+        self._on_end = on_end
+        self._max_sessions = max_sessions
+        self._retention = ended_retention
+        self._lock = threading.Lock()
+        self._active: dict[str, _Entry] = {}
+        self._ended: OrderedDict[str, _Entry] = OrderedDict()
+        self._removals: dict[str, int] = {}  # reader -> count of card/reader removals seen
+
+    # --- reader events (watcher thread) ---------------------------------------
+
+    def on_reader_event(self, event: ReaderEvent) -> None:
+        """End every session the event takes a card from. The hub's listener."""
+        if event.kind not in _ENDING_EVENTS:
+            return
+        ended: list[SessionEndedEvent] = []
+        with self._lock:
+            if event.kind is ReaderEventKind.SERVICE_LOST:
+                self._removals[_SERVICE] = self._removals.get(_SERVICE, 0) + 1
+                targets = [(sid, SessionEndReason.SERVICE_LOST) for sid in self._active]
+            else:
+                self._removals[event.reader] = self._removals.get(event.reader, 0) + 1
+                targets = []
+                for sid, entry in self._active.items():
+                    reason = self._reason_for(entry.info, event)
+                    if reason is not None:
+                        targets.append((sid, reason))
+            for sid, reason in targets:
+                ended.append(self._end_locked(sid, reason, event.reader))
+        for item in ended:
+            self._on_end(item)
+
+    @staticmethod
+    def _reason_for(info: SessionInfo, event: ReaderEvent) -> SessionEndReason | None:
+        if event.reader not in (info.pk_reader, info.kzz_reader):
+            return None
+        if event.kind is ReaderEventKind.READER_REMOVED:
+            return SessionEndReason.READER_REMOVED
+        if event.reader == info.pk_reader:
+            return SessionEndReason.PK_REMOVED
+        return SessionEndReason.KZZ_REMOVED
+
+    # --- the session calls --------------------------------------------------------
+
+    def removal_marks(self, readers: Iterable[str]) -> dict[str, int]:
+        """Removal counters of ``readers`` now; pass them to :meth:`add`."""
+        with self._lock:
+            marks = {r: self._removals.get(r, 0) for r in readers}
+            marks[_SERVICE] = self._removals.get(_SERVICE, 0)
+            return marks
+
+    def add(self, info: SessionInfo, token_expires_at: datetime,
+            marks: Mapping[str, int]) -> None:
+        """Register an opened session, unless a card left since ``marks`` were taken."""
+        with self._lock:
+            for reader, mark in marks.items():
+                if self._removals.get(reader, 0) != mark:
+                    raise CardRemoved("a session card left while the session was being opened")
+            if len(self._active) >= self._max_sessions:
+                raise DaemonBusy(f"too many open sessions (limit {self._max_sessions})")
+            self._active[info.session_id] = _Entry(info, token_expires_at)
+
+    def active(self, session_id: str) -> SessionInfo:
+        """The open session; :class:`SessionEnded` or :class:`SessionNotFound` otherwise."""
+        with self._lock:
+            entry = self._active.get(session_id)
+            if entry is not None:
+                return entry.info
+            gone = self._ended.get(session_id)
+        if gone is not None and gone.end_reason is not None:
+            raise SessionEnded(gone.end_reason)
+        raise SessionNotFound("no session with that id")
+
+    def view(self, session_id: str) -> SessionView:
+        with self._lock:
+            entry = self._active.get(session_id) or self._ended.get(session_id)
+            if entry is None:
+                raise SessionNotFound("no session with that id")
+            return SessionView(entry.info, entry.end_reason, entry.token_expires_at)
+
+    def refreshed(self, session_id: str, token_expires_at: datetime) -> None:
+        """Record a refresh's token; :class:`SessionEnded` if a card left meanwhile."""
+        with self._lock:
+            entry = self._active.get(session_id)
+            if entry is not None:
+                entry.token_expires_at = token_expires_at
+                return
+            gone = self._ended.get(session_id)
+        raise SessionEnded(gone.end_reason if gone is not None and gone.end_reason is not None
+                           else SessionEndReason.CLOSED)
+
+    def end(self, session_id: str, reason: SessionEndReason, reader: str = "") -> bool:
+        """End an open session; False if it was not open."""
+        with self._lock:
+            if session_id not in self._active:
+                return False
+            event = self._end_locked(session_id, reason, reader)
+        self._on_end(event)
+        return True
+
+    def end_all(self, reason: SessionEndReason) -> None:
+        with self._lock:
+            ended = [self._end_locked(sid, reason, "") for sid in list(self._active)]
+        for event in ended:
+            self._on_end(event)
+
+    def _end_locked(self, session_id: str, reason: SessionEndReason,
+                    reader: str) -> SessionEndedEvent:
+        entry = self._active.pop(session_id)
+        entry.end_reason = reason
+        self._ended[session_id] = entry
+        while len(self._ended) > self._retention:
+            self._ended.popitem(last=False)
+        shown = "" if reason in (SessionEndReason.CLOSED, SessionEndReason.SERVICE_LOST,
+                                 SessionEndReason.DAEMON_STOPPING) else reader
+        return SessionEndedEvent(session_id, reason, shown)
+
+
+# --- requests ---------------------------------------------------------------------
+
+
+def _challenge(value: bytes) -> bytes:
+    if len(value) != NONCE_LENGTH:
+        raise InvalidRequest(f"challenge must be the backend's {NONCE_LENGTH} bytes")
+    return bytes(value)
+
+
+def _authorizations(values: Iterable[str]) -> tuple[str, ...]:
+    codes = tuple(values)
+    if len(codes) > MAX_AUTHORIZATIONS or len(set(codes)) != len(codes):
+        raise InvalidRequest(f"authorizations: at most {MAX_AUTHORIZATIONS}, no duplicates")
+    if not all(_AUTH_CODE_RE.fullmatch(code) for code in codes):
+        raise InvalidRequest("authorizations: each code is [A-Z][A-Z0-9]{1,15}")
+    return codes
+
+
+@dataclass(frozen=True)
+class _Restricted:
+    method: ProofMethod
+    patient_id: str
+    note: str
+
+
+def _restricted(message: sessions_pb2.RestrictedMode) -> _Restricted:
+    method = _PROOF_METHODS.get(message.reason)
+    if method is None:
+        raise InvalidRequest("restricted.reason must be EMERGENCY, KZZ_UNUSABLE or PATIENT_ABSENT")
+    if not _ZZZS_RE.fullmatch(message.patient_zzzs_number):
+        raise InvalidRequest("restricted.patient_zzzs_number must be 9 digits")
+    note = message.note or _STANDARD_NOTES[method]
+    if not note.strip() or len(note) > MAX_RESTRICTED_REASON or not note.isprintable():
+        raise InvalidRequest(f"restricted.note: 1-{MAX_RESTRICTED_REASON} printable characters")
+    return _Restricted(method, message.patient_zzzs_number, note)
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _token_message(token: str, claims: SessionClaims) -> sessions_pb2.SessionToken:
+    return sessions_pb2.SessionToken(
+        token=token,
+        issued_at=_timestamp(datetime.fromtimestamp(claims.iat, UTC)),
+        expires_at=_timestamp(datetime.fromtimestamp(claims.exp, UTC)),
+    )
+
+
+def _summary(info: SessionInfo) -> sessions_pb2.SessionClaimsSummary:
+    claims = info.claims
+    return sessions_pb2.SessionClaimsSummary(
+        actor_id=claims.actor_id,
+        profession=cards_pb2.Profession.ValueType(int(claims.profession)),
+        pk_card_serial=claims.card_serial,
+        card_role=cards_pb2.CardRole.ValueType(int(claims.card_role)),
+        environment=cards_pb2.Environment.ValueType(int(claims.environment)),
+        authorizations=list(claims.authorizations),
+        patient_id=claims.patient_id or "",
+        kzz_card_serial=claims.kzz_serial or "",
+        restricted_reason=_REASONS_BACK.get(
+            claims.proof_method, sessions_pb2.RESTRICTED_REASON_UNSPECIFIED),
+        issuer=claims.iss,
+    )
+
+
+def _regular_pk_serial(connection: SmartCardConnection) -> str:
+    if card_kind_from_atr(connection.atr) is not CardKind.PK:
+        raise WrongCardKind("pkpin reactivate needs the regular professional card (PK)")
+    driver = IsoPkDriver.over(connection)
+    with driver.transaction():
+        driver.select()
+        info = driver.read_card_info()
+    if info.role is not CardRole.REGULAR:
+        raise NotSupported("only a regular PK is reactivated; this is a backup card")
+    return info.serial
+
+
+# --- the servicer -----------------------------------------------------------------
+
+
+class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
+    """OpenSession, RefreshSession, CloseSession, GetSession and ReactivateCard.
+
+    Card work runs on the readers' workers; secrets are wrapped in
+    :class:`Secret` at once and wiped when the call ends.
+    """
+
+    def __init__(
+        self,
+        workers: ReaderWorkers,
+        registry: SessionRegistry,
+        auditor: Auditor,
+        *,
+        workstation_id: str,
+        announce: Callable[[ReaderEvent], None],
+        allow_host_pin_entry: bool,
+        backend: BackendLink | None = None,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._workers = workers
+        self._registry = registry
+        self._auditor = auditor
+        self._workstation_id = workstation_id
+        self._announce = announce
+        self._allow_host_pin_entry = allow_host_pin_entry
+        self._backend = backend
+        self._clock = clock
+
+    def _run(self, context: grpc.ServicerContext, reader: str,
+             job: Callable[[SmartCardConnection], T]) -> T:
+        remaining = context.time_remaining()
+        return self._workers.run(
+            reader, job, timeout=None if remaining is None else max(0.0, remaining),
+            is_active=context.is_active,
+        )
+
+    def _announcer(self, reader: str) -> session_cards.Announce:
+        return lambda kind: self._announce(ReaderEvent(kind, reader))
+
+    def OpenSession(
+        self, request: sessions_pb2.OpenSessionRequest, context: grpc.ServicerContext
+    ) -> sessions_pb2.OpenSessionResponse:
+        with self._auditor.call(context, "OpenSession", reader=request.pk_reader) as note, \
+                ExitStack() as wipe:
+            pk_reader = require_reader(request.pk_reader)
+            nonce = _challenge(request.challenge)
+            authorizations = _authorizations(request.authorizations)
+            patient = request.WhichOneof("patient")
+            kzz_reader: str | None = None
+            restricted: _Restricted | None = None
+            if patient == "kzz_reader":
+                kzz_reader = require_reader(request.kzz_reader)
+                if kzz_reader == pk_reader:
+                    raise InvalidRequest("kzz_reader must differ from pk_reader")
+            elif patient == "restricted":
+                restricted = _restricted(request.restricted)
+            else:
+                raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
+            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            policy = session_cards.PinPolicy(pin, request.confirm_last_try,
+                                             self._allow_host_pin_entry)
+            readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
+            marks = self._registry.removal_marks(readers)
+            pk = self._run(context, pk_reader,
+                           session_cards.prepare_pk(policy, self._announcer(pk_reader)))
+            note.card_serial = pk.card_serial
+            kzz: KzzCardData | None = None
+            if kzz_reader is not None:
+                proof = self._run(context, kzz_reader,
+                                  session_cards.prove_kzz(nonce, pk.card_serial))
+                kzz = proof.kzz
+                claims = session_claims(
+                    pk=pk, nonce=nonce, workstation_id=self._workstation_id,
+                    now=self._clock(), authorizations=authorizations, kzz=kzz,
+                    kzz_proof=proof.proof)
+            else:
+                assert restricted is not None
+                claims = replace(session_claims(
+                    pk=pk, nonce=nonce, workstation_id=self._workstation_id,
+                    now=self._clock(), authorizations=authorizations,
+                    restricted=restricted.method, restricted_reason=restricted.note,
+                ), patient_id=restricted.patient_id)
+            token = self._run(context, pk_reader, session_cards.sign_token(claims, pk))
+            info = SessionInfo(
+                session_id=secrets.token_urlsafe(18), pk_reader=pk_reader,
+                kzz_reader=kzz_reader, pk=pk, kzz=kzz, claims=claims,
+                opened_at=datetime.fromtimestamp(claims.iat, UTC),
+            )
+            self._registry.add(info, datetime.fromtimestamp(claims.exp, UTC), marks)
+            note.session_id = info.session_id
+            return sessions_pb2.OpenSessionResponse(
+                session_id=info.session_id, token=_token_message(token, claims),
+                claims=_summary(info),
+            )
+
+    def RefreshSession(
+        self, request: sessions_pb2.RefreshSessionRequest, context: grpc.ServicerContext
+    ) -> sessions_pb2.RefreshSessionResponse:
+        with self._auditor.call(context, "RefreshSession") as note:
+            note.session_id = request.session_id or None
+            info = self._registry.active(request.session_id)
+            nonce = _challenge(request.challenge)
+            note.card_serial = info.pk.card_serial
+            iat = int(self._clock().timestamp())
+            claims = replace(info.claims, nonce=nonce, iat=iat,
+                             exp=iat + info.claims.exp - info.claims.iat)
+            if info.kzz_reader is not None:
+                proof = self._session_job(
+                    context, info, info.kzz_reader, SessionEndReason.KZZ_REMOVED,
+                    session_cards.prove_kzz(nonce, info.pk.card_serial, info.kzz))
+                claims = replace(claims, kzz_proof=proof.proof, patient_proof_time=iat)
+            token = self._session_job(context, info, info.pk_reader, SessionEndReason.PK_REMOVED,
+                                      session_cards.sign_token(claims, info.pk))
+            self._registry.refreshed(request.session_id, datetime.fromtimestamp(claims.exp, UTC))
+            return sessions_pb2.RefreshSessionResponse(token=_token_message(token, claims))
+
+    def _session_job(
+        self, context: grpc.ServicerContext, info: SessionInfo, reader: str,
+        removed: SessionEndReason, job: Callable[[SmartCardConnection], T],
+    ) -> T:
+        """Run a job of an open session; a card that left or changed ends the session."""
+        try:
+            return self._run(context, reader, job)
+        except (CardRemoved, CardReset, PinNotVerified, SessionEnded, WrongCardKind) as exc:
+            if isinstance(exc, SessionEnded):
+                reason = exc.end_reason
+            elif isinstance(exc, CardRemoved | WrongCardKind):
+                reason = removed
+            else:
+                reason = SessionEndReason.CARD_RESET
+            self._registry.end(info.session_id, reason, reader)
+            raise SessionEnded(self._registry.view(info.session_id).end_reason or reason,
+                               f"the session has ended: {exc}") from None
+
+    def CloseSession(
+        self, request: sessions_pb2.CloseSessionRequest, context: grpc.ServicerContext
+    ) -> sessions_pb2.CloseSessionResponse:
+        with self._auditor.call(context, "CloseSession") as note:
+            note.session_id = request.session_id or None
+            closed = self._registry.end(request.session_id, SessionEndReason.CLOSED)
+            return sessions_pb2.CloseSessionResponse(closed=closed)
+
+    def GetSession(
+        self, request: sessions_pb2.GetSessionRequest, context: grpc.ServicerContext
+    ) -> sessions_pb2.GetSessionResponse:
+        view = self._registry.view(request.session_id)
+        info = view.info
+        return sessions_pb2.GetSessionResponse(
+            session_id=info.session_id,
+            state=sessions_pb2.SESSION_STATE_ACTIVE if view.end_reason is None
+            else sessions_pb2.SESSION_STATE_ENDED,
+            end_reason=readers_pb2.SessionEndReason.ValueType(
+                0 if view.end_reason is None else int(view.end_reason)),
+            pk_reader=info.pk_reader,
+            kzz_reader=info.kzz_reader or "",
+            claims=_summary(info),
+            opened_at=_timestamp(info.opened_at),
+            token_expires_at=_timestamp(view.token_expires_at),
+        )
+
+    def ReactivateCard(
+        self, request: sessions_pb2.ReactivateCardRequest, context: grpc.ServicerContext
+    ) -> sessions_pb2.ReactivateCardResponse:
+        with self._auditor.call(context, "ReactivateCard", reader=request.reader) as note, \
+                Secret(request.password) as password:
+            reader = require_reader(request.reader)
+            if self._backend is None:
+                raise NotSupported("pkcardd has no backend configured (key `backend`)")
+            if not len(password):
+                raise InvalidRequest("password must be set")
+            serial = self._run(context, reader, _regular_pk_serial)
+            note.card_serial = serial
+            self._backend.reactivate(serial, password)
+            return sessions_pb2.ReactivateCardResponse(card_serial=serial)
+
+
+def audit_session_end(auditor: Auditor) -> Callable[[SessionEndedEvent], None]:
+    """An ``on_end`` hook writing one audit record per ended session (ids only)."""
+
+    def record(event: SessionEndedEvent) -> None:
+        auditor.event(AuditEntry(
+            operation="SessionEnded", outcome=event.end_reason.name,
+            reader=event.reader or None, session_id=event.session_id,
+        ))
+
+    return record

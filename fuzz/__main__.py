@@ -1,0 +1,118 @@
+"""``python -m fuzz``: run the atheris harnesses.
+
+    python -m fuzz list
+    python -m fuzz run [--seconds 600] [--target NAME ...] [--workdir DIR]
+    python -m fuzz one NAME --seconds N --corpus DIR --artifacts DIR   (one target, in-process)
+
+``run`` starts one process per target (libFuzzer ends a process on a
+finding), seeds its corpus from :func:`fuzz.targets.seeds` and the
+regression inputs in tests/fuzz/corpus/NAME, and prints one line per target:
+executions, seconds, findings. Exit status 1 when any target found a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fuzz.targets import TARGETS, seeds
+
+REGRESSIONS = Path(__file__).resolve().parents[1] / "tests" / "fuzz" / "corpus"
+_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
+_GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """What one target's run did."""
+
+    name: str
+    executions: int
+    seconds: float
+    findings: tuple[Path, ...]
+    exit_code: int
+
+
+def _fuzz_one(name: str, seconds: int, corpus: Path, artifacts: Path) -> None:
+    import atheris  # only here: the package imports without atheris installed
+
+    target = TARGETS[name]
+    atheris.instrument_all()
+    atheris.Setup(
+        [sys.argv[0], str(corpus), f"-max_total_time={seconds}", "-timeout=10",
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-max_len=4096"],
+        target,
+    )
+    atheris.Fuzz()
+
+
+def run_target(name: str, seconds: int, workdir: Path) -> TargetRun:
+    """Fuzz ``name`` for ``seconds`` in a child process."""
+    corpus = workdir / name / "corpus"
+    artifacts = workdir / name / "findings"
+    corpus.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for index, seed in enumerate(seeds(name)):
+        (corpus / f"seed-{index}").write_bytes(seed)
+    regressions = REGRESSIONS / name
+    if regressions.is_dir():
+        for path in regressions.iterdir():
+            shutil.copy(path, corpus / f"regression-{path.name}")
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-m", "fuzz", "one", name, "--seconds", str(seconds),
+         "--corpus", str(corpus), "--artifacts", str(artifacts)],
+        capture_output=True, text=True, timeout=seconds + _GRACE_S, check=False,
+    )
+    elapsed = time.monotonic() - started
+    done = _DONE.search(child.stderr)
+    findings = tuple(sorted(artifacts.iterdir()))
+    if child.returncode != 0 and not findings:
+        sys.stderr.write(child.stderr[-4000:])
+    return TargetRun(name, int(done.group(1)) if done else 0, elapsed, findings, child.returncode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list")
+    run = commands.add_parser("run")
+    run.add_argument("--seconds", type=int, default=600)
+    run.add_argument("--target", action="append", choices=sorted(TARGETS))
+    run.add_argument("--workdir", type=Path)
+    one = commands.add_parser("one")
+    one.add_argument("name", choices=sorted(TARGETS))
+    one.add_argument("--seconds", type=int, required=True)
+    one.add_argument("--corpus", type=Path, required=True)
+    one.add_argument("--artifacts", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        sys.stdout.write("\n".join(sorted(TARGETS)) + "\n")
+        return 0
+    if args.command == "one":
+        _fuzz_one(args.name, args.seconds, args.corpus, args.artifacts)
+        return 0
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pkcard-fuzz-"))
+    failed = False
+    sys.stdout.write(f"{'target':<12}{'executions':>12}{'seconds':>10}  findings ({workdir})\n")
+    for name in args.target or sorted(TARGETS):
+        result = run_target(name, args.seconds, workdir)
+        failed |= bool(result.findings) or result.exit_code != 0
+        found = ", ".join(str(p) for p in result.findings) or "none"
+        sys.stdout.write(
+            f"{name:<12}{result.executions:>12}{result.seconds:>10.1f}  {found}\n"
+        )
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The fuzz targets: one function per parser or driver, ``bytes`` in, nothing out.
+
+A target swallows :class:`pkcard.errors.PkcardError` (the documented way to
+refuse input) and lets every other exception escape: that is a finding. The
+same functions run under atheris (``python -m fuzz``) and under hypothesis in
+tests/fuzz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from functools import cache
+from pathlib import Path
+
+from backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
+from pkcard import tlv
+from pkcard.apdu import CommandApdu, ResponseApdu
+from pkcard.errors import PkcardError
+from pkcard.kzz import HealthInsuranceCard
+from pkcard.pin import PinRef
+from pkcard.pk import ProfessionalCard
+from pkcard.secret import Secret
+from pkcard.token import (
+    CardRole,
+    Environment,
+    Profession,
+    ProofMethod,
+    SessionClaims,
+    b64url_encode,
+    build_token,
+)
+from pkcard.transcript import parse_transcript
+from pkcard.transport import SmartCardConnection
+from pkcard.verify import CardRecord, CardStatus, InMemoryNonceStore, TokenVerifier, TrustAnchors
+from simcard.card import SimulatedCard
+from simcard.inprocess import InProcessConnection
+from simcard.profile import load_profile
+
+Target = Callable[[bytes], None]
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "apdu" / "transcripts"
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+CLIENT = "ws-fuzz-01"
+SERIAL = "PK0000100001"
+HOLDER = "10001"
+
+
+# --- codecs ----------------------------------------------------------------
+
+
+def apdu(data: bytes) -> None:
+    """Command and response APDU parsers: a parsed command re-encodes to a parseable one."""
+    with contextlib.suppress(PkcardError):
+        command = CommandApdu.parse(data)
+        again = CommandApdu.parse(command.encode())
+        if again != command:
+            raise AssertionError("command APDU does not survive encode/parse")
+    with contextlib.suppress(PkcardError):
+        response = ResponseApdu.parse(data)
+        if response.data + response.sw.to_bytes(2, "big") != data:
+            raise AssertionError("response APDU does not survive parse")
+
+
+def tlv_parsers(data: bytes) -> None:
+    """BER-TLV: single object, lists (with and without padding), dicts, trees, paths."""
+    with contextlib.suppress(PkcardError):
+        tlv.Tlv.parse(data)
+    with contextlib.suppress(PkcardError):
+        tlv.parse_list(data, allow_padding=True)
+    with contextlib.suppress(PkcardError):
+        tlv.parse_dict(data)
+    with contextlib.suppress(PkcardError):
+        tlv.validate_tree(data)
+    with contextlib.suppress(PkcardError):
+        tlv.find(data, 0x7F60, 0x5A)
+
+
+def transcript(data: bytes) -> None:
+    """The transcript text parser."""
+    with contextlib.suppress(PkcardError):
+        parse_transcript(data.decode("utf-8", errors="replace"))
+
+
+# --- card drivers over a connection that answers with fuzz ---------------------
+
+
+class AnswerMode(IntEnum):
+    """How one answer is made from the fuzz input (first byte of each step, mod 3)."""
+
+    REAL = 0  # the simulated card's own answer
+    FLIPPED = 1  # the card's answer XOR the next bytes of input
+    REPLACED = 2  # the next n bytes of input (n = one byte)
+
+
+class _Cursor:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._at = 0
+
+    def take(self, size: int) -> bytes:
+        chunk = self._data[self._at : self._at + size]
+        self._at += size
+        return chunk
+
+    @property
+    def done(self) -> bool:
+        return self._at >= len(self._data)
+
+
+class FuzzedConnection(SmartCardConnection):
+    """A simulated card whose answers the fuzz input rewrites, step by step."""
+
+    def __init__(self, card: SimulatedCard, data: bytes) -> None:
+        self._inner = InProcessConnection(card)
+        self._cursor = _Cursor(data)
+
+    @property
+    def atr(self) -> bytes:
+        return self._inner.atr
+
+    def transmit(self, command: bytes) -> bytes:
+        answer = self._inner.transmit(command)
+        if self._cursor.done:
+            return answer
+        mode = AnswerMode(self._cursor.take(1)[0] % len(AnswerMode))
+        if mode is AnswerMode.FLIPPED:
+            mask = self._cursor.take(len(answer))
+            return bytes(a ^ b for a, b in zip(answer, mask.ljust(len(answer), b"\0"), strict=True))
+        if mode is AnswerMode.REPLACED:
+            size = self._cursor.take(1)
+            return self._cursor.take(size[0] * 3 if size else 0)
+        return answer
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@cache
+def _pristine(name: str) -> SimulatedCard:
+    return SimulatedCard.from_profile(load_profile(name))
+
+
+def _fresh(name: str) -> SimulatedCard:
+    """A card in the profile's initial state (profiles are loaded once)."""
+    return SimulatedCard.from_profile(_pristine(name).profile)
+
+
+def pk_driver(data: bytes) -> None:
+    """The PK application over fuzzed answers: read, statuses, verify, change."""
+    card = _fresh("pk-regular")
+    app = ProfessionalCard.over(FuzzedConnection(card, data))
+    pin = card.profile.secret_value(load_profile("pk-regular").secrets[0].ref)
+    for step in (
+        app.read_card,
+        app.pin_statuses,
+        lambda: app.verify(PinRef.PIN, Secret("0000")),
+        lambda: app.change(PinRef.PIN, Secret(pin), Secret("9021")),
+    ):
+        try:
+            step()
+        except PkcardError as exc:
+            if pin in str(exc) or "9021" in str(exc):
+                raise AssertionError("a secret reached an error message") from exc
+
+
+def kzz_driver(data: bytes) -> None:
+    """The KZZ application over fuzzed answers: read and authenticate."""
+    app = HealthInsuranceCard.over(FuzzedConnection(_fresh("kzz"), data))
+    with contextlib.suppress(PkcardError):
+        app.read_card()
+    with contextlib.suppress(PkcardError):
+        app.authenticate(bytes(32))
+
+
+# --- tokens ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenRig:
+    """A test PKI, one registered card and a verifier; ``valid`` is a fresh valid token."""
+
+    pki: DevPki
+    card: Issued
+
+    def verifier(self) -> tuple[TokenVerifier, InMemoryNonceStore]:
+        nonces = InMemoryNonceStore()
+        record = CardRecord(SERIAL, HOLDER, CardRole.REGULAR, CardStatus.ACTIVE)
+        registry = _Registry({SERIAL: record})
+        anchors = TrustAnchors(Environment.TEST, (self.pki.pk_ca.cert,), (self.pki.kzz_ca.cert,))
+        verifier = TokenVerifier(anchors, registry, nonces, lambda: NOW,
+                                 environment=Environment.TEST, restricted_authorizations={"I002"})
+        return verifier, nonces
+
+    def valid(self, nonce: bytes) -> str:
+        iat = int(NOW.timestamp())
+        claims = SessionClaims(
+            iss=CLIENT, iat=iat, exp=iat + 300, nonce=nonce,
+            proof_method=ProofMethod.RESTRICTED_EMERGENCY, actor_id=HOLDER,
+            profession=Profession.DOCTOR, card_serial=SERIAL, card_role=CardRole.REGULAR,
+            environment=Environment.TEST, authorizations=("I002",),
+            restricted_reason="fuzz",
+        )
+        return build_token(claims, [self.card.cert], card_signer(self.card.key))
+
+
+@dataclass(frozen=True)
+class _Registry:
+    cards: dict[str, CardRecord]
+
+    def card(self, serial: str) -> CardRecord | None:
+        return self.cards.get(serial)
+
+    def granted_authorizations(self, holder_id: str) -> frozenset[str]:
+        return frozenset({"I002"})
+
+
+@cache
+def token_rig() -> TokenRig:
+    pki = DevPki.create(Environment.TEST, NOW - timedelta(days=400))
+    card = issue_card_cert(pki.pk_ca, "Dr Fuzz", HOLDER, KeyKind.EC_P256,
+                           not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=30))
+    return TokenRig(pki, card)
+
+
+def token(data: bytes) -> None:
+    """The verifier on raw text, and on a valid token with one part replaced by the input."""
+    rig = token_rig()
+    verifier, nonces = rig.verifier()
+    valid = rig.valid(nonces.issue(CLIENT, NOW)).split(".")
+    choice, rest = (data[0] % 5, data[1:]) if data else (0, b"")
+    if choice == 0:
+        candidate = rest.decode("utf-8", errors="replace")
+    elif choice == 4:  # a valid token with a byte of its text flipped
+        text = ".".join(valid)
+        at = int.from_bytes(rest[:2].ljust(2, b"\0"), "big") % len(text)
+        candidate = text[:at] + chr((ord(text[at]) ^ (rest[2] if len(rest) > 2 else 1)) % 128) \
+            + text[at + 1 :]
+    else:
+        valid[choice - 1] = b64url_encode(rest)
+        candidate = ".".join(valid)
+    with contextlib.suppress(PkcardError):
+        verifier.verify(candidate, CLIENT)
+
+
+TARGETS: dict[str, Target] = {
+    "apdu": apdu,
+    "tlv": tlv_parsers,
+    "transcript": transcript,
+    "pk": pk_driver,
+    "kzz": kzz_driver,
+    "token": token,
+}
+
+
+def seeds(name: str) -> Iterator[bytes]:
+    """Valid-looking inputs to start a target's corpus from."""
+    if name == "apdu":
+        yield from (bytes.fromhex(h) for h in (
+            "00A4040C09F0504B43415244504B", "00B0000000", "00200081083132333400000000",
+            "0084000008", "00B000000000FF", "6110", "0102039000"))
+    elif name == "tlv":
+        yield from (bytes.fromhex(h) for h in ("7F60035A0131", "5F2003414243", "9F0100", "00"))
+    elif name == "transcript":
+        for path in sorted(TRANSCRIPTS.glob("*.apdu")):
+            yield path.read_bytes()
+    elif name in ("pk", "kzz"):
+        yield b""
+        yield bytes(16)
+        yield bytes([1, 0x80] * 8)
+        yield bytes([2, 1, 0x61, 0x10, 0x00])
+    elif name == "token":
+        rig = token_rig()
+        _, nonces = rig.verifier()
+        yield b"\0" + rig.valid(nonces.issue(CLIENT, NOW)).encode()
+        yield b"\4" + hashlib.sha256(b"seed").digest()

@@ -1,0 +1,29 @@
+"""pkpin's own failures: subclasses of the pkcard error tree, worded in messages.py."""
+
+from __future__ import annotations
+
+from pkcard.errors import PkcardError
+
+
+class NoPkCard(PkcardError):
+    """No reader holds a professional card."""
+
+
+class AmbiguousReader(PkcardError):
+    """More than one reader holds a professional card and ``--reader`` was not given."""
+
+    def __init__(self, readers: tuple[str, ...]) -> None:
+        self.readers = readers
+        super().__init__(f"{len(readers)} readers hold a professional card")
+
+
+class NoTerminal(PkcardError):
+    """There is no controlling terminal to read a secret from."""
+
+
+class Cancelled(PkcardError):
+    """The person interrupted a prompt (Ctrl-C or end of input): nothing was sent."""
+
+
+class PinPadOnly(PkcardError):
+    """``--pinpad-only`` was given but PIN-pad entry is not implemented yet."""
