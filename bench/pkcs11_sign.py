@@ -11,9 +11,15 @@ temporary token directory):
   paths). Raw: C_FindObjects, C_Sign(CKM_ECDSA).
   Through pkcard: ``ProfessionalCard.authenticate``.
 
+* ``kpep`` through pkcardd: a real ``pkcardd --simulated`` process (audit log
+  on) whose PIN-pad reader is served by the same SoftHSM2 tokens
+  (``[[card_backends]] driver = "pkcs11"``); one ``SignDocument`` call per
+  signature with the precomputed SHA-256 and the SPIN: gRPC over the Unix
+  socket, card info and KPEP certificate read, CAdES-BES attributes built,
+  login, C_Sign, logout, audit record (fsync).
+
 Each path is a :class:`SignPath`; the ratio is raw rate / path rate (the
-overhead factor). The daemon's SignatureService is one more path to add to
-``paths()`` once it exists (a gRPC client call per signature).
+overhead factor).
 
 Usage: .venv/bin/python bench/pkcs11_sign.py [--signatures 200] [--rounds 5]
 """
@@ -22,24 +28,35 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import PyKCS11
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from pkcard.client import PkcardClient
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import KeyId, Pkcs11Module, Pkcs11PkDriver, TokenSelector, digest_info_sha256
 from pkcard.secret import Secret
+from simcard.inprocess import PINPAD_READER
 from simcard.profile import load_profile
-from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
+from simcard.softhsm import SOFTHSM_MODULE, SoftHsmPk, provision_pk, softhsm_conf, write_config
 from simcard.spec import SecretRef
 
 PROFILE = "pk-regular"
+ROOT = Path(__file__).resolve().parent.parent
+READY_LIMIT_S = 30.0
+AUDIT: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,64 @@ def paths(module: Pkcs11Module, card_serial: str, sign_serial: str) -> list[Sign
     ]
 
 
+@contextmanager
+def pkcardd_on_tokens(directory: Path, conf: Path, tokens: SoftHsmPk) -> Iterator[PkcardClient]:
+    """A ``pkcardd --simulated`` process serving PINPAD_READER from the SoftHSM2 tokens."""
+    config = directory / "pkcardd.toml"
+    config.write_text(
+        "[[card_backends]]\n"
+        f'reader = "{PINPAD_READER.name}"\n'
+        'driver = "pkcs11"\n'
+        f'module = "{SOFTHSM_MODULE}"\n'
+        f'card_token = {{ serial = "{tokens.card_serial}" }}\n'
+        f'signature_token = {{ serial = "{tokens.signature_serial}" }}\n'
+    )
+    run_dir = directory / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon.main", "--simulated", "--socket-dir", str(run_dir),
+         "--config", str(config), *AUDIT,
+         "--log-level", "WARNING"],
+        cwd=ROOT, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_serving(process, run_dir / "pkcardd.sock")
+        with PkcardClient(run_dir / "pkcardd.sock") as client:
+            yield client
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_serving(process: subprocess.Popen[bytes], socket: Path) -> None:
+    give_up = time.monotonic() + READY_LIMIT_S
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise SystemExit(f"pkcardd exited with {process.returncode}")
+        if socket.exists():
+            with grpc.insecure_channel(f"unix:{socket}") as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=2
+                    )
+                except grpc.RpcError:
+                    reply = None
+            if reply is not None and reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        time.sleep(0.02)
+    raise SystemExit("pkcardd did not start")
+
+
+def daemon_path(client: PkcardClient) -> SignPath:
+    spin = load_profile(PROFILE).secret_value(SecretRef.SPIN)
+
+    def sign(digest: bytes) -> bytes:
+        signed = client.sign_document(PINPAD_READER.name, document_sha256=digest, spin=spin)
+        return signed.cms
+
+    return SignPath("kpep", "through pkcardd", sign)
+
+
 def measure(sign_paths: list[SignPath], digests: list[bytes], rounds: int) -> list[float]:
     """Best signatures/s of each path; the paths take turns so load drift hits all alike."""
     best = [0.0] * len(sign_paths)
@@ -118,13 +193,16 @@ def main() -> None:
     args = parser.parse_args()
     digests = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(args.signatures)]
     with tempfile.TemporaryDirectory(prefix="pkcard-bench-") as tmp:
-        with softhsm_conf(write_config(Path(tmp))):
+        conf = write_config(Path(tmp))
+        with softhsm_conf(conf):
             module = Pkcs11Module.load(SOFTHSM_MODULE)
         try:
             tokens = provision_pk(module, load_profile(PROFILE))
             assert tokens.signature_serial is not None
             sign_paths = paths(module, tokens.card_serial, tokens.signature_serial)
-            rates = measure(sign_paths, digests, args.rounds)
+            with pkcardd_on_tokens(Path(tmp), conf, tokens) as client:
+                sign_paths.insert(2, daemon_path(client))
+                rates = measure(sign_paths, digests, args.rounds)
         finally:
             module.close()
     print(f"SoftHSM2, {PROFILE}, {args.signatures} signatures x {args.rounds} rounds (best)")

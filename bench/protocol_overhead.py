@@ -8,6 +8,7 @@ check). Run: ``.venv/bin/python -m bench.protocol_overhead``.
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 
@@ -64,10 +65,13 @@ def measure(rounds: int = 200_000, response_length: int = 256) -> Overhead:
 
 
 def main() -> None:
-    result = measure()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200_000, help="APDUs per timed pass")
+    result = measure(rounds=parser.parse_args().rounds)
     print(f"raw transmit:        {result.raw_us:6.2f} us/APDU")
     print(f"SmartCardProtocol:   {result.protocol_us:6.2f} us/APDU")
     print(f"protocol overhead:   {result.overhead_us:6.2f} us/APDU")
+    print(f"ratio protocol/raw:  {result.protocol_us / result.raw_us:6.1f}x")
 
 
 if __name__ == "__main__":

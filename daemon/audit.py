@@ -47,6 +47,10 @@ class AuditEntry:
     tries_left: int | None = None
     incident_id: str | None = None
     session_id: str | None = None  # dual-card sessions: the id, never the token
+    # Signatures: the document's SHA-256 and the signing certificate (never the document).
+    document_sha256: str | None = None  # hex
+    certificate_sha256: str | None = None  # hex fingerprint of the signer's certificate
+    certificate_serial: str | None = None  # hex serial number of the signer's certificate
 
 
 def canonical_json(record: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from pkcard.errors import InvalidRequest, WrongCardKind
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.kzz import HealthInsuranceCard, KzzCardData
 from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import IsoPkDriver, PkCardData, ProfessionalCard
+from pkcard.pk import IsoPkDriver, PkCardData, PkDriver, ProfessionalCard
 from pkcard.readers import CardKind, ReaderModel, ReaderState, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.transport import SmartCardConnection
@@ -65,9 +65,15 @@ def pin_ref(value: cards_pb2.PinReference.ValueType) -> PinRef:
     return ref
 
 
+MAX_READER_NAME = 128  # pcsc-lite's MAX_READERNAME; errors echo the name, so it must be bounded
+
+
 def require_reader(name: str) -> str:
+    """``name`` if it can be a reader name: set, at most 128 characters, no control characters."""
     if not name:
         raise InvalidRequest("reader must be set (a name from ListReaders)")
+    if len(name) > MAX_READER_NAME or not name.isprintable():
+        raise InvalidRequest(f"reader must be at most {MAX_READER_NAME} printable characters")
     return name
 
 
@@ -118,6 +124,11 @@ def read_card(connection: SmartCardConnection) -> CardRead:
     if kind is CardKind.KZZ:
         return CardRead(kind, kzz=HealthInsuranceCard.over(connection).read_card())
     raise WrongCardKind("the card in the reader is neither a PK nor a KZZ")
+
+
+def read_pk(driver: PkDriver, _pin_pad: bool) -> CardRead:
+    """:func:`read_card` for a PK served by any driver (a :class:`~daemon.card_backends.PkJob`)."""
+    return CardRead(CardKind.PK, pk=ProfessionalCard(driver).read_card())
 
 
 def _pk_serial(connection: SmartCardConnection) -> str:
@@ -225,9 +236,11 @@ def _warning_message(warning: ExpiryWarning) -> cards_pb2.CardWarning:
     )
 
 
-def card_message(reader: str, read: CardRead, today: date) -> cards_pb2.GetCardResponse:
+def card_message(
+    reader: str, read: CardRead, today: date, *, backend: str = BACKEND_APDU
+) -> cards_pb2.GetCardResponse:
     response = cards_pb2.GetCardResponse(
-        reader=reader, kind=_CARD_KINDS[read.kind], backend=BACKEND_APDU
+        reader=reader, kind=_CARD_KINDS[read.kind], backend=backend
     )
     if read.pk is not None:
         pk = read.pk

@@ -27,6 +27,16 @@ Example (every key optional)::
     event_queue_size = 64            # per WatchEvents client
     grace_seconds = 5.0              # in-flight calls get this long on SIGTERM
 
+    signature_trust_anchors = ["/etc/pkcardd/pk-ca.pem"]  # VerifyDocument's CAs (PEM);
+                                     # default: the test PK CAs with simulated readers, none else
+
+    [[card_backends]]                # which driver serves a reader's PK; first match wins;
+    reader = "Gemalto GemPC Pinpad"  # reader-name prefix ("" or absent: every reader)
+    driver = "pkcs11"                # "apdu" (default: ISO profile over PC/SC) or "pkcs11"
+    module = "/usr/lib/softhsm/libsofthsm2.so"
+    card_token = { serial = "..." }  # slot_description (prefix) / serial / label
+    signature_token = { label = "... KPEP" }  # optional: the token with the KPEP key
+
     [tcp]                            # optional localhost TCP, mutual TLS only
     address = "127.0.0.1:50443"
     server_certificate = "/etc/pkcardd/server.pem"
@@ -49,6 +59,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from pkcard.pkcs11 import TokenSelector
+
 DEFAULT_SOCKET_DIR = Path("/run/pkcardd")
 DEFAULT_GROUP = "pkcard"
 SOCKET_NAME = "pkcardd.sock"
@@ -62,6 +74,32 @@ class ConfigError(ValueError):
 class ReaderBackend(IntEnum):
     PCSC = 1
     SIMULATED = 2
+
+
+class CardDriver(IntEnum):
+    """How pkcardd talks to a PK: APDUs over the reader, or the card maker's PKCS#11 module."""
+
+    APDU = 1
+    PKCS11 = 2
+
+
+@dataclass(frozen=True)
+class CardBackendRule:
+    """One ``[[card_backends]]`` entry: the driver for readers whose name starts with ``reader``.
+
+    With :attr:`CardDriver.PKCS11`, ``module`` is the PKCS#11 library,
+    ``card_token`` selects the card token and ``signature_token`` (optional)
+    the token holding the KPEP key and the SPIN.
+    """
+
+    reader: str = ""
+    driver: CardDriver = CardDriver.APDU
+    module: Path | None = None
+    card_token: TokenSelector | None = None
+    signature_token: TokenSelector | None = None
+
+    def matches(self, reader: str) -> bool:
+        return reader.startswith(self.reader)
 
 
 @dataclass(frozen=True)
@@ -152,6 +190,10 @@ class DaemonConfig:
     allow_host_pin_entry: bool | None = None
     workstation_id: str = field(default_factory=default_workstation_id)
     backend: BackendConfig | None = None
+    card_backends: tuple[CardBackendRule, ...] = ()
+    # VerifyDocument's trust anchors (PEM files); None: the test PKI's PK CAs
+    # with the simulated readers, none with real ones.
+    signature_trust_anchors: tuple[Path, ...] | None = None
 
     @property
     def host_pin_entry_allowed(self) -> bool:
@@ -242,6 +284,7 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
     top = (
         "socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp",
         "allow_host_pin_entry", "workstation_id", "backend", "backend_tls",
+        "card_backends", "signature_trust_anchors",
     )
     _check_keys(data, top, "the configuration")
     backend_name = str(data.get("reader_system", "pcsc")).upper()
@@ -260,7 +303,65 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         allow_host_pin_entry=_flag(data, "allow_host_pin_entry"),
         workstation_id=_workstation_id(data),
         backend=_backend(data),
+        card_backends=_card_backends(data.get("card_backends", [])),
+        signature_trust_anchors=_trust_anchors(data.get("signature_trust_anchors")),
     )
+
+
+def _token_selector(data: object, where: str) -> TokenSelector | None:
+    if data is None:
+        return None
+    keys = ("slot_description", "serial", "label")
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where} must be a table with one or more of {', '.join(keys)}")
+    _check_keys(data, keys, where)
+    if not all(isinstance(v, str) and v for v in data.values()):
+        raise ConfigError(f"{where}: values must be non-empty strings")
+    return TokenSelector(
+        slot_description=data.get("slot_description"),
+        serial=data.get("serial"),
+        label=data.get("label"),
+    )
+
+
+def _card_backend(data: object, index: int) -> CardBackendRule:
+    where = f"card_backends[{index}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    _check_keys(data, ("reader", "driver", "module", "card_token", "signature_token"), where)
+    reader = data.get("reader", "")
+    if not isinstance(reader, str):
+        raise ConfigError(f"{where}.reader must be a reader-name prefix")
+    driver_name = str(data.get("driver", "apdu")).upper()
+    if driver_name not in CardDriver.__members__:
+        raise ConfigError(f"{where}.driver must be \"apdu\" or \"pkcs11\"")
+    driver = CardDriver[driver_name]
+    module = data.get("module")
+    card = _token_selector(data.get("card_token"), f"{where}.card_token")
+    signature = _token_selector(data.get("signature_token"), f"{where}.signature_token")
+    if driver is CardDriver.APDU:
+        if module is not None or card is not None or signature is not None:
+            raise ConfigError(f"{where}: module and tokens need driver = \"pkcs11\"")
+        return CardBackendRule(reader=reader)
+    if not isinstance(module, str) or not module:
+        raise ConfigError(f"{where}.module must be the path of the PKCS#11 library")
+    if card is None:
+        raise ConfigError(f"{where}.card_token must select the card's token")
+    return CardBackendRule(reader, driver, Path(module), card, signature)
+
+
+def _card_backends(data: object) -> tuple[CardBackendRule, ...]:
+    if not isinstance(data, list):
+        raise ConfigError("card_backends must be an array of tables ([[card_backends]])")
+    return tuple(_card_backend(entry, index) for index, entry in enumerate(data))
+
+
+def _trust_anchors(data: object) -> tuple[Path, ...] | None:
+    if data is None:
+        return None
+    if not isinstance(data, list) or not all(isinstance(p, str) and p for p in data):
+        raise ConfigError("signature_trust_anchors must be a list of PEM file paths")
+    return tuple(Path(p) for p in data)
 
 
 def _workstation_id(data: Mapping[str, Any]) -> str:

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="serve two in-process simulated readers (no pcscd needed)")
     backend.add_argument("--pcsc", action="store_const", dest="backend", const=ReaderBackend.PCSC,
                          help="serve the readers of the system's pcscd (the default)")
+    parser.add_argument("--simulated-readers", type=int, default=2, metavar="N",
+                        help="with --simulated: serve N readers (2..16, default 2)")
     parser.add_argument("--audit-log", type=Path, help="append-only hash-chained audit log")
     parser.add_argument("--tcp", metavar="HOST:PORT",
                         help="also listen on TCP with mutual TLS (needs the three --tls-* files)")
@@ -73,11 +75,11 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
     return config
 
 
-def reader_system(backend: ReaderBackend) -> ReaderSystem:
+def reader_system(backend: ReaderBackend, simulated_readers: int = 2) -> ReaderSystem:
     if backend is ReaderBackend.SIMULATED:
         from daemon.simulation import simulated_reader_system  # noqa: PLC0415
 
-        return simulated_reader_system()
+        return simulated_reader_system(simulated_readers)
     from pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when used
 
     system: ReaderSystem = PcscReaderSystem()
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = build_config(args)
+        if not 2 <= args.simulated_readers <= 16:
+            raise ConfigError("--simulated-readers must be 2..16")
     except ConfigError as exc:
         _log.error("configuration: %s", exc)
         return EXIT_CONFIG
@@ -117,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        daemon = Daemon(config, reader_system(config.reader_backend),
+        daemon = Daemon(config, reader_system(config.reader_backend, args.simulated_readers),
                         listener=inherited_listener())
         daemon.start()
     except (InsecureSocketDir, AuditLogCorrupt, StartupError, OSError) as exc:

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from daemon.access import AccessControl
 from daemon.audit import AuditEntry, AuditLog
 from daemon.backend_link import BackendLink
+from daemon.card_backends import CardBackends
 from daemon.config import DaemonConfig, ReaderBackend
 from daemon.errors import ErrorMappingInterceptor
 from daemon.events import EventHub, SessionEndedEvent
@@ -33,6 +34,11 @@ from daemon.peers import (
 )
 from daemon.services import Auditor, CardServicer, ReaderServicer
 from daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
+from daemon.signatures import (
+    SignatureServicer,
+    load_trust_anchors,
+    simulated_trust_anchor_paths,
+)
 from daemon.workers import ReaderWorkers
 from pkcard.errors import SessionEndReason
 from pkcard.readers import ReaderSystem
@@ -43,6 +49,8 @@ from pkcard.v1 import (
     readers_pb2_grpc,
     sessions_pb2,
     sessions_pb2_grpc,
+    signatures_pb2,
+    signatures_pb2_grpc,
     simulation_pb2,
     simulation_pb2_grpc,
 )
@@ -74,6 +82,7 @@ def _service_names(simulated: bool) -> list[str]:
         readers_pb2.DESCRIPTOR.services_by_name["ReaderService"].full_name,
         cards_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
         sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+        signatures_pb2.DESCRIPTOR.services_by_name["SignatureService"].full_name,
     ]
     if simulated:
         names.append(simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name)
@@ -99,6 +108,7 @@ class Daemon:
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs)
+        self._card_backends = CardBackends(config.card_backends, self._workers)
         self._hub = EventHub(
             readers,
             queue_size=config.limits.event_queue_size,
@@ -194,6 +204,21 @@ class Daemon:
             CardServicer(
                 self._workers, auditor, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
+                backends=self._card_backends,
+            ),
+            server,
+        )
+        anchor_paths = self.config.signature_trust_anchors
+        if anchor_paths is None:
+            anchor_paths = simulated_trust_anchor_paths() if self._simulated else ()
+        try:
+            anchors = load_trust_anchors(anchor_paths)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
+        signatures_pb2_grpc.add_SignatureServiceServicer_to_server(
+            SignatureServicer(
+                self._card_backends, auditor, anchors, hub=self._hub,
+                allow_host_pin_entry=self.config.host_pin_entry_allowed,
             ),
             server,
         )
@@ -270,6 +295,7 @@ class Daemon:
         if self._gateway is not None:
             self._gateway.stop()
         self._workers.stop()
+        self._card_backends.close()
         self._readers.close()
         if self._inherited_listener is None:
             self.config.socket_path.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import grpc
 from daemon import cards
 from daemon.access import AccessControl, Caller
 from daemon.audit import AuditEntry, AuditLog
+from daemon.card_backends import CardBackends, PkJob
 from daemon.errors import internal_error
 from daemon.events import EventHub, SessionEndedEvent
 from daemon.workers import ReaderWorkers
@@ -48,6 +49,9 @@ class AuditNote:
     card_serial: str | None = None
     tries_left: int | None = None
     session_id: str | None = None
+    document_sha256: str | None = None
+    certificate_sha256: str | None = None
+    certificate_serial: str | None = None
 
     def set_serial(self, serial: str) -> None:
         self.card_serial = serial
@@ -102,7 +106,9 @@ class Auditor:
                 operation=operation, outcome=outcome, reader=reader,
                 card_serial=note.card_serial, reference=ref_name,
                 tries_left=note.tries_left, incident_id=incident,
-                session_id=note.session_id,
+                session_id=note.session_id, document_sha256=note.document_sha256,
+                certificate_sha256=note.certificate_sha256,
+                certificate_serial=note.certificate_serial,
             )
 
         try:
@@ -190,12 +196,14 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         *,
         hub: EventHub | None = None,
         allow_host_pin_entry: bool = False,
+        backends: CardBackends | None = None,
     ) -> None:
         self._workers = workers
         self._auditor = auditor
         self._today = today
         self._hub = hub
         self._allow_host_pin_entry = allow_host_pin_entry
+        self._backends = backends
 
     def _run(
         self, context: grpc.ServicerContext, reader: str,
@@ -210,9 +218,13 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     ) -> cards_pb2.GetCardResponse:
         with self._auditor.call(context, "GetCard", reader=request.reader) as note:
             reader = cards.require_reader(request.reader)
-            read = self._run(context, reader, cards.read_card)
+            if self._backends is not None and self._backends.serves_by_pkcs11(reader):
+                result = self._backends.run(reader, PkJob(cards.read_pk))
+                read, backend = result.value, result.backend
+            else:
+                read, backend = self._run(context, reader, cards.read_card), cards.BACKEND_APDU
             note.card_serial = read.serial
-            return cards.card_message(reader, read, self._today())
+            return cards.card_message(reader, read, self._today(), backend=backend)
 
     def GetPinStatus(
         self, request: cards_pb2.GetPinStatusRequest, context: grpc.ServicerContext

@@ -1,16 +1,19 @@
 """``pkcardd --simulated``: in-process readers with test cards, and the SimulationService.
 
 Two readers as in :mod:`simcard.inprocess`: a CT700-like PIN-pad reader
-holding a ``pk-regular`` PK, and a CT30-like reader holding a ``kzz`` KZZ.
+holding a ``pk-regular`` PK, and a CT30-like reader holding a ``kzz`` KZZ;
+``--simulated-readers N`` adds CT30-like readers (for load runs).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import grpc
 
 from daemon.services import Auditor
 from pkcard.errors import InvalidRequest, ReaderNotFound
-from pkcard.readers import ReaderSystem
+from pkcard.readers import ReaderInfo, ReaderSystem
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
 from simcard.card import SimulatedCard
 from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
@@ -19,9 +22,23 @@ from simcard.profile import load_profile, profile_names
 DEFAULT_CARDS = ((PINPAD_READER.name, "pk-regular"), (TWIN_READER.name, "kzz"))
 
 
-def simulated_reader_system() -> SimulatedReaderSystem:
-    readers = SimulatedReaderSystem((PINPAD_READER, TWIN_READER))
-    for reader, profile in DEFAULT_CARDS:
+MAX_SIMULATED_READERS = 16
+
+
+def extra_reader(index: int) -> ReaderInfo:
+    """Simulated reader number ``index`` (from 2): a CT30-like reader without PIN pad."""
+    return replace(TWIN_READER, name=f"Simulated Reader {index:02d}")
+
+
+def simulated_reader_system(count: int = 2) -> SimulatedReaderSystem:
+    """``count`` readers: the two defaults, then CT30-like ones holding a PK, a KZZ, a PK..."""
+    if not 2 <= count <= MAX_SIMULATED_READERS:
+        raise ValueError(f"the simulated reader count must be 2..{MAX_SIMULATED_READERS}")
+    extra = [extra_reader(index) for index in range(2, count)]
+    readers = SimulatedReaderSystem((PINPAD_READER, TWIN_READER, *extra))
+    cards = [*DEFAULT_CARDS,
+             *((info.name, "pk-regular" if i % 2 == 0 else "kzz") for i, info in enumerate(extra))]
+    for reader, profile in cards:
         readers.insert(reader, SimulatedCard.from_profile(load_profile(profile)))
     return readers
 

@@ -129,7 +129,10 @@ class ReaderWorkers:
 
         ``timeout`` is the call's remaining time in seconds: if it runs out
         while queued, the operation never starts (:class:`CallTimeout`).
-        Once started, an operation always runs to its end.
+        Once started, an operation always runs to its end on the reader's
+        thread, but the caller stops waiting at the deadline (CallTimeout):
+        PC/SC has no timeout on a card that never answers, and a stuck card
+        must not hold the gRPC thread.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         job = _Job(operation=operation, deadline=deadline, is_active=is_active)
@@ -137,7 +140,13 @@ class ReaderWorkers:
             self._worker(reader).jobs.put_nowait(job)
         except queue.Full:
             raise DaemonBusy(f"too many calls queued on reader {reader!r}") from None
-        result: T = job.result.result()
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            result: T = job.result.result(timeout=wait)
+        except TimeoutError:
+            raise CallTimeout(
+                "the card did not answer before the deadline; the operation may still complete"
+            ) from None
         return result
 
     def stop(self) -> None:

@@ -4,3 +4,6 @@
 :mod:`fuzz.targets` holds the targets, each a function of one input that may
 raise only :class:`pkcard.errors.PkcardError` (anything else is a finding).
 """
+
+TARGET_NAMES = ("apdu", "kzz", "pk", "tlv", "token", "transcript")
+"""The keys of :data:`fuzz.targets.TARGETS`, importable without pkcard (for instrumentation)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from smartcard import scard
@@ -11,12 +12,14 @@ from smartcard import scard
 from pcsc_bridge.connection import PROTOCOLS, PcscConnection
 from pcsc_bridge.context import PcscContext, is_service_loss
 from pcsc_bridge.errors import PcscStatus, error_for_status
-from pcsc_bridge.models import identify
+from pcsc_bridge.features import probe_usb_id, read_usb_id
+from pcsc_bridge.models import identify, model_from_name
 from pcsc_bridge.watcher import ReaderWatcher, list_reader_names, read_states
 from pkcard.errors import CardRemoved
 from pkcard.readers import (
     CardKind,
     EventSink,
+    ReaderInfo,
     ReaderState,
     ReaderSystem,
     card_kind_from_atr,
@@ -38,6 +41,7 @@ class PcscReaderSystem(ReaderSystem):
         self._context = PcscContext()
         self._watcher: ReaderWatcher | None = None
         self._watch_lock = threading.Lock()
+        self._usb_ids: dict[str, tuple[int, int] | None] = {}  # by reader name
 
     def list_readers(self) -> list[ReaderState]:
         def query(hcontext: int) -> tuple[int, list[ReaderState]]:
@@ -51,7 +55,10 @@ class PcscReaderSystem(ReaderSystem):
                 present = state is not None and state.card_present
                 atr = state.atr if state is not None and present else b""
                 kind = card_kind_from_atr(atr) if present else CardKind.NONE
-                result.append(ReaderState(identify(name), present, atr, kind))
+                in_use = state is not None and state.in_use
+                probe = None if in_use else partial(probe_usb_id, hcontext, name)
+                info = self._identify(name, probe)
+                result.append(ReaderState(info, present, atr, kind))
             return status, result
 
         return self._with_context(query, "listing readers")
@@ -67,7 +74,8 @@ class PcscReaderSystem(ReaderSystem):
             if status != PcscStatus.SUCCESS:
                 scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
                 return status, None
-            return status, PcscConnection(hcard, protocol, bytes(atr), identify(reader))
+            info = self._identify(reader, partial(read_usb_id, hcard))
+            return status, PcscConnection(hcard, protocol, bytes(atr), info)
 
         connection = self._with_context(attempt, f"connecting to {reader!r}")
         if connection is None:  # pragma: no cover - SUCCESS always carries a connection
@@ -98,6 +106,22 @@ class PcscReaderSystem(ReaderSystem):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _identify(
+        self, name: str, read_id: Callable[[], tuple[int, int] | None] | None
+    ) -> ReaderInfo:
+        """The reader's model: by name, else by the USB id its driver reports (cached).
+
+        ``read_id`` is None when asking now could block (the reader is in use:
+        pcsc-lite makes a connect wait for another application's transaction).
+        """
+        if model_from_name(name) is not None:
+            return identify(name)
+        if name not in self._usb_ids:
+            if read_id is None:
+                return identify(name)
+            self._usb_ids[name] = read_id()
+        return identify(name, self._usb_ids[name])
 
     def _with_context(self, call: Callable[[int], tuple[int, _T]], action: str) -> _T:
         """Run ``call`` on the context; after a service loss, once more on a new one."""

@@ -32,6 +32,11 @@ class SlotState:
         return bool(self.event_state & scard.SCARD_STATE_PRESENT)
 
     @property
+    def in_use(self) -> bool:
+        """Another connection holds the reader (shared or exclusive)."""
+        return bool(self.event_state & (scard.SCARD_STATE_INUSE | scard.SCARD_STATE_EXCLUSIVE))
+
+    @property
     def card_events(self) -> int:
         """pcsc-lite's count of insertions and removals, in the high word."""
         return (self.event_state >> 16) & 0xFFFF

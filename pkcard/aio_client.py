@@ -23,10 +23,14 @@ from pkcard.client import (
     reader_state,
     reference,
     reveal,
+    sign_request,
+    signature_info,
+    signed_document,
     socket_target,
     watch_item,
 )
 from pkcard.clinic import ClinicContext
+from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.pin import PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
@@ -47,6 +51,8 @@ from pkcard.v1 import (
     readers_pb2_grpc,
     sessions_pb2,
     sessions_pb2_grpc,
+    signatures_pb2,
+    signatures_pb2_grpc,
 )
 
 
@@ -67,6 +73,7 @@ class AsyncPkcardClient:
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
+        self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -195,3 +202,22 @@ class AsyncPkcardClient:
         finally:
             request.Clear()
         return str(response.card_serial)
+
+    async def sign_document(
+        self, reader: str, document: bytes | None = None, *,
+        document_sha256: bytes | None = None, spin: Secret | str = "",
+        confirm_last_try: bool = False,
+    ) -> SignedDocument:
+        request = sign_request(reader, document, document_sha256, reveal(spin), confirm_last_try)
+        try:
+            response = await self._call(self._signatures.SignDocument, request)
+        finally:
+            request.Clear()
+        return signed_document(response)
+
+    async def verify_document(self, document: bytes, cms: bytes) -> SignatureInfo:
+        response = await self._call(
+            self._signatures.VerifyDocument,
+            signatures_pb2.VerifyDocumentRequest(document=document, cms=cms),
+        )
+        return signature_info(response)

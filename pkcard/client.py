@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from pkcard import error_codes
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.clinic import ClinicContext
+from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.errors import (
     AccessDenied,
     CallTimeout,
@@ -70,6 +71,8 @@ from pkcard.v1 import (
     readers_pb2_grpc,
     sessions_pb2,
     sessions_pb2_grpc,
+    signatures_pb2,
+    signatures_pb2_grpc,
 )
 
 DEFAULT_SOCKET = Path("/run/pkcardd/pkcardd.sock")
@@ -218,6 +221,45 @@ def card_reading(message: cards_pb2.GetCardResponse) -> CardReading:
     )
 
 
+def sign_request(
+    reader: str, document: bytes | None, document_sha256: bytes | None, spin: str,
+    confirm_last_try: bool,
+) -> signatures_pb2.SignDocumentRequest:
+    """The SignDocument request: exactly one of ``document`` and ``document_sha256``."""
+    if (document is None) == (document_sha256 is None):
+        raise ValueError("pass exactly one of document and document_sha256")
+    request = signatures_pb2.SignDocumentRequest(
+        reader=reader, spin=spin, confirm_last_try=confirm_last_try
+    )
+    if document is not None:
+        request.document = document
+    else:
+        request.document_sha256 = document_sha256 or b""
+    return request
+
+
+def signed_document(message: signatures_pb2.SignDocumentResponse) -> SignedDocument:
+    return SignedDocument(
+        cms=message.cms,
+        signer=_certificate(message.signer),
+        signing_time=message.signing_time.ToDatetime(tzinfo=UTC),
+        document_sha256=message.document_sha256,
+        card_serial=message.card_serial,
+    )
+
+
+def signature_info(message: signatures_pb2.VerifyDocumentResponse) -> SignatureInfo:
+    return SignatureInfo(
+        signer=_certificate(message.signer),
+        signing_time=(
+            message.signing_time.ToDatetime(tzinfo=UTC)
+            if message.HasField("signing_time") else None
+        ),
+        message_digest=message.document_sha256,
+        trust_anchor=message.trust_anchor,
+    )
+
+
 def pin_status(message: cards_pb2.PinStatus) -> PinStatus:
     return PinStatus(
         ref=_REFS_BACK[message.reference],
@@ -300,6 +342,7 @@ class PkcardClient:
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
+        self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -453,3 +496,34 @@ class PkcardClient:
         finally:
             request.Clear()
         return response.card_serial
+
+    # --- qualified signatures -------------------------------------------------------
+
+    def sign_document(
+        self, reader: str, document: bytes | None = None, *,
+        document_sha256: bytes | None = None, spin: Secret | str = "",
+        confirm_last_try: bool = False,
+    ) -> SignedDocument:
+        """A detached CAdES-BES signature by the KPEP of the PK in ``reader``.
+
+        Pass the ``document`` (at most 768 KiB) or its ``document_sha256``.
+        ``spin`` is needed for every signature; empty: typed on the reader's PIN pad.
+        """
+        request = sign_request(reader, document, document_sha256, reveal(spin), confirm_last_try)
+        try:
+            response: signatures_pb2.SignDocumentResponse = self._call(
+                self._signatures.SignDocument, request)
+        finally:
+            request.Clear()
+        return signed_document(response)
+
+    def verify_document(self, document: bytes, cms: bytes) -> SignatureInfo:
+        """Check a detached signature against the daemon's trust anchors.
+
+        :class:`~pkcard.errors.SignatureRejected` when it does not verify.
+        """
+        response: signatures_pb2.VerifyDocumentResponse = self._call(
+            self._signatures.VerifyDocument,
+            signatures_pb2.VerifyDocumentRequest(document=document, cms=cms),
+        )
+        return signature_info(response)

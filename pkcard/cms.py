@@ -32,7 +32,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.errors import FormatError, SignatureRejected, SignatureRejection
 
-__all__ = ["CardSigner", "SignatureInfo", "sign_detached", "verify_detached"]
+__all__ = [
+    "CardSigner",
+    "SignatureInfo",
+    "SignedDocument",
+    "sign_detached",
+    "sign_detached_digest",
+    "verify_detached",
+]
 
 CardSigner = Callable[[bytes], bytes]
 """Signs a 32-byte SHA-256 hash with RSASSA-PKCS1-v1_5 (the card wraps the DigestInfo)."""
@@ -49,6 +56,17 @@ class SignatureInfo:
     signing_time: datetime | None  # the signed signing-time attribute, UTC
     message_digest: bytes  # SHA-256 of the document
     trust_anchor: str  # RFC 4514 subject of the CA that issued the signer
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """A signature made on a card: the detached CMS and what it says."""
+
+    cms: bytes  # DER ContentInfo (SignedData, detached, CAdES-BES)
+    signer: CertificateInfo  # the KPEP certificate
+    signing_time: datetime  # the signed signing-time attribute, UTC
+    document_sha256: bytes
+    card_serial: str
 
 
 def _time(moment: datetime) -> cms.Time:
@@ -82,8 +100,11 @@ def _signed_attributes(
         cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
         cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
     ]
-    # DER: the elements of a SET OF in the order of their encodings.
-    return cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))
+    # DER: the elements of a SET OF in the order of their encodings. Parsed back
+    # from its DER so later dumps reuse the bytes: asn1crypto re-encodes freshly
+    # built nested values on every dump (most of the signing time otherwise).
+    built = cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))
+    return cms.CMSAttributes.load(built.dump())
 
 
 def _set_der(signed_attrs: cms.CMSAttributes) -> bytes:
@@ -105,12 +126,27 @@ def sign_detached(
     ``sign`` gets the SHA-256 of the signed attributes and returns the RSA
     PKCS#1 v1.5 signature. ``signing_time`` defaults to now.
     """
+    return sign_detached_digest(
+        hashlib.sha256(document).digest(), certificate_der, sign, signing_time=signing_time
+    )
+
+
+def sign_detached_digest(
+    document_sha256: bytes,
+    certificate_der: bytes,
+    sign: CardSigner,
+    *,
+    signing_time: datetime | None = None,
+) -> bytes:
+    """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256)."""
+    if len(document_sha256) != hashlib.sha256().digest_size:
+        raise FormatError("the document hash must be a 32-byte SHA-256 digest")
     try:
         certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
         _ = (certificate.issuer.native, certificate.serial_number)  # what the sid needs
     except ValueError as exc:
         raise FormatError(f"malformed signer certificate: {exc}") from None
-    digest = hashlib.sha256(document).digest()
+    digest = document_sha256
     signer_info = cms.SignerInfo(
         {
             "version": "v1",

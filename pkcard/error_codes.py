@@ -79,6 +79,7 @@ class Reason(StrEnum):
     SESSION_ENDED = "SESSION_ENDED"
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
     BACKEND_REFUSED = "BACKEND_REFUSED"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
 
 
 Metadata = Mapping[str, str]
@@ -122,6 +123,18 @@ def _rebuild_session_ended(metadata: Metadata, message: str) -> e.PkcardError:
 def _backend_reason(err: e.PkcardError) -> dict[str, str]:
     assert isinstance(err, e.BackendRefused)
     return {"backend_reason": err.backend_reason}
+
+
+def _rejection(err: e.PkcardError) -> dict[str, str]:
+    assert isinstance(err, e.SignatureRejected)
+    return {"rejection": err.reason.name}
+
+
+def _rebuild_signature_rejected(metadata: Metadata, message: str) -> e.PkcardError:
+    rejection = e.SignatureRejection.__members__.get(
+        metadata.get("rejection", ""), e.SignatureRejection.MALFORMED
+    )
+    return e.SignatureRejected(rejection, message)
 
 
 def _int(metadata: Metadata, key: str, default: int = 0) -> int:
@@ -228,6 +241,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "the backend refused the call; backend_reason is its ErrorInfo reason",
               ("backend_reason",), _backend_reason,
               lambda m, msg: e.BackendRefused(m.get("backend_reason", ""), msg)),
+    ErrorCode(e.SignatureRejected, Reason.SIGNATURE_INVALID, RpcCode.INVALID_ARGUMENT,
+              "the CMS signature does not verify over the document; rejection names the rule",
+              ("rejection",), _rejection, _rebuild_signature_rejected),
     ErrorCode(e.AccessDenied, Reason.PERMISSION_DENIED, RpcCode.PERMISSION_DENIED,
               "the caller is not on the daemon's allow-list"),
     ErrorCode(e.InvalidRequest, Reason.INVALID_REQUEST, RpcCode.INVALID_ARGUMENT,

@@ -50,6 +50,7 @@ CHAINING_BIT = 0x10
 MAX_CHAINED_DATA = 4096
 SHA256_LENGTH = 32
 EC_P256_COORDINATE = 32
+MF_FID = 0x3F00
 
 
 def tlv(tag: int, value: bytes) -> bytes:
@@ -67,10 +68,16 @@ def tlv(tag: int, value: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Application:
-    """A selectable application: its AID and its elementary files by FID."""
+    """A selectable application: its AID and its elementary files by FID.
+
+    ``fid`` also makes it a DF under the MF (selectable by FID or path);
+    ``aliases`` are further AIDs that select the same application.
+    """
 
     aid: bytes
     files: Mapping[int, bytes]
+    fid: int | None = None
+    aliases: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,13 @@ class CardOS:
         *,
         force_get_response: bool = False,
         force_exact_le: bool = False,
+        master_files: Mapping[int, bytes] | None = None,
     ) -> None:
-        self._applications = {app.aid: app for app in applications}
+        self._applications = {
+            aid: app for app in applications for aid in (app.aid, *app.aliases)
+        }
+        self._dedicated_files = {app.fid: app for app in applications if app.fid is not None}
+        self._master_files: Mapping[int, bytes] = dict(master_files or {})
         self._secrets = {slot.ref: slot for slot in secrets}
         self._keys = {key.ref: key for key in keys}
         self._force_get_response = force_get_response
@@ -145,8 +157,9 @@ class CardOS:
         }
         self._serial: bytes = b""
         # volatile state
-        self._current_app: Application | None = None
-        self._current_ef: int | None = None
+        self._current_app: Application | None = None  # None: the MF
+        self._last_app: Application | None = None  # for dropping verified states
+        self._current_ef: bytes | None = None  # content of the current EF
         self._chain: tuple[bytes, bytearray] | None = None
         self._pending: bytes = b""
         self._pending_sw: int = Sw.OK
@@ -186,6 +199,7 @@ class CardOS:
     def power_off(self) -> None:
         """Drop every volatile state: selection, verified flags, chain and response buffers."""
         self._current_app = None
+        self._last_app = None
         self._current_ef = None
         self._drop_chain()
         self._pending = b""
@@ -295,9 +309,17 @@ class CardOS:
     def _select(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 == 0x04:
             return self._select_application(cmd)
-        if cmd.p1 == 0x02:
+        if cmd.p1 in (0x00, 0x02, 0x08, 0x09):
             return self._select_file(cmd)
         return b"", Sw.WRONG_P1P2
+
+    def _enter(self, app: Application) -> None:
+        """Make ``app`` the current DF; selecting another application drops verified states."""
+        if self._last_app is not None and self._last_app is not app:
+            for slot in self._secrets.values():
+                slot.verified = False
+        self._current_app = self._last_app = app
+        self._current_ef = None
 
     def _select_application(self, cmd: CommandApdu) -> Reply:
         if cmd.p2 not in (0x00, 0x0C):
@@ -307,38 +329,56 @@ class CardOS:
         app = self._applications.get(cmd.data)
         if app is None:
             return b"", Sw.FILE_NOT_FOUND
-        if self._current_app is not None and self._current_app is not app:
-            for slot in self._secrets.values():
-                slot.verified = False
-        self._current_app = app
-        self._current_ef = None
+        self._enter(app)
         if cmd.p2 == 0x0C:
             return b"", Sw.OK
         return tlv(0x6F, tlv(0x84, app.aid)), Sw.OK
 
     def _select_file(self, cmd: CommandApdu) -> Reply:
-        if cmd.p2 not in (0x04, 0x0C):
+        """SELECT by FID (P1 00, 02), by path from the MF (08) or from the current DF (09)."""
+        if cmd.p2 not in (0x00, 0x04, 0x0C):
             return b"", Sw.WRONG_P1P2
-        if len(cmd.data) != 2:
+        data = cmd.data
+        if cmd.p1 == 0x00 and data in (b"", MF_FID.to_bytes(2, "big")):
+            self._current_app, self._current_ef = None, None
+            return self._fcp(cmd, _df_fcp(MF_FID, b""))
+        if not data or len(data) % 2 or (cmd.p1 in (0x00, 0x02) and len(data) != 2):
             return b"", Sw.WRONG_LENGTH
-        fid = int.from_bytes(cmd.data, "big")
-        if self._current_app is None or fid not in self._current_app.files:
-            return b"", Sw.FILE_NOT_FOUND
-        self._current_ef = fid
-        if cmd.p2 == 0x0C:
-            return b"", Sw.OK
-        size = len(self._current_app.files[fid])
-        fcp = tlv(0x80, size.to_bytes(2, "big")) + tlv(0x82, b"\x01") + tlv(0x83, cmd.data)
-        return tlv(0x62, fcp), Sw.OK
+        fids = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+        directory = None if cmd.p1 == 0x08 else self._current_app
+        for depth, fid in enumerate(fids):
+            last = depth == len(fids) - 1
+            app = self._dedicated_files.get(fid) if directory is None else None
+            if app is not None and cmd.p1 != 0x02:
+                directory = app
+                if last:
+                    self._enter(app)
+                    return self._fcp(cmd, _df_fcp(fid, app.aid))
+                continue
+            files = self._master_files if directory is None else directory.files
+            if not last or fid not in files:
+                return b"", Sw.FILE_NOT_FOUND
+            if directory is not None and directory is not self._current_app:
+                self._enter(directory)
+            elif directory is None:
+                self._current_app = None
+            self._current_ef = files[fid]
+            fcp = tlv(0x80, len(files[fid]).to_bytes(2, "big")) + tlv(0x82, b"\x01")
+            return self._fcp(cmd, tlv(0x62, fcp + tlv(0x83, fid.to_bytes(2, "big"))))
+        return b"", Sw.FILE_NOT_FOUND  # pragma: no cover - the loop always returns
+
+    @staticmethod
+    def _fcp(cmd: CommandApdu, fcp: bytes) -> Reply:
+        return (b"", Sw.OK) if cmd.p2 == 0x0C else (fcp, Sw.OK)
 
     def _read_binary(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 & 0x80:
             return b"", Sw.WRONG_P1P2
         if cmd.data or cmd.le is None:
             return b"", Sw.WRONG_LENGTH
-        if self._current_app is None or self._current_ef is None:
+        content = self._current_ef
+        if content is None:
             return b"", Sw.COMMAND_NOT_ALLOWED
-        content = self._current_app.files[self._current_ef]
         offset = (cmd.p1 << 8) | cmd.p2
         if offset >= len(content):
             return b"", Sw.WRONG_OFFSET
@@ -556,6 +596,12 @@ class CardOS:
         if key.guard is not None:
             self._secrets[key.guard].verified = False  # sole control: one signature per SPIN
         return signature, Sw.OK
+
+
+def _df_fcp(fid: int, aid: bytes) -> bytes:
+    """FCP of a DF (descriptor 38), with its DF name when it has one."""
+    body = tlv(0x82, b"\x38") + tlv(0x83, fid.to_bytes(2, "big"))
+    return tlv(0x62, body + (tlv(0x84, aid) if aid else b""))
 
 
 def _parse_short(raw: bytes) -> CommandApdu | None:

@@ -110,10 +110,16 @@ class PcscdLock:
         self._path = path
         self._file: IO[bytes] | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; without ``blocking``, return False when another holds it."""
         handle = self._path.open("ab")
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return False
         self._file = handle
+        return True
 
     def release(self) -> None:
         if self._file is not None:

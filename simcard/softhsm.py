@@ -79,7 +79,7 @@ def softhsm_conf(conf: Path) -> Iterator[None]:
             os.environ["SOFTHSM2_CONF"] = previous
 
 
-def _card_files(profile: CardProfile) -> tuple[bytes, bytes]:
+def card_files(profile: CardProfile) -> tuple[bytes, bytes]:
     """EF.CardInfo and EF.Holder exactly as the simulated card serves them."""
     protocol = SmartCardProtocol(InProcessConnection(SimulatedCard.from_profile(profile)))
     select_application(protocol, PK_AID)
@@ -199,7 +199,7 @@ def provision_pk(module: Pkcs11Module, profile: CardProfile) -> SoftHsmPk:
     lib = module.lib
     serial = profile.card_info.serial
     pin, puk = profile.secret_value(SecretRef.PIN), profile.secret_value(SecretRef.PUK)
-    card_info, holder = _card_files(profile)
+    card_info, holder = card_files(profile)
     auth = profile.key(KeyUse.AUTHENTICATION)
     card_objects = [
         _key_template(auth, KeyId.AUTH),

@@ -1,8 +1,10 @@
 """Shared fixtures for the real pcscd + vpcd path.
 
-There is one pcscd per machine and several test runs at once: the session
-fixture takes an exclusive flock on /tmp/pkcard-pcscd.lock (other runs wait),
-only then kills any stray pcscd, and runs its own for the whole session.
+There is one pcscd per machine and several test runs at once. A run that
+collected any ``@pytest.mark.pcsc`` test takes an exclusive flock on
+/tmp/pkcard-pcscd.lock right after collection (so the wait is not counted
+against a test's timeout; other runs wait for it), and only then kills any
+stray pcscd and runs its own for the whole session.
 
 Use ``pcscd_env`` in tests marked ``@pytest.mark.pcsc``. After each test every
 card is pulled and pcscd is back on the default readers.
@@ -11,8 +13,8 @@ card is pulled and pcscd is back on the default readers.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,8 @@ from simcard.pcscd_harness import (
     missing_components,
 )
 
+_LOCK = pytest.StashKey[PcscdLock]()
+
 
 def _unavailable(reason: str) -> None:
     """Skip loudly on a developer machine; fail in CI, where the path must run."""
@@ -33,23 +37,47 @@ def _unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take the pcscd lock before the first test when any collected test needs pcscd."""
+    if missing_components() or not any(i.get_closest_marker("pcsc") for i in session.items):
+        return
+    lock = PcscdLock()
+    if not lock.acquire(blocking=False):
+        sys.stderr.write("\nwaiting for /tmp/pkcard-pcscd.lock (another run uses pcscd) ...\n")
+        lock.acquire()
+    session.config.stash[_LOCK] = lock
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock = config.stash.get(_LOCK, None)
+    if lock is not None:
+        lock.release()
+
+
 @pytest.fixture(scope="session")
-def _pcscd_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscdHarness]:
+def _pcscd_session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PcscdHarness]:
     missing = missing_components()
     if missing:
         _unavailable("missing " + ", ".join(missing))
-    workdir: Path = tmp_path_factory.mktemp("pcscd")
-    with PcscdLock() as lock:
-        harness = PcscdHarness(workdir, lock)
+    lock = request.config.stash.get(_LOCK, None)
+    own_lock = lock is None
+    if lock is None:  # a test using the fixture without the pcsc marker
+        lock = PcscdLock()
+        lock.acquire()
+    harness = PcscdHarness(tmp_path_factory.mktemp("pcscd"), lock)
+    try:
         try:
             harness.start()
         except HarnessError as exc:
             harness.stop()
             _unavailable(str(exc))
-        try:
-            yield harness
-        finally:
-            harness.stop()
+        yield harness
+    finally:
+        harness.stop()
+        if own_lock:
+            lock.release()
 
 
 @pytest.fixture
@@ -60,7 +88,7 @@ def pcscd_env(_pcscd_session: PcscdHarness) -> Iterator[PcscdHarness]:
     ``pull_on_next_apdu(slot)`` and ``restart_pcscd(readers=None)``: see
     :class:`simcard.pcscd_harness.PcscdHarness`. Slots 0, 1, 2 are in the
     readers "Gemalto PC Twin Reader" (CT30), "Gemalto GemPC Pinpad" (CT700)
-    and "Virtual PCD" (generic).
+    and "Virtual PCD" (generic); slots 3, 4, 5 are the same readers' second slots.
     """
     harness = _pcscd_session
     yield harness

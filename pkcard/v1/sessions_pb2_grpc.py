@@ -83,9 +83,10 @@ class SessionServiceServicer:
     def RefreshSession(self, request, context):
         """A new token for the same session over a new challenge: the KZZ signs a
         new proof and the PK signs the new token (its PIN must still be verified).
-        Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left, the session was
-        closed; `end_reason` in the metadata); INVALID_REQUEST; PIN_ERROR when
-        the PK's PIN is no longer verified (the session ends); card errors.
+        Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left or was swapped,
+        the PK's PIN is no longer verified, or the session was closed; the
+        session has ended and `end_reason` in the metadata says why);
+        INVALID_REQUEST; other card and transport errors (the session stays open).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,9 +62,10 @@ class SessionServiceStub:
     RefreshSession: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.RefreshSessionRequest, _sessions_pb2.RefreshSessionResponse]
     """A new token for the same session over a new challenge: the KZZ signs a
     new proof and the PK signs the new token (its PIN must still be verified).
-    Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left, the session was
-    closed; `end_reason` in the metadata); INVALID_REQUEST; PIN_ERROR when
-    the PK's PIN is no longer verified (the session ends); card errors.
+    Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left or was swapped,
+    the PK's PIN is no longer verified, or the session was closed; the
+    session has ended and `end_reason` in the metadata says why);
+    INVALID_REQUEST; other card and transport errors (the session stays open).
     """
     CloseSession: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.CloseSessionRequest, _sessions_pb2.CloseSessionResponse]
     """End the session. Idempotent; never fails for an unknown id."""
@@ -98,9 +99,10 @@ class SessionServiceAsyncStub(SessionServiceStub):
     RefreshSession: _aio.UnaryUnaryMultiCallable[_sessions_pb2.RefreshSessionRequest, _sessions_pb2.RefreshSessionResponse]  # type: ignore[assignment]
     """A new token for the same session over a new challenge: the KZZ signs a
     new proof and the PK signs the new token (its PIN must still be verified).
-    Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left, the session was
-    closed; `end_reason` in the metadata); INVALID_REQUEST; PIN_ERROR when
-    the PK's PIN is no longer verified (the session ends); card errors.
+    Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left or was swapped,
+    the PK's PIN is no longer verified, or the session was closed; the
+    session has ended and `end_reason` in the metadata says why);
+    INVALID_REQUEST; other card and transport errors (the session stays open).
     """
     CloseSession: _aio.UnaryUnaryMultiCallable[_sessions_pb2.CloseSessionRequest, _sessions_pb2.CloseSessionResponse]  # type: ignore[assignment]
     """End the session. Idempotent; never fails for an unknown id."""
@@ -143,9 +145,10 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_sessions_pb2.RefreshSessionResponse, _abc.Awaitable[_sessions_pb2.RefreshSessionResponse]]:
         """A new token for the same session over a new challenge: the KZZ signs a
         new proof and the PK signs the new token (its PIN must still be verified).
-        Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left, the session was
-        closed; `end_reason` in the metadata); INVALID_REQUEST; PIN_ERROR when
-        the PK's PIN is no longer verified (the session ends); card errors.
+        Errors: SESSION_NOT_FOUND; SESSION_ENDED (a card left or was swapped,
+        the PK's PIN is no longer verified, or the session was closed; the
+        session has ended and `end_reason` in the metadata says why);
+        INVALID_REQUEST; other card and transport errors (the session stays open).
         """
 
     @_abc_1.abstractmethod

@@ -34,6 +34,10 @@ def _sample(row: error_codes.ErrorCode, tries: int, sw: int, rule: e.PinRule) ->
         return cls(sw)
     if issubclass(cls, e.DaemonInternalError):
         return cls("abc123")
+    if issubclass(cls, e.SessionEnded):
+        return cls(e.SessionEndReason(1 + tries % len(e.SessionEndReason)))
+    if issubclass(cls, e.SignatureRejected):
+        return cls(list(e.SignatureRejection)[tries % len(e.SignatureRejection)])
     return cls("some words")
 
 
@@ -53,7 +57,8 @@ def test_every_row_survives_the_trip(
     rebuilt = error_codes.rebuild(detail.reason.value, detail.metadata, detail.message)
     assert type(rebuilt) is (e.ApduError if issubclass(row.error_type, e.ApduError)
                              else row.error_type)
-    for attribute in ("tries_left", "rule", "sw", "incident_id"):
+    for attribute in ("tries_left", "rule", "sw", "incident_id", "end_reason",
+                      "backend_reason"):
         if hasattr(error, attribute) and attribute in row.metadata_keys:
             assert getattr(rebuilt, attribute) == getattr(error, attribute)
 

@@ -7,7 +7,6 @@ import threading
 from pkcard.readers import ReaderEvent, ReaderEventKind
 
 
-
 def with_tck(atr: bytes) -> bytes:
     """Append TCK: the XOR of every byte from T0 on (docs/card-profile.md)."""
     tck = 0

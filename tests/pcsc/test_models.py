@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pcsc_bridge.features import parse_features, parse_tlv_properties, usb_id_from_properties
 from pcsc_bridge.models import MODEL_TABLE, identify, model_from_usb_id
 from pkcard.readers import ReaderModel
 
@@ -68,3 +69,29 @@ def test_identify_is_total(name: str, usb_id: tuple[int, int]) -> None:
     if info.model is ReaderModel.GENERIC:
         assert entry is None
         assert info.capabilities.pin_pad is False
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 255), st.binary(min_size=0, max_size=6)),
+        max_size=8,
+    )
+)
+def test_tlv_properties_round_trip(entries: list[tuple[int, bytes]]) -> None:
+    data = b"".join(bytes([tag, len(value)]) + value for tag, value in entries)
+    expected = {tag: int.from_bytes(value, "little") for tag, value in entries}
+    assert parse_tlv_properties(data) == expected
+
+
+def test_usb_id_from_ccid_properties() -> None:
+    # wIdVendor 08E6, wIdProduct 3478 (little-endian), plus an LCD layout entry
+    data = bytes.fromhex("0B02E608" "0C027834" "01020000")
+    assert usb_id_from_properties(parse_tlv_properties(data)) == (0x08E6, 0x3478)
+    assert usb_id_from_properties(parse_tlv_properties(bytes.fromhex("0B02E608"))) is None
+
+
+@given(st.dictionaries(st.integers(0, 255), st.integers(0, 2**32 - 1), max_size=8))
+def test_feature_list_round_trip(features: dict[int, int]) -> None:
+    data = b"".join(bytes([tag, 4]) + code.to_bytes(4, "big") for tag, code in features.items())
+    assert parse_features(data) == features
+    assert parse_features(data + b"\x12") == features  # a truncated tail is ignored

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from pcsc_cards import ECHO_KZZ_ATR, ECHO_PK_ATR, EchoCard
 
 from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import CardRemoved, ReaderNotFound
+from pkcard.protocol import SmartCardProtocol
 from pkcard.readers import CardKind, ReaderModel
+from simcard.card import SimulatedCard
 from simcard.pcscd_harness import PcscdHarness
-from pcsc_cards import ECHO_KZZ_ATR, ECHO_PK_ATR, EchoCard
+from simcard.profile import load_profile
 
 pytestmark = pytest.mark.pcsc
 
@@ -76,3 +79,15 @@ def test_connect_to_unknown_reader(pcscd_env: PcscdHarness) -> None:
 def test_connect_to_empty_reader(pcscd_env: PcscdHarness) -> None:
     with PcscReaderSystem() as system, pytest.raises(CardRemoved):
         system.connect(pcscd_env.reader_name(2))
+
+
+def test_simulated_pk_through_the_protocol_layer(pcscd_env: PcscdHarness) -> None:
+    pk_aid = bytes.fromhex("F0504B43415244504B")
+    card = SimulatedCard.from_profile(load_profile("pk-regular"))
+    pcscd_env.insert(0, card)
+    with PcscReaderSystem() as system:
+        state = next(s for s in system.list_readers() if s.reader.name == pcscd_env.reader_name(0))
+        assert state.card_kind is CardKind.PK
+        with system.connect(pcscd_env.reader_name(0)) as connection:
+            fci = SmartCardProtocol(connection).select(pk_aid)
+    assert pk_aid in fci

@@ -42,31 +42,19 @@ def test_reset_by_another_application(pcscd_env: PcscdHarness) -> None:
         assert connection.transmit(bytes.fromhex("00B00000")) == b"\x90\x00"
 
 
-def test_transaction_excludes_an_exclusive_connect(pcscd_env: PcscdHarness) -> None:
+def test_exclusive_holder_makes_connect_busy(pcscd_env: PcscdHarness) -> None:
     pcscd_env.insert(1, EchoCard())
     name = pcscd_env.reader_name(1)
-    with PcscReaderSystem() as system, system.connect(name) as connection:
-        with connection.transaction():
-            status, hcontext = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-            status, hcard, _ = scard.SCardConnect(
-                hcontext, name, scard.SCARD_SHARE_EXCLUSIVE, PROTOCOLS
-            )
-            scard.SCardReleaseContext(hcontext)
-            assert status == scard.SCARD_E_SHARING_VIOLATION
-        # an exclusive holder makes our shared connect busy
-        with PcscReaderSystem() as other:
-            connection.close()
-            status, hcontext = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-            status, hcard, _ = scard.SCardConnect(
-                hcontext, name, scard.SCARD_SHARE_EXCLUSIVE, PROTOCOLS
-            )
-            assert status == scard.SCARD_S_SUCCESS
-            try:
-                with pytest.raises(ReaderBusy):
-                    other.connect(name)
-            finally:
-                scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
-                scard.SCardReleaseContext(hcontext)
+    status, hcontext = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    assert status == scard.SCARD_S_SUCCESS
+    status, hcard, _ = scard.SCardConnect(hcontext, name, scard.SCARD_SHARE_EXCLUSIVE, PROTOCOLS)
+    assert status == scard.SCARD_S_SUCCESS
+    try:
+        with PcscReaderSystem() as system, pytest.raises(ReaderBusy):
+            system.connect(name)
+    finally:
+        scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+        scard.SCardReleaseContext(hcontext)
 
 
 def test_second_transaction_waits_for_the_first(pcscd_env: PcscdHarness) -> None:
@@ -83,7 +71,7 @@ def test_second_transaction_waits_for_the_first(pcscd_env: PcscdHarness) -> None
             order.append("second began")
             second.end_transaction()
 
-        waiter = threading.Thread(target=take_second)
+        waiter = threading.Thread(target=take_second, daemon=True)
         waiter.start()
         waiter.join(0.3)  # give it the chance to (wrongly) get in
         order.append("first ends")

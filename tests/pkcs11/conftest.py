@@ -7,57 +7,36 @@
 * ``softhsm2``: Pkcs11PkDriver over SoftHSM2 tokens provisioned from the same
   profile (simcard.softhsm). The tokens are made once per session in a private
   token directory and copied for each test, so every test starts fresh.
+* ``pkcs11-fake``: Pkcs11PkDriver over an in-memory PKCS#11 double with real
+  try counters and transport state (fake_token.py), for the flag mapping
+  SoftHSM2 never exercises (final try, locked, to be changed).
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fake_token import FakeLibrary, fake_pk
+from pkcs11rig import NO_TRANSPORT_STATE, Backend, SoftHsmGolden
 
 from pcsc_bridge import PcscReaderSystem
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
-from pkcard.secret import Secret
 from simcard.card import SimulatedCard
 from simcard.inprocess import InProcessConnection
-from simcard.profile import CardProfile, load_profile
-from simcard.softhsm import SOFTHSM_MODULE, SoftHsmPk, provision_pk, softhsm_conf, write_config
-from simcard.spec import SecretRef
+from simcard.profile import load_profile
+from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
 
 PROVISIONED = ("pk-regular", "pk-backup", "pk-nurse")
 BACKENDS = (
     "apdu-inprocess",
     pytest.param("apdu-pcscd", marks=pytest.mark.pcsc),
     "softhsm2",
+    "pkcs11-fake",
 )
-SOFTHSM_NEVER_LOCKS = (
-    "SoftHSM 2.6 never locks a PIN: the right PIN still works after any number of wrong ones"
-)
-
-
-@dataclass
-class Backend:
-    """One PK behind one backend, and what that backend can model."""
-
-    name: str
-    app: ProfessionalCard
-    profile: CardProfile
-    enforces_tries: bool = True  # a wrong secret counts down to a lock
-    has_password: bool = True  # the reactivation password (reference 85)
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def secret(self, ref: SecretRef) -> Secret:
-        return Secret(self.profile.secret_value(ref))
-
-
-@dataclass(frozen=True)
-class SoftHsmGolden:
-    directory: Path
-    tokens: dict[str, SoftHsmPk]
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +69,8 @@ def _softhsm(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
     module: Pkcs11Module = request.getfixturevalue("softhsm_module")
 
     def build(name: str) -> Backend:
+        if name not in golden.tokens:
+            pytest.skip(NO_TRANSPORT_STATE if name == "pk-transport" else f"{name} not provisioned")
         tokens = golden.tokens[name]
         sign = (
             TokenSelector(serial=tokens.signature_serial)
@@ -103,10 +84,27 @@ def _softhsm(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
             load_profile(name),
             enforces_tries=False,
             has_password=False,
+            exact_counter=False,
             closers=[driver.close],
         )
 
     return build
+
+
+def _fake(name: str) -> Backend:
+    profile = load_profile(name)
+    tokens = fake_pk(profile)
+    module = Pkcs11Module(FakeLibrary(tokens), Path("fake-pkcs11.so"))
+    sign = TokenSelector(serial=tokens[1].serial) if len(tokens) > 1 else None
+    driver = Pkcs11PkDriver(module, TokenSelector(serial=tokens[0].serial), sign)
+    return Backend(
+        "pkcs11-fake",
+        ProfessionalCard(driver),
+        profile,
+        has_password=False,
+        exact_counter=False,
+        closers=[driver.close],
+    )
 
 
 def _inprocess(name: str) -> Backend:
@@ -142,6 +140,8 @@ def open_pk(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Backend]
         factory = _softhsm(request)
     elif request.param == "apdu-pcscd":
         factory = _pcscd(request)
+    elif request.param == "pkcs11-fake":
+        factory = _fake
     else:
         factory = _inprocess
 

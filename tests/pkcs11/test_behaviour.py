@@ -12,17 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SOFTHSM_NEVER_LOCKS, Backend
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from pkcs11rig import SOFTHSM_NEVER_LOCKS, Backend
 
 from pkcard.certs import SignatureScheme, verify_card_signature
 from pkcard.cms import sign_detached, verify_detached
 from pkcard.errors import (
+    CardDead,
     LastTryNotConfirmed,
     NotSupported,
     PinBlocked,
     SecurityStatusNotSatisfied,
+    TransportPinActive,
     WrongPin,
 )
 from pkcard.pin import PinRef, PinState
@@ -268,3 +270,50 @@ def test_no_secret_in_logs_or_errors(open_pk: OpenPk, caplog: pytest.LogCaptureF
     everything = caplog.text + "".join(texts)
     for value in (WRONG_PIN, WRONG_PUK, NEW_PIN, pk.profile.secret_value(SecretRef.PIN)):
         assert value not in everything
+
+
+NEW_SPIN = "60718294"
+
+
+def test_activate_signature_from_transport(open_pk: OpenPk) -> None:
+    pk = open_pk("pk-transport")
+    assert pk.app.pin_status(PinRef.SPIN).state is PinState.TRANSPORT
+    with pytest.raises(TransportPinActive):
+        pk.app.sign(DIGEST, Secret(NEW_SPIN))
+    status = pk.app.activate_signature(pk.secret(SecretRef.TPIN), Secret(NEW_SPIN))
+    assert status.state is PinState.VERIFIABLE
+    assert status.tries_left == 3
+    assert pk.app.pin_status(PinRef.TPIN).state is PinState.DISABLED
+    cert = pk.app.read_card().kpep_certificate
+    assert cert is not None
+    signature = pk.app.sign(DIGEST, Secret(NEW_SPIN))
+    assert verify_card_signature(cert, DIGEST, signature, SignatureScheme.RSA_PKCS1)
+
+
+def test_activate_with_wrong_tpin(open_pk: OpenPk) -> None:
+    pk = open_pk("pk-transport")
+    with pytest.raises(WrongPin) as refused:
+        pk.app.activate_signature(Secret("105829"), Secret(NEW_SPIN))
+    assert refused.value.tries_left == 2
+    assert pk.app.pin_status(PinRef.SPIN).state is PinState.TRANSPORT
+
+
+def test_exhausted_puk_kills_the_card(open_pk: OpenPk) -> None:
+    pk = open_pk()
+    if not pk.enforces_tries:
+        pytest.skip(SOFTHSM_NEVER_LOCKS)
+    for tries_left in (4, 3, 2):
+        with pytest.raises(WrongPin) as refused:
+            pk.app.unblock(Secret(WRONG_PUK), Secret(NEW_PIN))
+        if pk.exact_counter:
+            assert refused.value.tries_left == tries_left
+        else:  # CKF_SO_PIN_COUNT_LOW: an upper bound
+            assert tries_left <= refused.value.tries_left <= 4
+    with pytest.raises(WrongPin):
+        pk.app.unblock(Secret(WRONG_PUK), Secret(NEW_PIN), confirm_last_try=True)
+    with pytest.raises(CardDead):
+        pk.app.unblock(Secret(WRONG_PUK), Secret(NEW_PIN), confirm_last_try=True)
+    assert pk.app.pin_status(PinRef.PUK).state is PinState.DEAD
+    assert pk.app.pin_status(PinRef.PIN).state is PinState.DEAD
+    with pytest.raises(CardDead):
+        pk.app.verify(PinRef.PIN, pk.secret(SecretRef.PIN))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import SoftHsmGolden
+from pkcs11rig import SoftHsmGolden
 
 from pkcard.errors import CardRemoved, CardReset, ProfileError, SecurityStatusNotSatisfied
 from pkcard.pin import PinRef, PinState

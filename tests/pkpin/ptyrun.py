@@ -100,6 +100,11 @@ class PkpinSession:
         self.exit_code = os.waitstatus_to_exitcode(status)
         return self.exit_code
 
+    def expect_exit(self, code: int) -> None:
+        """Wait for the end; fail with the transcript unless pkpin exited with ``code``."""
+        actual = self.wait()
+        assert actual == code, f"pkpin exited {actual}, expected {code}:\n{self.transcript}"
+
     def rest(self) -> str:
         """The output after the last expected text."""
         return self._output[self._seen :].decode("utf-8", errors="replace")

@@ -8,7 +8,7 @@ import pytest
 
 from pkcard import errors as e
 from pkcard.pin import PinRef
-from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPkCard, NoTerminal, PinPadOnly
+from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
 from tools.pkpin.i18n import Language, translations
 from tools.pkpin.messages import ExitCode, Messages
 
@@ -53,7 +53,7 @@ CASES: list[tuple[e.PkcardError, ExitCode]] = [
     (AmbiguousReader(("Reader A", "Reader B")), ExitCode.USAGE),
     (NoTerminal(MARK), ExitCode.USAGE),
     (Cancelled(MARK), ExitCode.CANCELLED),
-    (PinPadOnly(MARK), ExitCode.CARD),
+    (NoPinPad(MARK), ExitCode.CARD),
 ]
 
 

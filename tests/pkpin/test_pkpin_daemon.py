@@ -63,7 +63,7 @@ def test_socket_from_the_environment(daemon: RunningDaemon) -> None:
 def test_change_pin_through_the_daemon(daemon: RunningDaemon) -> None:
     session = PkpinSession(args(daemon, "change-pin"))
     change_pin(session, PIN, NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN changed." in session.rest()
     session.assert_no_secret_shown()
     with daemon.client() as client:  # the new PIN is the card's PIN now
@@ -77,7 +77,7 @@ def test_change_pin_through_the_daemon(daemon: RunningDaemon) -> None:
 def test_wrong_pin_then_last_try_refused_then_confirmed(daemon: RunningDaemon) -> None:
     session = PkpinSession(args(daemon, "change-pin"))
     change_pin(session, WRONG, NEW_PIN)
-    assert session.wait() == ExitCode.WRONG_PIN
+    session.expect_exit(ExitCode.WRONG_PIN)
     assert "Wrong PIN: 2 tries left" in session.rest()
 
     spend_pin_tries(daemon, 1)
@@ -86,7 +86,7 @@ def test_wrong_pin_then_last_try_refused_then_confirmed(daemon: RunningDaemon) -
     session = PkpinSession(args(daemon, "change-pin"))
     session.expect("Only 1 try left. A wrong PIN blocks the card. Continue? [y/N] ")
     session.type_line("n")
-    assert session.wait() == ExitCode.LAST_TRY_REFUSED
+    session.expect_exit(ExitCode.LAST_TRY_REFUSED)
     rest = session.rest()
     assert "Cancelled: nothing was sent to the card." in rest
     assert "Current PIN" not in rest
@@ -96,7 +96,7 @@ def test_wrong_pin_then_last_try_refused_then_confirmed(daemon: RunningDaemon) -
     session.expect("Continue? [y/N] ")
     session.type_line("y")
     change_pin(session, PIN, NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN changed." in session.rest()
     assert pin_tries(daemon) == 3
     session.assert_no_secret_shown()
@@ -106,7 +106,7 @@ def test_confirmed_last_try_blocks_then_unblock(daemon: RunningDaemon) -> None:
     spend_pin_tries(daemon, 2)
     session = PkpinSession(args(daemon, "change-pin", "--confirm-last-try"))
     change_pin(session, WRONG, NEW_PIN)  # no question asked
-    assert session.wait() == ExitCode.BLOCKED
+    session.expect_exit(ExitCode.BLOCKED)
     assert "PIN blocked: unblock it with your PUK (pkpin unblock)" in session.rest()
     assert "Continue?" not in session.transcript
 
@@ -114,7 +114,7 @@ def test_confirmed_last_try_blocks_then_unblock(daemon: RunningDaemon) -> None:
     session.type_secret("Current PUK: ", PUK)
     session.type_secret("New PIN: ", NEW_PIN)
     session.type_secret("New PIN again: ", NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN unblocked: the new PIN is set." in session.rest()
     assert pin_tries(daemon) == 3
     session.assert_no_secret_shown()
@@ -125,7 +125,7 @@ def test_slovenian_weak_pin_through_the_daemon(daemon: RunningDaemon) -> None:
     session = PkpinSession(args(daemon, "change-pin"), env)
     session.type_secret("Trenutni PIN: ", PIN)
     session.type_secret("Novi PIN: ", "7777")
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     assert "Novi PIN ne sme biti ena sama ponovljena števka, kot je 1111." in session.rest()
     assert pin_tries(daemon) == 3
 
@@ -133,7 +133,7 @@ def test_slovenian_weak_pin_through_the_daemon(daemon: RunningDaemon) -> None:
 def test_birth_date_refused_by_the_daemon(daemon: RunningDaemon) -> None:
     session = PkpinSession(args(daemon, "change-pin"))
     change_pin(session, PIN, "1981")
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The new PIN must not be your birth date." in session.rest()
     assert pin_tries(daemon) == 3
 
@@ -143,7 +143,7 @@ def test_both_paths_give_the_same_words(daemon: RunningDaemon, path: str) -> Non
     where = args(daemon) if path == "daemon" else ["--simulated"]
     session = PkpinSession([*where, "change-pin"])
     change_pin(session, WRONG, NEW_PIN)
-    assert session.wait() == ExitCode.WRONG_PIN
+    session.expect_exit(ExitCode.WRONG_PIN)
     assert session.rest().strip() == "Wrong PIN: 2 tries left"
 
 

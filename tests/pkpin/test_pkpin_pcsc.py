@@ -48,7 +48,7 @@ def test_change_pin_direct(pcscd_env: PcscdHarness) -> None:
     card = insert(pcscd_env, TWIN)
     session = PkpinSession(["--direct", "change-pin"])
     change_pin(session, PIN, NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN changed." in session.rest()
     assert "PIN pad" not in session.transcript
     assert card.tries_left(SecretRef.PIN) == 3
@@ -60,14 +60,14 @@ def test_wrong_pin_and_declined_last_try_direct(pcscd_env: PcscdHarness) -> None
     for tries_left in (2, 1):
         session = PkpinSession(["--direct", "change-pin"])
         change_pin(session, WRONG, NEW_PIN)
-        assert session.wait() == ExitCode.WRONG_PIN
+        session.expect_exit(ExitCode.WRONG_PIN)
         plural = "try" if tries_left == 1 else "tries"
         assert f"Wrong PIN: {tries_left} {plural} left" in session.rest()
     assert card.tries_left(SecretRef.PIN) == 1
     session = PkpinSession(["--direct", "change-pin"])
     session.expect("Only 1 try left. A wrong PIN blocks the card. Continue? [y/N] ")
     session.type_line("")  # the default is no
-    assert session.wait() == ExitCode.LAST_TRY_REFUSED
+    session.expect_exit(ExitCode.LAST_TRY_REFUSED)
     assert card.tries_left(SecretRef.PIN) == 1
     session.assert_no_secret_shown(WRONG, PIN)
 
@@ -75,14 +75,15 @@ def test_wrong_pin_and_declined_last_try_direct(pcscd_env: PcscdHarness) -> None
 def test_pin_pad_reader_direct(pcscd_env: PcscdHarness) -> None:
     insert(pcscd_env, PINPAD)
     reader = pcscd_env.reader_name(PINPAD)
-    code, out = run_pkpin(["--direct", "--reader", reader, "change-pin", "--pinpad-only"])
-    assert code == ExitCode.CARD
-    assert "This reader has a PIN pad" not in out
-    assert "PIN-pad entry is not supported yet: run without --pinpad-only." in out
+    code, out = run_pkpin(
+        ["--direct", "--reader", pcscd_env.reader_name(TWIN), "change-pin", "--pinpad"]
+    )
+    assert code == ExitCode.CARD  # that reader has no PIN pad (nor a card)
+    assert "This reader has no PIN pad: run without --pinpad." in out
     session = PkpinSession(["--direct", "--reader", reader, "change-pin"])
-    session.expect("This reader has a PIN pad: type the PIN on the reader.")
+    session.expect("This reader has a PIN pad: type the PIN on the reader (pkpin COMMAND")
     change_pin(session, PIN, NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
 
 
 def test_two_cards_need_reader_choice(pcscd_env: PcscdHarness) -> None:

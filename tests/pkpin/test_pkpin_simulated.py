@@ -57,7 +57,7 @@ def test_readers_lists_the_pk_and_its_pin_pad() -> None:
 def test_change_pin_succeeds_and_shows_no_pin() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, PIN, NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN changed." in session.rest()
     assert "type the PIN on the reader" in session.transcript  # the PIN-pad reader
     session.assert_no_secret_shown()
@@ -66,7 +66,7 @@ def test_change_pin_succeeds_and_shows_no_pin() -> None:
 def test_wrong_pin_says_tries_left() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, "11223344", NEW_PIN)
-    assert session.wait() == ExitCode.WRONG_PIN
+    session.expect_exit(ExitCode.WRONG_PIN)
     assert "Wrong PIN: 2 tries left" in session.rest()
     session.assert_no_secret_shown()
 
@@ -75,7 +75,7 @@ def test_weak_pin_refused_naming_the_rule_before_confirmation() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     session.type_secret("Current PIN: ", PIN)
     session.type_secret("New PIN: ", "12345678")
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     rest = session.rest()
     assert "The new PIN must not be a sequence of digits such as 1234." in rest
     assert "again" not in rest  # refused before the confirmation prompt
@@ -85,21 +85,21 @@ def test_weak_pin_refused_naming_the_rule_before_confirmation() -> None:
 def test_birth_date_refused_by_the_card_side_policy() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, PIN, "1981")  # the year Ana Testna was born: not a date, a birth date
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The new PIN must not be your birth date." in session.rest()
 
 
 def test_confirmation_mismatch_sends_nothing() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, PIN, NEW_PIN, again="47158294")
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The two entries of the new PIN differ: nothing was changed." in session.rest()
 
 
 def test_malformed_current_pin_is_refused_before_the_new_one_is_asked() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     session.type_secret("Current PIN: ", "12a")
-    assert session.wait() == ExitCode.REFUSED_PIN
+    session.expect_exit(ExitCode.REFUSED_PIN)
     rest = session.rest()
     assert "The PIN must be 4 to 8 digits." in rest
     assert "New PIN" not in rest
@@ -111,7 +111,7 @@ def test_slovenian_output() -> None:
     session.type_secret("Trenutni PIN: ", "11223344")
     session.type_secret("Novi PIN: ", NEW_PIN)
     session.type_secret("Novi PIN še enkrat: ", NEW_PIN)
-    assert session.wait() == ExitCode.WRONG_PIN
+    session.expect_exit(ExitCode.WRONG_PIN)
     assert "Napačen PIN: še 2 poskusa" in session.rest()
     code, out = run_pkpin([*SIM, "status"], env)
     assert code == ExitCode.OK
@@ -132,7 +132,7 @@ def test_activate_signature_on_a_transport_card() -> None:
     session.type_secret("Current transport PIN: ", TPIN)
     session.type_secret("New signing PIN: ", NEW_SPIN)
     session.type_secret("New signing PIN again: ", NEW_SPIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "Signing PIN activated." in session.rest()
     session.assert_no_secret_shown()
 
@@ -155,7 +155,7 @@ def test_change_spin() -> None:
     session.type_secret("Current signing PIN: ", SPIN)
     session.type_secret("New signing PIN: ", NEW_SPIN)
     session.type_secret("New signing PIN again: ", NEW_SPIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "Signing PIN changed." in session.rest()
 
 
@@ -177,7 +177,7 @@ def test_unblock_with_the_puk() -> None:
     session.type_secret("Current PUK: ", PUK)
     session.type_secret("New PIN: ", NEW_PIN)
     session.type_secret("New PIN again: ", NEW_PIN)
-    assert session.wait() == ExitCode.OK
+    session.expect_exit(ExitCode.OK)
     assert "PIN unblocked: the new PIN is set." in session.rest()
     session.assert_no_secret_shown()
 
@@ -187,14 +187,15 @@ def test_wrong_puk_counts_the_puk() -> None:
     session.type_secret("Current PUK: ", "19283746")
     session.type_secret("New PIN: ", NEW_PIN)
     session.type_secret("New PIN again: ", NEW_PIN)
-    assert session.wait() == ExitCode.WRONG_PIN
+    session.expect_exit(ExitCode.WRONG_PIN)
     assert "Wrong PUK: 4 tries left" in session.rest()
 
 
-def test_pinpad_only_refuses_keyboard_entry() -> None:
-    code, out = run_pkpin([*SIM, "change-pin", "--pinpad-only"])
-    assert code == ExitCode.CARD
-    assert "PIN-pad entry is not supported yet" in out
+def test_pinpad_with_nobody_at_the_reader_times_out() -> None:
+    code, out = run_pkpin([*SIM, "change-pin", "--pinpad"])
+    assert code == ExitCode.CANCELLED
+    assert "First the current PIN, then the new PIN twice." in out
+    assert "Nobody typed the PIN on the reader in time." in out
     assert "Current PIN" not in out
 
 
@@ -202,7 +203,7 @@ def test_ctrl_c_at_a_prompt_cancels() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     session.expect("Current PIN: ")
     session.type_line("\x03")
-    assert session.wait() == ExitCode.CANCELLED
+    session.expect_exit(ExitCode.CANCELLED)
     assert "Cancelled: nothing was sent to the card." in session.rest()
 
 
@@ -226,5 +227,5 @@ def test_end_of_input_at_a_prompt_cancels() -> None:
     session = PkpinSession([*SIM, "unblock"])
     session.expect("Current PUK: ")
     session.type_line("\x04")  # Ctrl-D on an empty line
-    assert session.wait() == ExitCode.CANCELLED
+    session.expect_exit(ExitCode.CANCELLED)
     assert "Cancelled: nothing was sent to the card." in session.rest()

@@ -16,5 +16,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-# The token attacks reuse the backend tests' PKI and forging helpers (tests/backend/tokenrig.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
+# The repository root (bench/, fuzz/), the backend tests' PKI and forging helpers
+# (tests/backend/tokenrig.py) and the daemon harness (tests/daemon/daemon_harness.py).
+_TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(_TESTS.parent), str(_TESTS / "backend"), str(_TESTS / "daemon")]

@@ -6,6 +6,7 @@ import grpc
 import pytest
 from sessionrig import AUTHORIZATIONS, Rig, profile_secret, refusal_reason
 
+from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.client import PkcardClient
 from pkcard.errors import NotSupported, WrongPin
 from simcard.inprocess import PINPAD_READER, TWIN_READER
@@ -15,7 +16,7 @@ PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name
 
 
-def _redeem(rig: Rig, client: PkcardClient, profile: str) -> object:
+def _redeem(rig: Rig, client: PkcardClient, profile: str) -> bpb.RedeemTokenResponse:
     rig.daemon.insert(PK_READER, profile)
     opened = client.open_session(PK_READER, rig.backend.challenge(), AUTHORIZATIONS,
                                  kzz_reader=KZZ_READER,
@@ -35,7 +36,7 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
     rig.daemon.insert(KZZ_READER, "kzz")
     with rig.daemon.client() as client:
         first = _redeem(rig, client, "pk-backup")
-        assert getattr(first, "backup_activated") is True
+        assert first.backup_activated is True
         assert _refusal(rig, client, "pk-regular") == "REGULAR_CARD_DEACTIVATED"
 
         # the backup card is not what gets reactivated
@@ -52,7 +53,7 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
         assert serial == "PK0000100001"
 
         again = _redeem(rig, client, "pk-regular")
-        assert getattr(again, "backup_activated") is False
+        assert again.backup_activated is False
         assert _refusal(rig, client, "pk-backup") == "CARD_INACTIVE"
     log = rig.daemon.log() + rig.daemon.audit_path.read_text()
     assert password not in log

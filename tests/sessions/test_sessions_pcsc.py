@@ -122,7 +122,7 @@ def test_backup_first_use_and_reactivate(cards: tuple[PcscdHarness, Rig, str, st
     assert refusal_reason(refused.value) == "REGULAR_CARD_DEACTIVATED"
     with env_rig.daemon.client() as client:
         with pytest.raises(WrongPin):
-            client.reactivate_card(pk_reader, "Not-the-password-9")
+            client.reactivate_card(pk_reader, "Wrong!password-1")
         serial = client.reactivate_card(
             pk_reader, profile_secret("pk-regular", SecretRef.REACTIVATION))
     assert serial == "PK0000100001"

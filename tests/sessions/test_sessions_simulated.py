@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from sessionrig import AUTHORIZATIONS, EventCollector, Rig, profile_secret
 
+from pkcard.aio_client import AsyncPkcardClient
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.errors import (
     InvalidRequest,
+    LastTryNotConfirmed,
     SessionEnded,
     SessionEndReason,
     SessionNotFound,
@@ -54,6 +57,10 @@ def test_open_redeem_refresh_close(sim: Rig) -> None:
         with pytest.raises(SessionEnded) as ended:
             client.refresh_session(opened.session_id, sim.backend.challenge())
         assert ended.value.end_reason is SessionEndReason.CLOSED
+    logs = sim.daemon.log() + sim.daemon.audit_path.read_text()
+    assert PIN not in logs
+    assert opened.token.token.rsplit(".", 1)[1] not in logs
+    assert refreshed.token.rsplit(".", 1)[1] not in logs
 
 
 def test_restricted_session_gets_the_restricted_set(sim: Rig) -> None:
@@ -144,3 +151,38 @@ def test_unknown_session(sim: Rig) -> None:
         with pytest.raises(SessionNotFound):
             client.get_session("no-such-session")
         assert client.close_session("no-such-session") is False
+
+
+def test_last_try_needs_confirmation(sim: Rig) -> None:
+    with sim.daemon.client() as client:
+        for _ in range(2):
+            with pytest.raises(WrongPin):
+                client.verify_pin(PK_READER, PinRef.PIN, "11223344")
+        with pytest.raises(LastTryNotConfirmed):
+            client.open_session(PK_READER, sim.backend.challenge(), AUTHORIZATIONS,
+                                kzz_reader=KZZ_READER, pin=PIN)
+        (status,) = client.get_pin_status(PK_READER, PinRef.PIN)
+        assert status.tries_left == 1
+        opened = client.open_session(PK_READER, sim.backend.challenge(), AUTHORIZATIONS,
+                                     kzz_reader=KZZ_READER, pin=PIN, confirm_last_try=True)
+        assert sim.backend.redeem(opened.token.token).scope == bpb.SCOPE_FULL
+        client.close_session(opened.session_id)
+
+
+def test_async_client_sessions(sim: Rig) -> None:
+    async def scenario() -> None:
+        async with AsyncPkcardClient(sim.daemon.socket_path) as client:
+            opened = await client.open_session(
+                PK_READER, sim.backend.challenge(), AUTHORIZATIONS,
+                restricted=RestrictedMode(RestrictedReason.PATIENT_ABSENT, PATIENT), pin=PIN)
+            assert sim.backend.redeem(opened.token.token).scope == bpb.SCOPE_RESTRICTED
+            token = await client.refresh_session(opened.session_id, sim.backend.challenge())
+            assert sim.backend.redeem(token.token).scope == bpb.SCOPE_RESTRICTED
+            status = await client.get_session(opened.session_id)
+            assert status.claims.restricted_reason is RestrictedReason.PATIENT_ABSENT
+            assert status.kzz_reader is None
+            assert await client.close_session(opened.session_id) is True
+            with pytest.raises(SessionEnded):
+                await client.refresh_session(opened.session_id, sim.backend.challenge())
+
+    asyncio.run(scenario())

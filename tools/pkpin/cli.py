@@ -19,6 +19,7 @@ from pkcard.pin import PinRef
 from simcard.card import load_card
 from simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
 from simcard.profile import profile_names
+from tools.pkpin import reactivate
 from tools.pkpin.commands import (
     PLANS,
     Console,
@@ -124,11 +125,16 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
             help=t.tr("do not ask before spending the last try"),
         )
         sub.add_argument(
-            "--pinpad-only",
+            "--pinpad",
             action="store_true",
-            help=t.tr("refuse keyboard entry on a PIN-pad reader"),
+            help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
         )
+    commands.add_parser(reactivate.COMMAND, help=reactivate.help_text(t))
     return parser
+
+
+def _socket(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    return Path(args.socket or environ.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
 
 
 def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[PinService, str]:
@@ -139,7 +145,7 @@ def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[PinS
         system = SimulatedReaderSystem()
         system.insert(PINPAD_READER.name, load_card(args.profile))
         return DirectService(system), ""
-    socket = args.socket or Path(environ.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
+    socket = _socket(args, environ)
     return DaemonService(socket), str(socket)
 
 
@@ -161,11 +167,13 @@ def run(
     command = _PIN_COMMANDS.get(args.command)
     plan = PLANS[command] if command is not None else None
     socket = ""
+    if args.command == reactivate.COMMAND:
+        return _reactivate(args, environ, console, open_terminal)
     try:
         service, socket = _service(args, environ)
         with service:
             if command is not None:
-                options = PinOptions(args.reader, args.confirm_last_try, args.pinpad_only)
+                options = PinOptions(args.reader, args.confirm_last_try, args.pinpad)
                 return run_pin_command(service, console, open_terminal, command, options)
             if args.command == "readers":
                 return run_readers(service, console, as_json=args.json)
@@ -177,6 +185,29 @@ def run(
             new_ref=plan.target if plan else None,
             socket=socket,
         )
+        console.note(outcome.text)
+        return outcome.exit_code
+    except KeyboardInterrupt:
+        console.note("")
+        console.note(words.interrupted())
+        return ExitCode.CANCELLED
+
+
+def _reactivate(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    console: Console,
+    open_terminal: Callable[[], Terminal],
+) -> ExitCode:
+    words = console.words
+    if args.direct or args.simulated:
+        console.note(reactivate.needs_daemon(words))
+        return ExitCode.USAGE
+    socket = _socket(args, environ)
+    try:
+        return reactivate.run_reactivate(socket, console, open_terminal, args.reader)
+    except PkcardError as error:
+        outcome = reactivate.describe(words, error, str(socket))
         console.note(outcome.text)
         return outcome.exit_code
     except KeyboardInterrupt:

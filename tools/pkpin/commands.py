@@ -32,7 +32,7 @@ from pkcard.pin import (
 )
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
-from tools.pkpin.errors import Cancelled, PinPadOnly
+from tools.pkpin.errors import Cancelled, NoPinPad
 from tools.pkpin.messages import ExitCode, Messages
 from tools.pkpin.service import PinService
 from tools.pkpin.terminal import Terminal
@@ -66,7 +66,7 @@ PLANS = {
 class PinOptions:
     reader: str | None
     confirm_last_try: bool
-    pinpad_only: bool
+    use_pin_pad: bool  # type the secrets on the reader's PIN pad, not on the computer
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,44 @@ def _prompting() -> Iterator[None]:
         raise Cancelled("cancelled at a prompt") from None
 
 
+PadOperation = Callable[[str, bool], PinStatus]
+
+
+def _pad_operation(service: PinService, command: PinCommand) -> PadOperation:
+    if command is PinCommand.CHANGE_PIN:
+        return lambda r, c: service.change_on_pad(r, PinRef.PIN, confirm_last_try=c)
+    if command is PinCommand.CHANGE_SPIN:
+        return lambda r, c: service.change_on_pad(r, PinRef.SPIN, confirm_last_try=c)
+    if command is PinCommand.UNBLOCK:
+        return lambda r, c: service.unblock_on_pad(r, confirm_last_try=c)
+    return lambda r, c: service.activate_signature_on_pad(r, confirm_last_try=c)
+
+
+def _keyboard_entry(
+    terminal: Terminal, words: Messages, plan: PinPlan, *, send: Operation, reader: str,
+    confirm: bool,
+) -> None:
+    """Read the secrets with echo off, check them, and send them."""
+    with _prompting():
+        presented = terminal.read_secret(words.prompt_current(plan.presented))
+    with presented:
+        check_presented(presented, PIN_FORMATS[plan.presented])
+        with _prompting():
+            new = terminal.read_secret(words.prompt_new(plan.target))
+        with new:
+            check_new_pin(
+                new,
+                PIN_FORMATS[plan.target],
+                birth_date=None,  # the card library knows it and checks it too
+                old=presented if plan.old_is_previous else None,
+            )
+            with _prompting():
+                again = terminal.read_secret(words.prompt_again(plan.target))
+            with again:
+                check_confirmation(new, again)
+            send(reader, presented, new, confirm)
+
+
 def run_pin_command(
     service: PinService,
     console: Console,
@@ -261,9 +299,10 @@ def run_pin_command(
     words = console.words
     state = service.pick_reader(options.reader)
     reader = state.reader.name
-    if state.reader.capabilities.pin_pad:
-        if options.pinpad_only:
-            raise PinPadOnly("PIN-pad entry is not implemented")
+    has_pad = state.reader.capabilities.pin_pad is True
+    if options.use_pin_pad and not has_pad:
+        raise NoPinPad("the reader has no PIN pad")
+    if has_pad and not options.use_pin_pad:
         console.note(words.pin_pad_notice())
     if command is PinCommand.ACTIVATE_SIGNATURE:
         spin = service.status(reader, PinRef.SPIN)
@@ -272,33 +311,20 @@ def run_pin_command(
     status = service.status(reader, plan.presented)
     require_usable(status)
     confirm = options.confirm_last_try
-    last_try = status.state is PinState.VERIFIABLE and status.tries_left == 1
-    with open_terminal() as terminal:
-        if last_try and not confirm:
-            with _prompting():
-                answer = terminal.ask(words.prompt_last_try(plan.presented))
-            if not words.is_yes(answer):
-                console.note(words.last_try_declined())
-                return ExitCode.LAST_TRY_REFUSED
-            confirm = True
-        with _prompting():
-            presented = terminal.read_secret(words.prompt_current(plan.presented))
-        with presented:
-            check_presented(presented, PIN_FORMATS[plan.presented])
-            with _prompting():
-                new = terminal.read_secret(words.prompt_new(plan.target))
-            with new:
-                check_new_pin(
-                    new,
-                    PIN_FORMATS[plan.target],
-                    birth_date=None,  # the card library knows it and checks it too
-                    old=presented if plan.old_is_previous else None,
-                )
-                with _prompting():
-                    again = terminal.read_secret(words.prompt_again(plan.target))
-                with again:
-                    check_confirmation(new, again)
-                _operation(service, command)(reader, presented, new, confirm)
+    if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm:
+        with open_terminal() as terminal, _prompting():
+            answer = terminal.ask(words.prompt_last_try(plan.presented))
+        if not words.is_yes(answer):
+            console.note(words.last_try_declined())
+            return ExitCode.LAST_TRY_REFUSED
+        confirm = True
+    if options.use_pin_pad:
+        console.note(words.pin_pad_steps(plan.presented, plan.target))
+        _pad_operation(service, command)(reader, confirm)
+    else:
+        with open_terminal() as terminal:
+            send = _operation(service, command)
+            _keyboard_entry(terminal, words, plan, send=send, reader=reader, confirm=confirm)
     console.say(_success(words, command))
     return ExitCode.OK
 

@@ -25,5 +25,5 @@ class Cancelled(PkcardError):
     """The person interrupted a prompt (Ctrl-C or end of input): nothing was sent."""
 
 
-class PinPadOnly(PkcardError):
-    """``--pinpad-only`` was given but PIN-pad entry is not implemented yet."""
+class NoPinPad(PkcardError):
+    """``--pinpad`` was given for a reader without a PIN pad."""

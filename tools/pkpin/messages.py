@@ -18,7 +18,7 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
 from pkcard.pk import Profession
-from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPkCard, NoTerminal, PinPadOnly
+from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
 
 
 class ExitCode(IntEnum):
@@ -208,9 +208,20 @@ class Messages:
 
     def pin_pad_notice(self) -> str:
         return self.tr(
-            "This reader has a PIN pad: type the PIN on the reader. "
-            "(PIN-pad entry is not supported yet: type it here.)"
+            "This reader has a PIN pad: type the PIN on the reader (pkpin COMMAND --pinpad). "
+            "Without --pinpad, type it here."
         )
+
+    def pin_pad_steps(self, presented: PinRef, target: PinRef) -> str:
+        """What to type on the PIN pad, in order."""
+        text = self.tr(
+            "This reader has a PIN pad: type the PIN on the reader. "
+            "First the current %(presented)s, then the new %(target)s twice."
+        )
+        return text % {
+            "presented": self.secret_name(presented),
+            "target": self.secret_name(target),
+        }
 
     # --- results ------------------------------------------------------------
 
@@ -322,8 +333,8 @@ class Messages:
     def no_terminal(self) -> str:
         return self.tr("No terminal to read the PIN from: run pkpin in a terminal.")
 
-    def pin_pad_only(self) -> str:
-        return self.tr("PIN-pad entry is not supported yet: run without --pinpad-only.")
+    def no_pin_pad(self) -> str:
+        return self.tr("This reader has no PIN pad: run without --pinpad.")
 
     def cancelled(self) -> str:
         return self.tr("Cancelled: nothing was sent to the card.")
@@ -344,8 +355,8 @@ class Messages:
             return Outcome(
                 code.DAEMON,
                 t.gettext(
-                    "pkcardd takes PINs for this reader only from its PIN pad, "
-                    "and pkpin cannot use the PIN pad yet: use --direct."
+                    "pkcardd takes PINs for this reader only from its PIN pad: "
+                    "run again with --pinpad."
                 ),
             )
         if isinstance(error, e.PinPadTimeout):
@@ -404,8 +415,8 @@ class Messages:
             return Outcome(code.USAGE, self.no_terminal())
         if isinstance(error, Cancelled):
             return Outcome(code.CANCELLED, self.cancelled())
-        if isinstance(error, PinPadOnly):
-            return Outcome(code.CARD, self.pin_pad_only())
+        if isinstance(error, NoPinPad):
+            return Outcome(code.CARD, self.no_pin_pad())
         if isinstance(error, e.NotSupported) and ref in (PinRef.SPIN, PinRef.TPIN):
             return Outcome(code.CARD, t.gettext("This card has no signing PIN."))
         transport: list[tuple[type[e.PkcardError], str]] = [

@@ -66,6 +66,18 @@ class PinService(abc.ABC):
     ) -> PinStatus: ...
 
     @abc.abstractmethod
+    def change_on_pad(self, reader: str, ref: PinRef, *, confirm_last_try: bool) -> PinStatus:
+        """Change ``ref`` with the old and new values typed on the reader's PIN pad."""
+
+    @abc.abstractmethod
+    def unblock_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        """Unblock the PIN with the PUK and new PIN typed on the reader's PIN pad."""
+
+    @abc.abstractmethod
+    def activate_signature_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        """Activate the signing PIN with the TPIN and new SPIN typed on the PIN pad."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> PinService:
@@ -133,6 +145,19 @@ class DaemonService(PinService):
             reader, tpin, new_spin, confirm_last_try=confirm_last_try
         )
 
+    # A PIN call with every secret empty asks pkcardd to use the reader's PIN pad.
+
+    def change_on_pad(self, reader: str, ref: PinRef, *, confirm_last_try: bool) -> PinStatus:
+        return self._client.change_pin(reader, ref, "", "", confirm_last_try=confirm_last_try)
+
+    def unblock_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        return self._client.unblock_pin(reader, "", "", confirm_last_try=confirm_last_try)
+
+    def activate_signature_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        return self._client.activate_signature_pin(
+            reader, "", "", confirm_last_try=confirm_last_try
+        )
+
     def close(self) -> None:
         self._client.close()
 
@@ -185,6 +210,22 @@ class DirectService(PinService):
         return self._on_card(
             reader,
             lambda card: card.activate_signature(tpin, new_spin, confirm_last_try=confirm_last_try),
+        )
+
+    def change_on_pad(self, reader: str, ref: PinRef, *, confirm_last_try: bool) -> PinStatus:
+        return self._on_card(
+            reader, lambda card: card.change_on_pad(ref, confirm_last_try=confirm_last_try)
+        )
+
+    def unblock_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        return self._on_card(
+            reader, lambda card: card.unblock_on_pad(confirm_last_try=confirm_last_try)
+        )
+
+    def activate_signature_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        return self._on_card(
+            reader,
+            lambda card: card.activate_signature_on_pad(confirm_last_try=confirm_last_try),
         )
 
     def close(self) -> None:

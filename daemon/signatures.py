@@ -1,0 +1,208 @@
+"""pkcard.v1.SignatureService: qualified (KPEP) signatures over documents, and their check.
+
+SignDocument hashes the document on the host (or takes its SHA-256), reads
+the card's KPEP certificate and has the card sign the CAdES-BES signed
+attributes (:func:`pkcard.cms.sign_detached_digest`) with the SPIN presented
+for this one signature (sole control), or typed on the reader's PIN pad.
+VerifyDocument checks a detached signature against the configured trust
+anchors (:func:`pkcard.cms.verify_detached`).
+
+The audit record of a signature holds the document's SHA-256 and the signing
+certificate's fingerprint and serial, never the SPIN or the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from daemon import cards
+from daemon.card_backends import CardBackends, PkJob
+from daemon.events import EventHub
+from daemon.services import AuditNote, Auditor
+from pkcard.certs import parse_certificate
+from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
+from pkcard.errors import (
+    HostPinEntryRefused,
+    InvalidRequest,
+    NotSupported,
+    TransportPinActive,
+)
+from pkcard.pin import PinRef
+from pkcard.pk import KeySlot, PkDriver, ProfessionalCard
+from pkcard.readers import ReaderEvent, ReaderEventKind
+from pkcard.secret import Secret
+from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
+
+MAX_DOCUMENT_BYTES = 768 * 1024
+MAX_CMS_BYTES = 64 * 1024
+SHA256_LENGTH = 32
+ACTIVATE_HINT = (
+    "the signing PIN (SPIN) is still in transport state: "
+    "run `pkpin activate-signature` to set it with the TPIN first"
+)
+
+
+def load_trust_anchors(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
+    """The certificates in the PEM files ``paths`` (each may hold several)."""
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+    return tuple(anchors)
+
+
+def simulated_trust_anchor_paths() -> tuple[Path, ...]:
+    """The test PKI's PK CAs (fixtures/pki/ca/*-pk), which issue the simulated cards' KPEPs."""
+    # Imported here: only a simulated daemon needs the fixtures.
+    from simcard.profile import PROFILES_DIR  # noqa: PLC0415
+
+    ca_dir = PROFILES_DIR.parent.parent / "pki" / "ca"
+    return tuple(sorted(ca_dir.glob("*-pk/ca-cert.pem")))
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _document_sha256(request: signatures_pb2.SignDocumentRequest) -> bytes:
+    which = request.WhichOneof("content")
+    if which == "document":
+        if len(request.document) > MAX_DOCUMENT_BYTES:
+            raise InvalidRequest(
+                f"document is larger than {MAX_DOCUMENT_BYTES} bytes: send its SHA-256 instead"
+            )
+        return hashlib.sha256(request.document).digest()
+    if which == "document_sha256":
+        if len(request.document_sha256) != SHA256_LENGTH:
+            raise InvalidRequest("document_sha256 must be 32 bytes (a SHA-256)")
+        return request.document_sha256
+    raise InvalidRequest("set document or document_sha256")
+
+
+class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
+    """SignDocument and VerifyDocument.
+
+    A SPIN sent for a reader with a PIN pad is refused
+    (:class:`HostPinEntryRefused`) unless ``allow_host_pin_entry``; an empty
+    SPIN on such a reader is typed there, and ``hub`` announces the entry.
+    """
+
+    def __init__(
+        self,
+        backends: CardBackends,
+        auditor: Auditor,
+        trust_anchors: Sequence[x509.Certificate],
+        *,
+        hub: EventHub | None = None,
+        allow_host_pin_entry: bool = False,
+    ) -> None:
+        self._backends = backends
+        self._auditor = auditor
+        self._trust_anchors = tuple(trust_anchors)
+        self._hub = hub
+        self._allow_host_pin_entry = allow_host_pin_entry
+
+    def _announce(self, kind: ReaderEventKind, reader: str) -> None:
+        if self._hub is not None:
+            self._hub.publish(ReaderEvent(kind, reader))
+
+    def _sign_job(
+        self, reader: str, digest: bytes, spin: Secret, confirm: bool, note: AuditNote
+    ) -> PkJob[SignedDocument]:
+        from_host = bool(spin.reveal())
+        signing_time = datetime.now(UTC).replace(microsecond=0)
+
+        def run(driver: PkDriver, pin_pad: bool) -> SignedDocument:
+            if pin_pad and from_host and not self._allow_host_pin_entry:
+                raise HostPinEntryRefused(
+                    f"reader {reader!r} has a PIN pad: type the SPIN on the reader"
+                )
+            on_pad = pin_pad and not from_host
+            with driver.transaction():
+                driver.select()
+                serial = driver.read_card_info().serial
+                note.card_serial = serial
+                certificate_der = driver.read_certificate(KeySlot.SIGNATURE)
+                if certificate_der is None:
+                    raise NotSupported(
+                        "this PK has no qualified signing certificate (KPEP): it cannot sign"
+                    )
+                signer = parse_certificate(certificate_der)
+                note.certificate_sha256 = signer.sha256_fingerprint.hex()
+                note.certificate_serial = format(signer.serial_number, "x")
+                card = ProfessionalCard(driver)
+
+                def sign(to_be_signed: bytes) -> bytes:
+                    if not on_pad:
+                        return card.sign(to_be_signed, spin, confirm_last_try=confirm)
+                    self._announce(ReaderEventKind.PIN_ENTRY_STARTED, reader)
+                    try:
+                        return card.sign_on_pad(to_be_signed, confirm_last_try=confirm)
+                    finally:
+                        self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
+
+                try:
+                    cms = sign_detached_digest(
+                        digest, certificate_der, sign, signing_time=signing_time
+                    )
+                except TransportPinActive:
+                    raise TransportPinActive(ACTIVATE_HINT) from None
+            return SignedDocument(cms, signer, signing_time, digest, serial)
+
+        return PkJob(run)
+
+    def SignDocument(
+        self, request: signatures_pb2.SignDocumentRequest, context: grpc.ServicerContext
+    ) -> signatures_pb2.SignDocumentResponse:
+        with self._auditor.call(
+            context, "SignDocument", reader=request.reader, reference=PinRef.SPIN
+        ) as note, ExitStack() as wipe:
+            spin = wipe.enter_context(Secret(request.spin))
+            request.spin = ""
+            reader = cards.require_reader(request.reader)
+            digest = _document_sha256(request)
+            note.document_sha256 = digest.hex()
+            remaining = context.time_remaining()
+            signed = self._backends.run(
+                reader,
+                self._sign_job(reader, digest, spin, request.confirm_last_try, note),
+                timeout=None if remaining is None else max(0.0, remaining),
+                is_active=context.is_active,
+            ).value
+            return signatures_pb2.SignDocumentResponse(
+                cms=signed.cms,
+                signer=cards.certificate_message(signed.signer),
+                signing_time=_timestamp(signed.signing_time),
+                document_sha256=signed.document_sha256,
+                card_serial=signed.card_serial,
+            )
+
+    def VerifyDocument(
+        self, request: signatures_pb2.VerifyDocumentRequest, context: grpc.ServicerContext
+    ) -> signatures_pb2.VerifyDocumentResponse:
+        with self._auditor.call(context, "VerifyDocument") as note:
+            if len(request.document) > MAX_DOCUMENT_BYTES:
+                raise InvalidRequest(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
+            if not request.cms or len(request.cms) > MAX_CMS_BYTES:
+                raise InvalidRequest(f"cms must be 1 to {MAX_CMS_BYTES} bytes of DER")
+            note.document_sha256 = hashlib.sha256(request.document).hexdigest()
+            info = verify_detached(request.cms, request.document, self._trust_anchors)
+            note.certificate_sha256 = info.signer.sha256_fingerprint.hex()
+            note.certificate_serial = format(info.signer.serial_number, "x")
+            response = signatures_pb2.VerifyDocumentResponse(
+                signer=cards.certificate_message(info.signer),
+                document_sha256=info.message_digest,
+                trust_anchor=info.trust_anchor,
+            )
+            if info.signing_time is not None:
+                response.signing_time.CopyFrom(_timestamp(info.signing_time))
+            return response

@@ -1,0 +1,103 @@
+"""PC/SC v2 part 10 reader features: what a reader tells about itself.
+
+``CM_IOCTL_GET_FEATURE_REQUEST`` lists the features a reader driver offers
+as TLVs (tag, length 4, big-endian control code). The CCID driver offers
+``FEATURE_GET_TLV_PROPERTIES``, whose answer carries the USB vendor and
+product ids (little-endian values). vpcd offers nothing (SCardControl
+answers ``SCARD_E_UNSUPPORTED_FEATURE``).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from smartcard import scard
+
+from pcsc_bridge.errors import PcscStatus
+
+CM_IOCTL_GET_FEATURE_REQUEST = int(scard.SCARD_CTL_CODE(3400))
+
+
+class Feature(IntEnum):
+    """Feature tags of PC/SC v2 part 10 that pkcard looks at."""
+
+    VERIFY_PIN_DIRECT = 0x06
+    MODIFY_PIN_DIRECT = 0x07
+    IFD_PIN_PROPERTIES = 0x0A
+    GET_TLV_PROPERTIES = 0x12
+
+
+class TlvProperty(IntEnum):
+    """Tags in the answer to FEATURE_GET_TLV_PROPERTIES."""
+
+    W_LCD_LAYOUT = 0x01
+    W_ID_VENDOR = 0x0B
+    W_ID_PRODUCT = 0x0C
+
+
+def parse_features(data: bytes) -> dict[int, int]:
+    """Feature tag -> control code. Malformed trailing bytes are ignored."""
+    features: dict[int, int] = {}
+    offset = 0
+    while offset + 2 <= len(data):
+        tag, length = data[offset], data[offset + 1]
+        value = data[offset + 2 : offset + 2 + length]
+        if length != 4 or len(value) != 4:
+            break
+        features[tag] = int.from_bytes(value, "big")
+        offset += 2 + length
+    return features
+
+
+def parse_tlv_properties(data: bytes) -> dict[int, int]:
+    """Property tag -> little-endian integer value. Stops at a truncated entry."""
+    properties: dict[int, int] = {}
+    offset = 0
+    while offset + 2 <= len(data):
+        tag, length = data[offset], data[offset + 1]
+        value = data[offset + 2 : offset + 2 + length]
+        if len(value) != length:
+            break
+        properties[tag] = int.from_bytes(value, "little")
+        offset += 2 + length
+    return properties
+
+
+def usb_id_from_properties(properties: dict[int, int]) -> tuple[int, int] | None:
+    vendor = properties.get(TlvProperty.W_ID_VENDOR)
+    product = properties.get(TlvProperty.W_ID_PRODUCT)
+    if vendor is None or product is None:
+        return None
+    return vendor, product
+
+
+def _control(hcard: int, code: int, data: bytes = b"") -> bytes | None:
+    status, answer = scard.SCardControl(hcard, code, list(data))
+    if status != PcscStatus.SUCCESS:
+        return None
+    return bytes(answer)
+
+
+def read_usb_id(hcard: int) -> tuple[int, int] | None:
+    """The reader's USB (vendor, product), when its driver reports TLV properties."""
+    listing = _control(hcard, CM_IOCTL_GET_FEATURE_REQUEST)
+    if listing is None:
+        return None
+    code = parse_features(listing).get(Feature.GET_TLV_PROPERTIES)
+    if code is None:
+        return None
+    answer = _control(hcard, code)
+    if answer is None:
+        return None
+    return usb_id_from_properties(parse_tlv_properties(answer))
+
+
+def probe_usb_id(hcontext: int, reader: str) -> tuple[int, int] | None:
+    """Open a direct (card-less) connection to ``reader`` just to read its USB id."""
+    status, hcard, _protocol = scard.SCardConnect(hcontext, reader, scard.SCARD_SHARE_DIRECT, 0)
+    if status != PcscStatus.SUCCESS:
+        return None
+    try:
+        return read_usb_id(hcard)
+    finally:
+        scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)

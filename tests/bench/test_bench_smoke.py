@@ -1,0 +1,91 @@
+"""Smoke runs of the benchmarks through ``python -m bench --quick``.
+
+They check that each benchmark runs to the end and prints its comparison
+against a baseline; never how fast anything is. The pcscd benchmarks run
+under the shared ``pcscd_env`` fixture (which holds the machine-wide pcscd
+lock) and are told so with ``--pcscd-lock-held``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simcard.pcscd_harness import PcscdHarness
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_LIMIT_S = 110.0
+# "ratio ..." lines, or pkcs11_sign's "raw/path" column of ratios.
+RATIO_LINE = re.compile(r"^.*\bratio\b.*\d+\.\d+.*$|^\w+\s+pkcard driver\s+[\d.]+\s+\d+\.\d+$",
+                        re.MULTILINE)
+
+
+def run_bench(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *arguments],
+        cwd=ROOT, capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False,
+    )
+
+
+def assert_ran(result: subprocess.CompletedProcess[str], name: str) -> str:
+    assert result.returncode == 0, f"bench.{name} failed:\n{result.stdout}\n{result.stderr}"
+    assert re.search(rf"^\s+{name}\s+ok \(", result.stdout, re.MULTILINE), result.stdout
+    return result.stdout
+
+
+def test_list_names_every_benchmark() -> None:
+    result = run_bench("--list")
+    assert result.returncode == 0, result.stderr
+    names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {"protocol_overhead", "apdu_roundtrip", "verify_tokens", "pkcs11_sign", "load",
+            "daemon"} <= names
+
+
+def test_unknown_benchmark_is_a_usage_error() -> None:
+    result = run_bench("no_such_bench")
+    assert result.returncode == 2
+    assert "unknown benchmark" in result.stderr
+
+
+def test_a_failing_benchmark_fails_the_run() -> None:
+    result = run_bench("protocol_overhead", "--", "--no-such-option")
+    assert result.returncode == 1
+    assert re.search(r"protocol_overhead\s+FAILED with exit status 2", result.stdout)
+
+
+@pytest.mark.parametrize("name", ["protocol_overhead", "verify_tokens", "pkcs11_sign"])
+def test_quick_run_prints_ratios(name: str) -> None:
+    output = assert_ran(run_bench("--quick", name), name)
+    assert RATIO_LINE.search(output), output
+
+
+def test_quick_load_run_has_no_errors() -> None:
+    output = assert_ran(run_bench("--quick", "load"), "load")
+    assert re.search(r"^untyped errors\s+0\b", output, re.MULTILINE), output
+    assert re.search(r"^hangs\s+0\b", output, re.MULTILINE), output
+
+
+@pytest.mark.pcsc
+def test_quick_daemon_run_prints_every_part(pcscd_env: PcscdHarness) -> None:
+    output = assert_ran(run_bench("--quick", "daemon", "--", "--pcscd-lock-held"), "daemon")
+    assert re.search(r"ratio pkcardd \(audit log\)/raw APDUs: median +\d+\.\d+x", output), output
+    assert re.search(r"^\s+errors 0 ", output, re.MULTILINE), output
+    assert re.search(r"ratio throughput/ideal: +\d+\.\d+x", output), output
+    for backend in ("simulated", "pcsc"):
+        assert re.search(rf"ratio {backend}/python: start +\d+\.\d+x  RSS +\d+\.\d+x", output)
+
+
+@pytest.mark.pcsc
+def test_quick_apdu_roundtrip_run_prints_a_ratio(pcscd_env: PcscdHarness) -> None:
+    usage = subprocess.run([sys.executable, "-m", "bench.apdu_roundtrip", "--help"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False)
+    if "--pcscd-lock-held" not in usage.stdout:
+        pytest.skip("bench.apdu_roundtrip cannot run under a lock this process holds yet")
+    output = assert_ran(
+        run_bench("--quick", "apdu_roundtrip", "--", "--pcscd-lock-held"), "apdu_roundtrip"
+    )
+    assert RATIO_LINE.search(output), output

@@ -1,0 +1,22 @@
+"""Fuzz test fixtures: hypothesis profiles (HYPOTHESIS_PROFILE=slow), the daemon harness."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "slow", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The repository root first: its fuzz/ package, not this tests/fuzz folder, is ``fuzz``.
+# The hostile-request tests start real daemons with tests/daemon/daemon_harness.py.
+_TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(_TESTS.parent), str(_TESTS / "daemon")]

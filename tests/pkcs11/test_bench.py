@@ -1,0 +1,36 @@
+"""bench/pkcs11_sign.py still runs (a tiny run; the numbers are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simcard.softhsm import SOFTHSM_MODULE
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "pkcs11_sign.py"
+
+
+def test_bench_runs_and_reports_every_path() -> None:
+    if not SOFTHSM_MODULE.exists():
+        pytest.skip(f"SoftHSM2 is not installed ({SOFTHSM_MODULE})")
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--signatures", "3", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [
+        line.split() for line in result.stdout.splitlines() if line.startswith(("kpep", "auth"))
+    ]
+    assert [(row[0], row[-3]) for row in rows] == [
+        ("kpep", "PyKCS11"),
+        ("kpep", "driver"),
+        ("auth", "PyKCS11"),
+        ("auth", "driver"),
+    ]
+    assert all(float(row[-1]) > 0 for row in rows)

@@ -1,0 +1,102 @@
+"""The PK and KZZ session jobs in process, on simulated readers (PIN pad flow included)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from daemon.session_cards import PinPolicy, prepare_pk, prove_kzz, sign_token
+from pkcard.errors import (
+    HostPinEntryRefused,
+    PinNotVerified,
+    SessionEnded,
+    SessionEndReason,
+    WrongCardKind,
+)
+from pkcard.pin import PinRef, PinState
+from pkcard.pk import ProfessionalCard
+from pkcard.readers import ReaderEventKind
+from pkcard.secret import Secret
+from pkcard.token import ProofMethod, kzz_proof_digest, session_claims
+from simcard.card import load_card
+from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from simcard.profile import load_profile
+from simcard.spec import SecretRef
+
+
+def _pin() -> str:
+    return load_profile("pk-regular").secret_value(SecretRef.PIN)
+
+
+@pytest.fixture
+def readers() -> SimulatedReaderSystem:
+    system = SimulatedReaderSystem((PINPAD_READER, TWIN_READER))
+    system.insert(PINPAD_READER.name, load_card("pk-regular"))
+    system.insert(TWIN_READER.name, load_card("kzz"))
+    return system
+
+
+def _pk_status(readers: SimulatedReaderSystem, reader: str) -> PinState:
+    with readers.connect(reader) as connection:
+        return ProfessionalCard.over(connection).pin_status(PinRef.PIN).state
+
+
+def test_pin_pad_flow_announces_and_verifies(readers: SimulatedReaderSystem) -> None:
+    pad = readers.pin_pad(PINPAD_READER.name)
+    assert pad is not None
+    pad.keypad.type(_pin())
+    announced: list[ReaderEventKind] = []
+    job = prepare_pk(PinPolicy(None, False, allow_host_pin_entry=False), announced.append)
+    with readers.connect(PINPAD_READER.name) as connection:
+        data = job(connection)
+    assert data.card_serial == "PK0000100001"
+    assert announced == [ReaderEventKind.PIN_ENTRY_STARTED, ReaderEventKind.PIN_ENTRY_FINISHED]
+    assert _pk_status(readers, PINPAD_READER.name) is PinState.VERIFIED
+
+
+def test_host_pin_for_a_pin_pad_reader_is_refused(readers: SimulatedReaderSystem) -> None:
+    job = prepare_pk(PinPolicy(Secret(_pin()), False, allow_host_pin_entry=False),
+                     lambda _: None)
+    with readers.connect(PINPAD_READER.name) as connection, \
+            pytest.raises(HostPinEntryRefused):
+        job(connection)
+    assert _pk_status(readers, PINPAD_READER.name) is PinState.VERIFIABLE
+
+
+def test_no_pin_without_pad_is_refused_before_signing(readers: SimulatedReaderSystem) -> None:
+    readers.insert(TWIN_READER.name, load_card("pk-regular"))
+    job = prepare_pk(PinPolicy(None, False, allow_host_pin_entry=False), lambda _: None)
+    with readers.connect(TWIN_READER.name) as connection, pytest.raises(PinNotVerified):
+        job(connection)
+
+
+def test_kzz_job_checks_card_kind_and_swaps(readers: SimulatedReaderSystem) -> None:
+    nonce = b"\x07" * 32
+    with readers.connect(PINPAD_READER.name) as connection, pytest.raises(WrongCardKind):
+        prove_kzz(nonce, "PK0000100001")(connection)
+    with readers.connect(TWIN_READER.name) as connection:
+        first = prove_kzz(nonce, "PK0000100001")(connection)
+    assert len(first.proof) == 64
+    readers.insert(TWIN_READER.name, load_card("kzz-prod"))
+    with readers.connect(TWIN_READER.name) as connection, pytest.raises(SessionEnded) as ended:
+        prove_kzz(nonce, "PK0000100001", first.kzz)(connection)
+    assert ended.value.end_reason is SessionEndReason.CARD_RESET
+    assert kzz_proof_digest(nonce, "PK0000100001") != kzz_proof_digest(nonce, "PK0000100002")
+
+
+def test_sign_token_refuses_another_pk_and_an_unverified_pin(
+    readers: SimulatedReaderSystem,
+) -> None:
+    with readers.connect(PINPAD_READER.name) as connection:
+        pk = ProfessionalCard.over(connection).read_card()
+    claims = session_claims(
+        pk=pk, nonce=b"\x01" * 32, workstation_id="ws-1",
+        now=datetime.now(UTC),
+        authorizations=("I002",), restricted=ProofMethod.RESTRICTED_EMERGENCY,
+        restricted_reason="emergency care")
+    with readers.connect(PINPAD_READER.name) as connection, pytest.raises(PinNotVerified):
+        sign_token(claims, pk)(connection)
+    readers.insert(PINPAD_READER.name, load_card("pk-backup"))
+    with readers.connect(PINPAD_READER.name) as connection, pytest.raises(SessionEnded):
+        sign_token(claims, pk)(connection)

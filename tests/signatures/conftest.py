@@ -1,0 +1,41 @@
+"""Fixtures of the signature tests: a real ``pkcardd --simulated`` process.
+
+Hypothesis profiles: ``default`` 200 examples; ``slow`` 5000, with
+``HYPOTHESIS_PROFILE=slow``. No deadlines (no timing assertions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.daemon.daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
+
+settings.register_profile(
+    "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "slow", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="module")
+def signing_daemon() -> Iterator[RunningDaemon]:
+    """One simulated daemon for a test module (default config: APDU driver, test PK CAs)."""
+    root = make_root()
+    daemon = start_daemon(root)
+    yield daemon
+    daemon.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def doctor(signing_daemon: RunningDaemon) -> RunningDaemon:
+    """The module's daemon with a fresh pk-regular in the PIN-pad reader."""
+    signing_daemon.insert(PK_READER, "pk-regular")
+    return signing_daemon
