@@ -56,7 +56,6 @@ from simcard.spec import SecretRef
 PROFILE = "pk-regular"
 ROOT = Path(__file__).resolve().parent.parent
 READY_LIMIT_S = 30.0
-AUDIT: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def pkcardd_on_tokens(directory: Path, conf: Path, tokens: SoftHsmPk) -> Iterato
     run_dir = directory / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "daemon.main", "--simulated", "--socket-dir", str(run_dir),
-         "--config", str(config), *AUDIT,
+         "--config", str(config), "--audit-log", str(directory / "audit.jsonl"),
          "--log-level", "WARNING"],
         cwd=ROOT, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -143,6 +143,21 @@ def _pk_serial(connection: SmartCardConnection) -> str:
 PkOperation = Callable[[ProfessionalCard], tuple[PinStatus, ...]]
 
 
+def on_pk_driver(
+    operation: PkOperation, on_serial: Callable[[str], None]
+) -> Callable[[PkDriver, bool], PinResult]:
+    """:func:`on_pk` for a PK served by any driver (a :class:`~daemon.card_backends.PkJob`)."""
+
+    def job(driver: PkDriver, _pin_pad: bool) -> PinResult:
+        with driver.transaction():
+            driver.select()
+            serial = driver.read_card_info().serial
+        on_serial(serial)
+        return PinResult(serial, operation(ProfessionalCard(driver)))
+
+    return job
+
+
 def on_pk(
     operation: PkOperation, on_serial: Callable[[str], None]
 ) -> Callable[[SmartCardConnection], PinResult]:

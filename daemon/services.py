@@ -213,13 +213,27 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             reader, job, timeout=_remaining(context), is_active=context.is_active
         )
 
+    def _token_backends(self, reader: str) -> CardBackends | None:
+        """The backends when a PKCS#11 module serves ``reader``'s PK, else None."""
+        if self._backends is not None and self._backends.serves_by_pkcs11(reader):
+            return self._backends
+        return None
+
+    def _on_token(
+        self, backends: CardBackends, reader: str, operation: cards.PkOperation,
+        note: AuditNote,
+    ) -> cards.PinResult:
+        """``operation`` on the PKCS#11 token serving ``reader`` (secrets from the host)."""
+        return backends.run(reader, PkJob(cards.on_pk_driver(operation, note.set_serial))).value
+
     def GetCard(
         self, request: cards_pb2.GetCardRequest, context: grpc.ServicerContext
     ) -> cards_pb2.GetCardResponse:
         with self._auditor.call(context, "GetCard", reader=request.reader) as note:
             reader = cards.require_reader(request.reader)
-            if self._backends is not None and self._backends.serves_by_pkcs11(reader):
-                result = self._backends.run(reader, PkJob(cards.read_pk))
+            backends = self._token_backends(reader)
+            if backends is not None:
+                result = backends.run(reader, PkJob(cards.read_pk))
                 read, backend = result.value, result.backend
             else:
                 read, backend = self._run(context, reader, cards.read_card), cards.BACKEND_APDU
@@ -235,8 +249,12 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         with self._auditor.call(context, "GetPinStatus", reader=request.reader,
                                 reference=ref) as note:
             reader = cards.require_reader(request.reader)
-            job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
-            result = self._run(context, reader, job)
+            backends = self._token_backends(reader)
+            if backends is not None:
+                result = self._on_token(backends, reader, cards.pin_statuses(ref), note)
+            else:
+                job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
+                result = self._run(context, reader, job)
             return cards_pb2.GetPinStatusResponse(
                 statuses=[cards.pin_status_message(s) for s in result.statuses]
             )
@@ -269,7 +287,11 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
                 finally:
                     self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
 
-            result = self._run(context, reader, job)
+            backends = self._token_backends(reader)
+            if backends is not None:
+                result = self._on_token(backends, reader, build(*wrapped), note)
+            else:
+                result = self._run(context, reader, job)
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))

@@ -116,12 +116,13 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             self._hub.publish(ReaderEvent(kind, reader))
 
     def _sign_job(
-        self, reader: str, digest: bytes, spin: Secret, confirm: bool, note: AuditNote
+        self, reader: str, digest: bytes, spin: Secret, *, from_host: bool, confirm: bool,
+        note: AuditNote,
     ) -> PkJob[SignedDocument]:
-        from_host = bool(spin.reveal())
-        signing_time = datetime.now(UTC).replace(microsecond=0)
+        """The card job; ``from_host``: the client sent a SPIN (else: the PIN pad)."""
 
         def run(driver: PkDriver, pin_pad: bool) -> SignedDocument:
+            signing_time = datetime.now(UTC).replace(microsecond=0)
             if pin_pad and from_host and not self._allow_host_pin_entry:
                 raise HostPinEntryRefused(
                     f"reader {reader!r} has a PIN pad: type the SPIN on the reader"
@@ -166,6 +167,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         with self._auditor.call(
             context, "SignDocument", reader=request.reader, reference=PinRef.SPIN
         ) as note, ExitStack() as wipe:
+            from_host = bool(request.spin)
             spin = wipe.enter_context(Secret(request.spin))
             request.spin = ""
             reader = cards.require_reader(request.reader)
@@ -174,7 +176,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             remaining = context.time_remaining()
             signed = self._backends.run(
                 reader,
-                self._sign_job(reader, digest, spin, request.confirm_last_try, note),
+                self._sign_job(reader, digest, spin, from_host=from_host,
+                               confirm=request.confirm_last_try, note=note),
                 timeout=None if remaining is None else max(0.0, remaining),
                 is_active=context.is_active,
             ).value

@@ -94,17 +94,21 @@ def _signed_attributes(
             ]
         }
     )
+    # Freshly built asn1crypto values re-encode on every dump (tens of ms for
+    # the nested ESS value); parsed ones reuse their bytes. So each value is
+    # encoded once and parsed back.
     attributes = [
         cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
         cms.CMSAttribute({"type": "signing_time", "values": [_time(signing_time)]}),
         cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
+        cms.CMSAttribute({
+            "type": "signing_certificate_v2",
+            "values": [tsp.SigningCertificateV2.load(ess.dump())],
+        }),
     ]
-    # DER: the elements of a SET OF in the order of their encodings. Parsed back
-    # from its DER so later dumps reuse the bytes: asn1crypto re-encodes freshly
-    # built nested values on every dump (most of the signing time otherwise).
-    built = cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))
-    return cms.CMSAttributes.load(built.dump())
+    # DER: the elements of a SET OF in the order of their encodings.
+    encoded = sorted(bytes(attribute.dump()) for attribute in attributes)
+    return cms.CMSAttributes([cms.CMSAttribute.load(der) for der in encoded])
 
 
 def _set_der(signed_attrs: cms.CMSAttributes) -> bytes:

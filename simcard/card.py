@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pkcard.errors import ProfileError
 from simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
+from simcard.pkcs15 import PK_DF, PKCS15_AID, Pkcs15Files, Pkcs15Key, pk_pkcs15_files
 from simcard.profile import CardProfile, KeySpec, load_profile
 from simcard.spec import (
     KZZ_AID,
@@ -66,6 +67,14 @@ class SimulatedCard:
             files[fid] = certificate
             keys.append(CardKey(spec.ref, spec.use, private_key, _guard(profile, spec)))
         aid = PK_AID if profile.kind == CardKind.PK else KZZ_AID
+        application = Application(aid, files)
+        master_files: dict[int, bytes] = {}
+        if profile.kind == CardKind.PK:
+            pkcs15 = _pkcs15(profile, files)
+            master_files.update(pkcs15.master_files)
+            application = Application(
+                aid, {**files, **pkcs15.application_files}, fid=PK_DF, aliases=(PKCS15_AID,)
+            )
         slots = [
             SecretSlot(
                 s.ref,
@@ -76,11 +85,12 @@ class SimulatedCard:
             for s in profile.secrets
         ]
         card_os = CardOS(
-            [Application(aid, files)],
+            [application],
             slots,
             keys,
             force_get_response=profile.force_get_response,
             force_exact_le=profile.force_exact_le,
+            master_files=master_files,
         )
         card_os.set_serial(profile.card_info.serial.encode("ascii"))
         return cls(profile, card_os)
@@ -136,6 +146,22 @@ class SimulatedCard:
         """Whether the PUK is exhausted: the PIN is blocked for good."""
         with self._lock:
             return self._os.is_dead
+
+
+def _pkcs15(profile: CardProfile, files: dict[int, bytes]) -> Pkcs15Files:
+    """The PKCS#15 structure describing this PK's files, secrets and keys."""
+    keys = [
+        Pkcs15Key(
+            spec.ref,
+            spec.use,
+            spec.algorithm,
+            Fid.AUTH_CERTIFICATE if spec.use == KeyUse.AUTHENTICATION else Fid.SIGN_CERTIFICATE,
+        )
+        for spec in profile.keys
+    ]
+    data = {"EF.CardInfo": int(Fid.CARD_INFO), "EF.Holder": int(Fid.HOLDER)}
+    secrets = [s.ref for s in profile.secrets]
+    return pk_pkcs15_files(profile.card_info.serial, secrets, keys, data)
 
 
 def _guard(profile: CardProfile, spec: KeySpec) -> SecretRef | None:

@@ -30,6 +30,7 @@ def test_bench_runs_and_reports_every_path() -> None:
     assert [(row[0], row[-3]) for row in rows] == [
         ("kpep", "PyKCS11"),
         ("kpep", "driver"),
+        ("kpep", "pkcardd"),
         ("auth", "PyKCS11"),
         ("auth", "driver"),
     ]

@@ -11,6 +11,7 @@ import pytest
 from sigrig import kpep_der, openssl_verify, secret
 
 from pkcard.errors import WrongPin
+from pkcard.pin import PinRef, PinState
 from pkcard.pkcs11 import Pkcs11Module
 from simcard.profile import load_profile
 from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
@@ -74,3 +75,17 @@ def test_pkcs11_backend_needs_the_spin_each_time(pkcs11_daemon: RunningDaemon) -
         with pytest.raises(WrongPin):
             client.sign_document(PK_READER, DOCUMENT, spin=SPIN[:-1] + "0")
         client.sign_document(PK_READER, DOCUMENT, spin=SPIN)  # a right SPIN resets the count
+
+
+def test_pin_calls_use_the_token_too(pkcs11_daemon: RunningDaemon) -> None:
+    pkcs11_daemon.remove(PK_READER)
+    pin = secret("pk-regular", SecretRef.PIN)
+    with pkcs11_daemon.client() as client:
+        statuses = {s.ref: s for s in client.get_pin_status(PK_READER)}
+        verified = client.verify_pin(PK_READER, PinRef.PIN, pin)
+        with pytest.raises(WrongPin):
+            client.verify_pin(PK_READER, PinRef.PIN, pin[:-1] + ("0" if pin[-1] != "0" else "1"))
+        client.verify_pin(PK_READER, PinRef.PIN, pin)  # resets the try counter
+    assert statuses[PinRef.PIN].state is PinState.VERIFIABLE
+    assert statuses[PinRef.SPIN].state is PinState.VERIFIABLE
+    assert verified.state is PinState.VERIFIED
