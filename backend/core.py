@@ -1,4 +1,5 @@
-"""The backend's use cases, independent of gRPC: issue a challenge, redeem a token."""
+"""The backend's use cases, independent of gRPC: issue a challenge, redeem a token,
+reactivate a holder's regular card."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 from backend.registry import Challenge, NonceCheck, Registry
 from pkcard.errors import TokenRefused
+from pkcard.secret import Secret
 from pkcard.token import Environment
 from pkcard.verify import Clock, TokenVerifier, TrustAnchors, VerifiedSession
 
@@ -64,3 +66,14 @@ class SessionBackend:
             self._registry.record_refusal(self._clock(), client_id, refusal)
             raise
         return Redemption(session, activated)
+
+    def reactivate(self, card_serial: str, password: Secret, client_id: str) -> int:
+        """Reactivate the holder's regular card ``card_serial`` with its reactivation password.
+
+        Returns the tries left (the maximum); raises :class:`~pkcard.errors.WrongPin`
+        with the tries left, :class:`~pkcard.errors.PinBlocked`,
+        :class:`~pkcard.errors.MalformedPin` or a registry error. Audited with
+        ``client_id``.
+        """
+        return self._registry.reactivate(card_serial, password, self._clock(),
+                                         client_id=client_id)

@@ -318,13 +318,16 @@ class Registry:
                 raise RegistryNotFound("no such unrevoked card")
             self._audit(conn, now, AuditEvent.CARD_REVOKED, card_serial=serial)
 
-    def reactivate(self, serial: str, password: Secret, now: datetime) -> int:
+    def reactivate(self, serial: str, password: Secret, now: datetime, *,
+                   client_id: str | None = None) -> int:
         """Make the regular card ``serial`` active again and its holder's backup inactive.
 
         Checks the reactivation password (scrypt, constant-time compare);
         returns the tries left (the maximum). A wrong password raises
         :class:`WrongPin` with the tries left, an exhausted counter
-        :class:`PinBlocked`. The password never reaches a log or the audit.
+        :class:`PinBlocked`. Both outcomes are audited with ``client_id`` (the
+        calling workstation; None for an admin call). The password never
+        reaches a log or the audit.
         """
         value = _check_password(password)
         query = (
@@ -357,14 +360,15 @@ class Registry:
                     (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.BACKUP),
                      int(CardStatus.ACTIVE)),
                 )
-                self._audit(conn, now, AuditEvent.REACTIVATED, card_serial=serial,
-                            holder_id=holder_id)
+                self._audit(conn, now, AuditEvent.REACTIVATED, client_id=client_id,
+                            card_serial=serial, holder_id=holder_id)
             else:  # the spent try is committed before the error is raised
                 tries_left -= 1
                 conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
                              (tries_left, serial))
-                self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, card_serial=serial,
-                            holder_id=holder_id, detail=f"{tries_left} tries left")
+                self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
+                            card_serial=serial, holder_id=holder_id,
+                            detail=f"{tries_left} tries left")
                 failure = (
                     WrongPin(tries_left, f"wrong reactivation password, {tries_left} tries left")
                     if tries_left else PinBlocked("the reactivation password is now blocked")

@@ -143,7 +143,7 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
 
 
 class SessionServicer(pb_grpc.SessionServiceServicer):
-    """IssueChallenge and RedeemToken."""
+    """IssueChallenge, RedeemToken and the holder's password-gated ReactivateCard."""
 
     def __init__(self, backend: SessionBackend, identity: ClientIdentity) -> None:
         self._backend = backend
@@ -171,6 +171,21 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             patient_id=session.claims.patient_id or "",
             backup_activated=redemption.backup_activated,
         )
+
+    def ReactivateCard(
+        self, request: pb.ReactivateCardRequest, context: grpc.ServicerContext
+    ) -> pb.ReactivateCardResponse:
+        client = client_id(context, self._identity)
+
+        def reactivate() -> int:
+            with Secret(request.reactivation_password) as password:
+                return self._backend.reactivate(request.card_serial, password, client)
+
+        try:
+            tries = _guarded(context, reactivate)
+        finally:
+            request.Clear()
+        return pb.ReactivateCardResponse(tries_left=tries)
 
 
 class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):

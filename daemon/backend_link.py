@@ -1,9 +1,11 @@
 """pkcardd's calls to the backend (pkcard.backend.v1) made for a card holder.
 
 Today one call: reactivating a holder's regular PK after a backup card was
-used (``pkpin reactivate``). The backend checks the reactivation password
-(salted scrypt, limited tries); the daemon only forwards it and never logs
-it. Backend refusals become :mod:`pkcard.errors`: a wrong password
+used (``pkpin reactivate``), through the backend's holder-facing
+``SessionService.ReactivateCard``: the reactivation password is the
+authorization, so the workstation needs no admin right. The backend checks
+the password (salted scrypt, limited tries); the daemon only forwards it and
+never logs it. Backend refusals become :mod:`pkcard.errors`: a wrong password
 :class:`~pkcard.errors.WrongPin` with ``tries_left``, a blocked one
 :class:`~pkcard.errors.PinBlocked`, anything else
 :class:`~pkcard.errors.BackendRefused`; an unreachable backend
@@ -93,7 +95,7 @@ class BackendLink:
             self._channel = grpc.secure_channel(config.address, credentials)
             self._metadata = ()
         self._timeout = timeout
-        self._admin = backend_pb2_grpc.RegistryAdminServiceStub(self._channel)
+        self._sessions = backend_pb2_grpc.SessionServiceStub(self._channel)
 
     def reactivate(self, card_serial: str, password: Secret) -> None:
         """Make the regular card ``card_serial`` active again; its backup becomes inactive."""
@@ -101,7 +103,7 @@ class BackendLink:
             card_serial=card_serial, reactivation_password=password.reveal().decode("utf-8")
         )
         try:
-            self._admin.ReactivateCard(request, timeout=self._timeout, metadata=self._metadata)
+            self._sessions.ReactivateCard(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise backend_error(error) from None
         finally:

@@ -65,6 +65,13 @@ class CardBackends:
                 return rule
         return CardBackendRule()
 
+    def missing_modules(self) -> tuple[Path, ...]:
+        """The configured PKCS#11 libraries that are not files (checked at daemon start)."""
+        return tuple(
+            rule.module for rule in self._rules
+            if rule.module is not None and not rule.module.is_file()
+        )
+
     def serves_by_pkcs11(self, reader: str) -> bool:
         return self.rule(reader).driver is CardDriver.PKCS11
 

@@ -9,7 +9,10 @@ Example (every key optional)::
     allow_host_pin_entry = false     # accept PINs from clients for PIN-pad readers (default:
                                      # false with pcsc, true with the simulated readers)
     workstation_id = "ws-amb-3"      # the session tokens' iss; default: the host name
-    backend = "unix:/run/pkcard-backend.sock"  # or "host:port"; needed for pkpin reactivate
+    backend = "unix:/run/pkcard-backend.sock"  # or "host:port"; needed for pkpin reactivate;
+                                     # unset with simulated readers: the embedded test backend
+    state_dir = "/var/lib/pkcardd"   # the embedded backend's database (simulated readers only);
+                                     # default: the socket directory's private/ subdirectory
 
     [backend_tls]                    # optional: mutual TLS to a host:port backend
     client_certificate = "/etc/pkcardd/backend-client.pem"
@@ -190,6 +193,9 @@ class DaemonConfig:
     allow_host_pin_entry: bool | None = None
     workstation_id: str = field(default_factory=default_workstation_id)
     backend: BackendConfig | None = None
+    # The embedded backend's state (simulated readers without `backend`); None:
+    # the socket directory's private subdirectory.
+    state_dir: Path | None = None
     card_backends: tuple[CardBackendRule, ...] = ()
     # VerifyDocument's trust anchors (PEM files); None: the test PKI's PK CAs
     # with the simulated readers, none with real ones.
@@ -283,7 +289,7 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML. Raises :class:`ConfigError`."""
     top = (
         "socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp",
-        "allow_host_pin_entry", "workstation_id", "backend", "backend_tls",
+        "allow_host_pin_entry", "workstation_id", "backend", "backend_tls", "state_dir",
         "card_backends", "signature_trust_anchors",
     )
     _check_keys(data, top, "the configuration")
@@ -292,6 +298,9 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         raise ConfigError("reader_system must be \"pcsc\" or \"simulated\"")
     audit = data.get("audit_log")
     group = data.get("socket_group")
+    state = data.get("state_dir")
+    if state is not None and (not isinstance(state, str) or not state):
+        raise ConfigError("state_dir must be a directory path")
     return DaemonConfig(
         socket_dir=Path(data.get("socket_dir", DEFAULT_SOCKET_DIR)),
         socket_group=None if group is None else str(group),
@@ -303,6 +312,7 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         allow_host_pin_entry=_flag(data, "allow_host_pin_entry"),
         workstation_id=_workstation_id(data),
         backend=_backend(data),
+        state_dir=None if state is None else Path(state),
         card_backends=_card_backends(data.get("card_backends", [])),
         signature_trust_anchors=_trust_anchors(data.get("signature_trust_anchors")),
     )

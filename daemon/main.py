@@ -19,7 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from daemon.audit import AuditLogCorrupt
-from daemon.config import ConfigError, DaemonConfig, ReaderBackend, TcpConfig, load_config
+from daemon.config import (
+    BackendConfig,
+    ConfigError,
+    DaemonConfig,
+    ReaderBackend,
+    TcpConfig,
+    load_config,
+)
 from daemon.peers import InsecureSocketDir
 from daemon.server import Daemon, StartupError
 from pkcard.readers import ReaderSystem
@@ -46,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--simulated-readers", type=int, default=2, metavar="N",
                         help="with --simulated: serve N readers (2..16, default 2)")
     parser.add_argument("--audit-log", type=Path, help="append-only hash-chained audit log")
+    parser.add_argument("--backend", dest="backend_address", metavar="ADDRESS",
+                        help="the backend (unix:/path or host:port); default with --simulated: "
+                        "the embedded test backend")
+    parser.add_argument("--state-dir", type=Path,
+                        help="with --simulated: the embedded backend's database directory "
+                        "(default: the socket directory's private/)")
     parser.add_argument("--tcp", metavar="HOST:PORT",
                         help="also listen on TCP with mutual TLS (needs the three --tls-* files)")
     parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
@@ -67,6 +80,13 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         config = replace(config, reader_backend=args.backend)
     if args.audit_log is not None:
         config = replace(config, audit_log=args.audit_log.absolute())
+    if args.backend_address is not None:
+        if not args.backend_address.strip():
+            raise ConfigError("--backend must be unix:/path or host:port")
+        tls = None if config.backend is None else config.backend.tls
+        config = replace(config, backend=BackendConfig(args.backend_address, tls))
+    if args.state_dir is not None:
+        config = replace(config, state_dir=args.state_dir.absolute())
     if args.tcp is not None:
         if not (args.tls_cert and args.tls_key and args.tls_client_ca):
             raise ConfigError("--tcp needs --tls-cert, --tls-key and --tls-client-ca")

@@ -2,7 +2,9 @@
 
 :class:`Daemon` wires the reader system, the per-reader workers, the event
 hub, the audit log, the gRPC server (private socket, optional mutual-TLS
-TCP), health and reflection, and the public-socket :class:`PeerGateway`.
+TCP), health and reflection, the public-socket :class:`PeerGateway`, and
+with simulated readers and no configured backend the embedded reference
+backend (:mod:`daemon.embedded_backend`).
 Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
 """
 
@@ -14,6 +16,7 @@ import os
 import socket
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,7 +26,7 @@ from daemon.access import AccessControl
 from daemon.audit import AuditEntry, AuditLog
 from daemon.backend_link import BackendLink
 from daemon.card_backends import CardBackends
-from daemon.config import DaemonConfig, ReaderBackend
+from daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from daemon.errors import ErrorMappingInterceptor
 from daemon.events import EventHub, SessionEndedEvent
 from daemon.peers import (
@@ -54,6 +57,9 @@ from pkcard.v1 import (
     simulation_pb2,
     simulation_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from daemon.embedded_backend import EmbeddedBackend
 
 _log = logging.getLogger(__name__)
 
@@ -116,6 +122,7 @@ class Daemon:
         )
         self._auditor: Auditor | None = None
         self._backend: BackendLink | None = None
+        self._embedded_backend: EmbeddedBackend | None = None
         self._sessions = SessionRegistry(self._session_ended)
         self._hub.add_listener(self._sessions.on_reader_event)
 
@@ -165,8 +172,11 @@ class Daemon:
             access = AccessControl(config.access, self._gateway)
             auditor = Auditor(self._audit, access)
             self._auditor = auditor
-            if config.backend is not None:
-                self._backend = BackendLink(config.backend, config.workstation_id)
+            backend = config.backend
+            if backend is None and self._simulated:
+                backend = BackendConfig(self._start_embedded_backend().address)
+            if backend is not None:
+                self._backend = BackendLink(backend, config.workstation_id)
             self._server = self._build_server(access, auditor)
             self._hub.start()
             self._server.start()
@@ -178,6 +188,24 @@ class Daemon:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._record("DAEMON_START")
         _log.info("pkcardd listening on %s", config.socket_path)
+
+    @property
+    def embedded_backend(self) -> EmbeddedBackend | None:
+        """The in-process reference backend, when this daemon runs one."""
+        return self._embedded_backend
+
+    def _start_embedded_backend(self) -> EmbeddedBackend:
+        # Imported only here: a production daemon never loads the test backend.
+        from daemon.embedded_backend import SOCKET_NAME, EmbeddedBackend  # noqa: PLC0415
+
+        state_dir = self.config.state_dir or self._private_dir
+        embedded = EmbeddedBackend(state_dir, self._private_dir / SOCKET_NAME,
+                                   self.config.socket_dir / SOCKET_NAME)
+        embedded.start()
+        self._embedded_backend = embedded
+        _log.info("embedded test backend on %s (database %s)", embedded.public_socket,
+                  embedded.database)
+        return embedded
 
     @property
     def _simulated(self) -> bool:
@@ -208,6 +236,9 @@ class Daemon:
             ),
             server,
         )
+        missing = self._card_backends.missing_modules()
+        if missing:
+            raise StartupError(f"card_backends: no PKCS#11 module at {missing[0]}")
         anchor_paths = self.config.signature_trust_anchors
         if anchor_paths is None:
             anchor_paths = simulated_trust_anchor_paths() if self._simulated else ()
@@ -263,6 +294,8 @@ class Daemon:
         self._hub.stop()
         if self._backend is not None:
             self._backend.close()
+        if self._embedded_backend is not None:
+            self._embedded_backend.stop(0)
         if self._gateway is not None:
             self._gateway.stop()
         if listener is not None and self._inherited_listener is None:
@@ -292,6 +325,8 @@ class Daemon:
         self._sessions.end_all(SessionEndReason.DAEMON_STOPPING)
         if self._backend is not None:
             self._backend.close()
+        if self._embedded_backend is not None:
+            self._embedded_backend.stop(grace)
         if self._gateway is not None:
             self._gateway.stop()
         self._workers.stop()

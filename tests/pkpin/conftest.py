@@ -15,9 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
 
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
-
 settings.register_profile(
     "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -27,16 +24,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-def secret_of(profile: str, ref: SecretRef) -> str:
-    return load_profile(profile).secret_value(ref)
-
-
-PIN = secret_of("pk-regular", SecretRef.PIN)
-PUK = secret_of("pk-regular", SecretRef.PUK)
-SPIN = secret_of("pk-regular", SecretRef.SPIN)
-TPIN = secret_of("pk-transport", SecretRef.TPIN)
-NEW_PIN = "47158293"  # passes the policy for every test holder
-NEW_SPIN = "5817293"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import NEW_PIN, PIN, PUK
 from daemon_harness import PK_READER, RunningDaemon
+from pkpin_secrets import NEW_PIN, PIN, PUK
 from ptyrun import PkpinSession, base_environment, run_pkpin
 
 from pkcard.errors import WrongPin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import NEW_PIN, PIN
+from pkpin_secrets import NEW_PIN, PIN
 from ptyrun import PkpinSession, run_pkpin
 
 from simcard.card import SimulatedCard, load_card

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NEW_PIN, PIN, PUK
+from pkpin_secrets import NEW_PIN, PIN, PUK
 from ptyrun import PkpinSession, run_pkpin
 
 from daemon.config import DaemonConfig, ReaderBackend

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from conftest import NEW_PIN, NEW_SPIN, PIN, PUK, SPIN, TPIN
+from pkpin_secrets import NEW_PIN, NEW_SPIN, PIN, PUK, SPIN, TPIN
 from ptyrun import REPO, PkpinSession, base_environment, run_pkpin
 
 from tools.pkpin.messages import ExitCode

@@ -41,6 +41,7 @@ from simcard.spec import SecretRef
 ROOT = Path(__file__).resolve().parents[2]
 PKI = ROOT / "fixtures" / "pki"
 WORKSTATION = "ws-sessions-01"
+REGISTRY_ADMIN = "registry-admin"
 AUTHORIZATIONS = ("I002", "I003")
 RESTRICTED_SET = ("I002",)
 FAST_SCRYPT_N = 2**10
@@ -68,8 +69,10 @@ def _utc_now() -> datetime:
 class BackendRig:
     """The reference backend on a Unix socket, with the pk-regular/pk-backup holder registered.
 
-    The workstation id is an admin (the daemon's ReactivateCard path uses the
-    admin service) and identifies itself by metadata (development identity).
+    The cards are registered by a separate admin client id; the workstation is
+    no admin (pkcardd reactivates through the holder-facing
+    SessionService.ReactivateCard). Clients identify themselves by metadata
+    (development identity).
     """
 
     def __init__(self, root: Path) -> None:
@@ -80,7 +83,7 @@ class BackendRig:
                                  restricted_authorizations=RESTRICTED_SET)
         self.server = build_server(backend, self.registry, _utc_now,
                                    identity=ClientIdentity.METADATA,
-                                   admins=frozenset({WORKSTATION}))
+                                   admins=frozenset({REGISTRY_ADMIN}))
         if self.server.add_insecure_port(f"unix:{self.socket}") == 0:
             raise RuntimeError("cannot listen on the backend socket")
         self.server.start()
@@ -94,6 +97,7 @@ class BackendRig:
         return f"unix:{self.socket}"
 
     _metadata = ((CLIENT_METADATA_KEY, WORKSTATION),)
+    _admin_metadata = ((CLIENT_METADATA_KEY, REGISTRY_ADMIN),)
 
     def _register(self) -> None:
         first = True
@@ -103,10 +107,10 @@ class BackendRig:
             if first:
                 self.admin.AddHolder(bpb.AddHolderRequest(holder_id=data.holder_id,
                                                           name=data.holder_name),
-                                     metadata=self._metadata)
+                                     metadata=self._admin_metadata)
                 for code in AUTHORIZATIONS:
                     self.admin.GrantAuthorization(bpb.GrantAuthorizationRequest(
-                        holder_id=data.holder_id, code=code), metadata=self._metadata)
+                        holder_id=data.holder_id, code=code), metadata=self._admin_metadata)
                 first = False
             regular = data.role is CardRole.REGULAR
             self.admin.AddCard(bpb.AddCardRequest(
@@ -115,7 +119,7 @@ class BackendRig:
                 auth_cert_der=data.auth_certificate.der,
                 reactivation_password=(profile_secret(profile, SecretRef.REACTIVATION)
                                        if regular else ""),
-            ), metadata=self._metadata)
+            ), metadata=self._admin_metadata)
 
     def challenge(self) -> bytes:
         reply = self.sessions.IssueChallenge(bpb.IssueChallengeRequest(),

@@ -3,6 +3,8 @@ of a rejected signature."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.card_backends import CardBackends
-from daemon.config import CardBackendRule, CardDriver, ConfigError, parse_config
+from daemon.config import (
+    CardBackendRule,
+    CardDriver,
+    ConfigError,
+    DaemonConfig,
+    ReaderBackend,
+    parse_config,
+)
+from daemon.server import Daemon, StartupError
 from daemon.signatures import load_trust_anchors, simulated_trust_anchor_paths
 from daemon.workers import ReaderWorkers
 from pkcard import error_codes
@@ -119,3 +129,19 @@ def test_sign_request_needs_exactly_one_content(
 ) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         sign_request("reader", document, digest, "", confirm_last_try=False)
+
+
+def test_daemon_refuses_to_start_without_the_module(tmp_path: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pksig-", dir="/tmp"))
+    try:
+        module = tmp_path / "nope.so"
+        rule = CardBackendRule("", CardDriver.PKCS11, module, TokenSelector(label="x"))
+        config = DaemonConfig(
+            socket_dir=root / "run", reader_backend=ReaderBackend.SIMULATED,
+            card_backends=(rule,),
+        )
+        with pytest.raises(StartupError, match=r"nope\.so"):
+            Daemon(config, SimulatedReaderSystem()).start()
+        assert not config.socket_path.exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,7 +4,9 @@ isort:skip_file
 pkcard.backend.v1: the reference backend that redeems pkcard session tokens.
 
 SessionService is called by workstations (pkcardd): IssueChallenge, then
-RedeemToken with the token the PK card signed over that challenge. The
+RedeemToken with the token the PK card signed over that challenge, and
+ReactivateCard for a holder (pkpin reactivate) who proves the card's
+reactivation password; no admin right is needed for it. The
 calling client is identified by its mTLS identity, or in development by the
 metadata key `x-pkcard-backend-client`. A refused token is a gRPC status
 PERMISSION_DENIED (FAILED_PRECONDITION for card-state refusals) with a

@@ -44,6 +44,11 @@ class SessionServiceStub:
                 request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenRequest.SerializeToString,
                 response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenResponse.FromString,
                 _registered_method=True)
+        self.ReactivateCard = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/ReactivateCard',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -61,6 +66,16 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReactivateCard(self, request, context):
+        """Holder-facing: the reactivation password is the authorization (salted
+        scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
+        reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
+        a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +88,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.RedeemToken,
                     request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenRequest.FromString,
                     response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenResponse.SerializeToString,
+            ),
+            'ReactivateCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReactivateCard,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +149,33 @@ class SessionService:
             '/pkcard.backend.v1.SessionService/RedeemToken',
             pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenRequest.SerializeToString,
             pkcard_dot_backend_dot_v1_dot_backend__pb2.RedeemTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReactivateCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/ReactivateCard',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

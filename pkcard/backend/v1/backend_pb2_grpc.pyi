@@ -4,7 +4,9 @@ isort:skip_file
 pkcard.backend.v1: the reference backend that redeems pkcard session tokens.
 
 SessionService is called by workstations (pkcardd): IssueChallenge, then
-RedeemToken with the token the PK card signed over that challenge. The
+RedeemToken with the token the PK card signed over that challenge, and
+ReactivateCard for a holder (pkpin reactivate) who proves the card's
+reactivation password; no admin right is needed for it. The
 calling client is identified by its mTLS identity, or in development by the
 metadata key `x-pkcard-backend-client`. A refused token is a gRPC status
 PERMISSION_DENIED (FAILED_PRECONDITION for card-state refusals) with a
@@ -46,12 +48,24 @@ class SessionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> SessionServiceAsyncStub: ...
     IssueChallenge: _grpc.UnaryUnaryMultiCallable[_backend_pb2.IssueChallengeRequest, _backend_pb2.IssueChallengeResponse]
     RedeemToken: _grpc.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]
+    ReactivateCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]
+    """Holder-facing: the reactivation password is the authorization (salted
+    scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
+    reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
+    a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     IssueChallenge: _aio.UnaryUnaryMultiCallable[_backend_pb2.IssueChallengeRequest, _backend_pb2.IssueChallengeResponse]  # type: ignore[assignment]
     RedeemToken: _aio.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]  # type: ignore[assignment]
+    ReactivateCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]  # type: ignore[assignment]
+    """Holder-facing: the reactivation password is the authorization (salted
+    scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
+    reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
+    a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+    """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -67,6 +81,18 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _backend_pb2.RedeemTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_backend_pb2.RedeemTokenResponse, _abc.Awaitable[_backend_pb2.RedeemTokenResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReactivateCard(
+        self,
+        request: _backend_pb2.ReactivateCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ReactivateCardResponse, _abc.Awaitable[_backend_pb2.ReactivateCardResponse]]:
+        """Holder-facing: the reactivation password is the authorization (salted
+        scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
+        reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
+        a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+        """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

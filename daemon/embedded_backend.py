@@ -1,0 +1,202 @@
+"""The reference backend embedded in ``pkcardd --simulated``.
+
+:class:`EmbeddedBackend` runs :mod:`backend` in process, on two Unix
+sockets: a private one the daemon's :class:`~daemon.backend_link.BackendLink`
+uses, and ``DIR/backend.sock`` (mode 0600) where a developer's client asks
+for challenges and redeems tokens. Its SQLite registry lives in a state
+directory and is seeded, once, from the test-environment PK profiles of the
+simulated cards: every test holder with their regular and backup cards (the
+registered authentication certificate and the reactivation password hash
+taken from the profile) and the authorizations :data:`SEED_AUTHORIZATIONS`.
+Trust anchors are the test PKI's test CAs; the environment is test. Callers
+identify themselves by the development metadata ``x-pkcard-backend-client``.
+
+Nothing runs before :meth:`EmbeddedBackend.start`; :meth:`EmbeddedBackend.stop`
+stops the gRPC server (whose pool is its only threads) and closes the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from backend.core import SessionBackend
+from backend.registry import SCRYPT_N, Registry
+from backend.service import ClientIdentity, build_server
+from daemon.peers import ensure_not_listening, ensure_private_dir
+from pkcard.errors import RegistryConflict
+from pkcard.secret import Secret
+from pkcard.token import CardRole, Environment
+from pkcard.verify import Clock, TrustAnchors
+from simcard.profile import PROFILES_DIR, load_profile, profile_names
+from simcard.spec import CardKind, KeyUse, SecretRef
+from simcard.spec import CardRole as ProfileRole
+from simcard.spec import Environment as ProfileEnvironment
+
+DATABASE_NAME = "backend.sqlite"
+SOCKET_NAME = "backend.sock"  # both in the socket dir (for clients) and in its private dir
+SEED_AUTHORIZATIONS = ("I002", "I003")
+RESTRICTED_AUTHORIZATIONS = ("I002",)
+TEST_CA_DIR = PROFILES_DIR.parent.parent / "pki" / "ca"
+_MAX_WORKERS = 4
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SeedCard:
+    """A PK the embedded registry knows: from one test card profile."""
+
+    serial: str
+    role: CardRole
+    holder_id: str
+    holder_name: str
+    auth_cert_der: bytes = field(repr=False)
+    reactivation_password: str | None = field(default=None, repr=False)
+
+
+def simulated_pk_cards() -> tuple[SeedCard, ...]:
+    """The test-environment PK profiles, as registry entries (profile name order)."""
+    cards: list[SeedCard] = []
+    for name in profile_names():
+        profile = load_profile(name)
+        if (profile.kind is not CardKind.PK or profile.holder is None
+                or profile.card_info.environment is not ProfileEnvironment.TEST):
+            continue
+        cert_path = profile.key(KeyUse.AUTHENTICATION).certificate_path
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        regular = profile.card_info.role is ProfileRole.REGULAR
+        cards.append(SeedCard(
+            serial=profile.card_info.serial,
+            role=CardRole.REGULAR if regular else CardRole.BACKUP,
+            holder_id=profile.holder.holder_id,
+            holder_name=profile.holder.name,
+            auth_cert_der=cert.public_bytes(Encoding.DER),
+            reactivation_password=(profile.secret_value(SecretRef.REACTIVATION)
+                                   if regular else None),
+        ))
+    return tuple(cards)
+
+
+def seed_registry(
+    registry: Registry,
+    cards: Iterable[SeedCard],
+    authorizations: Iterable[str],
+    now: datetime,
+) -> int:
+    """Register what is missing; returns the number of cards added.
+
+    Idempotent: a holder already registered keeps its authorizations as they
+    are (a withdrawal is not undone), a registered card keeps its status and
+    reactivation state. Only a newly added holder is granted ``authorizations``.
+    """
+    codes = tuple(authorizations)
+    added = 0
+    for card in cards:
+        try:
+            registry.add_holder(card.holder_id, card.holder_name, now)
+        except RegistryConflict:
+            pass
+        else:
+            for code in codes:
+                registry.grant(card.holder_id, code, now)
+        if registry.card(card.serial) is not None:
+            continue
+        password = (None if card.reactivation_password is None
+                    else Secret(card.reactivation_password))
+        try:
+            registry.add_card(card.serial, card.holder_id, card.role, now,
+                              auth_cert_sha256=hashlib.sha256(card.auth_cert_der).digest(),
+                              reactivation_password=password)
+        finally:
+            if password is not None:
+                password.wipe()
+        added += 1
+    return added
+
+
+def simulated_trust_anchors() -> TrustAnchors:
+    """The test PKI's test PK and KZZ CAs."""
+
+    def load(kind: str) -> tuple[x509.Certificate, ...]:
+        return tuple(x509.load_pem_x509_certificates(
+            (TEST_CA_DIR / f"test-{kind}" / "ca-cert.pem").read_bytes()))
+
+    return TrustAnchors(Environment.TEST, load("pk"), load("kzz"))
+
+
+class EmbeddedBackend:
+    """The reference backend on ``private_socket`` (the daemon's link) and ``public_socket``."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        private_socket: Path,
+        public_socket: Path,
+        *,
+        clock: Clock = _utc_now,
+        scrypt_n: int = SCRYPT_N,
+    ) -> None:
+        self.state_dir = state_dir
+        self.private_socket = private_socket
+        self.public_socket = public_socket
+        self._clock = clock
+        self._scrypt_n = scrypt_n
+        self._registry: Registry | None = None
+        self._server: grpc.Server | None = None
+
+    @property
+    def address(self) -> str:
+        """The gRPC target of the private socket, for :class:`~daemon.config.BackendConfig`."""
+        return f"unix:{self.private_socket}"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / DATABASE_NAME
+
+    def start(self) -> None:
+        """Open and seed the registry, listen on both sockets. Raises OSError or
+        :class:`~daemon.peers.InsecureSocketDir`; on failure nothing keeps running."""
+        ensure_private_dir(self.state_dir, max_mode=0o700)
+        for path in (self.private_socket, self.public_socket):
+            ensure_not_listening(path)
+            path.unlink(missing_ok=True)
+        try:
+            registry = self._registry = Registry(self.database, scrypt_n=self._scrypt_n)
+            seed_registry(registry, simulated_pk_cards(), SEED_AUTHORIZATIONS, self._clock())
+            backend = SessionBackend(registry, simulated_trust_anchors(), self._clock,
+                                     environment=Environment.TEST,
+                                     restricted_authorizations=RESTRICTED_AUTHORIZATIONS)
+            server = self._server = build_server(backend, registry, self._clock,
+                                                 identity=ClientIdentity.METADATA,
+                                                 admins=frozenset(), max_workers=_MAX_WORKERS)
+            for path in (self.private_socket, self.public_socket):
+                if server.add_insecure_port(f"unix:{path}") == 0:
+                    raise OSError(f"cannot listen on {path}")
+            server.start()
+            self.public_socket.chmod(0o600)
+        except BaseException:
+            self.stop(0)
+            raise
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving (in-flight calls get ``grace`` seconds) and close the registry."""
+        if self._server is not None:
+            self._server.stop(grace).wait()
+            self._server = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+        for path in (self.private_socket, self.public_socket):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
