@@ -18,6 +18,8 @@ Options after ``--`` go to every selected benchmark, so use them with one name.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -82,6 +84,10 @@ def run_bench(bench: Bench, quick: bool, extra: Sequence[str]) -> Outcome:
     return Outcome(bench, returncode, time.monotonic() - start)
 
 
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.splitlines()[0],
@@ -113,8 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; see --list")
     selected = [known[name] for name in args.names] if args.names else list(BENCHES)
+    print(f"=== machine: {os.cpu_count()} CPUs, {platform.machine()},"
+          f" Python {platform.python_version()}, load average {_load()}", flush=True)
     outcomes = [run_bench(bench, args.quick, extra) for bench in selected]
-    print("=== summary")
+    print(f"=== summary (load average now {_load()})")
     for outcome in outcomes:
         print(f"  {outcome.bench.name:18s} {outcome.describe()}")
     failed = any(outcome.returncode not in (0, None) for outcome in outcomes)

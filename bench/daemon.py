@@ -21,12 +21,13 @@ Needs root, pcscd and vsmartcard-vpcd. Holds the machine-wide pcscd flock
 says the caller (e.g. a pytest session) already holds it.
 
 Usage: .venv/bin/python -m bench.daemon [--quick] [--calls 500] [--clients 64]
-       [--calls-per-client 20] [--starts 5] [--pcscd-lock-held]
+       [--calls-per-client 20] [--client-processes 1] [--starts 5] [--pcscd-lock-held]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -354,6 +355,7 @@ def report_latency(result: Latency) -> None:
 @dataclass(frozen=True)
 class Concurrency:
     clients: int
+    processes: int
     readers: int
     calls: int
     errors: dict[str, int]
@@ -365,18 +367,31 @@ class Concurrency:
         return self.calls / self.wall_s
 
 
-def measure_concurrency(
-    daemon: Pkcardd, readers: Sequence[str], clients: int, calls_per_client: int
-) -> Concurrency:
-    """``clients`` threads, each with its own channel, client ``i`` on reader ``i % len``."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[list[str]] = [[] for _ in range(clients)]
-    barrier = threading.Barrier(clients + 1)
+@dataclass(frozen=True)
+class ClientResults:
+    """What a group of client threads measured: latencies of good calls, error names."""
 
-    def run(index: int) -> None:
+    latencies: tuple[float, ...]
+    errors: tuple[str, ...]
+
+
+def run_client_threads(
+    socket_path: Path, readers: Sequence[str], indices: Sequence[int], calls_per_client: int,
+    all_connected: Callable[[], None],
+) -> ClientResults:
+    """One thread per client index, each with its own channel; client ``i`` on reader ``i % n``.
+
+    Every thread connects first; ``all_connected`` runs once they all have,
+    before any of them makes a timed call.
+    """
+    latencies: list[list[float]] = [[] for _ in indices]
+    errors: list[list[str]] = [[] for _ in indices]
+    barrier = threading.Barrier(len(indices), action=all_connected)
+
+    def run(slot: int, index: int) -> None:
         reader = readers[index % len(readers)]
-        channel = _private_channel(daemon.socket_path)
-        with PkcardClient(daemon.socket_path, channel=channel) as client:
+        channel = _private_channel(socket_path)
+        with PkcardClient(socket_path, channel=channel) as client:
             client.list_readers()  # connect before the clock starts
             barrier.wait()
             for _ in range(calls_per_client):
@@ -384,32 +399,96 @@ def measure_concurrency(
                 try:
                     client.get_pin_status(reader)
                 except PkcardError as exc:
-                    errors[index].append(type(exc).__name__)
+                    errors[slot].append(type(exc).__name__)
                     continue
-                latencies[index].append(time.perf_counter() - start)
+                latencies[slot].append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=run, args=(i,), name=f"bench-client-{i}")
-               for i in range(clients)]
+    threads = [threading.Thread(target=run, args=(slot, index), name=f"bench-client-{index}")
+               for slot, index in enumerate(indices)]
     for thread in threads:
         thread.start()
-    barrier.wait()
-    start = time.perf_counter()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - start
+    return ClientResults(tuple(x for per in latencies for x in per),
+                         tuple(x for per in errors for x in per))
+
+
+def measure_concurrency(
+    daemon: Pkcardd, readers: Sequence[str], clients: int, calls_per_client: int,
+    processes: int,
+) -> Concurrency:
+    """``clients`` clients in ``processes`` processes (1: threads of this process)."""
+    if processes <= 1:
+        started: list[float] = []
+        results = [run_client_threads(daemon.socket_path, readers, range(clients),
+                                      calls_per_client,
+                                      lambda: started.append(time.perf_counter()))]
+        wall = time.perf_counter() - started[0]
+    else:
+        results, wall = _client_processes(daemon, readers, clients, calls_per_client, processes)
     counts: dict[str, int] = {}
-    for name in (name for per_client in errors for name in per_client):
+    for name in (name for result in results for name in result.errors):
         counts[name] = counts.get(name, 0) + 1
-    samples = [sample for per_client in latencies for sample in per_client]
-    return Concurrency(clients, len(readers), clients * calls_per_client, counts,
-                       Stats.of(samples), wall)
+    samples = [sample for result in results for sample in result.latencies]
+    return Concurrency(clients, max(1, processes), len(readers), clients * calls_per_client,
+                       counts, Stats.of(samples), wall)
+
+
+def _client_processes(
+    daemon: Pkcardd, readers: Sequence[str], clients: int, calls_per_client: int,
+    processes: int,
+) -> tuple[list[ClientResults], float]:
+    """Clients split over child processes; the clock runs from "go" to the last result."""
+    children = []
+    for number in range(processes):
+        indices = range(number, clients, processes)
+        command = [sys.executable, "-m", "bench.daemon", "--client-worker", str(daemon.socket_path),
+                   ",".join(str(i) for i in indices), str(calls_per_client), *readers]
+        children.append(subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE))
+    try:
+        for child in children:
+            if child.stdout is None or child.stdout.readline().strip() != "connected":
+                raise BenchError("a client process did not connect")
+        start = time.perf_counter()
+        for child in children:
+            if child.stdin is not None:
+                child.stdin.write("go\n")
+                child.stdin.flush()
+        outputs = [child.communicate(timeout=600)[0] for child in children]
+        wall = time.perf_counter() - start
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    if any(child.returncode != 0 for child in children):
+        raise BenchError("a client process failed")
+    results = []
+    for output in outputs:
+        document = json.loads(output)
+        results.append(ClientResults(tuple(document["latencies"]), tuple(document["errors"])))
+    return results, wall
+
+
+def client_worker(socket_path: Path, indices: Sequence[int], calls_per_client: int,
+                  readers: Sequence[str]) -> None:
+    """A client process: connect, say so, wait for "go" on stdin, print results as JSON."""
+
+    def gate() -> None:
+        print("connected", flush=True)
+        sys.stdin.readline()
+
+    result = run_client_threads(socket_path, readers, indices, calls_per_client, gate)
+    print(json.dumps({"latencies": result.latencies, "errors": result.errors}))
 
 
 def report_concurrency(result: Concurrency, sequential: Stats) -> None:
     ideal = result.readers / sequential.median
     errors = sum(result.errors.values())
     detail = ", ".join(f"{name} {count}" for name, count in sorted(result.errors.items()))
-    print(f"{result.clients} concurrent clients on {result.readers} readers,"
+    where = "threads" if result.processes == 1 else f"processes x threads: {result.processes}"
+    print(f"{result.clients} concurrent clients ({where}) on {result.readers} readers,"
           f" {result.calls} GetPinStatus calls")
     print(f"  errors {errors}{f' ({detail})' if detail else ''} (goal 0: "
           f"{'ok' if errors == 0 else 'FAILED'})")
@@ -504,7 +583,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--calls", type=int, default=500, help="latency samples per path")
     parser.add_argument("--clients", type=int, default=64, help="concurrent clients")
     parser.add_argument("--calls-per-client", type=int, default=20)
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="spread the concurrent clients over this many processes"
+                             " (1: threads of the benchmark process)")
     parser.add_argument("--starts", type=int, default=5, help="daemon starts per backend")
+    parser.add_argument("--client-worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--pcscd-lock-held", action="store_true",
                         help="the caller holds /tmp/pkcard-pcscd.lock; do not take it")
     return parser
@@ -541,7 +624,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             report_latency(latency)
             unaudited.stop()
             concurrency = measure_concurrency(daemon, readers, args.clients,
-                                              args.calls_per_client)
+                                              args.calls_per_client, args.client_processes)
             report_concurrency(concurrency, latency.daemon)
         finally:
             raw.close()
@@ -556,6 +639,11 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.client_worker:
+        socket_path, indices, calls, *readers = args.client_worker
+        client_worker(Path(socket_path), [int(i) for i in indices.split(",")], int(calls),
+                      readers)
+        return 0
     with tempfile.TemporaryDirectory(prefix="pkbench-", dir="/tmp") as workdir:
         try:
             run(args, Path(workdir))

@@ -29,6 +29,8 @@ Example (every key optional)::
     max_message_bytes = 1048576
     event_queue_size = 64            # per WatchEvents client
     grace_seconds = 5.0              # in-flight calls get this long on SIGTERM
+    failed_pin_limit = 5             # failed PIN checks per card within the window, then
+    failed_pin_window_s = 300.0      # RATE_LIMITED until the oldest one leaves the window
 
     signature_trust_anchors = ["/etc/pkcardd/pk-ca.pem"]  # VerifyDocument's CAs (PEM);
                                      # default: the test PK CAs with simulated readers, none else
@@ -138,6 +140,8 @@ class Limits:
     max_message_bytes: int = 1 << 20
     event_queue_size: int = 64
     grace_seconds: float = 5.0
+    failed_pin_limit: int = 5  # failed PIN checks per card within the window (daemon/ratelimit.py)
+    failed_pin_window_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import grp
 import logging
 import os
 import socket
+import sqlite3
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from daemon.peers import (
     ensure_not_listening,
     ensure_private_dir,
 )
+from daemon.ratelimit import FailedPinLimiter
 from daemon.services import Auditor, CardServicer, ReaderServicer
 from daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
 from daemon.signatures import (
@@ -43,7 +45,7 @@ from daemon.signatures import (
     simulated_trust_anchor_paths,
 )
 from daemon.workers import ReaderWorkers
-from pkcard.errors import SessionEndReason
+from pkcard.errors import PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
@@ -201,7 +203,10 @@ class Daemon:
         state_dir = self.config.state_dir or self._private_dir
         embedded = EmbeddedBackend(state_dir, self._private_dir / SOCKET_NAME,
                                    self.config.socket_dir / SOCKET_NAME)
-        embedded.start()
+        try:
+            embedded.start()
+        except (sqlite3.Error, PkcardError, ValueError) as exc:
+            raise StartupError(f"cannot start the embedded backend: {exc}") from None
         self._embedded_backend = embedded
         _log.info("embedded test backend on %s (database %s)", embedded.public_socket,
                   embedded.database)
@@ -233,6 +238,7 @@ class Daemon:
                 self._workers, auditor, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
                 backends=self._card_backends,
+                limiter=FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s),
             ),
             server,
         )

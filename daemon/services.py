@@ -23,9 +23,10 @@ from daemon.audit import AuditEntry, AuditLog
 from daemon.card_backends import CardBackends, PkJob
 from daemon.errors import internal_error
 from daemon.events import EventHub, SessionEndedEvent
+from daemon.ratelimit import FailedPinLimiter
 from daemon.workers import ReaderWorkers
 from pkcard.error_codes import describe
-from pkcard.errors import HostPinEntryRefused, PkcardError
+from pkcard.errors import HostPinEntryRefused, PinBlocked, PkcardError, WrongPin
 from pkcard.pin import PinRef
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
 from pkcard.secret import Secret
@@ -197,6 +198,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         hub: EventHub | None = None,
         allow_host_pin_entry: bool = False,
         backends: CardBackends | None = None,
+        limiter: FailedPinLimiter | None = None,
     ) -> None:
         self._workers = workers
         self._auditor = auditor
@@ -204,6 +206,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         self._hub = hub
         self._allow_host_pin_entry = allow_host_pin_entry
         self._backends = backends
+        self._limiter = limiter
 
     def _run(
         self, context: grpc.ServicerContext, reader: str,
@@ -221,10 +224,10 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
 
     def _on_token(
         self, backends: CardBackends, reader: str, operation: cards.PkOperation,
-        note: AuditNote,
+        on_serial: Callable[[str], None],
     ) -> cards.PinResult:
         """``operation`` on the PKCS#11 token serving ``reader`` (secrets from the host)."""
-        return backends.run(reader, PkJob(cards.on_pk_driver(operation, note.set_serial))).value
+        return backends.run(reader, PkJob(cards.on_pk_driver(operation, on_serial))).value
 
     def GetCard(
         self, request: cards_pb2.GetCardRequest, context: grpc.ServicerContext
@@ -251,7 +254,8 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             reader = cards.require_reader(request.reader)
             backends = self._token_backends(reader)
             if backends is not None:
-                result = self._on_token(backends, reader, cards.pin_statuses(ref), note)
+                result = self._on_token(backends, reader, cards.pin_statuses(ref),
+                                        note.set_serial)
             else:
                 job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
                 result = self._run(context, reader, job)
@@ -269,8 +273,16 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             reader = cards.require_reader(reader)
             from_host = any(secrets)
             wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
-            host_job = cards.on_pk(build(*wrapped), note.set_serial)
-            pad_job = cards.on_pk(on_pad, note.set_serial)
+            serials: list[str] = []
+
+            def on_serial(serial: str) -> None:
+                note.set_serial(serial)
+                serials.append(serial)
+                if self._limiter is not None:
+                    self._limiter.check(serial)  # before any secret reaches the card
+
+            host_job = cards.on_pk(build(*wrapped), on_serial)
+            pad_job = cards.on_pk(on_pad, on_serial)
 
             def job(connection: SmartCardConnection) -> cards.PinResult:
                 if connection.capabilities.pin_pad is not True:
@@ -288,10 +300,17 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
                     self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
 
             backends = self._token_backends(reader)
-            if backends is not None:
-                result = self._on_token(backends, reader, build(*wrapped), note)
-            else:
-                result = self._run(context, reader, job)
+            try:
+                if backends is not None:
+                    result = self._on_token(backends, reader, build(*wrapped), on_serial)
+                else:
+                    result = self._run(context, reader, job)
+            except (WrongPin, PinBlocked):
+                if self._limiter is not None and serials:
+                    self._limiter.record_failure(serials[-1])
+                raise
+            if self._limiter is not None and serials:
+                self._limiter.record_success(serials[-1])
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))

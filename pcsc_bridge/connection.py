@@ -7,6 +7,7 @@ import threading
 
 from smartcard import scard
 
+from pcsc_bridge.context import release_context
 from pcsc_bridge.errors import PcscStatus, error_for_status
 from pkcard.errors import CardRemoved, NotSupported
 from pkcard.readers import ReaderInfo
@@ -41,8 +42,12 @@ class PcscConnection(SmartCardConnection):
       then open the transaction, send VERIFY and the operation, and close it.
     """
 
-    def __init__(self, hcard: int, protocol: int, atr: bytes, reader: ReaderInfo) -> None:
+    def __init__(
+        self, hcard: int, protocol: int, atr: bytes, reader: ReaderInfo,
+        context: int | None = None,
+    ) -> None:
         self._hcard = hcard
+        self._context = context  # owned: released by close()
         self._protocol = protocol
         self._pci = _pci_for(protocol)
         self._atr = atr
@@ -106,6 +111,8 @@ class PcscConnection(SmartCardConnection):
         status = scard.SCardDisconnect(self._hcard, scard.SCARD_LEAVE_CARD)
         if status != PcscStatus.SUCCESS:
             _log.debug("SCardDisconnect on %s: 0x%08X", self._reader.name, status)
+        if self._context is not None:
+            release_context(self._context)
 
     def _failure(self, status: int, action: str) -> Exception:
         """The error to raise for a failed call.

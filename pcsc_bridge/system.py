@@ -10,7 +10,12 @@ from typing import TypeVar
 from smartcard import scard
 
 from pcsc_bridge.connection import PROTOCOLS, PcscConnection
-from pcsc_bridge.context import PcscContext, is_service_loss
+from pcsc_bridge.context import (
+    PcscContext,
+    establish_context,
+    is_service_loss,
+    release_context,
+)
 from pcsc_bridge.errors import PcscStatus, error_for_status
 from pcsc_bridge.features import probe_usb_id, read_usb_id
 from pcsc_bridge.models import identify, model_from_name
@@ -64,18 +69,27 @@ class PcscReaderSystem(ReaderSystem):
         return self._with_context(query, "listing readers")
 
     def connect(self, reader: str) -> PcscConnection:
-        def attempt(hcontext: int) -> tuple[int, PcscConnection | None]:
+        """A connection on a PC/SC context of its own.
+
+        libpcsclite runs the calls on one context one at a time: on a shared
+        context, a card that never answers would stall every other reader.
+        """
+
+        def attempt(_shared: int) -> tuple[int, PcscConnection | None]:
+            hcontext = establish_context()
             status, hcard, protocol = scard.SCardConnect(
                 hcontext, reader, scard.SCARD_SHARE_SHARED, PROTOCOLS
             )
             if status != PcscStatus.SUCCESS:
+                release_context(hcontext)
                 return status, None
             status, _name, _state, _protocol, atr = scard.SCardStatus(hcard)
             if status != PcscStatus.SUCCESS:
                 scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+                release_context(hcontext)
                 return status, None
             info = self._identify(reader, partial(read_usb_id, hcard))
-            return status, PcscConnection(hcard, protocol, bytes(atr), info)
+            return status, PcscConnection(hcard, protocol, bytes(atr), info, hcontext)
 
         connection = self._with_context(attempt, f"connecting to {reader!r}")
         if connection is None:  # pragma: no cover - SUCCESS always carries a connection

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import IntEnum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import NameOID
@@ -76,9 +76,14 @@ def parse_certificate(der: bytes) -> CertificateInfo:
         cert = x509.load_der_x509_certificate(der)
         subject = cert.subject.rfc4514_string()
         issuer = cert.issuer.rfc4514_string()
-        key = cert.public_key()
     except ValueError as exc:
         raise FormatError(f"malformed certificate: {exc}") from None
+    try:
+        key: object = cert.public_key()
+    except UnsupportedAlgorithm:
+        key = None  # an unknown curve or key type: parsed, reported as OTHER
+    except ValueError as exc:
+        raise FormatError(f"malformed certificate key: {exc}") from None
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         algorithm, size = KeyAlgorithm.EC_P256, key.curve.key_size
     elif isinstance(key, rsa.RSAPublicKey):

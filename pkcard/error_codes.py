@@ -73,6 +73,7 @@ class Reason(StrEnum):
     INVALID_REQUEST = "INVALID_REQUEST"
     UNAVAILABLE = "UNAVAILABLE"
     DAEMON_BUSY = "DAEMON_BUSY"
+    RATE_LIMITED = "RATE_LIMITED"
     CALL_TIMEOUT = "CALL_TIMEOUT"
     INTERNAL = "INTERNAL"
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
@@ -118,6 +119,11 @@ def _rebuild_session_ended(metadata: Metadata, message: str) -> e.PkcardError:
         metadata.get("end_reason", ""), e.SessionEndReason.CLOSED
     )
     return e.SessionEnded(reason, message)
+
+
+def _retry_after(err: e.PkcardError) -> dict[str, str]:
+    assert isinstance(err, e.RateLimited)
+    return {"retry_after_s": str(err.retry_after_s)}
 
 
 def _backend_reason(err: e.PkcardError) -> dict[str, str]:
@@ -250,6 +256,10 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "a request field or x-pkcard-* metadata value is missing or invalid"),
     ErrorCode(e.DaemonUnavailable, Reason.UNAVAILABLE, RpcCode.UNAVAILABLE,
               "the daemon is shutting down"),
+    ErrorCode(e.RateLimited, Reason.RATE_LIMITED, RpcCode.RESOURCE_EXHAUSTED,
+              "too many failed PIN checks for this card within the window; no secret was sent",
+              ("retry_after_s",), _retry_after,
+              lambda m, msg: e.RateLimited(_int(m, "retry_after_s"), msg)),
     ErrorCode(e.DaemonBusy, Reason.DAEMON_BUSY, RpcCode.RESOURCE_EXHAUSTED,
               "too many calls, or a WatchEvents client read too slowly"),
     ErrorCode(e.CallTimeout, Reason.CALL_TIMEOUT, RpcCode.DEADLINE_EXCEEDED,

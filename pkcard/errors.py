@@ -310,6 +310,19 @@ class DaemonBusy(DaemonError):
     """pkcardd is at its concurrency limit, or dropped a stream the client read too slowly."""
 
 
+class RateLimited(DaemonError):
+    """Too many failed PIN checks for this card lately; the daemon sends no secret to it.
+
+    ``retry_after_s`` is how long until the oldest counted failure leaves the window.
+    """
+
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            message or f"too many failed PIN checks for this card; retry in {retry_after_s} s"
+        )
+
+
 class CallTimeout(DaemonError):
     """The call's deadline expired (possibly while queued behind other calls on the reader)."""
 

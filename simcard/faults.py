@@ -51,8 +51,9 @@ class FaultRule:
     """Apply ``fault`` to commands with instruction ``ins`` (any when None).
 
     The first ``skip`` matching commands pass untouched; the next ``count``
-    get the fault (``count`` 0: every later one). ENDLESS_61 and
-    WRONG_LE_LOOP, once triggered, also answer every command after it.
+    get the fault (``count`` 0: every later one). ENDLESS_61, once
+    triggered, also answers every GET RESPONSE after it, and WRONG_LE_LOOP
+    every resend (same INS), until another command comes.
     """
 
     fault: Fault
@@ -88,6 +89,7 @@ class FaultPlan:
     sent: list[SentHeader] = field(default_factory=list)
     _seen: dict[int, int] = field(default_factory=dict)
     _sticky: Fault | None = None
+    _sticky_ins: int = -1
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _released: threading.Event = field(default_factory=threading.Event)
     _rng: random.Random = field(init=False)
@@ -104,9 +106,10 @@ class FaultPlan:
         ins = command[1] if len(command) > 1 else -1
         with self._lock:
             self.sent.append(SentHeader.of(command))
-            if self._sticky is not None:
+            if self._sticky is not None and ins == self._sticky_ins:
                 self.fired.append(self._sticky)
                 return FaultRule(self._sticky)
+            self._sticky = None
             for index, rule in enumerate(self.rules):
                 if rule.ins is not None and rule.ins != ins:
                     continue
@@ -116,6 +119,7 @@ class FaultPlan:
                     continue
                 if rule.fault in _STICKY:
                     self._sticky = rule.fault
+                    self._sticky_ins = 0xC0 if rule.fault is Fault.ENDLESS_61 else ins
                 self.fired.append(rule.fault)
                 return rule
         return None

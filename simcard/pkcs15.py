@@ -184,10 +184,6 @@ class _DataObject(core.Sequence):
     ]
 
 
-class _DataObjectChoice(core.Choice):
-    _alternatives = [("opaque", _DataObject, {"implicit": 0})]
-
-
 class _TokenFlags(core.BitString):
     _map = {0: "readonly", 1: "loginRequired", 2: "prnGeneration", 3: "eidCompliant"}
 
@@ -312,13 +308,12 @@ def _certificate_object(key: Pkcs15Key) -> bytes:
 
 
 def _data_object(label: str, fid: int) -> bytes:
-    obj = _DataObjectChoice(
-        name="opaque",
-        value={
+    obj = _DataObject(  # opaqueDO: the untagged alternative of PKCS#15 DataType
+        {
             "common": {"label": label},
             "class_attributes": {"application_name": DATA_APPLICATION},
             "type_attributes": _path(fid),
-        },
+        }
     )
     return bytes(obj.dump())
 

@@ -16,13 +16,17 @@ every read. Without both, Nagle and delayed ACKs cost ~44 ms per APDU.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import struct
 import threading
 from enum import IntEnum
 from typing import Protocol
 
+_log = logging.getLogger(__name__)
+
 _HEADER = struct.Struct(">H")
+NO_PRECISE_DIAGNOSIS = b"\x6f\x00"
 _CONNECT_TIMEOUT_S = 5.0
 _JOIN_TIMEOUT_S = 5.0
 
@@ -183,9 +187,18 @@ class VpcdCardSlot:
                 if self._pull_on_next_apdu.is_set():
                     self._pull_on_next_apdu.clear()
                     return
-                answer = card.execute(payload)
+                answer = self._execute(card, payload)
             if answer is not None:
                 sock.sendall(_HEADER.pack(len(answer)) + answer)
+
+    @staticmethod
+    def _execute(card: CardLike, command: bytes) -> bytes:
+        """The card's answer; a crashing card OS answers 6F00 instead of vanishing."""
+        try:
+            return card.execute(command)
+        except Exception:
+            _log.exception("simulated card failed on a command (INS %02X)", command[1])
+            return NO_PRECISE_DIAGNOSIS
 
     @staticmethod
     def _control(card: CardLike, code: int) -> bytes | None:

@@ -7,7 +7,9 @@ against a test's timeout; other runs wait for it), and only then kills any
 stray pcscd and runs its own for the whole session.
 
 Use ``pcscd_env`` in tests marked ``@pytest.mark.pcsc``. After each test every
-card is pulled and pcscd is back on the default readers.
+card is pulled and pcscd is back on the default readers. A test must never
+start another lock holder (``pkcard-sim run``, the benchmark) as a
+subprocess: it would wait for this run's lock forever.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 
 from pkcard.readers import ReaderEvent, ReaderEventKind
@@ -88,3 +90,45 @@ class EventLog:
 
     def kinds(self) -> list[ReaderEventKind]:
         return [event.kind for event in self.events]
+
+
+class FakeReader:
+    """The reader side of vpcd: listens, accepts one card, sends messages."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.port: int = self.server.getsockname()[1]
+        self.client: socket.socket | None = None
+
+    def accept(self) -> None:
+        self.server.settimeout(5)
+        self.client, _ = self.server.accept()
+        self.client.settimeout(5)
+
+    def send(self, payload: bytes) -> None:
+        assert self.client is not None
+        self.client.sendall(struct.pack(">H", len(payload)) + payload)
+
+    def receive(self) -> bytes | None:
+        assert self.client is not None
+        header = self._exact(2)
+        if header is None:
+            return None
+        return self._exact(struct.unpack(">H", header)[0])
+
+    def _exact(self, size: int) -> bytes | None:
+        assert self.client is not None
+        data = b""
+        while len(data) < size:
+            chunk = self.client.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.server.close()

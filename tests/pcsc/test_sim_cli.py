@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+from pcsc_cards import FakeReader
 
 from simcard.pcscd_harness import VPCD_DRIVER
 from simcard.vpcd import CardLike
@@ -59,3 +63,25 @@ def test_command_loop() -> None:
     assert "no slot 7" in text
     assert "commands:" in text
     assert "error: ProfileError" in text
+
+
+def test_serve_inserts_the_profile_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = FakeReader()
+    read_end, write_end = os.pipe()
+    try:
+        monkeypatch.setattr(sys, "stdin", os.fdopen(read_end, "r"))
+        server = threading.Thread(
+            target=main, args=(["serve", "--slot", f"{reader.port}=pk-regular"],), daemon=True
+        )
+        server.start()
+        reader.accept()
+        reader.send(b"\x04")  # GET_ATR
+        atr = reader.receive()
+        os.write(write_end, b"list\nquit\n")
+        server.join(10)
+        assert not server.is_alive()
+    finally:
+        os.close(write_end)
+        reader.close()
+    assert atr is not None
+    assert b"PKCARDPK" in atr

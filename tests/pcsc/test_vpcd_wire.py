@@ -2,58 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import struct
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pcsc_cards import ECHO_PK_ATR, EchoCard
+from pcsc_cards import ECHO_PK_ATR, EchoCard, FakeReader
 
 from simcard.vpcd import SlotError, VpcdCardSlot, VpcdControl
-
-
-class FakeReader:
-    """The reader side of vpcd: listens, accepts one card, sends messages."""
-
-    def __init__(self) -> None:
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(1)
-        self.port: int = self.server.getsockname()[1]
-        self.client: socket.socket | None = None
-
-    def accept(self) -> None:
-        self.server.settimeout(5)
-        self.client, _ = self.server.accept()
-        self.client.settimeout(5)
-
-    def send(self, payload: bytes) -> None:
-        assert self.client is not None
-        self.client.sendall(struct.pack(">H", len(payload)) + payload)
-
-    def receive(self) -> bytes | None:
-        assert self.client is not None
-        header = self._exact(2)
-        if header is None:
-            return None
-        return self._exact(struct.unpack(">H", header)[0])
-
-    def _exact(self, size: int) -> bytes | None:
-        assert self.client is not None
-        data = b""
-        while len(data) < size:
-            chunk = self.client.recv(size - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        return data
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        self.server.close()
 
 
 @pytest.fixture
@@ -137,3 +93,17 @@ def test_any_apdu_sizes_round_trip(apdus: list[bytes]) -> None:
                 assert fake.receive() == expected
     finally:
         fake.close()
+
+
+class CrashingCard(EchoCard):
+    def execute(self, apdu: bytes) -> bytes:
+        raise RuntimeError("card OS bug")
+
+
+def test_a_crashing_card_answers_6f00(reader: FakeReader) -> None:
+    with VpcdCardSlot(reader.port) as slot:
+        slot.insert(CrashingCard())
+        reader.accept()
+        reader.send(bytes.fromhex("00B0000000"))
+        assert reader.receive() == b"\x6f\x00"
+        assert slot.inserted

@@ -10,6 +10,10 @@
 * ``pkcs11-fake``: Pkcs11PkDriver over an in-memory PKCS#11 double with real
   try counters and transport state (fake_token.py), for the flag mapping
   SoftHSM2 never exercises (final try, locked, to be changed).
+* ``opensc-pcscd``: Pkcs11PkDriver over OpenSC's opensc-pkcs11.so, which reads
+  the simulated PK's PKCS#15 structure through pcscd -> vpcd (marked
+  ``pcsc``; simcard/opensc.py has the private opensc.conf). A PKCS#11 module
+  nobody here wrote, on a card that really locks.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
 from simcard.card import SimulatedCard
 from simcard.inprocess import InProcessConnection
+from simcard.opensc import (
+    OPENSC_MODULE,
+    SIGNATURE_TOKEN_SUFFIX,
+    opensc_conf,
+    write_opensc_config,
+)
+from simcard.pkcs15 import TOKEN_LABEL
 from simcard.profile import load_profile
+from simcard.spec import KeyUse
 from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
 
 PROVISIONED = ("pk-regular", "pk-backup", "pk-nurse")
@@ -36,6 +48,16 @@ BACKENDS = (
     pytest.param("apdu-pcscd", marks=pytest.mark.pcsc),
     "softhsm2",
     "pkcs11-fake",
+    pytest.param("opensc-pcscd", marks=pytest.mark.pcsc),
+)
+OPENSC_SLOT = 0  # the PC Twin reader: no PIN pad, so OpenSC sends the PIN itself
+OPENSC_NO_COUNT_LOW = (
+    "OpenSC's default driver learns no maximum try count (ISO VERIFY answers only 63Cx),"
+    " so it never sets CKF_USER_PIN_COUNT_LOW: only final try and locked are reported"
+)
+OPENSC_NO_SIGNING = (
+    "OpenSC's default driver registers no RSA or EC algorithm, so C_Sign fails"
+    " with CKR_FUNCTION_NOT_SUPPORTED before any APDU is sent"
 )
 
 
@@ -132,6 +154,42 @@ def _pcscd(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
     return build
 
 
+def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
+    if not OPENSC_MODULE.exists():
+        pytest.skip(f"OpenSC is not installed ({OPENSC_MODULE})")
+    env = request.getfixturevalue("pcscd_env")
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+
+    def build(name: str) -> Backend:
+        profile = load_profile(name)
+        if name == "pk-transport":
+            pytest.skip("PKCS#15 has no transport PIN: the AODF lists only PIN, PUK and SPIN")
+        card = SimulatedCard.from_profile(profile)
+        env.insert(OPENSC_SLOT, card)
+        with opensc_conf(write_opensc_config(tmp_path, [card.atr])):
+            module = Pkcs11Module.load(OPENSC_MODULE)
+        reader = env.reader_name(OPENSC_SLOT)
+        signs = any(spec.use is KeyUse.SIGNATURE for spec in profile.keys)
+        sign = (
+            TokenSelector(slot_description=reader, label=TOKEN_LABEL + SIGNATURE_TOKEN_SUFFIX)
+            if signs
+            else None
+        )
+        driver = Pkcs11PkDriver(
+            module, TokenSelector(slot_description=reader, label=TOKEN_LABEL), sign
+        )
+        return Backend(
+            "opensc-pcscd",
+            ProfessionalCard(driver),
+            profile,
+            has_password=False,
+            exact_counter=False,
+            closers=[driver.close, module.close],
+        )
+
+    return build
+
+
 @pytest.fixture(params=BACKENDS)
 def open_pk(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Backend]]:
     """``open_pk(profile_name) -> Backend`` on the parametrised backend."""
@@ -142,6 +200,8 @@ def open_pk(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Backend]
         factory = _pcscd(request)
     elif request.param == "pkcs11-fake":
         factory = _fake
+    elif request.param == "opensc-pcscd":
+        factory = _opensc(request)
     else:
         factory = _inprocess
 

@@ -20,7 +20,6 @@ import pytest
 from daemon_harness import RunningDaemon, make_root, wait_serving
 
 from pcsc_bridge import PcscReaderSystem
-from pkcard.client import PkcardClient
 from pkcard.errors import (
     CallTimeout,
     CardRemoved,
@@ -40,7 +39,9 @@ from simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness
 from simcard.profile import load_profile
 from simcard.spec import SecretRef
 
-pytestmark = pytest.mark.pcsc
+# A call blocked inside libpcsclite cannot be interrupted by a signal: the thread method
+# ends the run with every stack dumped instead of hanging CI.
+pytestmark = [pytest.mark.pcsc, pytest.mark.timeout(120, method="thread")]
 
 BOUND_S = 20.0  # every wait in this module gives up after this long
 
@@ -152,24 +153,33 @@ def test_reset_by_another_process_drops_the_verified_state(pcscd_env: PcscdHarne
 def test_transaction_of_a_killed_client_is_released(pcscd_env: PcscdHarness) -> None:
     pcscd_env.insert(0, card("kzz"))
     name = pcscd_env.reader_name(0)
+    system = PcscReaderSystem()
+    connection = system.connect(name)  # before the other client locks the card
     holder = other_client(name, "transaction")
     outcome: list[object] = []
-    with PcscReaderSystem() as system, system.connect(name) as connection:
 
-        def take() -> None:
-            try:
-                with connection.transaction():
-                    outcome.append(connection.transmit(bytes.fromhex("00A4040C00")))
-            except PkcardError as exc:
-                outcome.append(exc)
+    def take() -> None:
+        try:
+            with connection.transaction():
+                outcome.append(connection.transmit(bytes.fromhex("00A4040C00")))
+        except PkcardError as exc:
+            outcome.append(exc)
 
-        waiter = threading.Thread(target=take, name="transaction-waiter")
-        waiter.start()
-        os.kill(holder.pid, signal.SIGKILL)  # dies holding the transaction
-        holder.wait(BOUND_S)
-        waiter.join(BOUND_S)
-        assert not waiter.is_alive(), "the dead client's transaction was never released"
-    assert outcome and isinstance(outcome[0], bytes), outcome
+    waiter = threading.Thread(target=take, name="transaction-waiter", daemon=True)
+    waiter.start()
+    os.kill(holder.pid, signal.SIGKILL)  # dies holding the transaction
+    holder.wait(BOUND_S)
+    waiter.join(BOUND_S)
+    # A waiter still blocked in SCardBeginTransaction would block close() too: leave it.
+    assert not waiter.is_alive(), "the dead client's transaction was never released"
+    connection.close()
+    system.close()
+    # pcscd cleans up after the dead client by resetting the card (its PIN states must not
+    # outlive it): we see CardReset, typed, and the next transaction works.
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], bytes | CardReset), outcome
+    with PcscReaderSystem() as again, again.connect(name) as fresh, fresh.transaction():
+        assert fresh.transmit(bytes.fromhex("00A4040C00"))[-2:]
 
 
 def test_forked_child_inherits_handles(pcscd_env: PcscdHarness) -> None:
@@ -244,10 +254,12 @@ def test_broken_answers_through_pcscd_are_typed(pcscd_env: PcscdHarness,
     pcscd_env.insert(0, FaultyCard(card("kzz"), plan))
     name = pcscd_env.reader_name(0)
     with pcsc_daemon.client(timeout=BOUND_S) as client:
+        failure: PkcardError | None = None
         try:
             client.get_card(name)
         except PkcardError as exc:
-            assert not isinstance(exc, DaemonInternalError), exc
+            failure = exc
+        assert not isinstance(failure, DaemonInternalError), failure
         assert client.get_card(name).reader == name  # the next call is served normally
     assert fault in plan.fired
 

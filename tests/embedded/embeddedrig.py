@@ -1,0 +1,176 @@
+"""Helpers of the embedded-backend tests: ``pkcardd --simulated`` as a real process.
+
+The daemon runs with nothing else: no ``backend`` in its configuration, so
+it starts the reference backend in process. The tests reach the daemon on
+``DIR/pkcardd.sock`` and the embedded backend on ``DIR/backend.sock``.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from backend.registry import AuditRecord, Registry
+from backend.service import CLIENT_METADATA_KEY
+from daemon.embedded_backend import DATABASE_NAME, SOCKET_NAME
+from pkcard.backend.v1 import backend_pb2 as bpb
+from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
+from pkcard.client import PkcardClient
+from pkcard.secret import Secret
+from simcard.profile import load_profile
+from simcard.spec import SecretRef
+from tools.pkpin.cli import run
+from tools.pkpin.messages import ExitCode
+from tools.pkpin.terminal import Terminal
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKSTATION = "ws-embedded-01"
+DEVELOPER = "dev-client"  # the client id a developer's script uses at backend.sock
+STARTUP_LIMIT = 30.0
+
+
+def profile_secret(profile: str, ref: SecretRef) -> str:
+    return load_profile(profile).secret_value(ref)
+
+
+def refusal_reason(error: grpc.RpcError) -> str:
+    """The backend's ErrorInfo reason of a refused call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""
+
+
+@dataclass
+class EmbeddedDaemon:
+    """A ``pkcardd --simulated`` process and channels to its two sockets."""
+
+    root: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket_dir / "pkcardd.sock"
+
+    @property
+    def backend_socket(self) -> Path:
+        return self.socket_dir / SOCKET_NAME
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self) -> PkcardClient:
+        return PkcardClient(self.socket_path, timeout=60)
+
+    def challenge(self) -> bytes:
+        with grpc.insecure_channel(f"unix:{self.backend_socket}") as channel:
+            reply = bpb_grpc.SessionServiceStub(channel).IssueChallenge(
+                bpb.IssueChallengeRequest(), metadata=((CLIENT_METADATA_KEY, DEVELOPER),),
+                timeout=10)
+        return bytes(reply.nonce)
+
+    def redeem(self, token: str) -> bpb.RedeemTokenResponse:
+        with grpc.insecure_channel(f"unix:{self.backend_socket}") as channel:
+            reply: bpb.RedeemTokenResponse = bpb_grpc.SessionServiceStub(channel).RedeemToken(
+                bpb.RedeemTokenRequest(token=token),
+                metadata=((CLIENT_METADATA_KEY, DEVELOPER),), timeout=10)
+        return reply
+
+    def audit(self) -> tuple[AuditRecord, ...]:
+        """The embedded backend's audit table, read from its database file."""
+        registry = Registry(self.state_dir / DATABASE_NAME)
+        try:
+            return registry.audit_records()
+        finally:
+            registry.close()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_daemon(root: Path) -> EmbeddedDaemon:
+    """Start ``pkcardd --simulated`` on ``root/run`` with its state in ``root/state``."""
+    config = root / "pkcardd.toml"
+    config.write_text(f'workstation_id = "{WORKSTATION}"\n')
+    log_path = root / "pkcardd.log"
+    command = [
+        sys.executable, "-m", "daemon.main", "--simulated", "--config", str(config),
+        "--socket-dir", str(root / "run"), "--state-dir", str(root / "state"),
+        "--log-level", "DEBUG",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stderr=log, stdout=subprocess.DEVNULL, cwd=ROOT)
+    daemon = EmbeddedDaemon(root, process, log_path)
+    _wait_serving(daemon)
+    return daemon
+
+
+def _wait_serving(daemon: EmbeddedDaemon) -> None:
+    give_up = time.monotonic() + STARTUP_LIMIT
+    while time.monotonic() < give_up:
+        if daemon.process.poll() is not None:
+            pytest.fail(f"pkcardd exited with {daemon.process.returncode}:\n{daemon.log()}")
+        if daemon.socket_path.exists():
+            with grpc.insecure_channel(f"unix:{daemon.socket_path}") as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=2)
+                except grpc.RpcError:
+                    pass
+                else:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+        time.sleep(0.05)
+    daemon.stop()
+    pytest.fail(f"pkcardd did not start:\n{daemon.log()}")
+
+
+class ScriptedTerminal(Terminal):
+    """A terminal whose holder types ``answers`` in turn."""
+
+    def __init__(self, answers: list[str]) -> None:
+        super().__init__(-1)
+        self._answers = answers
+
+    def read_secret(self, prompt: str) -> Secret:
+        return Secret(self._answers.pop(0))
+
+
+def pkpin_reactivate(daemon: EmbeddedDaemon, reader: str, password: str) -> tuple[ExitCode, str]:
+    """``pkpin --socket ... --reader READER reactivate`` with ``password`` typed."""
+    out, err = io.StringIO(), io.StringIO()
+    terminal: Callable[[], Terminal] = lambda: ScriptedTerminal([password])  # noqa: E731
+    code = run(["--socket", str(daemon.socket_path), "--reader", reader, "reactivate"],
+               environ={"LANG": "C"}, out=out, err=err, open_terminal=terminal)
+    return code, out.getvalue() + err.getvalue()
