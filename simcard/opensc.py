@@ -21,7 +21,7 @@ from pathlib import Path
 
 OPENSC_MODULE = Path("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
 OPENSC_CONF_VARIABLE = "OPENSC_CONF"
-SIGNATURE_TOKEN_SUFFIX = " (SPIN)"  # OpenSC labels the second PIN's slot "<token> (<PIN label>)"
+SIGNATURE_TOKEN_SUFFIX = " (SPIN)"  # noqa: S105 - OpenSC labels the second PIN's slot "<token> (<PIN label>)"
 
 
 def _atr_text(atr: bytes) -> str:

@@ -135,9 +135,7 @@ class CardOS:
         force_exact_le: bool = False,
         master_files: Mapping[int, bytes] | None = None,
     ) -> None:
-        self._applications = {
-            aid: app for app in applications for aid in (app.aid, *app.aliases)
-        }
+        self._applications = {aid: app for app in applications for aid in (app.aid, *app.aliases)}
         self._dedicated_files = {app.fid: app for app in applications if app.fid is not None}
         self._master_files: Mapping[int, bytes] = dict(master_files or {})
         self._secrets = {slot.ref: slot for slot in secrets}

@@ -9,7 +9,8 @@ DODF (EF.CardInfo, EF.Holder as opaque data objects of application
 ``pkcard``). All paths are absolute (``3F00 5015 FID``).
 
 The DER objects follow PKCS#15 v1.1 (IMPLICIT TAGS; type attributes are
-explicitly tagged ``[1]``), encoded with asn1crypto.
+explicitly tagged ``[1]``), written by the small encoder below: the card side
+stays independent of the host-side parsers.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from asn1crypto import core
-
-from simcard.spec import KeyAlgorithm, KeyUse, SecretRef, secret_format
+from simcard.spec import PIN_PAD_BYTE, KeyAlgorithm, KeyUse, SecretRef, secret_format
 
 PKCS15_AID = bytes.fromhex("A000000063504B43532D3135")
 PK_DF = 0x5015
-TOKEN_LABEL = "pkcard PK"
+MF_PATH = bytes.fromhex("3F00")
+TOKEN_LABEL = "pkcard PK"  # noqa: S105 - a token label, not a secret
 MANUFACTURER = "pkcard simulated card"
 DATA_APPLICATION = "pkcard"  # CKA_APPLICATION of the data objects (pkcard.pkcs11)
 
@@ -41,161 +41,85 @@ class Pkcs15Fid(IntEnum):
     DODF = 0x4404
 
 
-# --- ASN.1 (PKCS#15 v1.1) -------------------------------------------------------------
+# --- DER (PKCS#15 v1.1: IMPLICIT TAGS; type attributes are EXPLICIT [1]) ------------------
 
 
-class _Path(core.Sequence):
-    _fields = [("path", core.OctetString)]
+def _der(tag: int, value: bytes) -> bytes:
+    """One DER object with a one-byte tag."""
+    n = len(value)
+    if n < 0x80:
+        length = bytes([n])
+    elif n <= 0xFF:
+        length = bytes([0x81, n])
+    else:
+        length = bytes([0x82]) + n.to_bytes(2, "big")
+    return bytes([tag]) + length + value
 
 
-class _ObjectFlags(core.BitString):
-    _map = {0: "private", 1: "modifiable"}
+def _seq(*parts: bytes) -> bytes:
+    return _der(0x30, b"".join(parts))
 
 
-class _CommonObjectAttributes(core.Sequence):
-    _fields = [
-        ("label", core.UTF8String, {"optional": True}),
-        ("flags", _ObjectFlags, {"optional": True}),
-        ("auth_id", core.OctetString, {"optional": True}),
-    ]
+def _utf8(text: str) -> bytes:
+    return _der(0x0C, text.encode("utf-8"))
 
 
-class _CommonAuthenticationObjectAttributes(core.Sequence):
-    _fields = [("auth_id", core.OctetString)]
+def _octets(value: bytes) -> bytes:
+    return _der(0x04, value)
 
 
-class _PinFlags(core.BitString):
-    _map = {
-        0: "case-sensitive",
-        1: "local",
-        2: "change-disabled",
-        3: "unblock-disabled",
-        4: "initialized",
-        5: "needs-padding",
-        6: "unblockingPin",
-        7: "soPin",
-    }
+def _integer(value: int, tag: int = 0x02) -> bytes:
+    """A non-negative INTEGER (a leading 00 keeps 0x80..0xFF positive)."""
+    return _der(tag, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
-class _PinType(core.Enumerated):
-    _map = {0: "bcd", 1: "ascii-numeric", 2: "utf8"}
+def _bits(*named: IntEnum) -> bytes:
+    """A named-bit BIT STRING in DER: bit 0 is the first bit, trailing zero bits dropped."""
+    if not named:
+        return _der(0x03, b"\x00")
+    highest = max(int(bit) for bit in named)
+    size = highest // 8 + 1
+    value = 0
+    for bit in named:
+        value |= 1 << (size * 8 - 1 - int(bit))
+    return _der(0x03, bytes([size * 8 - 1 - highest]) + value.to_bytes(size, "big"))
 
 
-class _PinAttributes(core.Sequence):
-    _fields = [
-        ("pin_flags", _PinFlags),
-        ("pin_type", _PinType),
-        ("min_length", core.Integer),
-        ("stored_length", core.Integer),
-        ("max_length", core.Integer, {"optional": True}),
-        ("pin_reference", core.Integer, {"implicit": 0, "optional": True}),
-        ("pad_char", core.OctetString, {"optional": True}),
-    ]
+def _path(fid: int | None = None) -> bytes:
+    """Path ::= SEQUENCE { path OCTET STRING }: the PK DF, or an EF in it."""
+    path = MF_PATH + PK_DF.to_bytes(2, "big")
+    if fid is not None:
+        path += fid.to_bytes(2, "big")
+    return _seq(_octets(path))
 
 
-class _PinObject(core.Sequence):
-    _fields = [
-        ("common", _CommonObjectAttributes),
-        ("class_attributes", _CommonAuthenticationObjectAttributes),
-        ("type_attributes", _PinAttributes, {"explicit": 1}),
-    ]
+class _ObjectFlag(IntEnum):
+    PRIVATE = 0
 
 
-class _KeyUsageFlags(core.BitString):
-    _map = {
-        0: "encrypt",
-        1: "decrypt",
-        2: "sign",
-        3: "signRecover",
-        4: "wrap",
-        5: "unwrap",
-        6: "verify",
-        7: "verifyRecover",
-        8: "derive",
-        9: "nonRepudiation",
-    }
+class _PinFlag(IntEnum):
+    LOCAL = 1
+    UNBLOCK_DISABLED = 3
+    INITIALIZED = 4
+    NEEDS_PADDING = 5
+    UNBLOCKING_PIN = 6
 
 
-class _CommonKeyAttributes(core.Sequence):
-    _fields = [
-        ("id", core.OctetString),
-        ("usage", _KeyUsageFlags),
-        ("native", core.Boolean, {"default": True}),
-        ("key_reference", core.Integer, {"optional": True}),
-    ]
+class _KeyUsage(IntEnum):
+    SIGN = 2
+    NON_REPUDIATION = 9
 
 
-class _RsaKeyAttributes(core.Sequence):
-    _fields = [("value", _Path), ("modulus_length", core.Integer)]
+class _TokenFlag(IntEnum):
+    READONLY = 0
+    PRN_GENERATION = 2
 
 
-class _EcKeyAttributes(core.Sequence):
-    _fields = [("value", _Path)]
-
-
-class _RsaKeyObject(core.Sequence):
-    _fields = [
-        ("common", _CommonObjectAttributes),
-        ("class_attributes", _CommonKeyAttributes),
-        ("type_attributes", _RsaKeyAttributes, {"explicit": 1}),
-    ]
-
-
-class _EcKeyObject(core.Sequence):
-    _fields = [
-        ("common", _CommonObjectAttributes),
-        ("class_attributes", _CommonKeyAttributes),
-        ("type_attributes", _EcKeyAttributes, {"explicit": 1}),
-    ]
-
-
-class _PrivateKey(core.Choice):
-    _alternatives = [
-        ("rsa", _RsaKeyObject),
-        ("ec", _EcKeyObject, {"implicit": 0}),
-    ]
-
-
-class _CommonCertificateAttributes(core.Sequence):
-    _fields = [("id", core.OctetString)]
-
-
-class _CertificateAttributes(core.Sequence):
-    _fields = [("value", _Path)]
-
-
-class _CertificateObject(core.Sequence):
-    _fields = [
-        ("common", _CommonObjectAttributes),
-        ("class_attributes", _CommonCertificateAttributes),
-        ("type_attributes", _CertificateAttributes, {"explicit": 1}),
-    ]
-
-
-class _CommonDataObjectAttributes(core.Sequence):
-    _fields = [("application_name", core.UTF8String, {"optional": True})]
-
-
-class _DataObject(core.Sequence):
-    _fields = [
-        ("common", _CommonObjectAttributes),
-        ("class_attributes", _CommonDataObjectAttributes),
-        ("type_attributes", _Path, {"explicit": 1}),
-    ]
-
-
-class _TokenFlags(core.BitString):
-    _map = {0: "readonly", 1: "loginRequired", 2: "prnGeneration", 3: "eidCompliant"}
-
-
-class _TokenInfo(core.Sequence):
-    _fields = [
-        ("version", core.Integer),
-        ("serial_number", core.OctetString),
-        ("manufacturer_id", core.UTF8String, {"optional": True}),
-        ("label", core.UTF8String, {"implicit": 0, "optional": True}),
-        ("token_flags", _TokenFlags),
-    ]
+_PIN_TYPE_ASCII_NUMERIC = 1
+_TAG_PIN_REFERENCE = 0x80  # [0] IMPLICIT INTEGER
+_TAG_TYPE_ATTRIBUTES = 0xA1  # [1] EXPLICIT
+_TAG_EC_KEY = 0xA0  # privateECKey [0]
+_TAG_TOKEN_LABEL = 0x80  # label [0] IMPLICIT UTF8String
 
 
 # --- the card's objects -----------------------------------------------------------------
@@ -224,115 +148,72 @@ _AUTH_IDS = {SecretRef.PIN: 0x01, SecretRef.PUK: 0x02, SecretRef.SPIN: 0x03}
 _PIN_LABELS = {SecretRef.PIN: "PIN", SecretRef.PUK: "PUK", SecretRef.SPIN: "SPIN"}
 
 
-def _path(fid: int) -> _Path:
-    return _Path({"path": bytes.fromhex("3F00") + PK_DF.to_bytes(2, "big") + fid.to_bytes(2, "big")})
-
-
-def _df_path() -> bytes:
-    return bytes.fromhex("3F00") + PK_DF.to_bytes(2, "big")
+def _common(label: str, *, private: bool = False, auth_id: int | None = None) -> bytes:
+    """CommonObjectAttributes."""
+    flags = _bits(_ObjectFlag.PRIVATE) if private else b""
+    auth = _octets(bytes([auth_id])) if auth_id is not None else b""
+    return _seq(_utf8(label), flags, auth)
 
 
 def _pin_object(ref: SecretRef) -> bytes:
     fmt = secret_format(ref)
-    flags = {"initialized", "needs-padding"}
+    flags = [_PinFlag.INITIALIZED, _PinFlag.NEEDS_PADDING]
     if ref == SecretRef.PUK:
-        flags |= {"unblockingPin", "unblock-disabled"}
+        flags += [_PinFlag.UNBLOCKING_PIN, _PinFlag.UNBLOCK_DISABLED]
     if ref == SecretRef.SPIN:
-        flags.add("local")  # OpenSC's "sign PIN": a second, local PIN
-    common: dict[str, object] = {"label": _PIN_LABELS[ref], "flags": {"private"}}
-    if ref == SecretRef.PIN:
-        common["auth_id"] = bytes([_AUTH_IDS[SecretRef.PUK]])
-    obj = _PinObject(
-        {
-            "common": common,
-            "class_attributes": {"auth_id": bytes([_AUTH_IDS[ref]])},
-            "type_attributes": {
-                "pin_flags": flags,
-                "pin_type": "ascii-numeric",
-                "min_length": fmt.min_length,
-                "stored_length": fmt.block_length,
-                "max_length": fmt.max_length,
-                "pin_reference": int(ref),
-                "pad_char": b"\xff",
-            },
-        }
+        flags.append(_PinFlag.LOCAL)  # OpenSC's "sign PIN": a second, local PIN
+    unblocked_by = _AUTH_IDS[SecretRef.PUK] if ref == SecretRef.PIN else None
+    attributes = _seq(
+        _bits(*flags),
+        _integer(_PIN_TYPE_ASCII_NUMERIC, 0x0A),
+        _integer(fmt.min_length),
+        _integer(fmt.block_length),
+        _integer(fmt.max_length),
+        _integer(int(ref), _TAG_PIN_REFERENCE),
+        _octets(bytes([PIN_PAD_BYTE])),
     )
-    return bytes(obj.dump())
+    return _seq(
+        _common(_PIN_LABELS[ref], private=True, auth_id=unblocked_by),
+        _seq(_octets(bytes([_AUTH_IDS[ref]]))),
+        _der(_TAG_TYPE_ATTRIBUTES, attributes),
+    )
 
 
 def _key_object(key: Pkcs15Key) -> bytes:
     auth = key.use == KeyUse.AUTHENTICATION
     guard = SecretRef.PIN if auth else SecretRef.SPIN
-    common = {
-        "label": "auth" if auth else "sign",
-        "flags": {"private"},
-        "auth_id": bytes([_AUTH_IDS[guard]]),
-    }
-    attributes = {
-        "id": bytes([key.ref]),
-        "usage": {"sign"} if auth else {"sign", "nonRepudiation"},
-        "key_reference": key.ref,
-    }
-    value = _Path({"path": _df_path()})
+    usage = (_KeyUsage.SIGN,) if auth else (_KeyUsage.SIGN, _KeyUsage.NON_REPUDIATION)
+    common = _common("auth" if auth else "sign", private=True, auth_id=_AUTH_IDS[guard])
+    key_attributes = _seq(_octets(bytes([key.ref])), _bits(*usage), _integer(key.ref))
     if key.algorithm == KeyAlgorithm.RSA_2048:
-        choice = _PrivateKey(
-            name="rsa",
-            value={
-                "common": common,
-                "class_attributes": attributes,
-                "type_attributes": {"value": value, "modulus_length": 2048},
-            },
-        )
-    else:
-        choice = _PrivateKey(
-            name="ec",
-            value={
-                "common": common,
-                "class_attributes": attributes,
-                "type_attributes": {"value": value},
-            },
-        )
-    return bytes(choice.dump())
+        typed = _seq(_path(), _integer(2048))
+        return _seq(common, key_attributes, _der(_TAG_TYPE_ATTRIBUTES, typed))
+    typed = _seq(_path())
+    return _der(_TAG_EC_KEY, common + key_attributes + _der(_TAG_TYPE_ATTRIBUTES, typed))
 
 
 def _certificate_object(key: Pkcs15Key) -> bytes:
     label = "auth" if key.use == KeyUse.AUTHENTICATION else "sign"
-    obj = _CertificateObject(
-        {
-            "common": {"label": label},
-            "class_attributes": {"id": bytes([key.ref])},
-            "type_attributes": {"value": _path(key.certificate_fid)},
-        }
+    typed = _seq(_path(key.certificate_fid))
+    return _seq(
+        _seq(_utf8(label)),
+        _seq(_octets(bytes([key.ref]))),
+        _der(_TAG_TYPE_ATTRIBUTES, typed),
     )
-    return bytes(obj.dump())
 
 
 def _data_object(label: str, fid: int) -> bytes:
-    obj = _DataObject(  # opaqueDO: the untagged alternative of PKCS#15 DataType
-        {
-            "common": {"label": label},
-            "class_attributes": {"application_name": DATA_APPLICATION},
-            "type_attributes": _path(fid),
-        }
+    """An opaqueDO (the untagged alternative of PKCS#15 DataType)."""
+    return _seq(
+        _seq(_utf8(label)),
+        _seq(_utf8(DATA_APPLICATION)),
+        _der(_TAG_TYPE_ATTRIBUTES, _path(fid)),
     )
-    return bytes(obj.dump())
 
 
 def _odf_entry(tag: int, fid: int) -> bytes:
-    """One ODF choice: ``[tag] EXPLICIT Path`` (constructed context tag)."""
-    path = bytes(_path(fid).dump())
-    return _tlv(0xA0 | tag, path)
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    n = len(value)
-    if n < 0x80:
-        length = bytes([n])
-    elif n <= 0xFF:
-        length = bytes([0x81, n])
-    else:
-        length = bytes([0x82]) + n.to_bytes(2, "big")
-    return bytes([tag]) + length + value
+    """One ODF choice: ``[tag]`` wrapping the Path of the directory file."""
+    return _der(0xA0 | tag, _path(fid))
 
 
 # ODF choice tags (PKCS#15 PKCS15Objects): privateKeys [0], certificates [4],
@@ -356,18 +237,17 @@ def pk_pkcs15_files(
     password of this profile's kind.
     """
     pins = [ref for ref in (SecretRef.PIN, SecretRef.PUK, SecretRef.SPIN) if ref in secrets]
-    ef_dir = _tlv(
+    df_path = MF_PATH + PK_DF.to_bytes(2, "big")
+    ef_dir = _der(
         0x61,
-        _tlv(0x4F, PKCS15_AID) + _tlv(0x50, TOKEN_LABEL.encode("ascii")) + _tlv(0x51, _df_path()),
+        _der(0x4F, PKCS15_AID) + _der(0x50, TOKEN_LABEL.encode("ascii")) + _der(0x51, df_path),
     )
-    token_info = _TokenInfo(
-        {
-            "version": 0,
-            "serial_number": serial.encode("ascii"),
-            "manufacturer_id": MANUFACTURER,
-            "label": TOKEN_LABEL,
-            "token_flags": {"readonly", "prnGeneration"},
-        }
+    token_info = _seq(
+        _integer(0),
+        _octets(serial.encode("ascii")),
+        _utf8(MANUFACTURER),
+        _der(_TAG_TOKEN_LABEL, TOKEN_LABEL.encode("utf-8")),
+        _bits(_TokenFlag.READONLY, _TokenFlag.PRN_GENERATION),
     )
     odf = (
         _odf_entry(_ODF_PRIVATE_KEYS, Pkcs15Fid.PRKDF)
@@ -377,7 +257,7 @@ def pk_pkcs15_files(
     )
     application_files = {
         Pkcs15Fid.ODF: odf,
-        Pkcs15Fid.TOKEN_INFO: bytes(token_info.dump()),
+        Pkcs15Fid.TOKEN_INFO: token_info,
         Pkcs15Fid.AODF: b"".join(_pin_object(ref) for ref in pins),
         Pkcs15Fid.PRKDF: b"".join(_key_object(key) for key in keys),
         Pkcs15Fid.CDF: b"".join(_certificate_object(key) for key in keys),

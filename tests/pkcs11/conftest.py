@@ -39,8 +39,8 @@ from simcard.opensc import (
 )
 from simcard.pkcs15 import TOKEN_LABEL
 from simcard.profile import load_profile
-from simcard.spec import KeyUse
 from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
+from simcard.spec import KeyUse
 
 PROVISIONED = ("pk-regular", "pk-backup", "pk-nurse")
 BACKENDS = (

@@ -25,8 +25,8 @@ from simcard.profile import load_profile
 from simcard.spec import SecretRef
 
 PIN_INS = frozenset({0x20, 0x24, 0x2C})
-NEW_PIN = "9021"
-WRONG_PIN = "0000"
+NEW_PIN = "482915"
+WRONG_PIN = "13572468"
 
 Operation = Callable[[SimulatedCard, ProfessionalCard], object]
 
