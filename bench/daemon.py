@@ -62,6 +62,7 @@ GOAL_OVERHEAD_MS = 1.0
 GOAL_START_S = 1.5
 GOAL_RSS_MB = 80.0
 WARM_UP_CALLS = 20
+_ERROR_TEXT = 100  # characters of an error kept for the report
 _PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
 
 
@@ -203,7 +204,9 @@ def _rss_mb(pid: int) -> float:
     raise BenchError(f"no VmRSS for process {pid}")
 
 
-def start_pkcardd(workdir: Path, backend: str, audit: bool = True) -> Pkcardd:
+def start_pkcardd(
+    workdir: Path, backend: str, audit: bool = True, extra: Sequence[str] = ()
+) -> Pkcardd:
     """Start ``pkcardd --simulated|--pcsc`` in ``workdir``; return once it is SERVING.
 
     With ``audit`` the daemon keeps its audit log (one fsync per call), as deployed.
@@ -218,6 +221,7 @@ def start_pkcardd(workdir: Path, backend: str, audit: bool = True) -> Pkcardd:
     ]
     if audit:
         command += ["--audit-log", str(root / "audit.jsonl")]
+    command += extra
     with log_path.open("wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
@@ -399,7 +403,7 @@ def run_client_threads(
                 try:
                     client.get_pin_status(reader)
                 except PkcardError as exc:
-                    errors[slot].append(type(exc).__name__)
+                    errors[slot].append(f"{type(exc).__name__}: {exc}"[:_ERROR_TEXT])
                     continue
                 latencies[slot].append(time.perf_counter() - start)
 
@@ -486,7 +490,7 @@ def client_worker(socket_path: Path, indices: Sequence[int], calls_per_client: i
 def report_concurrency(result: Concurrency, sequential: Stats) -> None:
     ideal = result.readers / sequential.median
     errors = sum(result.errors.values())
-    detail = ", ".join(f"{name} {count}" for name, count in sorted(result.errors.items()))
+    detail = "; ".join(f"{count}x {name}" for name, count in sorted(result.errors.items()))
     where = "threads" if result.processes == 1 else f"processes x threads: {result.processes}"
     print(f"{result.clients} concurrent clients ({where}) on {result.readers} readers,"
           f" {result.calls} GetPinStatus calls")
@@ -503,26 +507,27 @@ def report_concurrency(result: Concurrency, sequential: Stats) -> None:
 
 @dataclass(frozen=True)
 class Startup:
-    backend: str
+    label: str
     ready: Stats
     rss_mb: float
 
 
 def measure_startup(
-    workdir: Path, backend: str, starts: int, warm_up: Callable[[Pkcardd], None]
+    workdir: Path, label: str, backend: str, starts: int, warm_up: Callable[[Pkcardd], None],
+    extra: Sequence[str] = (),
 ) -> Startup:
-    """Start ``pkcardd --backend`` ``starts`` times; RSS after warm-up of the last one."""
+    """Start ``pkcardd --backend *extra`` ``starts`` times; RSS after warm-up of the last one."""
     ready: list[float] = []
     rss = 0.0
     for _ in range(starts):
-        daemon = start_pkcardd(workdir, backend)
+        daemon = start_pkcardd(workdir, backend, extra=extra)
         try:
             ready.append(daemon.ready_s)
             warm_up(daemon)
             rss = daemon.rss_mb()
         finally:
             daemon.stop()
-    return Startup(backend, Stats.of(ready), rss)
+    return Startup(label, Stats.of(ready), rss)
 
 
 def measure_python_baseline(starts: int) -> tuple[Stats, float]:
@@ -561,15 +566,15 @@ def report_startup(results: Sequence[Startup], baseline: tuple[Stats, float]) ->
     print(f"start-to-SERVING and VmRSS after {WARM_UP_CALLS} warm-up calls"
           f" ({results[0].ready.count} starts each)")
     label = 'python -c "import grpc"'
-    print(f"  {label:22s} median {_ms(base_time.median)}"
+    print(f"  {label:30s} median {_ms(base_time.median)}"
           f"   RSS {base_rss:6.1f} MB")
     for result in results:
         ok_time = "ok" if result.ready.median < GOAL_START_S else "OVER GOAL"
         ok_rss = "ok" if result.rss_mb < GOAL_RSS_MB else "OVER GOAL"
-        print(f"  {'pkcardd --' + result.backend:22s} median {_ms(result.ready.median)}"
+        print(f"  {'pkcardd ' + result.label:30s} median {_ms(result.ready.median)}"
               f" ({ok_time})   RSS {result.rss_mb:6.1f} MB ({ok_rss})")
         start_ratio = result.ready.median / base_time.median
-        print(f"  ratio {result.backend}/python: start {start_ratio:5.2f}x"
+        print(f"  ratio {result.label}/python: start {start_ratio:5.2f}x"
               f"  RSS {result.rss_mb / base_rss:5.2f}x")
 
 
@@ -602,8 +607,11 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]},"
           f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     baseline = measure_python_baseline(args.starts)
-    simulated = measure_startup(workdir, "simulated", args.starts,
-                                _warm_up(SIMULATED_PK_READER))
+    warm_simulated = _warm_up(SIMULATED_PK_READER)
+    simulated = measure_startup(workdir, "--simulated", "simulated", args.starts, warm_simulated)
+    no_embedded = ("--backend", f"unix:{workdir / 'no-backend.sock'}")
+    simulated_alone = measure_startup(workdir, "--simulated --backend", "simulated", args.starts,
+                                      warm_simulated, no_embedded)
     lock = PcscdLock()
     if not args.pcscd_lock_held:
         lock.acquire()
@@ -614,7 +622,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         for slot in (0, 1):
             harness.insert(slot, load_card(PROFILE))
         apdus, sws = capture_pin_status_apdus(readers[0])
-        pcsc = measure_startup(workdir, "pcsc", args.starts, _warm_up(readers[0]))
+        pcsc = measure_startup(workdir, "--pcsc", "pcsc", args.starts, _warm_up(readers[0]))
         daemon = start_pkcardd(workdir, "pcsc")
         unaudited = start_pkcardd(workdir, "pcsc", audit=False)
         raw = RawPcsc(readers[0])
@@ -630,7 +638,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             raw.close()
             unaudited.stop()
             daemon.stop()
-        report_startup((simulated, pcsc), baseline)
+        report_startup((simulated, simulated_alone, pcsc), baseline)
+        print("  (--simulated starts the embedded test backend; with --backend it does not)")
     finally:
         harness.stop()
         if not args.pcscd_lock_held:

@@ -76,7 +76,10 @@ def parse_certificate(der: bytes) -> CertificateInfo:
         cert = x509.load_der_x509_certificate(der)
         subject = cert.subject.rfc4514_string()
         issuer = cert.issuer.rfc4514_string()
-    except ValueError as exc:
+        serial_attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+        subject_serial = str(serial_attrs[0].value) if serial_attrs else None
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise FormatError(f"malformed certificate: {exc}") from None
     try:
         key: object = cert.public_key()
@@ -90,15 +93,13 @@ def parse_certificate(der: bytes) -> CertificateInfo:
         algorithm, size = KeyAlgorithm.RSA, key.key_size
     else:
         algorithm, size = KeyAlgorithm.OTHER, 0
-    serial_attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    subject_serial = str(serial_attrs[0].value) if serial_attrs else None
     return CertificateInfo(
         subject=subject,
         issuer=issuer,
         serial_number=cert.serial_number,
         subject_serial=subject_serial,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        not_before=not_before,
+        not_after=not_after,
         key_algorithm=algorithm,
         key_size=size,
         sha256_fingerprint=hashlib.sha256(der).digest(),

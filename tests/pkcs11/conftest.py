@@ -51,14 +51,6 @@ BACKENDS = (
     pytest.param("opensc-pcscd", marks=pytest.mark.pcsc),
 )
 OPENSC_SLOT = 0  # the PC Twin reader: no PIN pad, so OpenSC sends the PIN itself
-OPENSC_NO_COUNT_LOW = (
-    "OpenSC's default driver learns no maximum try count (ISO VERIFY answers only 63Cx),"
-    " so it never sets CKF_USER_PIN_COUNT_LOW: only final try and locked are reported"
-)
-OPENSC_NO_SIGNING = (
-    "OpenSC's default driver registers no RSA or EC algorithm, so C_Sign fails"
-    " with CKR_FUNCTION_NOT_SUPPORTED before any APDU is sent"
-)
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +176,8 @@ def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
             profile,
             has_password=False,
             exact_counter=False,
+            counts_low=False,
+            signs=False,
             closers=[driver.close, module.close],
         )
 
