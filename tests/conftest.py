@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from simcard.pcscd_harness import (
     DEFAULT_READERS,
@@ -29,6 +30,16 @@ from simcard.pcscd_harness import (
 )
 
 _LOCK = pytest.StashKey[PcscdLock]()
+
+# One hypothesis profile for the whole suite: "default" in CI, "slow" for the long runs
+# (HYPOTHESIS_PROFILE=slow .venv/bin/pytest ...).
+settings.register_profile(
+    "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "slow", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _unavailable(reason: str) -> None:
