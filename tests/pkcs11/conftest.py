@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from card_process import CardProcess
 from fake_token import FakeLibrary, fake_pk
 from pkcs11rig import NO_TRANSPORT_STATE, Backend, SoftHsmGolden
 
@@ -156,9 +157,10 @@ def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
         profile = load_profile(name)
         if name == "pk-transport":
             pytest.skip("PKCS#15 has no transport PIN: the AODF lists only PIN, PUK and SPIN")
-        card = SimulatedCard.from_profile(profile)
-        env.insert(OPENSC_SLOT, card)
-        with opensc_conf(write_opensc_config(tmp_path, [card.atr])):
+        atr = SimulatedCard.from_profile(profile).atr
+        served = CardProcess(env.slots[OPENSC_SLOT].port, name)
+        env.wait_for_card(OPENSC_SLOT, present=True)
+        with opensc_conf(write_opensc_config(tmp_path, [atr])):
             module = Pkcs11Module.load(OPENSC_MODULE)
         reader = env.reader_name(OPENSC_SLOT)
         signs = any(spec.use is KeyUse.SIGNATURE for spec in profile.keys)
@@ -178,7 +180,7 @@ def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
             exact_counter=False,
             counts_low=False,
             signs=False,
-            closers=[driver.close, module.close],
+            closers=[driver.close, module.close, served.stop],
         )
 
     return build
