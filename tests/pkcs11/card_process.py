@@ -28,7 +28,7 @@ class CardProcess:
     """``profile``'s card inserted into the vpcd slot at ``port`` until :meth:`stop`."""
 
     def __init__(self, port: int, profile: str) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("fork")
         self._stop = context.Event()
         self._process = context.Process(
             target=_serve, args=(port, profile, self._stop), daemon=True
