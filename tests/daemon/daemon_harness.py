@@ -79,18 +79,19 @@ def make_root() -> Path:
     return root
 
 
-def daemon_command(root: Path, *extra: str) -> list[str]:
+def daemon_command(root: Path, *extra: str, readers: str = "--simulated") -> list[str]:
+    """The pkcardd command line; ``readers`` is ``--simulated`` or ``--pcsc``."""
     return [
-        sys.executable, "-m", "daemon.main", "--simulated",
+        sys.executable, "-m", "daemon.main", readers,
         "--socket-dir", str(root / "run"), "--audit-log", str(root / "audit.jsonl"),
         "--log-level", "DEBUG", *extra,
     ]
 
 
-def start_daemon(root: Path, *extra: str) -> RunningDaemon:
+def start_daemon(root: Path, *extra: str, readers: str = "--simulated") -> RunningDaemon:
     stderr_path = root / "pkcardd.log"
     with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(daemon_command(root, *extra), stderr=stderr,
+        process = subprocess.Popen(daemon_command(root, *extra, readers=readers), stderr=stderr,
                                    stdout=subprocess.DEVNULL)
     daemon = RunningDaemon(root, process, stderr_path, root / "audit.jsonl",
                            root / "run" / "pkcardd.sock")

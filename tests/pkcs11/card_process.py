@@ -3,7 +3,8 @@
 PyKCS11 calls a module without releasing the GIL, so a PKCS#11 module that
 talks to pcscd (OpenSC) blocks every Python thread of its process while it
 waits for an APDU answer: a card served by a thread of the same process
-(simcard.vpcd) never answers. The card therefore lives in its own process.
+(simcard.vpcd) never answers. The card therefore lives in its own (forked)
+process.
 """
 
 from __future__ import annotations

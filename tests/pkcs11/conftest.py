@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,6 +52,28 @@ BACKENDS = (
     "pkcs11-fake",
     pytest.param("opensc-pcscd", marks=pytest.mark.pcsc),
 )
+# Cases that do not pass through OpenSC yet (docs/pkcs11.md, "OpenSC"): not skipped,
+# so the day they pass shows up as XPASS.
+OPENSC_UNBLOCK = (
+    "C_InitPIN in the SO session answers CKR_FUNCTION_NOT_SUPPORTED: OpenSC's"
+    " init_pin_in_so_session unblock needs pkcs15init support the default driver lacks"
+)
+OPENSC_DOUBLE_COUNT = (
+    "through OpenSC one wrong PIN sometimes costs two tries (FINAL_TRY after one wrong"
+    " C_Login / C_SetPIN); not diagnosed yet"
+)
+OPENSC_OPEN_CASES = {
+    "test_unblock_with_puk": OPENSC_UNBLOCK,
+    "test_unblock_with_wrong_puk": OPENSC_UNBLOCK,
+    "test_three_wrong_pins_block": OPENSC_UNBLOCK,
+    "test_exhausted_puk_kills_the_card": OPENSC_UNBLOCK,
+    "test_no_secret_in_logs_or_errors": OPENSC_UNBLOCK + "; C_SetPIN also saw CKR_BUFFER_TOO_SMALL",
+    "test_right_pin_after_a_wrong_one": OPENSC_DOUBLE_COUNT,
+    "test_change_pin_with_wrong_old_pin": OPENSC_DOUBLE_COUNT,
+    "test_last_try_guard": OPENSC_DOUBLE_COUNT,
+}
+OPENSC_SCANS = 50
+OPENSC_SCAN_INTERVAL_S = 0.1
 OPENSC_SLOT = 0  # the PC Twin reader: no PIN pad, so OpenSC sends the PIN itself
 
 
@@ -147,6 +170,15 @@ def _pcscd(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
     return build
 
 
+def _wait_for_token(module: Pkcs11Module, selector: TokenSelector) -> None:
+    """OpenSC binds a card that replaced another in the same reader on a later slot scan."""
+    for _ in range(OPENSC_SCANS):
+        if any(selector.matches(token) for token in module.tokens()):
+            return
+        time.sleep(OPENSC_SCAN_INTERVAL_S)
+    raise AssertionError(f"OpenSC shows no token {selector}")
+
+
 def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
     if not OPENSC_MODULE.exists():
         pytest.skip(f"OpenSC is not installed ({OPENSC_MODULE})")
@@ -163,15 +195,15 @@ def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
         with opensc_conf(write_opensc_config(tmp_path, [atr])):
             module = Pkcs11Module.load(OPENSC_MODULE)
         reader = env.reader_name(OPENSC_SLOT)
+        card_token = TokenSelector(slot_description=reader, label=TOKEN_LABEL)
+        _wait_for_token(module, card_token)
         signs = any(spec.use is KeyUse.SIGNATURE for spec in profile.keys)
         sign = (
             TokenSelector(slot_description=reader, label=TOKEN_LABEL + SIGNATURE_TOKEN_SUFFIX)
             if signs
             else None
         )
-        driver = Pkcs11PkDriver(
-            module, TokenSelector(slot_description=reader, label=TOKEN_LABEL), sign
-        )
+        driver = Pkcs11PkDriver(module, card_token, sign)
         return Backend(
             "opensc-pcscd",
             ProfessionalCard(driver),
@@ -180,7 +212,12 @@ def _opensc(request: pytest.FixtureRequest) -> Callable[[str], Backend]:
             exact_counter=False,
             counts_low=False,
             signs=False,
-            closers=[driver.close, module.close, served.stop],
+            closers=[
+                driver.close,
+                module.close,
+                served.stop,
+                lambda: env.wait_for_card(OPENSC_SLOT, present=False),
+            ],
         )
 
     return build
@@ -197,6 +234,9 @@ def open_pk(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Backend]
     elif request.param == "pkcs11-fake":
         factory = _fake
     elif request.param == "opensc-pcscd":
+        reason = OPENSC_OPEN_CASES.get(request.node.originalname)
+        if reason is not None:
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
         factory = _opensc(request)
     else:
         factory = _inprocess
