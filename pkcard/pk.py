@@ -264,6 +264,20 @@ def _pin_answer(sw: int) -> PinAnswer:
     raise error_for_sw(sw)
 
 
+def parse_holder(ef: bytes) -> PkHolder:
+    """EF.Holder (template 7F61, docs/card-profile.md), as every PK driver reads it."""
+    fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_HOLDER, ef))
+    holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
+    if not holder_id.isdigit():
+        raise FormatError("holder id must be ASCII digits")
+    return PkHolder(
+        name=parse_text(required(fields, 0x5F20), "holder name"),
+        holder_id=holder_id,
+        profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
+        birth_date=parse_date(required(fields, 0xDF12)),
+    )
+
+
 class IsoPkDriver(PkDriver):
     """:class:`PkDriver` for the documented ISO 7816-4 profile (docs/card-profile.md)."""
 
@@ -288,17 +302,7 @@ class IsoPkDriver(PkDriver):
         return info
 
     def read_holder(self) -> PkHolder:
-        ef = read_ef(self._protocol, FID_HOLDER)
-        fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_HOLDER, ef))
-        holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
-        if not holder_id.isdigit():
-            raise FormatError("holder id must be ASCII digits")
-        return PkHolder(
-            name=parse_text(required(fields, 0x5F20), "holder name"),
-            holder_id=holder_id,
-            profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
-            birth_date=parse_date(required(fields, 0xDF12)),
-        )
+        return parse_holder(read_ef(self._protocol, FID_HOLDER))
 
     def read_certificate(self, slot: KeySlot) -> bytes | None:
         fid = FID_AUTH_CERT if slot is KeySlot.AUTHENTICATION else FID_SIGN_CERT

@@ -39,15 +39,10 @@ from typing import Any
 
 import PyKCS11
 
-from pkcard import tlv
 from pkcard.cardinfo import (
     CardInfo,
     IssuedKind,
     parse_card_info,
-    parse_date,
-    parse_enum,
-    parse_text,
-    required,
 )
 from pkcard.errors import (
     CardRemoved,
@@ -63,7 +58,7 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.pin import PIN_FORMATS, PinRef
-from pkcard.pk import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, Profession
+from pkcard.pk import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
 from pkcard.secret import Secret
 
 __all__ = [
@@ -80,7 +75,6 @@ __all__ = [
 DATA_APPLICATION = "pkcard"
 LABEL_CARD_INFO = "EF.CardInfo"
 LABEL_HOLDER = "EF.Holder"
-_TAG_HOLDER = 0x7F61
 _SW_SECURITY_STATUS = 0x6982
 _SW_REFERENCE_NOT_FOUND = 0x6A88
 _SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -516,16 +510,7 @@ class Pkcs11PkDriver(PkDriver):
         return info
 
     def read_holder(self) -> PkHolder:
-        fields = tlv.parse_dict(tlv.Tlv.unpack(_TAG_HOLDER, self._data_object(LABEL_HOLDER)))
-        holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
-        if not holder_id.isdigit():
-            raise FormatError("holder id must be ASCII digits")
-        return PkHolder(
-            name=parse_text(required(fields, 0x5F20), "holder name"),
-            holder_id=holder_id,
-            profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
-            birth_date=parse_date(required(fields, 0xDF12)),
-        )
+        return parse_holder(self._data_object(LABEL_HOLDER))
 
     def read_certificate(self, slot: KeySlot) -> bytes | None:
         key = KeyId.AUTH if slot is KeySlot.AUTHENTICATION else KeyId.SIGN
