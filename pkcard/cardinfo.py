@@ -144,3 +144,11 @@ def read_ef(protocol: SmartCardProtocol, fid: int) -> bytes:
             raise FormatError(f"EF {fid:04X} ended at {offset} of {size} bytes")
         content += part
     return bytes(content[:size])
+
+
+def read_card_info(protocol: SmartCardProtocol, expected: IssuedKind) -> CardInfo:
+    """Read EF.CardInfo of the selected application and check the card is the ``expected`` kind."""
+    info = parse_card_info(read_ef(protocol, FID_CARD_INFO))
+    if info.kind is not expected:
+        raise WrongCardKind(f"EF.CardInfo says this is not a {expected.name}")
+    return info

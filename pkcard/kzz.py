@@ -16,21 +16,20 @@ from datetime import date
 from pkcard import tlv
 from pkcard.cardinfo import (
     FID_AUTH_CERT,
-    FID_CARD_INFO,
     FID_INSURED,
     KZZ_AID,
     CardInfo,
     Environment,
     IssuedKind,
-    parse_card_info,
     parse_date,
     parse_text,
+    read_card_info,
     read_ef,
     required,
     select_application,
 )
 from pkcard.certs import SHA256_LENGTH, CertificateInfo, parse_certificate
-from pkcard.errors import FormatError, WrongCardKind
+from pkcard.errors import FormatError
 from pkcard.protocol import SmartCardProtocol
 from pkcard.transport import SmartCardConnection
 
@@ -131,10 +130,7 @@ class IsoKzzDriver(KzzDriver):
         select_application(self._protocol, KZZ_AID)
 
     def read_card_info(self) -> CardInfo:
-        info = parse_card_info(read_ef(self._protocol, FID_CARD_INFO))
-        if info.kind is not IssuedKind.KZZ:
-            raise WrongCardKind("EF.CardInfo says this is not a KZZ")
-        return info
+        return read_card_info(self._protocol, IssuedKind.KZZ)
 
     def read_insured(self) -> InsuredPerson:
         ef = read_ef(self._protocol, FID_INSURED)

@@ -35,7 +35,6 @@ from pkcard import tlv
 from pkcard.apdu import CommandApdu
 from pkcard.cardinfo import (
     FID_AUTH_CERT,
-    FID_CARD_INFO,
     FID_HOLDER,
     FID_SIGN_CERT,
     PK_AID,
@@ -43,10 +42,10 @@ from pkcard.cardinfo import (
     CardRole,
     Environment,
     IssuedKind,
-    parse_card_info,
     parse_date,
     parse_enum,
     parse_text,
+    read_card_info,
     read_ef,
     required,
     select_application,
@@ -65,7 +64,6 @@ from pkcard.errors import (
     ReferenceNotFound,
     SecurityStatusNotSatisfied,
     TransportPinActive,
-    WrongCardKind,
     WrongPin,
 )
 from pkcard.expiry import ExpiryWarning, expiry_warnings
@@ -296,10 +294,7 @@ class IsoPkDriver(PkDriver):
         select_application(self._protocol, PK_AID)
 
     def read_card_info(self) -> CardInfo:
-        info = parse_card_info(read_ef(self._protocol, FID_CARD_INFO))
-        if info.kind is not IssuedKind.PK:
-            raise WrongCardKind("EF.CardInfo says this is not a PK")
-        return info
+        return read_card_info(self._protocol, IssuedKind.PK)
 
     def read_holder(self) -> PkHolder:
         return parse_holder(read_ef(self._protocol, FID_HOLDER))

@@ -28,6 +28,7 @@ from pkcard.errors import (
     AccessDenied,
     CardRemoved,
     DaemonUnavailable,
+    HostPinEntryRefused,
     LastTryNotConfirmed,
     PinBlocked,
     PkcardError,
@@ -242,6 +243,15 @@ def test_activate_signature_pin_on_a_transport_card(env: Env, client: PkcardClie
     assert status.state is not PinState.TRANSPORT
     (tpin,) = client.get_pin_status(env.pk_reader, PinRef.TPIN)
     assert tpin.state is PinState.DISABLED
+
+
+def test_pin_pad_reader_refuses_a_pin_from_the_host(env: Env, client: PkcardClient) -> None:
+    env.harness.insert(PINPAD_SLOT, load_card("pk-regular"))
+    pinpad = env.harness.reader_name(PINPAD_SLOT)
+    with pytest.raises(HostPinEntryRefused):
+        client.verify_pin(pinpad, PinRef.PIN, PIN)
+    (status,) = client.get_pin_status(pinpad, PinRef.PIN)
+    assert status.tries_left == 3  # refused before the card saw anything
 
 
 def test_card_pulled_during_an_operation_is_card_removed(
