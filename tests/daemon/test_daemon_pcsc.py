@@ -132,7 +132,8 @@ def _watch(client: PkcardClient, reader: str, out: queue.Queue[WatchItem],
         out.put(item)
         if isinstance(item, ReaderSnapshot):
             ready.set()
-        elif item.reader == reader and item.kind is ReaderEventKind.CARD_INSERTED:
+        elif (isinstance(item, ReaderEvent) and item.reader == reader
+              and item.kind is ReaderEventKind.CARD_INSERTED):
             return
 
 
