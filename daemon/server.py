@@ -233,12 +233,14 @@ class Daemon:
         readers_pb2_grpc.add_ReaderServiceServicer_to_server(
             ReaderServicer(self._readers, self._hub), server
         )
+        # One limiter for every PIN the daemon presents, whichever service presents it.
+        pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
         cards_pb2_grpc.add_CardServiceServicer_to_server(
             CardServicer(
                 self._workers, auditor, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
                 backends=self._card_backends,
-                limiter=FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s),
+                limiter=pin_limiter,
             ),
             server,
         )
@@ -264,6 +266,7 @@ class Daemon:
                 self._workers, self._sessions, auditor,
                 workstation_id=self.config.workstation_id, announce=self._hub.publish,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed, backend=self._backend,
+                pin_limiter=pin_limiter,
             ),
             server,
         )

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import (
     HostPinEntryRefused,
+    PinBlocked,
     PinNotVerified,
     SessionEnded,
     SessionEndReason,
     WrongCardKind,
+    WrongPin,
 )
 from pkcard.kzz import HealthInsuranceCard, IsoKzzDriver, KzzCardData
 from pkcard.pin import PinRef, PinState
@@ -41,6 +44,7 @@ class PinPolicy:
     pin: Secret | None  # from the client; None: already verified, or the PIN pad
     confirm_last_try: bool
     allow_host_pin_entry: bool
+    limiter: FailedPinLimiter | None = None  # the daemon's failed-PIN limit (shared)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,17 @@ def prepare_pk(
         _require(connection, CardKind.PK)
         card = ProfessionalCard.over(connection)
         data = card.read_card()
-        _ensure_pin(card, connection, policy, announce)
+        limiter = policy.limiter
+        if limiter is None:
+            _ensure_pin(card, connection, policy, announce)
+            return data
+        limiter.check(data.card_serial)  # before any secret reaches the card
+        try:
+            _ensure_pin(card, connection, policy, announce)
+        except (WrongPin, PinBlocked):
+            limiter.record_failure(data.card_serial)
+            raise
+        limiter.record_success(data.card_serial)
         return data
 
     return job

@@ -31,6 +31,7 @@ from daemon.audit import AuditEntry
 from daemon.backend_link import BackendLink
 from daemon.cards import require_reader
 from daemon.events import SessionEndedEvent
+from daemon.ratelimit import FailedPinLimiter
 from daemon.services import Auditor
 from daemon.workers import ReaderWorkers
 from pkcard.cardinfo import CardRole
@@ -352,7 +353,9 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         allow_host_pin_entry: bool,
         backend: BackendLink | None = None,
         clock: Clock = _utc_now,
+        pin_limiter: FailedPinLimiter | None = None,
     ) -> None:
+        self._pin_limiter = pin_limiter
         self._workers = workers
         self._registry = registry
         self._auditor = auditor
@@ -394,7 +397,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
             pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
             policy = session_cards.PinPolicy(pin, request.confirm_last_try,
-                                             self._allow_host_pin_entry)
+                                             self._allow_host_pin_entry, self._pin_limiter)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
             marks = self._registry.removal_marks(readers)
             pk = self._run(context, pk_reader,

@@ -76,3 +76,21 @@ def test_daemon_refuses_before_the_card_after_the_limit(limited_daemon: RunningD
         with pytest.raises(RateLimited):
             client.change_pin(PK_READER, PinRef.PIN, pin, "902143", confirm_last_try=True)
     assert pin not in limited_daemon.stderr() + limited_daemon.audit_path.read_text()
+
+
+def test_session_pin_checks_share_the_limit(limited_daemon: RunningDaemon) -> None:
+    """OpenSession presents the PIN too: its failures count, and its refusals come first."""
+    pin = load_profile("pk-regular").secret_value(SecretRef.PIN)
+    challenge = bytes(range(32))
+    with limited_daemon.client(timeout=20) as client:
+        with pytest.raises(WrongPin):
+            client.open_session(PK_READER, challenge, ["I002"], kzz_reader=KZZ_READER, pin="0000")
+        with pytest.raises(WrongPin):  # the CardService failure counts against the same card
+            client.verify_pin(PK_READER, PinRef.PIN, "0000", confirm_last_try=True)
+        tries = client.get_pin_status(PK_READER, PinRef.PIN)[0].tries_left
+        with pytest.raises(RateLimited):
+            client.open_session(
+                PK_READER, challenge, ["I002"], kzz_reader=KZZ_READER, pin=pin,
+                confirm_last_try=True,
+            )
+        assert client.get_pin_status(PK_READER, PinRef.PIN)[0].tries_left == tries
