@@ -30,6 +30,7 @@ from pathlib import Path
 _log = logging.getLogger(__name__)
 
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_CHUNK = 64 * 1024
 _MAX_UNIX_PATH = 107
 
 
@@ -117,65 +118,6 @@ def bind_public_socket(path: Path, group_gid: int | None) -> socket.socket:
     return listener
 
 
-class _Half(asyncio.Protocol):
-    """One side of a spliced connection: what it reads, the other side writes.
-
-    asyncio protocols, not streams: the bytes go from ``data_received`` straight
-    to the other transport's ``write``, with no coroutine hop per chunk. Flow
-    control pairs the two: when one side's write buffer is full, the other side
-    stops reading until it drains.
-    """
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.other: _Half | None = None
-        self._pending: list[bytes] = []
-        loop = asyncio.get_running_loop()
-        self.made: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.made.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        other = self.other
-        if other is None or other.transport is None:
-            self._pending.append(data)  # upstream not connected yet
-            return
-        other.transport.write(data)
-
-    def join(self, other: _Half) -> None:
-        """Pair with ``other`` and flush what arrived before it was there."""
-        self.other, other.other = other, self
-        assert other.transport is not None
-        for chunk in self._pending:
-            other.transport.write(chunk)
-        self._pending.clear()
-
-    def eof_received(self) -> bool:
-        other = self.other
-        if other is not None and other.transport is not None and other.transport.can_write_eof():
-            other.transport.write_eof()
-            return True  # keep our write side open: a half-close
-        return False
-
-    def pause_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.close()
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 class PeerGateway:
     """Accepts callers on the public socket and splices them to the private gRPC socket."""
 
@@ -222,16 +164,7 @@ class PeerGateway:
 
     async def _open(self) -> None:
         self._listener.setblocking(False)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(self._accepted, sock=self._listener)
-
-    def _accepted(self) -> _Half:
-        """A caller connected: its side of the splice; the upstream side follows in a task."""
-        client = _Half()
-        task = asyncio.get_running_loop().create_task(self._serve(client))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return client
+        self._server = await asyncio.start_unix_server(self._serve, sock=self._listener)
 
     async def _close_listener(self) -> None:
         if self._server is not None:
@@ -244,41 +177,47 @@ class PeerGateway:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _serve(self, client: _Half) -> None:
-        await client.made
-        transport = client.transport
-        assert transport is not None
-        client_sock: socket.socket = transport.get_extra_info("socket")
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        client_sock: socket.socket = writer.get_extra_info("socket")
         link = self._private_dir / f"peer-{next(self._counter)}.sock"
         peer = f"unix:{link}"
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connected = False
+        up_writer: asyncio.StreamWriter | None = None
         try:
             credentials = peer_credentials(client_sock)
             upstream.bind(str(link))
             upstream.setblocking(False)
             with self._lock:
                 self._credentials[peer] = credentials
-            loop = asyncio.get_running_loop()
-            await loop.sock_connect(upstream, str(self._backend_path))
-            _, server_side = await loop.create_unix_connection(_Half, sock=upstream)
-            connected = True
-            client.join(server_side)
-            if client.closed.done() and server_side.transport is not None:
-                server_side.transport.close()  # the caller left before upstream was there
-            await client.closed
-            await server_side.closed
-        except OSError as exc:
+            await asyncio.get_running_loop().sock_connect(upstream, str(self._backend_path))
+            up_reader, up_writer = await asyncio.open_unix_connection(sock=upstream)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError) as exc:
             _log.debug("gateway connection %s ended: %s", peer, exc.__class__.__name__)
-            transport.close()
         except asyncio.CancelledError:
             _log.debug("gateway connection %s closed at shutdown", peer)
-            transport.close()
-            if client.other is not None and client.other.transport is not None:
-                client.other.transport.close()
         finally:
             with self._lock:
                 self._credentials.pop(peer, None)
-            if not connected:
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.close()
+            if up_writer is None:
                 upstream.close()
             link.unlink(missing_ok=True)
+            self._tasks.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then half-close the other side."""
+    try:
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        writer.close()
