@@ -1,19 +1,24 @@
-"""Socket permissions, tested with a second, unprivileged user created here (useradd).
+"""Socket permissions and the allow-list, tested with a second, unprivileged user (useradd).
 
 The public socket is mode 0660 (owner and the pkcard group); a user outside
 both cannot connect at all, even when every directory on the way is
-traversable. The test user is removed afterwards.
+traversable. A user who can reach the socket (its group) is then judged by
+the daemon's allow-list on its SO_PEERCRED uid, with a real gRPC call from a
+process running as that user. The test user is removed afterwards.
 """
 
 from __future__ import annotations
 
+import grp
 import json
+import multiprocessing
 import os
 import pwd
 import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
@@ -82,3 +87,76 @@ def test_a_user_outside_owner_and_group_cannot_connect(
         assert client.list_readers()
     callers = {json.loads(line).get("uid") for line in daemon.audit_path.read_text().splitlines()}
     assert stranger.pw_uid not in callers
+
+
+def _list_readers_as(uid: int, gid: int, socket_path: str, answers: Queue[str]) -> None:
+    """In a spawned child: drop to ``uid``/``gid`` and make one real gRPC call.
+
+    Everything is imported while still root: the interpreter and its library
+    live under /root (mode 0700), which the dropped user cannot read.
+    """
+    from pkcard.client import PkcardClient  # noqa: PLC0415
+    from pkcard.errors import AccessDenied  # noqa: PLC0415
+
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    try:
+        with PkcardClient(socket_path, timeout=20) as client:
+            client.list_readers()
+    except AccessDenied:
+        answers.put("denied")
+    except Exception as exc:  # reported to the test, which fails on anything unexpected
+        answers.put(type(exc).__name__)
+    else:
+        answers.put("allowed")
+
+
+def call_as(user: pwd.struct_passwd, socket_path: Path) -> str:
+    context = multiprocessing.get_context("spawn")
+    answers: Queue[str] = context.Queue()
+    child = context.Process(
+        target=_list_readers_as, args=(user.pw_uid, user.pw_gid, str(socket_path), answers)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, f"the client process ended with {child.exitcode}"
+    return answers.get(timeout=5)
+
+
+def _reachable_daemon(user: pwd.struct_passwd, access: str) -> tuple[Path, RunningDaemon]:
+    """A daemon whose socket the user can connect to (socket group), with ``access`` rules."""
+    root = make_root()
+    root.chmod(0o711)
+    config = root / "pkcardd.toml"
+    config.write_text(access)
+    group = grp.getgrgid(user.pw_gid).gr_name
+    running = start_daemon(root, "--config", str(config), "--socket-group", group)
+    running.socket_path.parent.chmod(0o711)
+    return root, running
+
+
+@pytest.mark.parametrize(
+    ("access", "expected"),
+    [
+        ('[access]\nusers = ["root"]\ngroups = []\n', "denied"),
+        ('[access]\nusers = ["root", "{user}"]\ngroups = []\n', "allowed"),
+    ],
+)
+def test_the_allow_list_decides_for_a_user_who_can_reach_the_socket(
+    stranger: pwd.struct_passwd, access: str, expected: str
+) -> None:
+    """The socket lets the user in (its group); SO_PEERCRED and the allow-list decide."""
+    root, running = _reachable_daemon(stranger, access.format(user=stranger.pw_name))
+    try:
+        assert call_as(stranger, running.socket_path) == expected
+        records = [json.loads(line) for line in running.audit_path.read_text().splitlines()]
+        refused = [
+            r for r in records
+            if r.get("uid") == stranger.pw_uid and r.get("outcome") == "PERMISSION_DENIED"
+        ]
+        # a refusal is audited with the caller's uid (SO_PEERCRED); an allowed call is not refused
+        assert bool(refused) == (expected == "denied")
+    finally:
+        running.close()
+        shutil.rmtree(root, ignore_errors=True)
