@@ -338,7 +338,9 @@ class Daemon:
             self._embedded_backend.stop(grace)
         if self._gateway is not None:
             self._gateway.stop()
-        self._workers.stop()
+        stuck = self._workers.stop(timeout=grace)
+        for reader in stuck:
+            _log.warning("reader %r: its card never answered; leaving its worker behind", reader)
         self._card_backends.close()
         self._readers.close()
         if self._inherited_listener is None:

@@ -53,7 +53,9 @@ class _ReaderWorker:
         self.reader = reader
         self._readers = readers
         self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
-        self.thread = threading.Thread(target=self._run, name=f"pkcardd-reader-{reader}")
+        self.thread = threading.Thread(
+            target=self._run, name=f"pkcardd-reader-{reader}", daemon=True
+        )
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not _STOP:
@@ -149,14 +151,32 @@ class ReaderWorkers:
             ) from None
         return result
 
-    def stop(self) -> None:
-        """Finish the jobs already queued, then end and join every worker. Idempotent."""
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Finish the jobs already queued, then end and join every worker. Idempotent.
+
+        With ``timeout``, wait at most that long in all: a worker stuck on a card
+        that never answers (PC/SC has no timeout for it) is left behind, and its
+        reader is returned so the caller can say so. Worker threads are daemon
+        threads for exactly this case: a stuck card must not keep the process alive.
+        """
         with self._lock:
             self._stopped = True
             workers = list(self._workers.values())
             self._workers.clear()
             retired, self._retired = self._retired, []
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         for worker in workers:
-            worker.jobs.put(_STOP)
+            try:
+                worker.jobs.put(_STOP, timeout=remaining())
+            except queue.Full:
+                _log.warning("reader %r: worker queue still full at shutdown", worker.reader)
+        stuck = []
         for worker in (*workers, *retired):
-            worker.thread.join()
+            worker.thread.join(remaining())
+            if worker.thread.is_alive():
+                stuck.append(worker.reader)
+        return stuck

@@ -161,3 +161,35 @@ def test_workers_of_unplugged_readers_are_retired_at_the_limit(
     readers.remove_reader(PINPAD_READER.name)
     assert workers.run(TWIN_READER.name, lambda c: c.atr) == card.atr
     workers.stop()
+
+
+def test_stop_leaves_a_worker_stuck_on_a_silent_card_behind(
+    readers: SimulatedReaderSystem,
+) -> None:
+    """A card that never answers must not keep shutdown (or the process) waiting for ever."""
+    workers = ReaderWorkers(readers)
+    started, release = threading.Event(), threading.Event()
+
+    def silent_card(connection: SmartCardConnection) -> None:
+        started.set()
+        release.wait(30)  # the card "never" answers
+
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            workers.run(PINPAD_READER.name, silent_card, timeout=0.2)
+        except CallTimeout as exc:  # the caller stops waiting at its deadline
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(10)
+    readers.insert(TWIN_READER.name, SimulatedCard.from_profile(load_profile("kzz")))
+    assert workers.run(TWIN_READER.name, lambda c: c.atr)  # other readers still served
+    stuck = workers.stop(timeout=0.5)
+    assert stuck == [PINPAD_READER.name]
+    release.set()
+    caller.join(10)
+    assert not caller.is_alive()
+    assert len(outcome) == 1
