@@ -6,13 +6,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+import serving
 
 from pkcard.client import PkcardClient
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
@@ -20,7 +18,6 @@ from simcard.inprocess import PINPAD_READER, TWIN_READER
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name
-STARTUP_LIMIT = 30.0
 
 
 @dataclass
@@ -101,23 +98,6 @@ def start_daemon(root: Path, *extra: str, readers: str = "--simulated") -> Runni
 
 def wait_serving(daemon: RunningDaemon) -> None:
     """Poll the health service until SERVING (the daemon exits: fail with its log)."""
-    give_up = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < give_up:
-        if daemon.process.poll() is not None:
-            pytest.fail(f"pkcardd exited with {daemon.process.returncode}:\n{daemon.stderr()}")
-        if daemon.socket_path.exists():
-            with grpc.insecure_channel(f"unix:{daemon.socket_path}") as channel:
-                try:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=2
-                    )
-                except grpc.RpcError:
-                    pass
-                else:
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-        time.sleep(0.05)
-    daemon.close()
-    pytest.fail(f"pkcardd did not start:\n{daemon.stderr()}")
+    serving.wait_serving(daemon.process, daemon.socket_path, daemon.stderr, daemon.close)
 
 

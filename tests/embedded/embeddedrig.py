@@ -11,16 +11,14 @@ import io
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import pytest
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from serving import wait_serving
 
 from backend.registry import AuditRecord, Registry
 from backend.service import CLIENT_METADATA_KEY
@@ -38,7 +36,6 @@ from tools.pkpin.terminal import Terminal
 ROOT = Path(__file__).resolve().parents[2]
 WORKSTATION = "ws-embedded-01"
 DEVELOPER = "dev-client"  # the client id a developer's script uses at backend.sock
-STARTUP_LIMIT = 30.0
 
 
 def profile_secret(profile: str, ref: SecretRef) -> str:
@@ -137,23 +134,7 @@ def start_daemon(root: Path) -> EmbeddedDaemon:
 
 
 def _wait_serving(daemon: EmbeddedDaemon) -> None:
-    give_up = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < give_up:
-        if daemon.process.poll() is not None:
-            pytest.fail(f"pkcardd exited with {daemon.process.returncode}:\n{daemon.log()}")
-        if daemon.socket_path.exists():
-            with grpc.insecure_channel(f"unix:{daemon.socket_path}") as channel:
-                try:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=2)
-                except grpc.RpcError:
-                    pass
-                else:
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-        time.sleep(0.05)
-    daemon.stop()
-    pytest.fail(f"pkcardd did not start:\n{daemon.log()}")
+    wait_serving(daemon.process, daemon.socket_path, daemon.log, daemon.stop)
 
 
 class ScriptedTerminal(Terminal):

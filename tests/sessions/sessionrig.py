@@ -20,8 +20,8 @@ import grpc
 import pytest
 from cryptography import x509
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from serving import wait_serving
 
 from backend.core import SessionBackend
 from backend.registry import Registry
@@ -45,7 +45,6 @@ REGISTRY_ADMIN = "registry-admin"
 AUTHORIZATIONS = ("I002", "I003")
 RESTRICTED_SET = ("I002",)
 FAST_SCRYPT_N = 2**10
-STARTUP_LIMIT = 30.0
 EVENT_LIMIT = 10.0  # how long a test waits for an expected event before failing
 T = TypeVar("T")
 
@@ -221,23 +220,7 @@ def start_pkcardd(root: Path, *, simulated: bool, backend: str | None) -> Pkcard
 
 
 def _wait_serving(daemon: Pkcardd) -> None:
-    give_up = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < give_up:
-        if daemon.process.poll() is not None:
-            pytest.fail(f"pkcardd exited with {daemon.process.returncode}:\n{daemon.log()}")
-        if daemon.socket_path.exists():
-            with grpc.insecure_channel(f"unix:{daemon.socket_path}") as channel:
-                try:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=2)
-                except grpc.RpcError:
-                    pass
-                else:
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-        time.sleep(0.05)
-    daemon.close()
-    pytest.fail(f"pkcardd did not start:\n{daemon.log()}")
+    wait_serving(daemon.process, daemon.socket_path, daemon.log, daemon.close)
 
 
 @dataclass
