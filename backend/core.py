@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from backend.registry import Challenge, NonceCheck, Registry
+from pkcard.backend.registry import Challenge, NonceCheck, Registry
 from pkcard.errors import TokenRefused
 from pkcard.secret import Secret
 from pkcard.token import Environment

@@ -17,9 +17,9 @@ from types import FrameType
 import grpc
 from cryptography import x509
 
-from backend.core import SessionBackend
-from backend.registry import Registry
-from backend.service import ClientIdentity, build_server
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
+from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.token import Environment
 from pkcard.verify import TrustAnchors
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 
-from backend.migrations import MIGRATIONS
+from pkcard.backend.migrations import MIGRATIONS
 from pkcard.errors import (
     MalformedPin,
     PinBlocked,

@@ -25,8 +25,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from backend.core import SessionBackend
-from backend.registry import Registry, WithdrawalReason
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry, WithdrawalReason
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 from pkcard.errors import (

@@ -3,7 +3,7 @@
 Starts its own pcscd with one vpcd reader (taking the machine-wide pcscd
 lock; other pcscd users wait), serves a trivial card, and times N round
 trips of the same READ BINARY both with a bare ``SCardTransmit`` and through
-:class:`pcsc_bridge.PcscConnection` + :class:`pkcard.protocol.SmartCardProtocol`,
+:class:`pkcard.pcsc_bridge.PcscConnection` + :class:`pkcard.protocol.SmartCardProtocol`,
 interleaved in rounds so drift hits both alike. Prints median and p99 per
 APDU and the ratio of the medians (goal: the pkcard stack adds < 10 %).
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 from smartcard import scard
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.apdu import CommandApdu
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.protocol import SmartCardProtocol
-from simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness, PcscdLock
+from pkcard.simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness, PcscdLock
 
 READ_BINARY = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=16)
 PAYLOAD = bytes(range(16))

@@ -44,14 +44,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from smartcard import scard
 
-from daemon import cards
-from daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
-from pcsc_bridge import PcscReaderSystem
 from pkcard.client import PkcardClient
+from pkcard.daemon import cards
+from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
 from pkcard.errors import PkcardError
+from pkcard.pcsc_bridge import PcscReaderSystem
+from pkcard.simcard.card import load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness, PcscdLock, missing_components
 from pkcard.transcript import RecordingConnection
-from simcard.card import load_card
-from simcard.pcscd_harness import PcscdHarness, PcscdLock, missing_components
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "pk-regular"
@@ -216,7 +216,7 @@ def start_pkcardd(
     socket_path = root / "run" / "pkcardd.sock"
     log_path = root / "pkcardd.log"
     command = [
-        sys.executable, "-m", "daemon.main", f"--{backend}",
+        sys.executable, "-m", "pkcard.daemon.main", f"--{backend}",
         "--socket-dir", str(root / "run"), "--log-level", "WARNING",
     ]
     if audit:

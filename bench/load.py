@@ -34,9 +34,9 @@ from pkcard.error_codes import describe
 from pkcard.errors import DaemonInternalError, PkcardError
 from pkcard.pin import PinRef
 from pkcard.readers import CardKind
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 CALL_TIMEOUT_S = 10.0
 STARTUP_S = 30.0
@@ -92,7 +92,7 @@ class Daemon:
         self.socket = self.root / "run" / "pkcardd.sock"
         self.log = (self.root / "pkcardd.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.main", "--simulated", "--simulated-readers",
+            [sys.executable, "-m", "pkcard.daemon.main", "--simulated", "--simulated-readers",
              str(readers), "--socket-dir", str(self.root / "run"),
              "--audit-log", str(self.root / "audit.jsonl"), "--log-level", "WARNING"],
             stdout=subprocess.DEVNULL, stderr=self.log,

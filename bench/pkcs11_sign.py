@@ -48,10 +48,16 @@ from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import KeyId, Pkcs11Module, Pkcs11PkDriver, TokenSelector, digest_info_sha256
 from pkcard.secret import Secret
-from simcard.inprocess import PINPAD_READER
-from simcard.profile import load_profile
-from simcard.softhsm import SOFTHSM_MODULE, SoftHsmPk, provision_pk, softhsm_conf, write_config
-from simcard.spec import SecretRef
+from pkcard.simcard.inprocess import PINPAD_READER
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.softhsm import (
+    SOFTHSM_MODULE,
+    SoftHsmPk,
+    provision_pk,
+    softhsm_conf,
+    write_config,
+)
+from pkcard.simcard.spec import SecretRef
 
 PROFILE = "pk-regular"
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +135,7 @@ def pkcardd_on_tokens(directory: Path, conf: Path, tokens: SoftHsmPk) -> Iterato
     )
     run_dir = directory / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "daemon.main", "--simulated", "--socket-dir", str(run_dir),
+        [sys.executable, "-m", "pkcard.daemon.main", "--simulated", "--socket-dir", str(run_dir),
          "--config", str(config), "--audit-log", str(directory / "audit.jsonl"),
          "--log-level", "WARNING"],
         cwd=ROOT, env={**os.environ, "SOFTHSM2_CONF": str(conf)},

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from backend.core import SessionBackend
-from backend.devpki import DevPki, KeyKind, card_signer, issue_card_cert
-from backend.registry import Registry
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.devpki import DevPki, KeyKind, card_signer, issue_card_cert
+from pkcard.backend.registry import Registry
 from pkcard.secret import Secret
 from pkcard.token import (
     CardRole,

@@ -8,9 +8,9 @@ from typing import Protocol
 
 import grpc
 
-from daemon.config import AccessPolicy
-from daemon.peers import PeerCredentials
 from pkcard.clinic import ClinicContext
+from pkcard.daemon.config import AccessPolicy
+from pkcard.daemon.peers import PeerCredentials
 from pkcard.errors import AccessDenied, InvalidRequest
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.audit import verify_bytes
+from pkcard.daemon.audit import verify_bytes
 
 EXIT_INTACT = 0
 EXIT_BROKEN = 1

@@ -20,8 +20,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from daemon.config import BackendConfig
 from pkcard.backend.v1 import backend_pb2, backend_pb2_grpc
+from pkcard.daemon.config import BackendConfig
 from pkcard.errors import (
     BackendRefused,
     BackendUnavailable,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from daemon.cards import BACKEND_APDU
-from daemon.config import CardBackendRule, CardDriver
-from daemon.workers import ReaderWorkers
+from pkcard.daemon.cards import BACKEND_APDU
+from pkcard.daemon.config import CardBackendRule, CardDriver
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import DaemonUnavailable, NotSupported, WrongCardKind
 from pkcard.pk import IsoPkDriver, PkDriver
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver

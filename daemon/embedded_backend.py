@@ -28,18 +28,18 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from backend.core import SessionBackend
-from backend.registry import SCRYPT_N, Registry
-from backend.service import ClientIdentity, build_server
-from daemon.peers import ensure_not_listening, ensure_private_dir
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import SCRYPT_N, Registry
+from pkcard.backend.service import ClientIdentity, build_server
+from pkcard.daemon.peers import ensure_not_listening, ensure_private_dir
 from pkcard.errors import RegistryConflict
 from pkcard.secret import Secret
+from pkcard.simcard.profile import PROFILES_DIR, load_profile, profile_names
+from pkcard.simcard.spec import CardKind, KeyUse, SecretRef
+from pkcard.simcard.spec import CardRole as ProfileRole
+from pkcard.simcard.spec import Environment as ProfileEnvironment
 from pkcard.token import CardRole, Environment
 from pkcard.verify import Clock, TrustAnchors
-from simcard.profile import PROFILES_DIR, load_profile, profile_names
-from simcard.spec import CardKind, KeyUse, SecretRef
-from simcard.spec import CardRole as ProfileRole
-from simcard.spec import Environment as ProfileEnvironment
 
 DATABASE_NAME = "backend.sqlite"
 SOCKET_NAME = "backend.sock"  # both in the socket dir (for clients) and in its private dir

@@ -2,7 +2,7 @@
 
 :func:`to_status` builds a status with a ``google.rpc.ErrorInfo`` detail
 from :mod:`pkcard.error_codes`. :class:`ErrorMappingInterceptor` wraps every
-handler: it enforces the allow-list (through :class:`daemon.access.AccessControl`)
+handler: it enforces the allow-list (through :class:`pkcard.daemon.access.AccessControl`)
 and converts whatever a handler raises. An exception the table does not know
 becomes INTERNAL with an incident id; the traceback goes to the daemon log
 under that id and nothing of the exception's text reaches the client.
@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from daemon.access import AccessControl
+from pkcard.daemon.access import AccessControl
 from pkcard.error_codes import ERROR_DOMAIN, ErrorDetail, describe
 from pkcard.errors import DaemonInternalError, PkcardError
 

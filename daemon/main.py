@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from daemon.audit import AuditLogCorrupt
-from daemon.config import (
+from pkcard.daemon.audit import AuditLogCorrupt
+from pkcard.daemon.config import (
     BackendConfig,
     ConfigError,
     DaemonConfig,
@@ -27,8 +27,8 @@ from daemon.config import (
     TcpConfig,
     load_config,
 )
-from daemon.peers import InsecureSocketDir
-from daemon.server import Daemon, StartupError
+from pkcard.daemon.peers import InsecureSocketDir
+from pkcard.daemon.server import Daemon, StartupError
 from pkcard.readers import ReaderSystem
 
 EXIT_OK = 0
@@ -97,10 +97,10 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
 
 def reader_system(backend: ReaderBackend, simulated_readers: int = 2) -> ReaderSystem:
     if backend is ReaderBackend.SIMULATED:
-        from daemon.simulation import simulated_reader_system  # noqa: PLC0415
+        from pkcard.daemon.simulation import simulated_reader_system  # noqa: PLC0415
 
         return simulated_reader_system(simulated_readers)
-    from pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when used
+    from pkcard.pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when used
 
     system: ReaderSystem = PcscReaderSystem()
     return system

@@ -4,7 +4,7 @@
 hub, the audit log, the gRPC server (private socket, optional mutual-TLS
 TCP), health and reflection, the public-socket :class:`PeerGateway`, and
 with simulated readers and no configured backend the embedded reference
-backend (:mod:`daemon.embedded_backend`).
+backend (:mod:`pkcard.daemon.embedded_backend`).
 Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
 """
 
@@ -23,28 +23,28 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from daemon.access import AccessControl
-from daemon.audit import AuditEntry, AuditLog
-from daemon.backend_link import BackendLink
-from daemon.card_backends import CardBackends
-from daemon.config import BackendConfig, DaemonConfig, ReaderBackend
-from daemon.errors import ErrorMappingInterceptor
-from daemon.events import EventHub, SessionEndedEvent
-from daemon.peers import (
+from pkcard.daemon.access import AccessControl
+from pkcard.daemon.audit import AuditEntry, AuditLog
+from pkcard.daemon.backend_link import BackendLink
+from pkcard.daemon.card_backends import CardBackends
+from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
+from pkcard.daemon.errors import ErrorMappingInterceptor
+from pkcard.daemon.events import EventHub, SessionEndedEvent
+from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
     ensure_not_listening,
     ensure_private_dir,
 )
-from daemon.ratelimit import FailedPinLimiter
-from daemon.services import Auditor, CardServicer, ReaderServicer
-from daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
-from daemon.signatures import (
+from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.services import Auditor, CardServicer, ReaderServicer
+from pkcard.daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
+from pkcard.daemon.signatures import (
     SignatureServicer,
     load_trust_anchors,
     simulated_trust_anchor_paths,
 )
-from daemon.workers import ReaderWorkers
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
@@ -61,7 +61,7 @@ from pkcard.v1 import (
 )
 
 if TYPE_CHECKING:
-    from daemon.embedded_backend import EmbeddedBackend
+    from pkcard.daemon.embedded_backend import EmbeddedBackend
 
 _log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class Daemon:
 
     def _start_embedded_backend(self) -> EmbeddedBackend:
         # Imported only here: a production daemon never loads the test backend.
-        from daemon.embedded_backend import SOCKET_NAME, EmbeddedBackend  # noqa: PLC0415
+        from pkcard.daemon.embedded_backend import SOCKET_NAME, EmbeddedBackend  # noqa: PLC0415
 
         state_dir = self.config.state_dir or self._private_dir
         embedded = EmbeddedBackend(state_dir, self._private_dir / SOCKET_NAME,
@@ -272,7 +272,7 @@ class Daemon:
         )
         if self._simulated:
             # Imported only here: a production daemon never loads the simulator.
-            from daemon.simulation import SimulationServicer  # noqa: PLC0415
+            from pkcard.daemon.simulation import SimulationServicer  # noqa: PLC0415
 
             simulation_pb2_grpc.add_SimulationServiceServicer_to_server(
                 SimulationServicer(self._readers, auditor), server

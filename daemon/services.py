@@ -1,7 +1,7 @@
 """The pkcard.v1 servicers: thin glue between requests, workers, cards and the audit log.
 
 Servicers never abort a call themselves: they raise pkcard.errors and the
-:class:`daemon.errors.ErrorMappingInterceptor` turns that into the status.
+:class:`pkcard.daemon.errors.ErrorMappingInterceptor` turns that into the status.
 Secrets from requests are wrapped in :class:`pkcard.secret.Secret` at once
 and wiped after the card operation; they never reach a log or the audit.
 """
@@ -17,14 +17,14 @@ from typing import TypeVar
 
 import grpc
 
-from daemon import cards
-from daemon.access import AccessControl, Caller
-from daemon.audit import AuditEntry, AuditLog
-from daemon.card_backends import CardBackends, PkJob
-from daemon.errors import internal_error
-from daemon.events import EventHub, SessionEndedEvent
-from daemon.ratelimit import FailedPinLimiter
-from daemon.workers import ReaderWorkers
+from pkcard.daemon import cards
+from pkcard.daemon.access import AccessControl, Caller
+from pkcard.daemon.audit import AuditEntry, AuditLog
+from pkcard.daemon.card_backends import CardBackends, PkJob
+from pkcard.daemon.errors import internal_error
+from pkcard.daemon.events import EventHub, SessionEndedEvent
+from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.error_codes import describe
 from pkcard.errors import HostPinEntryRefused, PinBlocked, PkcardError, WrongPin
 from pkcard.pin import PinRef

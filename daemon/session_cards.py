@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import (
     HostPinEntryRefused,
     PinBlocked,

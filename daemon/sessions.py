@@ -3,7 +3,7 @@
 A session binds a PK in one reader to a KZZ in another (or, in restricted
 mode, to a stated reason) and hands out session tokens (docs/token.md) over
 backend challenges. :class:`SessionRegistry` listens to the reader watcher
-(:meth:`daemon.events.EventHub.add_listener`): a card leaving a session's
+(:meth:`pkcard.daemon.events.EventHub.add_listener`): a card leaving a session's
 reader, the reader leaving, or the PC/SC service going away ends the session
 on the watcher thread at once, publishes a :class:`SessionEndedEvent` and
 writes an audit record. A removal that happens while a session is being
@@ -26,15 +26,15 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from daemon import session_cards
-from daemon.audit import AuditEntry
-from daemon.backend_link import BackendLink
-from daemon.cards import require_reader
-from daemon.events import SessionEndedEvent
-from daemon.ratelimit import FailedPinLimiter
-from daemon.services import Auditor
-from daemon.workers import ReaderWorkers
 from pkcard.cardinfo import CardRole
+from pkcard.daemon import session_cards
+from pkcard.daemon.audit import AuditEntry
+from pkcard.daemon.backend_link import BackendLink
+from pkcard.daemon.cards import require_reader
+from pkcard.daemon.events import SessionEndedEvent
+from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.services import Auditor
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import (
     CardRemoved,
     CardReset,

@@ -23,12 +23,12 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from daemon import cards
-from daemon.card_backends import CardBackends, PkJob
-from daemon.events import EventHub
-from daemon.services import AuditNote, Auditor
 from pkcard.certs import parse_certificate
 from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
+from pkcard.daemon import cards
+from pkcard.daemon.card_backends import CardBackends, PkJob
+from pkcard.daemon.events import EventHub
+from pkcard.daemon.services import AuditNote, Auditor
 from pkcard.errors import (
     HostPinEntryRefused,
     InvalidRequest,
@@ -61,7 +61,7 @@ def load_trust_anchors(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
 def simulated_trust_anchor_paths() -> tuple[Path, ...]:
     """The test PKI's PK CAs (fixtures/pki/ca/*-pk), which issue the simulated cards' KPEPs."""
     # Imported here: only a simulated daemon needs the fixtures.
-    from simcard.profile import PROFILES_DIR  # noqa: PLC0415
+    from pkcard.simcard.profile import PROFILES_DIR  # noqa: PLC0415
 
     ca_dir = PROFILES_DIR.parent.parent / "pki" / "ca"
     return tuple(sorted(ca_dir.glob("*-pk/ca-cert.pem")))

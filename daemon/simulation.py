@@ -1,6 +1,6 @@
 """``pkcardd --simulated``: in-process readers with test cards, and the SimulationService.
 
-Two readers as in :mod:`simcard.inprocess`: a CT700-like PIN-pad reader
+Two readers as in :mod:`pkcard.simcard.inprocess`: a CT700-like PIN-pad reader
 holding a ``pk-regular`` PK, and a CT30-like reader holding a ``kzz`` KZZ;
 ``--simulated-readers N`` adds CT30-like readers (for load runs).
 """
@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import grpc
 
-from daemon.services import Auditor
+from pkcard.daemon.services import Auditor
 from pkcard.errors import InvalidRequest, ReaderNotFound
 from pkcard.readers import ReaderInfo, ReaderSystem
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.simcard.profile import load_profile, profile_names
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
-from simcard.card import SimulatedCard
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from simcard.profile import load_profile, profile_names
 
 DEFAULT_CARDS = ((PINPAD_READER.name, "pk-regular"), (TWIN_READER.name, "kzz"))
 

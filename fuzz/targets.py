@@ -17,14 +17,18 @@ from enum import IntEnum
 from functools import cache
 from pathlib import Path
 
-from backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
 from pkcard import tlv
 from pkcard.apdu import CommandApdu, ResponseApdu
+from pkcard.backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
 from pkcard.errors import PkcardError
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.token import (
     CardRole,
     Environment,
@@ -37,10 +41,6 @@ from pkcard.token import (
 from pkcard.transcript import parse_transcript
 from pkcard.transport import SmartCardConnection
 from pkcard.verify import CardRecord, CardStatus, InMemoryNonceStore, TokenVerifier, TrustAnchors
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 Target = Callable[[bytes], None]
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "apdu" / "transcripts"

@@ -1,9 +1,9 @@
 """pkcard's PC/SC bridge: the only package that talks to pcscd (through pyscard)."""
 
-from pcsc_bridge.connection import PcscConnection
-from pcsc_bridge.errors import diagnose_no_service, error_for_status
-from pcsc_bridge.models import identify
-from pcsc_bridge.system import PcscReaderSystem
+from pkcard.pcsc_bridge.connection import PcscConnection
+from pkcard.pcsc_bridge.errors import diagnose_no_service, error_for_status
+from pkcard.pcsc_bridge.models import identify
+from pkcard.pcsc_bridge.system import PcscReaderSystem
 
 __all__ = [
     "PcscConnection",

@@ -7,9 +7,9 @@ import threading
 
 from smartcard import scard
 
-from pcsc_bridge.context import release_context
-from pcsc_bridge.errors import PcscStatus, error_for_status
 from pkcard.errors import CardRemoved, NotSupported
+from pkcard.pcsc_bridge.context import release_context
+from pkcard.pcsc_bridge.errors import PcscStatus, error_for_status
 from pkcard.readers import ReaderInfo
 from pkcard.transport import ReaderCapabilities, SmartCardConnection
 
@@ -25,7 +25,7 @@ def _pci_for(protocol: int) -> int:
 class PcscConnection(SmartCardConnection):
     """A shared (T=0 or T=1) PC/SC connection to the card in one reader.
 
-    Made by :meth:`pcsc_bridge.PcscReaderSystem.connect`.
+    Made by :meth:`pkcard.pcsc_bridge.PcscReaderSystem.connect`.
 
     - :meth:`close` disconnects with ``SCARD_LEAVE_CARD``: the card stays
       powered and keeps its verified PIN states for the next connection.

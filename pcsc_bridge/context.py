@@ -7,8 +7,8 @@ import threading
 
 from smartcard import scard
 
-from pcsc_bridge.errors import PcscStatus, diagnose_no_service, error_for_status
 from pkcard.errors import NoService
+from pkcard.pcsc_bridge.errors import PcscStatus, diagnose_no_service, error_for_status
 
 _log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from smartcard import scard
 
-from pcsc_bridge.errors import PcscStatus
+from pkcard.pcsc_bridge.errors import PcscStatus
 
 CM_IOCTL_GET_FEATURE_REQUEST = int(scard.SCARD_CTL_CODE(3400))
 

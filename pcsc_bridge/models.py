@@ -3,7 +3,7 @@
 A reader is identified by its PC/SC name first (that is all a plain
 ``SCardListReaders`` gives), then by its USB vendor:product id when the
 name says nothing (the CCID driver reports the id through the PC/SC v2
-part 10 TLV properties, see :mod:`pcsc_bridge.features`). Unknown readers
+part 10 TLV properties, see :mod:`pkcard.pcsc_bridge.features`). Unknown readers
 are :attr:`ReaderModel.GENERIC`: they move APDUs and nothing more.
 """
 

@@ -9,18 +9,18 @@ from typing import TypeVar
 
 from smartcard import scard
 
-from pcsc_bridge.connection import PROTOCOLS, PcscConnection
-from pcsc_bridge.context import (
+from pkcard.errors import CardRemoved
+from pkcard.pcsc_bridge.connection import PROTOCOLS, PcscConnection
+from pkcard.pcsc_bridge.context import (
     PcscContext,
     establish_context,
     is_service_loss,
     release_context,
 )
-from pcsc_bridge.errors import PcscStatus, error_for_status
-from pcsc_bridge.features import probe_usb_id, read_usb_id
-from pcsc_bridge.models import identify, model_from_name
-from pcsc_bridge.watcher import ReaderWatcher, list_reader_names, read_states
-from pkcard.errors import CardRemoved
+from pkcard.pcsc_bridge.errors import PcscStatus, error_for_status
+from pkcard.pcsc_bridge.features import probe_usb_id, read_usb_id
+from pkcard.pcsc_bridge.models import identify, model_from_name
+from pkcard.pcsc_bridge.watcher import ReaderWatcher, list_reader_names, read_states
 from pkcard.readers import (
     CardKind,
     EventSink,

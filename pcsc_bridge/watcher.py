@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from smartcard import scard
 
-from pcsc_bridge.context import establish_context, is_service_loss, release_context
-from pcsc_bridge.errors import PcscStatus, describe_status
 from pkcard.errors import NoService
+from pkcard.pcsc_bridge.context import establish_context, is_service_loss, release_context
+from pkcard.pcsc_bridge.errors import PcscStatus, describe_status
 from pkcard.readers import EventSink, ReaderEvent, ReaderEventKind
 
 _log = logging.getLogger(__name__)

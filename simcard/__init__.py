@@ -5,9 +5,9 @@ executes it, ``InProcessConnection`` and ``SimulatedReaderSystem`` reach it
 without pcscd; ``simcard.vpcd`` serves it to a real pcscd through vpcd.
 """
 
-from simcard.card import SimulatedCard, load_card
-from simcard.inprocess import InProcessConnection, SimulatedReaderSystem
-from simcard.profile import CardProfile, load_profile, profile_names
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.inprocess import InProcessConnection, SimulatedReaderSystem
+from pkcard.simcard.profile import CardProfile, load_profile, profile_names
 
 __all__ = [
     "CardProfile",

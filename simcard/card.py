@@ -1,4 +1,4 @@
-"""A simulated PK or KZZ card built from a :class:`simcard.profile.CardProfile`.
+"""A simulated PK or KZZ card built from a :class:`pkcard.simcard.profile.CardProfile`.
 
 :class:`SimulatedCard` is the object the vpcd slot (simcard/vpcd.py) and the
 in-process connection (simcard/inprocess.py) drive: ``atr``, ``execute``,
@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pkcard.errors import ProfileError
-from simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
-from simcard.pkcs15 import PK_DF, PKCS15_AID, Pkcs15Files, Pkcs15Key, pk_pkcs15_files
-from simcard.profile import CardProfile, KeySpec, load_profile
-from simcard.spec import (
+from pkcard.simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
+from pkcard.simcard.pkcs15 import PK_DF, PKCS15_AID, Pkcs15Files, Pkcs15Key, pk_pkcs15_files
+from pkcard.simcard.profile import CardProfile, KeySpec, load_profile
+from pkcard.simcard.spec import (
     KZZ_AID,
     KZZ_HISTORICAL,
     PK_AID,

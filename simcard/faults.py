@@ -6,7 +6,7 @@ after how many matching ones) get which :class:`Fault`. Two wrappers apply it:
 * :class:`FaultyCard` wraps a card for a vpcd slot or any ``CardLike`` user:
   answers are truncated, padded, garbled, stuck in 61xx or 6Cxx, slow, or
   never come (until :meth:`FaultPlan.release`). A card pulled mid-command is
-  the slot's job there (:meth:`simcard.vpcd.VpcdCardSlot.pull_on_next_apdu`).
+  the slot's job there (:meth:`pkcard.simcard.vpcd.VpcdCardSlot.pull_on_next_apdu`).
 * :class:`FaultyConnection` wraps a :class:`~pkcard.transport.SmartCardConnection`
   and adds the pulls: before the card sees the command, or after it executed
   it but before the answer reached the host.
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from pkcard.errors import CardRemoved
+from pkcard.simcard.vpcd import CardLike
 from pkcard.transport import ReaderCapabilities, SmartCardConnection
-from simcard.vpcd import CardLike
 
 OVERLONG_PADDING = 300  # bytes added by Fault.OVERLONG: beyond any short response
 

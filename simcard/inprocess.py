@@ -33,9 +33,9 @@ from pkcard.readers import (
     ReaderSystem,
     card_kind_from_atr,
 )
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.pinpad import PAD_MODELS, SimulatedPinPad
 from pkcard.transport import ReaderCapabilities, SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.pinpad import PAD_MODELS, SimulatedPinPad
 
 PINPAD_READER = ReaderInfo(
     name="Gemalto GemPC Pinpad (simulated)",

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from pkcard.apdu import CommandApdu
 from pkcard.errors import ApduFormatError
-from simcard.spec import (
+from pkcard.simcard.spec import (
     Ins,
     KeyUse,
     SecretFormat,

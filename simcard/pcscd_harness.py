@@ -4,7 +4,7 @@ There is one pcscd per machine (socket ``/run/pcscd/pcscd.comm``). Whoever
 starts one must hold :class:`PcscdLock` for as long as it runs; only then may
 stray pcscd processes be killed. The harness writes one vpcd config per
 virtual reader, runs ``pcscd -f -c DIR`` as a child process and serves
-cards into the vpcd slots with :class:`simcard.vpcd.VpcdCardSlot`.
+cards into the vpcd slots with :class:`pkcard.simcard.vpcd.VpcdCardSlot`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from simcard.vpcd import CardLike, VpcdCardSlot
+from pkcard.simcard.vpcd import CardLike, VpcdCardSlot
 
 # A fixed, well-known path is the point: every test run on the machine meets here.
 LOCK_PATH = Path("/tmp/pkcard-pcscd.lock")  # noqa: S108
@@ -323,8 +323,8 @@ class PcscdHarness:
 
     def _card_state(self, slot: int) -> tuple[bool, int]:
         """(card present, pcscd's card event count) for ``slot``."""
-        from pcsc_bridge.context import establish_context, release_context  # noqa: PLC0415
-        from pcsc_bridge.watcher import read_states  # noqa: PLC0415
+        from pkcard.pcsc_bridge.context import establish_context, release_context  # noqa: PLC0415
+        from pkcard.pcsc_bridge.watcher import read_states  # noqa: PLC0415
 
         name = self.reader_name(slot)
         handle = establish_context()
@@ -367,8 +367,8 @@ class PcscdHarness:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        from pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - only the real path needs it
         from pkcard.errors import TransportError  # noqa: PLC0415
+        from pkcard.pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - only the real path needs it
 
         expected = set(self.reader_names)
         deadline = time.monotonic() + _READY_TIMEOUT_S

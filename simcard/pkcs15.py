@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from simcard.spec import PIN_PAD_BYTE, KeyAlgorithm, KeyUse, SecretRef, secret_format
+from pkcard.simcard.spec import PIN_PAD_BYTE, KeyAlgorithm, KeyUse, SecretRef, secret_format
 
 PKCS15_AID = bytes.fromhex("A000000063504B43532D3135")
 PK_DF = 0x5015

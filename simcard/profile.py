@@ -3,7 +3,7 @@
 Profiles live in ``fixtures/apdu/profiles/<name>.toml`` (see
 fixtures/apdu/README.md). A profile names its key and certificate files
 relative to itself (they live in ``fixtures/pki/``); it does not read them:
-:class:`simcard.card.SimulatedCard` loads the key material when a card is
+:class:`pkcard.simcard.card.SimulatedCard` loads the key material when a card is
 built from the profile.
 
 The test secrets are part of the profile so tests can present them. They are
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pkcard.errors import ProfileError
-from simcard.spec import (
+from pkcard.simcard.spec import (
     CardKind,
     CardRole,
     Environment,
@@ -91,7 +91,7 @@ class KeySpec:
 
 @dataclass(frozen=True)
 class CardProfile:
-    """Everything a :class:`simcard.card.SimulatedCard` is built from."""
+    """Everything a :class:`pkcard.simcard.card.SimulatedCard` is built from."""
 
     name: str
     kind: CardKind

@@ -33,10 +33,10 @@ from pkcard.cardinfo import FID_CARD_INFO, FID_HOLDER, PK_AID, read_ef, select_a
 from pkcard.errors import ProfileError
 from pkcard.pkcs11 import DATA_APPLICATION, KeyId, Pkcs11Module
 from pkcard.protocol import SmartCardProtocol
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import CardProfile, KeySpec
-from simcard.spec import CardKind, KeyUse, SecretRef, SecretState
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import CardProfile, KeySpec
+from pkcard.simcard.spec import CardKind, KeyUse, SecretRef, SecretState
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 _P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")  # DER OID prime256v1

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from simcard.pcscd_harness import (
+from pkcard.simcard.pcscd_harness import (
     DEFAULT_READERS,
     HarnessError,
     PcscdHarness,
@@ -99,7 +99,7 @@ def pcscd_env(_pcscd_session: PcscdHarness) -> Iterator[PcscdHarness]:
 
     ``reader_name(slot)``, ``slots``, ``insert(slot, card)``, ``remove(slot)``,
     ``pull_on_next_apdu(slot)`` and ``restart_pcscd(readers=None)``: see
-    :class:`simcard.pcscd_harness.PcscdHarness`. Slots 0, 1, 2 are in the
+    :class:`pkcard.simcard.pcscd_harness.PcscdHarness`. Slots 0, 1, 2 are in the
     readers "Gemalto PC Twin Reader" (CT30), "Gemalto GemPC Pinpad" (CT700)
     and "Virtual PCD" (generic); slots 3, 4, 5 are the same readers' second slots.
     """

@@ -1,6 +1,6 @@
 """A small .po to .mo compiler (the subset of GNU msgfmt pkcard's catalogs use).
 
-``python -m tools.msgfmt FILE.po [-o FILE.mo]`` writes the binary catalog
+``python -m pkcard.tools.msgfmt FILE.po [-o FILE.mo]`` writes the binary catalog
 next to the source by default. Supported: ``msgctxt``, ``msgid``,
 ``msgid_plural``, ``msgstr`` and ``msgstr[N]``, multi-line strings, the
 C escapes ``\\n \\t \\" \\\\``, comments. Entries flagged ``fuzzy`` and

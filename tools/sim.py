@@ -24,20 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from simcard.pcscd_harness import (
+from pkcard.simcard.pcscd_harness import (
     DEFAULT_READERS,
     PcscdHarness,
     PcscdLock,
     VirtualReader,
     write_vpcd_configs,
 )
-from simcard.vpcd import CardLike, VpcdCardSlot
+from pkcard.simcard.vpcd import CardLike, VpcdCardSlot
 
 
 def load_card(profile: str) -> CardLike:
     """A fresh simulated card from a profile name or TOML path."""
-    from simcard.card import SimulatedCard  # noqa: PLC0415 - loads keys; only when serving
-    from simcard.profile import load_profile  # noqa: PLC0415
+    from pkcard.simcard.card import SimulatedCard  # noqa: PLC0415 - loads keys; only when serving
+    from pkcard.simcard.profile import load_profile  # noqa: PLC0415
 
     return SimulatedCard.from_profile(load_profile(profile))
 

@@ -64,11 +64,11 @@ def _run(operation: Operation, connection: SmartCardConnection) -> None:
 
 def _connect(reader: str | None, simulated: str | None) -> SmartCardConnection:
     if simulated is not None:
-        from simcard.card import load_card  # noqa: PLC0415 - simulation only on request
-        from simcard.inprocess import InProcessConnection  # noqa: PLC0415
+        from pkcard.simcard.card import load_card  # noqa: PLC0415 - simulation only on request
+        from pkcard.simcard.inprocess import InProcessConnection  # noqa: PLC0415
 
         return InProcessConnection(load_card(simulated))
-    from pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when recording
+    from pkcard.pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard only when recording
 
     assert reader is not None
     return PcscReaderSystem().connect(reader)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tokenrig import FAST_SCRYPT_N, NOW, DictRegistry, FakeClock, Pki
 
-from backend.core import SessionBackend
-from backend.registry import Registry
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
 from pkcard.token import Environment
 from pkcard.verify import InMemoryNonceStore, TokenVerifier
 

@@ -11,9 +11,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from tokenrig import BACKUP_SERIAL, HOLDER, PASSWORD, REGULAR_SERIAL, FakeClock, Pki, make_token
 
-from backend.core import SessionBackend
-from backend.registry import Registry
-from backend.service import CLIENT_METADATA_KEY, ERROR_DOMAIN, ClientIdentity, build_server
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
+from pkcard.backend.service import CLIENT_METADATA_KEY, ERROR_DOMAIN, ClientIdentity, build_server
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 from pkcard.token import ProofMethod

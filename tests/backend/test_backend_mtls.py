@@ -16,10 +16,10 @@ from grpc_status import rpc_status
 from test_backend_registry import enroll
 from tokenrig import NOW, make_token
 
-from backend.core import SessionBackend
-from backend.devpki import Issued, make_ca
-from backend.registry import Registry
-from backend.service import ClientIdentity, build_server
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.devpki import Issued, make_ca
+from pkcard.backend.registry import Registry
+from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 

@@ -22,9 +22,9 @@ from tokenrig import (
     make_token,
 )
 
-from backend.core import SessionBackend
-from backend.migrations import MIGRATIONS
-from backend.registry import AuditEvent, Registry, WithdrawalReason
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.migrations import MIGRATIONS
+from pkcard.backend.registry import AuditEvent, Registry, WithdrawalReason
 from pkcard.errors import (
     MalformedPin,
     PinBlocked,

@@ -23,8 +23,8 @@ from tokenrig import (
     make_token,
 )
 
-from backend.core import SessionBackend
-from backend.registry import REACTIVATION_TRIES, Registry
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import REACTIVATION_TRIES, Registry
 from pkcard.errors import PinBlocked, RefusalReason, RegistryConflict, TokenRefused, WrongPin
 from pkcard.secret import Secret
 from pkcard.token import CardRole, Environment

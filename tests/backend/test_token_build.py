@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenrig import EXAMPLES, NOW, PATIENT, make_claims, split
 
-from backend.devpki import card_signer
+from pkcard.backend.devpki import card_signer
 from pkcard.errors import FormatError
 from pkcard.token import (
     JWS_TYP,

@@ -12,13 +12,17 @@ import pytest
 from cryptography import x509
 from tokenrig import FAST_SCRYPT_N
 
-from backend.core import SessionBackend
-from backend.registry import Registry
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
 from pkcard.errors import RefusalReason, TokenRefused
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.token import (
     CardRole,
     Environment,
@@ -29,10 +33,6 @@ from pkcard.token import (
     session_claims,
 )
 from pkcard.verify import SessionScope, TrustAnchors
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 PKI = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

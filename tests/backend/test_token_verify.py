@@ -29,7 +29,7 @@ from tokenrig import (
     split,
 )
 
-from backend.devpki import KeyKind, issue_card_cert
+from pkcard.backend.devpki import KeyKind, issue_card_cert
 from pkcard.errors import RefusalReason, TokenRefused
 from pkcard.token import CardRole, Environment, JwsAlgorithm, ProofMethod
 from pkcard.verify import (

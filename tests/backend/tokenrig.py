@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
+from pkcard.backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
 from pkcard.token import (
     CardRole,
     Environment,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.pcscd_harness import PcscdHarness
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_LIMIT_S = 110.0

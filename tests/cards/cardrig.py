@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pkcard.errors import CardReset
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pk import ProfessionalCard
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 PIN_INS = frozenset({0x20, 0x24, 0x2C})
 

@@ -32,10 +32,10 @@ from pkcard.errors import (
 from pkcard.pin import PinRef, PinState, PinStatus
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef, SecretState
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.profile import load_profile
-from simcard.spec import SecretRef, SecretState
 
 PIN_POOL = ("58392671", "60718293", "71829304", "4719", "503817")
 SPIN_POOL = ("69472538", "60718293", "503817")

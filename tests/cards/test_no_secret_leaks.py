@@ -12,7 +12,7 @@ from cardrig import PkRig
 from pkcard.errors import PkcardError
 from pkcard.pin import PinRef
 from pkcard.secret import Secret
-from simcard.spec import SecretRef
+from pkcard.simcard.spec import SecretRef
 
 WRONG = ("47195283", "40719382", "470193", "Wrong!pass-99")
 NEW = ("60718293", "503817")

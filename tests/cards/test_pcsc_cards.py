@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from pinmodel import PinLifecycle
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.certs import SignatureScheme, verify_card_signature
 from pkcard.errors import (
     CardDead,
@@ -24,14 +23,15 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.kzz import HealthInsuranceCard
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef, PinState
 from pkcard.pk import Profession, ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.pcscd_harness import PcscdHarness
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 pytestmark = pytest.mark.pcsc
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 from pinmodel import PinLifecycle
 
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
 
 
 class InProcessPinLifecycle(PinLifecycle):

@@ -29,8 +29,8 @@ from pkcard.errors import (
 from pkcard.pin import PinRef, PinState, PinStatus
 from pkcard.pk import CardRole, Environment, Profession, ProfessionalCard
 from pkcard.secret import Secret
-from simcard.inprocess import InProcessConnection
-from simcard.spec import SecretRef
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.spec import SecretRef
 
 Build = Callable[..., PkRig]
 DIGEST = hashlib.sha256(b"pkcard test document").digest()

@@ -9,9 +9,9 @@ from pkcard.errors import TranscriptMismatch
 from pkcard.kzz import KzzCardData
 from pkcard.pin import PinRef, PinState, PinStatus
 from pkcard.pk import PkCardData
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.transcript import parse_transcript, replay
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 BY_NAME = {op.name: op for op in OPERATIONS}
 

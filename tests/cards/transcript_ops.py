@@ -20,12 +20,12 @@ from pkcard.kzz import HealthInsuranceCard
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.transcript import RecordingConnection, format_transcript
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2] / "fixtures" / "apdu" / "transcripts"
 PROFILE_VERSION = 1

@@ -21,10 +21,10 @@ from pkcard.cms import sign_detached, verify_detached
 from pkcard.errors import FormatError, SignatureRejected, SignatureRejection
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 PKI = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
 TEST_PK_CA = PKI / "ca" / "test-pk" / "ca-cert.pem"

@@ -9,12 +9,12 @@ import pytest
 from pkcard import errors
 from pkcard.apdu import CommandApdu
 from pkcard.protocol import SmartCardProtocol
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
 from pkcard.tlv import Tlv, find
 from pkcard.transcript import RecordingConnection, format_transcript, parse_transcript, replay
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
 
 PK_AID = bytes.fromhex("F0504B43415244504B")
 WRONG_PIN_BLOCK = b"13572468"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.trace import ExitCode, main
+from pkcard.tools.trace import ExitCode, main
 
 GOOD = "# card: pk-regular  profile: 1\n00a4040c 09 f0504b43415244504b => 9000  # select\n"
 BAD = "# card: pk-regular  profile: 1\n\n00A4040C 09 F0 => 9000\n"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pkcard.simcard.card import load_card
+from pkcard.tools.trace import ExitCode, main
 from pkcard.transcript import parse_transcript
-from simcard.card import load_card
-from tools.trace import ExitCode, main
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "apdu" / "transcripts"
 

@@ -13,8 +13,8 @@ import grpc
 import serving
 
 from pkcard.client import PkcardClient
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
-from simcard.inprocess import PINPAD_READER, TWIN_READER
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name
@@ -79,7 +79,7 @@ def make_root() -> Path:
 def daemon_command(root: Path, *extra: str, readers: str = "--simulated") -> list[str]:
     """The pkcardd command line; ``readers`` is ``--simulated`` or ``--pcsc``."""
     return [
-        sys.executable, "-m", "daemon.main", readers,
+        sys.executable, "-m", "pkcard.daemon.main", readers,
         "--socket-dir", str(root / "run"), "--audit-log", str(root / "audit.jsonl"),
         "--log-level", "DEBUG", *extra,
     ]

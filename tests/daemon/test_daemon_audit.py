@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.audit import AuditEntry, AuditLog, AuditLogCorrupt, Problem, verify_bytes
-from daemon.audit_cli import EXIT_BROKEN, EXIT_INTACT, EXIT_USAGE, main
+from pkcard.daemon.audit import AuditEntry, AuditLog, AuditLogCorrupt, Problem, verify_bytes
+from pkcard.daemon.audit_cli import EXIT_BROKEN, EXIT_INTACT, EXIT_USAGE, main
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

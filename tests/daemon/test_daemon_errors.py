@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.access import AccessControl
-from daemon.config import AccessPolicy
-from daemon.errors import ErrorMappingInterceptor
 from pkcard import error_codes
 from pkcard import errors as e
 from pkcard.client import PkcardClient
+from pkcard.daemon.access import AccessControl
+from pkcard.daemon.config import AccessPolicy
+from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.v1 import readers_pb2, readers_pb2_grpc
 
 SECRET_TEXT = "4711-very-secret-detail"

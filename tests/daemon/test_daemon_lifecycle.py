@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from daemon_harness import KZZ_READER, PK_READER, daemon_command, start_daemon
 
-from daemon.audit import verify_bytes
 from pkcard.client import PkcardClient
+from pkcard.daemon.audit import verify_bytes
 from pkcard.errors import AccessDenied, DaemonBusy, DaemonUnavailable, PkcardError
 
 

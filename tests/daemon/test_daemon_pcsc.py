@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from daemon_harness import RunningDaemon, make_root, start_daemon
 
-from daemon.audit import verify_bytes
 from pkcard.client import PkcardClient, ReaderSnapshot, WatchItem
+from pkcard.daemon.audit import verify_bytes
 from pkcard.errors import (
     AccessDenied,
     CardRemoved,
@@ -37,10 +37,10 @@ from pkcard.errors import (
 from pkcard.pin import PinRef, PinState
 from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, ReaderModel
 from pkcard.secret import Secret
-from simcard.card import load_card
-from simcard.pcscd_harness import PcscdHarness
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.card import load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 pytestmark = pytest.mark.pcsc
 

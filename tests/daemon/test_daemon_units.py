@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, ReaderBackend, load_config, parse_config
-from daemon.events import EventHub
-from daemon.peers import InsecureSocketDir, ensure_private_dir
-from daemon.workers import CallCancelled, ReaderWorkers
 from pkcard.clinic import ClinicContext
+from pkcard.daemon.config import ConfigError, ReaderBackend, load_config, parse_config
+from pkcard.daemon.events import EventHub
+from pkcard.daemon.peers import InsecureSocketDir, ensure_private_dir
+from pkcard.daemon.workers import CallCancelled, ReaderWorkers
 from pkcard.errors import CallTimeout, DaemonBusy, InvalidRequest, ReaderNotFound
 from pkcard.readers import ReaderEvent, ReaderEventKind
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.simcard.profile import load_profile
 from pkcard.transport import SmartCardConnection
-from simcard.card import SimulatedCard
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from simcard.profile import load_profile
 
 
 @pytest.fixture

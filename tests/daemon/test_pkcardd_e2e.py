@@ -32,8 +32,8 @@ from pkcard.errors import (
 from pkcard.pin import PinRef, PinState
 from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, ReaderModel
 from pkcard.secret import Secret
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 PK = load_profile("pk-regular")
 PIN = PK.secret_value(SecretRef.PIN)
@@ -240,7 +240,7 @@ def test_audit_log_records_calls_with_context_and_no_secrets(
 
 def _audit_cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.audit_cli", "verify", str(path)],
+        [sys.executable, "-m", "pkcard.daemon.audit_cli", "verify", str(path)],
         capture_output=True, text=True, check=False,
     )
 

@@ -20,18 +20,18 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from serving import wait_serving
 
-from backend.registry import AuditRecord, Registry
-from backend.service import CLIENT_METADATA_KEY
-from daemon.embedded_backend import DATABASE_NAME, SOCKET_NAME
+from pkcard.backend.registry import AuditRecord, Registry
+from pkcard.backend.service import CLIENT_METADATA_KEY
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
 from pkcard.client import PkcardClient
+from pkcard.daemon.embedded_backend import DATABASE_NAME, SOCKET_NAME
 from pkcard.secret import Secret
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
-from tools.pkpin.cli import run
-from tools.pkpin.messages import ExitCode
-from tools.pkpin.terminal import Terminal
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
+from pkcard.tools.pkpin.cli import run
+from pkcard.tools.pkpin.messages import ExitCode
+from pkcard.tools.pkpin.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSTATION = "ws-embedded-01"
@@ -122,7 +122,7 @@ def start_daemon(root: Path) -> EmbeddedDaemon:
     config.write_text(f'workstation_id = "{WORKSTATION}"\n')
     log_path = root / "pkcardd.log"
     command = [
-        sys.executable, "-m", "daemon.main", "--simulated", "--config", str(config),
+        sys.executable, "-m", "pkcard.daemon.main", "--simulated", "--config", str(config),
         "--socket-dir", str(root / "run"), "--state-dir", str(root / "state"),
         "--log-level", "DEBUG",
     ]

@@ -12,23 +12,23 @@ from embeddedrig import DEVELOPER, refusal_reason
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from backend.registry import REACTIVATION_TRIES, AuditEvent, Registry, WithdrawalReason
-from backend.service import CLIENT_METADATA_KEY
-from daemon.config import BackendConfig, ReaderBackend
-from daemon.embedded_backend import (
+from pkcard.backend.registry import REACTIVATION_TRIES, AuditEvent, Registry, WithdrawalReason
+from pkcard.backend.service import CLIENT_METADATA_KEY
+from pkcard.backend.v1 import backend_pb2 as bpb
+from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
+from pkcard.daemon.config import BackendConfig, ReaderBackend
+from pkcard.daemon.embedded_backend import (
     SEED_AUTHORIZATIONS,
     EmbeddedBackend,
     seed_registry,
     simulated_pk_cards,
 )
-from daemon.main import _parser, build_config
-from daemon.peers import InsecureSocketDir
-from pkcard.backend.v1 import backend_pb2 as bpb
-from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
+from pkcard.daemon.main import _parser, build_config
+from pkcard.daemon.peers import InsecureSocketDir
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.token import CardRole
 from pkcard.verify import CardStatus
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 FAST_SCRYPT_N = 2**10

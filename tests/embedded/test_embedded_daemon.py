@@ -17,14 +17,14 @@ from embeddedrig import (
     start_daemon,
 )
 
-from backend.registry import REACTIVATION_TRIES, AuditEvent
-from daemon.embedded_backend import simulated_pk_cards
-from daemon.simulation import DEFAULT_CARDS
+from pkcard.backend.registry import REACTIVATION_TRIES, AuditEvent
 from pkcard.backend.v1 import backend_pb2 as bpb
+from pkcard.daemon.embedded_backend import simulated_pk_cards
+from pkcard.daemon.simulation import DEFAULT_CARDS
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
+from pkcard.simcard.spec import SecretRef
+from pkcard.tools.pkpin.messages import ExitCode
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
-from simcard.inprocess import PINPAD_READER, TWIN_READER
-from simcard.spec import SecretRef
-from tools.pkpin.messages import ExitCode
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name
@@ -154,8 +154,8 @@ def test_a_corrupt_database_refuses_to_start(root: Path) -> None:
     state.mkdir(mode=0o700)
     (state / "backend.sqlite").write_bytes(b"not a database" * 512)
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.main", "--simulated", "--socket-dir", str(root / "run"),
-         "--state-dir", str(state)],
+        [sys.executable, "-m", "pkcard.daemon.main", "--simulated",
+         "--socket-dir", str(root / "run"), "--state-dir", str(state)],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "cannot start the embedded backend" in result.stderr

@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from simcard.card import SimulatedCard, load_card
-from simcard.opensc import OPENSC_CONF_VARIABLE, write_opensc_config
-from simcard.pcscd_harness import PcscdHarness
-from simcard.spec import KeyUse, SecretRef
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.opensc import OPENSC_CONF_VARIABLE, write_opensc_config
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.spec import KeyUse, SecretRef
 
 pytestmark = pytest.mark.pcsc
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from simcard.card import SimulatedCard, load_card
-from simcard.inprocess import InProcessConnection
-from simcard.pkcs15 import PKCS15_AID, Pkcs15Fid
-from simcard.spec import PK_AID, Fid, SecretRef, pad_secret, secret_format
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.pkcs15 import PKCS15_AID, Pkcs15Fid
+from pkcard.simcard.spec import PK_AID, Fid, SecretRef, pad_secret, secret_format
 
 OK = 0x9000
 

@@ -9,13 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pcsc_bridge.errors import (
-    PcscdSocketState,
-    PcscStatus,
-    error_for_status,
-    explain_no_service,
-    probe_pcscd_socket,
-)
 from pkcard.errors import (
     CardRemoved,
     CardReset,
@@ -24,6 +17,13 @@ from pkcard.errors import (
     ReaderNotFound,
     TransportError,
     TransportTimeout,
+)
+from pkcard.pcsc_bridge.errors import (
+    PcscdSocketState,
+    PcscStatus,
+    error_for_status,
+    explain_no_service,
+    probe_pcscd_socket,
 )
 
 

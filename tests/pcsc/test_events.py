@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pcsc_cards import ECHO_PK_ATR, EchoCard, EventLog
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import CardRemoved
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.readers import ReaderEventKind
-from simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness, VirtualReader
+from pkcard.simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness, VirtualReader
 
 pytestmark = pytest.mark.pcsc
 

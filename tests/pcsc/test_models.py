@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pcsc_bridge.features import parse_features, parse_tlv_properties, usb_id_from_properties
-from pcsc_bridge.models import MODEL_TABLE, identify, model_from_usb_id
+from pkcard.pcsc_bridge.features import parse_features, parse_tlv_properties, usb_id_from_properties
+from pkcard.pcsc_bridge.models import MODEL_TABLE, identify, model_from_usb_id
 from pkcard.readers import ReaderModel
 
 

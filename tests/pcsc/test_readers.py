@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from pcsc_cards import ECHO_KZZ_ATR, ECHO_PK_ATR, EchoCard
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import CardRemoved, ReaderNotFound
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.protocol import SmartCardProtocol
 from pkcard.readers import CardKind, ReaderModel
-from simcard.card import SimulatedCard
-from simcard.pcscd_harness import PcscdHarness
-from simcard.profile import load_profile
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.profile import load_profile
 
 pytestmark = pytest.mark.pcsc
 

@@ -8,9 +8,9 @@ import pytest
 from pcsc_cards import EchoCard
 from smartcard import scard
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import CardReset, ReaderBusy
-from simcard.pcscd_harness import PcscdHarness
+from pkcard.pcsc_bridge import PcscReaderSystem
+from pkcard.simcard.pcscd_harness import PcscdHarness
 
 pytestmark = pytest.mark.pcsc
 

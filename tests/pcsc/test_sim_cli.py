@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pcsc_cards import FakeReader
 
-from simcard.pcscd_harness import VPCD_DRIVER
-from simcard.vpcd import CardLike
-from tools.sim import SlotOps, command_loop, main
+from pkcard.simcard.pcscd_harness import VPCD_DRIVER
+from pkcard.simcard.vpcd import CardLike
+from pkcard.tools.sim import SlotOps, command_loop, main
 
 
 def test_pcscd_config_writes_one_config_per_reader(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pcsc_cards import ECHO_PK_ATR, EchoCard, FakeReader
 
-from simcard.vpcd import SlotError, VpcdCardSlot, VpcdControl
+from pkcard.simcard.vpcd import SlotError, VpcdCardSlot, VpcdControl
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderInfo, ReaderModel
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.simcard.pinpad import SimulatedPinPad
 from pkcard.transport import ReaderCapabilities, SmartCardConnection
-from simcard.card import SimulatedCard, load_card
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from simcard.pinpad import SimulatedPinPad
 
 CT700 = PINPAD_READER
 CT710 = ReaderInfo(

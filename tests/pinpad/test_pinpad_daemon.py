@@ -1,6 +1,6 @@
 """PIN-pad readers through pkcardd: no secret crosses the gRPC API, events announce the pad.
 
-The daemon runs in this process (``daemon.server.Daemon`` over a
+The daemon runs in this process (``pkcard.daemon.server.Daemon`` over a
 SimulatedReaderSystem) so the tests can type on the simulated keypad.
 """
 
@@ -17,9 +17,9 @@ import grpc
 import pytest
 from padrig import CT30, CT700
 
-from daemon.config import DaemonConfig, ReaderBackend
-from daemon.server import Daemon
 from pkcard.client import PkcardClient
+from pkcard.daemon.config import DaemonConfig, ReaderBackend
+from pkcard.daemon.server import Daemon
 from pkcard.errors import (
     HostPinEntryRefused,
     LastTryNotConfirmed,
@@ -29,10 +29,10 @@ from pkcard.errors import (
 )
 from pkcard.pin import PinRef, PinState
 from pkcard.readers import ReaderEvent, ReaderEventKind
-from simcard.card import load_card
-from simcard.inprocess import SimulatedReaderSystem
-from simcard.pinpad import SimulatedPinPad
-from simcard.spec import SecretRef
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import SimulatedReaderSystem
+from pkcard.simcard.pinpad import SimulatedPinPad
+from pkcard.simcard.spec import SecretRef
 
 PIN = "58392671"
 NEW_PIN = "4826"

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import NotSupported
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef
 from pkcard.pinpad import CM_IOCTL_GET_FEATURE_REQUEST
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderModel
-from simcard.card import load_card
-from simcard.pcscd_harness import PcscdHarness
-from simcard.spec import SecretRef
+from pkcard.simcard.card import load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.spec import SecretRef
 
 pytestmark = pytest.mark.pcsc
 

@@ -39,9 +39,9 @@ from pkcard.pinpad import (
 )
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
-from simcard.inprocess import InProcessConnection
-from simcard.pinpad import CT700_PAD, PadModel, SimulatedPinPad, feature_code
-from simcard.spec import SecretRef
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.pinpad import CT700_PAD, PadModel, SimulatedPinPad, feature_code
+from pkcard.simcard.spec import SecretRef
 
 Rig = Callable[..., PadRig]
 VERIFY = feature_code(FeatureTag.VERIFY_PIN_DIRECT)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.synchronize import Event
 
-from simcard.card import load_card
-from simcard.vpcd import VpcdCardSlot
+from pkcard.simcard.card import load_card
+from pkcard.simcard.vpcd import VpcdCardSlot
 
 _STOP_TIMEOUT_S = 10.0
 

@@ -28,21 +28,21 @@ from card_process import CardProcess
 from fake_token import FakeLibrary, fake_pk
 from pkcs11rig import NO_TRANSPORT_STATE, Backend, SoftHsmGolden
 
-from pcsc_bridge import PcscReaderSystem
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.opensc import (
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.opensc import (
     OPENSC_MODULE,
     SIGNATURE_TOKEN_SUFFIX,
     opensc_conf,
     write_opensc_config,
 )
-from simcard.pkcs15 import TOKEN_LABEL
-from simcard.profile import load_profile
-from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
-from simcard.spec import KeyUse
+from pkcard.simcard.pkcs15 import TOKEN_LABEL
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
+from pkcard.simcard.spec import KeyUse
 
 PROVISIONED = ("pk-regular", "pk-backup", "pk-nurse")
 BACKENDS = (

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from pkcard.pkcs11 import DATA_APPLICATION, KeyId, digest_info_sha256
-from simcard.profile import CardProfile, KeySpec
-from simcard.softhsm import card_files
-from simcard.spec import KeyUse, SecretRef, SecretState
+from pkcard.simcard.profile import CardProfile, KeySpec
+from pkcard.simcard.softhsm import card_files
+from pkcard.simcard.spec import KeyUse, SecretRef, SecretState
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

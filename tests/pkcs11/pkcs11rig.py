@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
-from simcard.profile import CardProfile
-from simcard.softhsm import SoftHsmPk
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import CardProfile
+from pkcard.simcard.softhsm import SoftHsmPk
+from pkcard.simcard.spec import SecretRef
 
 NO_TRANSPORT_STATE = "SoftHSM2 cannot flag a user PIN to be changed: no transport state"
 SOFTHSM_NEVER_LOCKS = (

@@ -29,7 +29,7 @@ from pkcard.errors import (
 )
 from pkcard.pin import PinRef, PinState
 from pkcard.secret import Secret
-from simcard.spec import KeyUse, SecretRef
+from pkcard.simcard.spec import KeyUse, SecretRef
 
 OpenPk = Callable[..., Backend]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simcard.softhsm import SOFTHSM_MODULE
+from pkcard.simcard.softhsm import SOFTHSM_MODULE
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "pkcs11_sign.py"
 

@@ -12,9 +12,9 @@ from pkcard.pin import PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
 from pkcard.secret import Secret
-from simcard.profile import load_profile
-from simcard.softhsm import provision_pk
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.softhsm import provision_pk
+from pkcard.simcard.spec import SecretRef
 
 DIGEST = hashlib.sha256(b"softhsm").digest()
 

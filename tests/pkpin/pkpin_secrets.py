@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 
 def secret_of(profile: str, ref: SecretRef) -> str:

@@ -1,6 +1,6 @@
 """Run pkpin as a person does: a child process on a pseudo-terminal.
 
-:class:`PkpinSession` forks ``python -m tools.pkpin`` onto a new pty (which
+:class:`PkpinSession` forks ``python -m pkcard.tools.pkpin`` onto a new pty (which
 becomes its controlling terminal, so hidden prompts read from it), waits
 for prompts, types answers and collects everything the terminal showed.
 Timeouts only turn a hang into a failure with the transcript; no test
@@ -38,7 +38,7 @@ class PkpinSession:
 
     def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         environment = dict(env) if env is not None else base_environment()
-        argv = [sys.executable, "-m", "tools.pkpin", *args]
+        argv = [sys.executable, "-m", "pkcard.tools.pkpin", *args]
         pid, fd = pty.fork()
         if pid == 0:  # the child: exec pkpin, never return into pytest
             try:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pkcard.errors import WrongPin
-from tools.msgfmt import PoEntry, compile_mo, parse_po
-from tools.pkpin.i18n import LOCALE_DIR, Language, language_from_environment, translations
-from tools.pkpin.messages import Messages
+from pkcard.tools.msgfmt import PoEntry, compile_mo, parse_po
+from pkcard.tools.pkpin.i18n import LOCALE_DIR, Language, language_from_environment, translations
+from pkcard.tools.pkpin.messages import Messages
 
 REPO = Path(__file__).resolve().parents[2]
 PO = LOCALE_DIR / "sl" / "LC_MESSAGES" / "pkpin.po"
@@ -85,7 +85,7 @@ def test_header_declares_slovenian_plural_forms() -> None:
 
 def test_committed_mo_is_compiled_from_the_po() -> None:
     assert MO.read_bytes() == compile_mo(parse_po(PO.read_text(encoding="utf-8"))), (
-        "run: python -m tools.msgfmt pkcard/locale/sl/LC_MESSAGES/pkpin.po"
+        "run: python -m pkcard.tools.msgfmt pkcard/locale/sl/LC_MESSAGES/pkpin.po"
     )
 
 

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from tools.pkpin.cli import run
-from tools.pkpin.errors import NoTerminal
-from tools.pkpin.messages import ExitCode
-from tools.pkpin.terminal import Terminal
+from pkcard.tools.pkpin.cli import run
+from pkcard.tools.pkpin.errors import NoTerminal
+from pkcard.tools.pkpin.messages import ExitCode
+from pkcard.tools.pkpin.terminal import Terminal
 
 ENGLISH = {"LANG": "C.UTF-8"}
 

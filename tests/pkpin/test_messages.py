@@ -8,9 +8,9 @@ import pytest
 
 from pkcard import errors as e
 from pkcard.pin import PinRef
-from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
-from tools.pkpin.i18n import Language, translations
-from tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
+from pkcard.tools.pkpin.i18n import Language, translations
+from pkcard.tools.pkpin.messages import ExitCode, Messages
 
 MARK = "58392671"  # as if an error's text had leaked a PIN
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "pkpin.md"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.msgfmt import PoEntry, PoError, compile_mo, main, parse_po
-from tools.pkpin.i18n import LOCALE_DIR
+from pkcard.tools.msgfmt import PoEntry, PoError, compile_mo, main, parse_po
+from pkcard.tools.pkpin.i18n import LOCALE_DIR
 
 PO = LOCALE_DIR / "sl" / "LC_MESSAGES" / "pkpin.po"
 HEADER = (

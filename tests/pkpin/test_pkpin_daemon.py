@@ -12,7 +12,7 @@ from ptyrun import PkpinSession, base_environment, run_pkpin
 
 from pkcard.errors import WrongPin
 from pkcard.pin import PinRef, PinState
-from tools.pkpin.messages import ExitCode
+from pkcard.tools.pkpin.messages import ExitCode
 
 WRONG = "11223344"
 

@@ -8,10 +8,10 @@ import pytest
 from pkpin_secrets import NEW_PIN, PIN
 from ptyrun import PkpinSession, run_pkpin
 
-from simcard.card import SimulatedCard, load_card
-from simcard.pcscd_harness import PcscdHarness
-from simcard.spec import SecretRef
-from tools.pkpin.messages import ExitCode
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.spec import SecretRef
+from pkcard.tools.pkpin.messages import ExitCode
 
 pytestmark = pytest.mark.pcsc
 

@@ -17,21 +17,21 @@ import pytest
 from pkpin_secrets import NEW_PIN, PIN, PUK
 from ptyrun import PkpinSession, run_pkpin
 
-from daemon.config import DaemonConfig, ReaderBackend
-from daemon.server import Daemon
+from pkcard.daemon.config import DaemonConfig, ReaderBackend
+from pkcard.daemon.server import Daemon
 from pkcard.errors import PinPadCancelled, WrongPin
 from pkcard.pin import PinRef, PinState
 from pkcard.pk import ProfessionalCard
-from simcard.card import SimulatedCard, load_card
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from simcard.pinpad import Keypad
-from simcard.spec import SecretRef
-from tools.pkpin.commands import Console, PinCommand, PinOptions, run_pin_command
-from tools.pkpin.errors import NoPinPad, NoTerminal
-from tools.pkpin.i18n import Language, translations
-from tools.pkpin.messages import ExitCode, Messages
-from tools.pkpin.service import DirectService
-from tools.pkpin.terminal import Terminal
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.simcard.pinpad import Keypad
+from pkcard.simcard.spec import SecretRef
+from pkcard.tools.pkpin.commands import Console, PinCommand, PinOptions, run_pin_command
+from pkcard.tools.pkpin.errors import NoPinPad, NoTerminal
+from pkcard.tools.pkpin.i18n import Language, translations
+from pkcard.tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.service import DirectService
+from pkcard.tools.pkpin.terminal import Terminal
 
 
 @dataclass

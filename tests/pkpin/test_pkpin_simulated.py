@@ -12,7 +12,7 @@ import sys
 from pkpin_secrets import NEW_PIN, NEW_SPIN, PIN, PUK, SPIN, TPIN
 from ptyrun import REPO, PkpinSession, base_environment, run_pkpin
 
-from tools.pkpin.messages import ExitCode
+from pkcard.tools.pkpin.messages import ExitCode
 
 SIM = ["--simulated"]
 
@@ -209,7 +209,7 @@ def test_ctrl_c_at_a_prompt_cancels() -> None:
 
 def test_no_terminal_is_a_usage_error() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tools.pkpin", *SIM, "change-pin"],
+        [sys.executable, "-m", "pkcard.tools.pkpin", *SIM, "change-pin"],
         cwd=REPO,
         env=base_environment(),
         stdin=subprocess.DEVNULL,

@@ -10,13 +10,13 @@ import pytest
 
 from pkcard.errors import ReaderNotFound, WrongCardKind
 from pkcard.expiry import ExpiryKind, ExpiryWarning
-from simcard.card import load_card
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from tools.pkpin.commands import Console, run_readers, run_status
-from tools.pkpin.errors import AmbiguousReader, NoPkCard
-from tools.pkpin.i18n import Language, translations
-from tools.pkpin.messages import ExitCode, Messages
-from tools.pkpin.service import DirectService
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.tools.pkpin.commands import Console, run_readers, run_status
+from pkcard.tools.pkpin.errors import AmbiguousReader, NoPkCard
+from pkcard.tools.pkpin.i18n import Language, translations
+from pkcard.tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.service import DirectService
 
 
 def service(today: date, *cards: tuple[str, str]) -> DirectService:

@@ -18,11 +18,11 @@ from pkcard.kzz import HealthInsuranceCard
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
-from simcard.card import SimulatedCard
-from simcard.faults import Fault, FaultPlan, FaultRule, FaultyConnection
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.faults import Fault, FaultPlan, FaultRule, FaultyConnection
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 PIN_INS = frozenset({0x20, 0x24, 0x2C})
 NEW_PIN = "482915"

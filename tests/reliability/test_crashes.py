@@ -23,8 +23,8 @@ from daemon_harness import PK_READER, make_root, start_daemon
 
 from pkcard.errors import PkcardError
 from pkcard.pin import PinRef
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 30.0
@@ -38,7 +38,7 @@ def root() -> Iterator[Path]:
 
 
 def audit_verify(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.audit_cli", "verify", str(path)],
+    return subprocess.run([sys.executable, "-m", "pkcard.daemon.audit_cli", "verify", str(path)],
                           capture_output=True, text=True, timeout=BOUND_S, check=False)
 
 
@@ -97,8 +97,8 @@ def test_daemon_killed_during_calls_keeps_its_audit_chain(root: Path) -> None:
 REDEEMER = """
 import hashlib, sys
 from cryptography.hazmat.primitives.serialization import Encoding
-from backend.core import SessionBackend
-from backend.registry import Registry
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
 from fuzz.targets import CLIENT, HOLDER, NOW, SERIAL, token_rig
 from pkcard.secret import Secret
 from pkcard.token import CardRole, Environment

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import pytest
 from daemon_harness import RunningDaemon, make_root, wait_serving
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.errors import (
     CallTimeout,
     CardRemoved,
@@ -30,14 +29,15 @@ from pkcard.errors import (
     ReaderBusy,
     ReaderNotFound,
 )
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
-from simcard.card import SimulatedCard
-from simcard.faults import Fault, FaultPlan, FaultRule, FaultyCard
-from simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.faults import Fault, FaultPlan, FaultRule, FaultyCard
+from pkcard.simcard.pcscd_harness import DEFAULT_READERS, PcscdHarness
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 # A call blocked inside libpcsclite cannot be interrupted by a signal: the thread method
 # ends the run with every stack dumped instead of hanging CI.
@@ -96,8 +96,9 @@ def pcsc_daemon(pcscd_env: PcscdHarness) -> Iterator[RunningDaemon]:
     log = root / "pkcardd.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.main", "--pcsc", "--socket-dir", str(root / "run"),
-             "--audit-log", str(root / "audit.jsonl"), "--log-level", "DEBUG"],
+            [sys.executable, "-m", "pkcard.daemon.main", "--pcsc",
+             "--socket-dir", str(root / "run"), "--audit-log", str(root / "audit.jsonl"),
+             "--log-level", "DEBUG"],
             stderr=stderr, stdout=subprocess.DEVNULL)
     daemon = RunningDaemon(root, process, log, root / "audit.jsonl", root / "run" / "pkcardd.sock")
     wait_serving(daemon)

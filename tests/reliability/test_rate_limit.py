@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from daemon_harness import KZZ_READER, PK_READER, RunningDaemon, make_root, start_daemon
 
-from daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import RateLimited, WrongPin
 from pkcard.pin import PinRef
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 
 class Clock:

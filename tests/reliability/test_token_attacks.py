@@ -27,7 +27,7 @@ from tokenrig import (
     split,
 )
 
-from backend.devpki import DevPki, KeyKind, issue_card_cert
+from pkcard.backend.devpki import DevPki, KeyKind, issue_card_cert
 from pkcard.errors import RefusalReason, TokenRefused
 from pkcard.token import Environment
 from pkcard.verify import InMemoryNonceStore, TokenVerifier

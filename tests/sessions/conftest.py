@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sessionrig import Rig, rig
 
-from daemon.simulation import DEFAULT_CARDS
+from pkcard.daemon.simulation import DEFAULT_CARDS
 
 
 @pytest.fixture(scope="module")

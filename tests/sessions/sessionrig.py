@@ -23,20 +23,20 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from serving import wait_serving
 
-from backend.core import SessionBackend
-from backend.registry import Registry
-from backend.service import CLIENT_METADATA_KEY, ClientIdentity, build_server
+from pkcard.backend.core import SessionBackend
+from pkcard.backend.registry import Registry
+from pkcard.backend.service import CLIENT_METADATA_KEY, ClientIdentity, build_server
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
 from pkcard.client import PkcardClient, ReaderSnapshot, WatchItem, watch_item
 from pkcard.pk import ProfessionalCard
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.token import CardRole, Environment
 from pkcard.v1 import readers_pb2, readers_pb2_grpc, simulation_pb2, simulation_pb2_grpc
 from pkcard.verify import TrustAnchors
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 ROOT = Path(__file__).resolve().parents[2]
 PKI = ROOT / "fixtures" / "pki"
@@ -207,7 +207,7 @@ def start_pkcardd(root: Path, *, simulated: bool, backend: str | None) -> Pkcard
     config.write_text("\n".join(lines) + "\n")
     log_path = root / "pkcardd.log"
     command = [
-        sys.executable, "-m", "daemon.main", "--simulated" if simulated else "--pcsc",
+        sys.executable, "-m", "pkcard.daemon.main", "--simulated" if simulated else "--pcsc",
         "--config", str(config), "--socket-dir", str(root / "run"),
         "--audit-log", str(root / "audit.jsonl"), "--log-level", "DEBUG",
     ]

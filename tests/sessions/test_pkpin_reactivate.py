@@ -8,11 +8,11 @@ from collections.abc import Callable
 from sessionrig import AUTHORIZATIONS, Rig, profile_secret
 
 from pkcard.secret import Secret
-from simcard.inprocess import PINPAD_READER, TWIN_READER
-from simcard.spec import SecretRef
-from tools.pkpin.cli import run
-from tools.pkpin.messages import ExitCode
-from tools.pkpin.terminal import Terminal
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
+from pkcard.simcard.spec import SecretRef
+from pkcard.tools.pkpin.cli import run
+from pkcard.tools.pkpin.messages import ExitCode
+from pkcard.tools.pkpin.terminal import Terminal
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon.session_cards import PinPolicy, prepare_pk, prove_kzz, sign_token
+from pkcard.daemon.session_cards import PinPolicy, prepare_pk, prove_kzz, sign_token
 from pkcard.errors import (
     HostPinEntryRefused,
     PinNotVerified,
@@ -18,11 +18,11 @@ from pkcard.pin import PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEventKind
 from pkcard.secret import Secret
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 from pkcard.token import ProofMethod, kzz_proof_digest, session_claims
-from simcard.card import load_card
-from simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReaderSystem
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
 
 
 def _pin() -> str:

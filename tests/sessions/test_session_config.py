@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import BackendConfig, BackendTls, ConfigError, parse_config
+from pkcard.daemon.config import BackendConfig, BackendTls, ConfigError, parse_config
 
 
 def test_backend_is_optional_and_takes_an_address() -> None:

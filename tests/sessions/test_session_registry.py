@@ -10,15 +10,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from daemon.events import SessionEndedEvent
-from daemon.sessions import SessionInfo, SessionRegistry
+from pkcard.daemon.events import SessionEndedEvent
+from pkcard.daemon.sessions import SessionInfo, SessionRegistry
 from pkcard.errors import CardRemoved, SessionEnded, SessionEndReason, SessionNotFound
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEvent, ReaderEventKind
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.token import ProofMethod, session_claims
-from simcard.card import load_card
-from simcard.inprocess import InProcessConnection
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 READERS = ("reader-a", "reader-b", "reader-c")

@@ -9,8 +9,8 @@ from sessionrig import AUTHORIZATIONS, Rig, profile_secret, refusal_reason
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.client import PkcardClient
 from pkcard.errors import NotSupported, WrongPin
-from simcard.inprocess import PINPAD_READER, TWIN_READER
-from simcard.spec import SecretRef
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
+from pkcard.simcard.spec import SecretRef
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name

@@ -24,9 +24,9 @@ from sessionrig import (
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.errors import SessionEnded, SessionEndReason, WrongPin
 from pkcard.sessions import RestrictedMode, RestrictedReason, SessionEnd
-from simcard.card import load_card
-from simcard.pcscd_harness import PcscdHarness
-from simcard.spec import SecretRef
+from pkcard.simcard.card import load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.spec import SecretRef
 
 pytestmark = pytest.mark.pcsc
 

@@ -21,8 +21,8 @@ from pkcard.errors import (
 )
 from pkcard.pin import PinRef
 from pkcard.sessions import RestrictedMode, RestrictedReason, SessionEnd
-from simcard.inprocess import PINPAD_READER, TWIN_READER
-from simcard.spec import SecretRef
+from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
+from pkcard.simcard.spec import SecretRef
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name

@@ -8,8 +8,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from simcard.profile import PROFILES_DIR, load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import PROFILES_DIR, load_profile
+from pkcard.simcard.spec import SecretRef
 
 TEST_PK_CA = PROFILES_DIR.parent.parent / "pki" / "ca" / "test-pk" / "ca-cert.pem"
 KPEP_CERT = PROFILES_DIR.parent.parent / "pki" / "cards" / "pk-regular" / "sign-cert.pem"

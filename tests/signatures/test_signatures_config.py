@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.card_backends import CardBackends
-from daemon.config import (
+from pkcard import error_codes
+from pkcard.client import sign_request
+from pkcard.daemon.card_backends import CardBackends
+from pkcard.daemon.config import (
     CardBackendRule,
     CardDriver,
     ConfigError,
@@ -21,14 +23,12 @@ from daemon.config import (
     ReaderBackend,
     parse_config,
 )
-from daemon.server import Daemon, StartupError
-from daemon.signatures import load_trust_anchors, simulated_trust_anchor_paths
-from daemon.workers import ReaderWorkers
-from pkcard import error_codes
-from pkcard.client import sign_request
+from pkcard.daemon.server import Daemon, StartupError
+from pkcard.daemon.signatures import load_trust_anchors, simulated_trust_anchor_paths
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import SignatureRejected, SignatureRejection
 from pkcard.pkcs11 import TokenSelector
-from simcard.inprocess import SimulatedReaderSystem
+from pkcard.simcard.inprocess import SimulatedReaderSystem
 
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 

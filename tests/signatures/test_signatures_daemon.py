@@ -21,7 +21,7 @@ from pkcard.errors import (
     WrongCardKind,
     WrongPin,
 )
-from simcard.spec import SecretRef
+from pkcard.simcard.spec import SecretRef
 from tests.daemon.daemon_harness import KZZ_READER, PK_READER, RunningDaemon
 
 SPIN = secret("pk-regular", SecretRef.SPIN)

@@ -1,6 +1,6 @@
 """SignDocument on a PIN-pad reader: the SPIN is typed on the pad, never sent by the client.
 
-The daemon runs in this process (``daemon.server.Daemon`` over a
+The daemon runs in this process (``pkcard.daemon.server.Daemon`` over a
 SimulatedReaderSystem) so the test can type on the simulated keypad.
 """
 
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from sigrig import openssl_verify, secret
 
-from daemon.config import DaemonConfig, ReaderBackend
-from daemon.server import Daemon
 from pkcard.client import PkcardClient
+from pkcard.daemon.config import DaemonConfig, ReaderBackend
+from pkcard.daemon.server import Daemon
 from pkcard.errors import HostPinEntryRefused, WrongPin
 from pkcard.readers import ReaderEvent, ReaderEventKind
-from simcard.card import load_card
-from simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
-from simcard.pinpad import SimulatedPinPad
-from simcard.spec import SecretRef
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
+from pkcard.simcard.pinpad import SimulatedPinPad
+from pkcard.simcard.spec import SecretRef
 
 SPIN = secret("pk-regular", SecretRef.SPIN)
 DOCUMENT = b"recept: 1x amoksicilin 500 mg -- signed on the PIN pad\n"

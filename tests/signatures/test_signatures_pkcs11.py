@@ -13,9 +13,9 @@ from sigrig import kpep_der, openssl_verify, secret
 from pkcard.errors import WrongPin
 from pkcard.pin import PinRef, PinState
 from pkcard.pkcs11 import Pkcs11Module
-from simcard.profile import load_profile
-from simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
-from simcard.spec import SecretRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.softhsm import SOFTHSM_MODULE, provision_pk, softhsm_conf, write_config
+from pkcard.simcard.spec import SecretRef
 from tests.daemon.daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
 
 SPIN = secret("pk-regular", SecretRef.SPIN)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from simcard_terminal import MakeTerminal, Terminal
 
-from simcard.card import SimulatedCard
-from simcard.profile import CardProfile, load_profile
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.profile import CardProfile, load_profile
 
 
 @pytest.fixture

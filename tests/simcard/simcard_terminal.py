@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import CardProfile
-from simcard.spec import KZZ_AID, PK_AID, SecretRef, pad_secret, secret_format
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import CardProfile
+from pkcard.simcard.spec import KZZ_AID, PK_AID, SecretRef, pad_secret, secret_format
 
 
 class Terminal:

@@ -10,8 +10,8 @@ from cryptography.x509.oid import NameOID
 from simcard_terminal import MakeTerminal
 
 from pkcard.readers import CardKind, card_kind_from_atr
+from pkcard.simcard.profile import profile_names
 from pkcard.tlv import Tlv, find, parse_dict, parse_list, validate_tree
-from simcard.profile import profile_names
 
 PK_AID = "F0504B43415244504B"
 KZZ_AID = "F0504B434152444B5A"

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from simcard_terminal import MakeTerminal
 
-from simcard.card import SimulatedCard
-from simcard.profile import load_profile
-from simcard.spec import SecretRef
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
 
 PK_AID = "F0504B43415244504B"
 PROFILE = load_profile("pk-regular")

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from simcard_terminal import MakeTerminal, Terminal
 
-from simcard.spec import SecretRef
+from pkcard.simcard.spec import SecretRef
 
 DIGEST = hashlib.sha256(b"pkcard session token").digest()
 PREHASHED = utils.Prehashed(hashes.SHA256())

@@ -6,10 +6,10 @@ import dataclasses
 
 from simcard_terminal import MakeTerminal, Terminal
 
-from simcard.card import SimulatedCard
-from simcard.os import Application, CardOS, SecretSlot
-from simcard.profile import load_profile
-from simcard.spec import SecretRef, SecretState
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.os import Application, CardOS, SecretSlot
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef, SecretState
 
 PIN, PUK, SPIN, TPIN, PASSWORD = (
     SecretRef.PIN,

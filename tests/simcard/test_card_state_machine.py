@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from simcard.card import SimulatedCard
-from simcard.profile import load_profile
-from simcard.spec import SecretRef, SecretState, pad_secret, secret_format
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef, SecretState, pad_secret, secret_format
 
 PIN, PUK, SPIN, TPIN, PW = (
     SecretRef.PIN,

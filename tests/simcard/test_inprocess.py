@@ -8,15 +8,15 @@ import pytest
 
 from pkcard.errors import CardRemoved, CardReset, ReaderNotFound
 from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, ReaderInfo, ReaderModel
-from pkcard.transport import ReaderCapabilities, SmartCardConnection
-from simcard.card import SimulatedCard, load_card
-from simcard.inprocess import (
+from pkcard.simcard.card import SimulatedCard, load_card
+from pkcard.simcard.inprocess import (
     PINPAD_READER,
     TWIN_READER,
     InProcessConnection,
     SimulatedReaderSystem,
 )
-from simcard.spec import SecretRef
+from pkcard.simcard.spec import SecretRef
+from pkcard.transport import ReaderCapabilities, SmartCardConnection
 
 PINPAD = PINPAD_READER.name
 TWIN = TWIN_READER.name

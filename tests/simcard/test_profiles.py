@@ -16,9 +16,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pkcard.errors import ProfileError
 from pkcard.pin import PIN_FORMATS, PinRef, check_new_pin
 from pkcard.secret import Secret
-from simcard.card import SimulatedCard
-from simcard.profile import CardProfile, load_profile, profile_names
-from simcard.spec import CardKind, CardRole, Environment, KeyUse, SecretRef, SecretState
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.profile import CardProfile, load_profile, profile_names
+from pkcard.simcard.spec import CardKind, CardRole, Environment, KeyUse, SecretRef, SecretState
 
 REQUIRED = {
     "pk-regular",

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 
 from pkcard.apdu import CommandApdu
 from pkcard.protocol import SmartCardProtocol
-from simcard.card import SimulatedCard
-from simcard.inprocess import InProcessConnection
-from simcard.profile import load_profile
-from simcard.spec import PK_AID, KeyUse, SecretRef, pad_secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import PK_AID, KeyUse, SecretRef, pad_secret
 
 VARIANTS: dict[str, tuple[bool, bool]] = {
     # name: (force_get_response, force_exact_le)

@@ -9,13 +9,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from pcsc_bridge.system import PcscReaderSystem
 from pkcard.apdu import CommandApdu
+from pkcard.pcsc_bridge.system import PcscReaderSystem
 from pkcard.protocol import SmartCardProtocol
 from pkcard.readers import CardKind
-from simcard.card import load_card
-from simcard.pcscd_harness import PcscdHarness
-from simcard.spec import PK_AID, SecretRef, pad_secret
+from pkcard.simcard.card import load_card
+from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.spec import PK_AID, SecretRef, pad_secret
 
 pytestmark = pytest.mark.pcsc
 

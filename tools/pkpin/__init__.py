@@ -1,5 +1,5 @@
 """pkpin: manage the PINs of the Slovenian health professional card (PK) from a terminal."""
 
-from tools.pkpin.cli import main
+from pkcard.tools.pkpin.cli import main
 
 __all__ = ["main"]

@@ -1,5 +1,5 @@
-"""``python -m tools.pkpin``."""
+"""``python -m pkcard.tools.pkpin``."""
 
-from tools.pkpin.cli import main
+from pkcard.tools.pkpin.cli import main
 
 raise SystemExit(main())

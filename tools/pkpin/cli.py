@@ -12,15 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from pcsc_bridge import PcscReaderSystem
 from pkcard.client import DEFAULT_SOCKET
 from pkcard.errors import PkcardError
+from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef
-from simcard.card import load_card
-from simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
-from simcard.profile import profile_names
-from tools.pkpin import reactivate
-from tools.pkpin.commands import (
+from pkcard.simcard.card import load_card
+from pkcard.simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
+from pkcard.simcard.profile import profile_names
+from pkcard.tools.pkpin import reactivate
+from pkcard.tools.pkpin.commands import (
     PLANS,
     Console,
     PinCommand,
@@ -29,10 +29,10 @@ from tools.pkpin.commands import (
     run_readers,
     run_status,
 )
-from tools.pkpin.i18n import language_from_environment, translations
-from tools.pkpin.messages import ExitCode, Messages
-from tools.pkpin.service import DaemonService, DirectService, PinService
-from tools.pkpin.terminal import Terminal
+from pkcard.tools.pkpin.i18n import language_from_environment, translations
+from pkcard.tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.service import DaemonService, DirectService, PinService
+from pkcard.tools.pkpin.terminal import Terminal
 
 SOCKET_VARIABLE = "PKCARD_SOCKET"
 SIMULATED_PROFILE = "pk-regular"

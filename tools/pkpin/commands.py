@@ -32,10 +32,10 @@ from pkcard.pin import (
 )
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
-from tools.pkpin.errors import Cancelled, NoPinPad
-from tools.pkpin.messages import ExitCode, Messages
-from tools.pkpin.service import PinService
-from tools.pkpin.terminal import Terminal
+from pkcard.tools.pkpin.errors import Cancelled, NoPinPad
+from pkcard.tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.service import PinService
+from pkcard.tools.pkpin.terminal import Terminal
 
 
 class PinCommand(IntEnum):

@@ -3,7 +3,7 @@
 Slovenian when the first set of ``LANGUAGE`` (its first entry), ``LC_ALL``,
 ``LC_MESSAGES`` and ``LANG`` starts with ``sl``; English otherwise. The
 catalog is ``pkcard/locale/<lang>/LC_MESSAGES/pkpin.mo`` (built from the
-``.po`` beside it by ``python -m tools.msgfmt``). Nothing is installed into
+``.po`` beside it by ``python -m pkcard.tools.msgfmt``). Nothing is installed into
 builtins: callers pass the translations object along.
 """
 

@@ -1,6 +1,6 @@
 """Every word pkpin says, and the one place where errors become words and exit codes.
 
-All text goes through the gettext catalog passed in (see :mod:`tools.pkpin.i18n`);
+All text goes through the gettext catalog passed in (see :mod:`pkcard.tools.pkpin.i18n`);
 the English msgids are the English output. No text ever holds a secret: the
 errors are worded from their type and typed fields (tries left, rule), never
 from ``str(error)``.
@@ -18,7 +18,7 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
 from pkcard.pk import Profession
-from tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
+from pkcard.tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
 
 
 class ExitCode(IntEnum):

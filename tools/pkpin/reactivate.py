@@ -14,11 +14,11 @@ from pathlib import Path
 from pkcard.client import PkcardClient
 from pkcard.errors import BackendRefused, BackendUnavailable, MalformedPin, PkcardError
 from pkcard.pin import PinRef
-from tools.pkpin.commands import Console
-from tools.pkpin.errors import Cancelled
-from tools.pkpin.messages import ExitCode, Messages, Outcome
-from tools.pkpin.service import DaemonService
-from tools.pkpin.terminal import Terminal
+from pkcard.tools.pkpin.commands import Console
+from pkcard.tools.pkpin.errors import Cancelled
+from pkcard.tools.pkpin.messages import ExitCode, Messages, Outcome
+from pkcard.tools.pkpin.service import DaemonService
+from pkcard.tools.pkpin.terminal import Terminal
 
 COMMAND = "reactivate"
 

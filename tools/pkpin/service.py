@@ -20,7 +20,7 @@ from pkcard.pin import PinRef, PinStatus
 from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import CardKind, ReaderState, ReaderSystem
 from pkcard.secret import Secret
-from tools.pkpin.errors import AmbiguousReader, NoPkCard
+from pkcard.tools.pkpin.errors import AmbiguousReader, NoPkCard
 
 _T = TypeVar("_T")
 

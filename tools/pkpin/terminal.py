@@ -13,7 +13,7 @@ import termios
 from types import TracebackType
 
 from pkcard.secret import Secret
-from tools.pkpin.errors import NoTerminal
+from pkcard.tools.pkpin.errors import NoTerminal
 
 TTY_PATH = "/dev/tty"
 _LFLAG = 3  # index of c_lflag in termios attribute lists

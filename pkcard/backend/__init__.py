@@ -1,1 +1,0 @@
-"""Generated code of the pkcard reference backend API (pkcard.backend.v1)."""
