@@ -35,7 +35,7 @@ class SW(IntEnum):
     NOT_ENOUGH_MEMORY = 0x6A84
     INCORRECT_P1P2 = 0x6A86
     REFERENCE_NOT_FOUND = 0x6A88
-    WRONG_P1P2 = 0x6B00
+    WRONG_OFFSET = 0x6B00
     INS_NOT_SUPPORTED = 0x6D00
     CLA_NOT_SUPPORTED = 0x6E00
     NO_PRECISE_DIAGNOSIS = 0x6F00
@@ -60,7 +60,7 @@ _DESCRIPTIONS: dict[int, str] = {
     SW.NOT_ENOUGH_MEMORY: "not enough memory",
     SW.INCORRECT_P1P2: "incorrect P1/P2",
     SW.REFERENCE_NOT_FOUND: "referenced data not found",
-    SW.WRONG_P1P2: "wrong P1/P2 (offset out of range)",
+    SW.WRONG_OFFSET: "wrong P1/P2 (offset out of range)",
     SW.INS_NOT_SUPPORTED: "instruction not supported",
     SW.CLA_NOT_SUPPORTED: "class not supported",
     SW.NO_PRECISE_DIAGNOSIS: "no precise diagnosis",
@@ -77,7 +77,7 @@ _ERRORS: dict[int, type[errors.ApduError]] = {
     SW.FILE_NOT_FOUND: errors.FileNotFound,
     SW.INCORRECT_P1P2: errors.IncorrectParameters,
     SW.REFERENCE_NOT_FOUND: errors.ReferenceNotFound,
-    SW.WRONG_P1P2: errors.IncorrectParameters,
+    SW.WRONG_OFFSET: errors.IncorrectParameters,
     SW.INS_NOT_SUPPORTED: errors.InsNotSupported,
     SW.CLA_NOT_SUPPORTED: errors.ClaNotSupported,
 }

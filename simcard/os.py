@@ -291,7 +291,7 @@ class CardOS:
             return b"", Sw.CHAINING_NOT_SUPPORTED
         if cmd.p1 or cmd.p2:
             self._pending = b""
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         if not self._pending:
             return b"", Sw.CONDITIONS_NOT_SATISFIED
         if cmd.le is None or cmd.data:
@@ -309,7 +309,7 @@ class CardOS:
             return self._select_application(cmd)
         if cmd.p1 in (0x00, 0x02, 0x08, 0x09):
             return self._select_file(cmd)
-        return b"", Sw.WRONG_P1P2
+        return b"", Sw.INCORRECT_P1P2
 
     def _enter(self, app: Application) -> None:
         """Make ``app`` the current DF; selecting another application drops verified states."""
@@ -321,7 +321,7 @@ class CardOS:
 
     def _select_application(self, cmd: CommandApdu) -> Reply:
         if cmd.p2 not in (0x00, 0x0C):
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         if not cmd.data:
             return b"", Sw.WRONG_LENGTH
         app = self._applications.get(cmd.data)
@@ -335,7 +335,7 @@ class CardOS:
     def _select_file(self, cmd: CommandApdu) -> Reply:
         """SELECT by FID (P1 00, 02), by path from the MF (08) or from the current DF (09)."""
         if cmd.p2 not in (0x00, 0x04, 0x0C):
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         data = cmd.data
         if cmd.p1 == 0x00 and data in (b"", MF_FID.to_bytes(2, "big")):
             self._current_app, self._current_ef = None, None
@@ -371,7 +371,7 @@ class CardOS:
 
     def _read_binary(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 & 0x80:
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         if cmd.data or cmd.le is None:
             return b"", Sw.WRONG_LENGTH
         content = self._current_ef
@@ -411,7 +411,7 @@ class CardOS:
 
     def _secret_for(self, cmd: CommandApdu) -> SecretSlot | Sw:
         if cmd.p1 != 0x00:
-            return Sw.WRONG_P1P2
+            return Sw.INCORRECT_P1P2
         try:
             ref = SecretRef(cmd.p2)
         except ValueError:
@@ -424,7 +424,7 @@ class CardOS:
         if slot.state != SecretState.ACTIVE:
             return Sw.REFERENCE_DATA_NOT_USABLE
         if slot.tries_left == 0:
-            return Sw.BLOCKED
+            return Sw.AUTH_METHOD_BLOCKED
         return None
 
     def _present(self, slot: SecretSlot, block: bytes) -> int:
@@ -514,7 +514,7 @@ class CardOS:
 
     def _reset_retry_counter(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 != 0x00:
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         pin = self._secrets.get(SecretRef.PIN)
         puk = self._secrets.get(SecretRef.PUK)
         if cmd.p2 != SecretRef.PIN or pin is None or puk is None:
@@ -522,7 +522,7 @@ class CardOS:
         if len(cmd.data) != puk.fmt.block_length + pin.fmt.block_length:
             return b"", Sw.WRONG_LENGTH
         if puk.tries_left == 0:
-            return b"", Sw.BLOCKED
+            return b"", Sw.AUTH_METHOD_BLOCKED
         puk_block, new_block = cmd.data[: puk.fmt.block_length], cmd.data[puk.fmt.block_length :]
         new = self._new_value(pin, new_block)
         if new is None:
@@ -538,7 +538,7 @@ class CardOS:
 
     def _get_challenge(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 or cmd.p2:
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         if cmd.data or cmd.le is None:
             return b"", Sw.WRONG_LENGTH
         return random_source.token_bytes(cmd.le), Sw.OK
@@ -557,7 +557,7 @@ class CardOS:
 
     def _internal_authenticate(self, cmd: CommandApdu) -> Reply:
         if cmd.p1 != 0x00:
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         key = self._keys.get(cmd.p2)
         if key is None:
             return b"", Sw.REFERENCE_NOT_FOUND
@@ -579,7 +579,7 @@ class CardOS:
 
     def _perform_security_operation(self, cmd: CommandApdu) -> Reply:
         if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
-            return b"", Sw.WRONG_P1P2
+            return b"", Sw.INCORRECT_P1P2
         key = next((k for k in self._keys.values() if k.use == KeyUse.SIGNATURE), None)
         if key is None or not isinstance(key.private_key, rsa.RSAPrivateKey):
             return b"", Sw.REFERENCE_NOT_FOUND
