@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.cardinfo import Environment
 from pkcard.errors import (
+    EnvironmentMismatch,
     HostPinEntryRefused,
     PinBlocked,
     PinNotVerified,
@@ -114,10 +116,22 @@ def _same_pk(connection: SmartCardConnection, serial: str) -> None:
         raise SessionEnded(SessionEndReason.CARD_RESET, "another PK is now in the reader")
 
 
+def _same_environment(pk: Environment, kzz: Environment) -> None:
+    if pk is not kzz:
+        raise EnvironmentMismatch(
+            f"a {pk.name.lower()} PK and a {kzz.name.lower()} KZZ cannot open a session together:"
+            " test cards reach test data only")
+
+
 def prove_kzz(
-    nonce: bytes, pk_serial: str, expected_kzz: KzzCardData | None = None
+    nonce: bytes, pk_serial: str, pk_environment: Environment,
+    expected_kzz: KzzCardData | None = None,
 ) -> Callable[[SmartCardConnection], KzzProof]:
-    """Job: read the KZZ (or check it is ``expected_kzz``) and sign the proof digest."""
+    """Job: read the KZZ (or check it is ``expected_kzz``) and sign the proof digest.
+
+    A KZZ of the other environment than the PK's (test vs production) is refused
+    before the KZZ signs anything.
+    """
 
     def job(connection: SmartCardConnection) -> KzzProof:
         _require(connection, CardKind.KZZ)
@@ -131,6 +145,7 @@ def prove_kzz(
             if serial != expected_kzz.card_serial:
                 raise SessionEnded(SessionEndReason.CARD_RESET, "another KZZ is now in the reader")
             kzz = expected_kzz
+        _same_environment(pk_environment, kzz.environment)
         card = HealthInsuranceCard.over(connection)
         return KzzProof(kzz, make_kzz_proof(nonce, pk_serial, card.authenticate))
 

@@ -406,7 +406,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             kzz: KzzCardData | None = None
             if kzz_reader is not None:
                 proof = self._run(context, kzz_reader,
-                                  session_cards.prove_kzz(nonce, pk.card_serial))
+                                  session_cards.prove_kzz(nonce, pk.card_serial, pk.environment))
                 kzz = proof.kzz
                 claims = session_claims(
                     pk=pk, nonce=nonce, workstation_id=self._workstation_id,
@@ -446,7 +446,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             if info.kzz_reader is not None:
                 proof = self._session_job(
                     context, info, info.kzz_reader, SessionEndReason.KZZ_REMOVED,
-                    session_cards.prove_kzz(nonce, info.pk.card_serial, info.kzz))
+                    session_cards.prove_kzz(nonce, info.pk.card_serial,
+                                             info.pk.environment, info.kzz))
                 claims = replace(claims, kzz_proof=proof.proof, patient_proof_time=iat)
             token = self._session_job(context, info, info.pk_reader, SessionEndReason.PK_REMOVED,
                                       session_cards.sign_token(claims, info.pk))

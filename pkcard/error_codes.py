@@ -65,6 +65,7 @@ class Reason(StrEnum):
     CARD_TIMEOUT = "CARD_TIMEOUT"
     TRANSPORT_ERROR = "TRANSPORT_ERROR"
     WRONG_CARD_KIND = "WRONG_CARD_KIND"
+    ENVIRONMENT_MISMATCH = "ENVIRONMENT_MISMATCH"
     NOT_SUPPORTED = "NOT_SUPPORTED"
     CARD_ERROR = "CARD_ERROR"
     CARD_PROTOCOL_ERROR = "CARD_PROTOCOL_ERROR"
@@ -226,6 +227,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "the card or reader did not answer in time"),
     ErrorCode(e.TransportError, Reason.TRANSPORT_ERROR, RpcCode.UNAVAILABLE,
               "any other failure on the path to the card"),
+    ErrorCode(e.EnvironmentMismatch, Reason.ENVIRONMENT_MISMATCH, RpcCode.FAILED_PRECONDITION,
+              "a test card and a production card in one session; nothing was signed"),
     ErrorCode(e.WrongCardKind, Reason.WRONG_CARD_KIND, RpcCode.FAILED_PRECONDITION,
               "the card is not the kind the call needs (PK vs KZZ)"),
     ErrorCode(e.NotSupported, Reason.NOT_SUPPORTED, RpcCode.FAILED_PRECONDITION,

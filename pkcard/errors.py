@@ -256,6 +256,10 @@ class WrongCardKind(PkcardError):
     """The card in the reader is not the kind the operation needs (PK vs KZZ)."""
 
 
+class EnvironmentMismatch(PkcardError):
+    """A test card met a production card (or the reverse): test cards reach test data only."""
+
+
 class NotSupported(PkcardError):
     """The card, reader or backend cannot do this (for example no KPEP on a nurse's PK)."""
 

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pkcard.cardinfo import Environment
 from pkcard.daemon.session_cards import PinPolicy, prepare_pk, prove_kzz, sign_token
 from pkcard.errors import (
+    EnvironmentMismatch,
     HostPinEntryRefused,
     PinNotVerified,
     SessionEnded,
@@ -23,6 +25,7 @@ from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER, SimulatedReader
 from pkcard.simcard.profile import load_profile
 from pkcard.simcard.spec import SecretRef
 from pkcard.token import ProofMethod, kzz_proof_digest, session_claims
+from pkcard.transcript import RecordingConnection
 
 
 def _pin() -> str:
@@ -74,13 +77,13 @@ def test_no_pin_without_pad_is_refused_before_signing(readers: SimulatedReaderSy
 def test_kzz_job_checks_card_kind_and_swaps(readers: SimulatedReaderSystem) -> None:
     nonce = b"\x07" * 32
     with readers.connect(PINPAD_READER.name) as connection, pytest.raises(WrongCardKind):
-        prove_kzz(nonce, "PK0000100001")(connection)
+        prove_kzz(nonce, "PK0000100001", Environment.TEST)(connection)
     with readers.connect(TWIN_READER.name) as connection:
-        first = prove_kzz(nonce, "PK0000100001")(connection)
+        first = prove_kzz(nonce, "PK0000100001", Environment.TEST)(connection)
     assert len(first.proof) == 64
     readers.insert(TWIN_READER.name, load_card("kzz-prod"))
     with readers.connect(TWIN_READER.name) as connection, pytest.raises(SessionEnded) as ended:
-        prove_kzz(nonce, "PK0000100001", first.kzz)(connection)
+        prove_kzz(nonce, "PK0000100001", Environment.TEST, first.kzz)(connection)
     assert ended.value.end_reason is SessionEndReason.CARD_RESET
     assert kzz_proof_digest(nonce, "PK0000100001") != kzz_proof_digest(nonce, "PK0000100002")
 
@@ -100,3 +103,18 @@ def test_sign_token_refuses_another_pk_and_an_unverified_pin(
     readers.insert(PINPAD_READER.name, load_card("pk-backup"))
     with readers.connect(PINPAD_READER.name) as connection, pytest.raises(SessionEnded):
         sign_token(claims, pk)(connection)
+
+
+@pytest.mark.parametrize(("pk_environment", "kzz_profile"),
+                         [(Environment.TEST, "kzz-prod"), (Environment.PRODUCTION, "kzz")])
+def test_kzz_of_the_other_environment_is_refused_before_it_signs(
+    readers: SimulatedReaderSystem, pk_environment: Environment, kzz_profile: str,
+) -> None:
+    readers.insert(TWIN_READER.name, load_card(kzz_profile))
+    with readers.connect(TWIN_READER.name) as connection:
+        recorder = RecordingConnection(connection, "kzz", 1)
+        with pytest.raises(EnvironmentMismatch):
+            prove_kzz(b"\x07" * 32, "PK0000100001", pk_environment)(recorder)
+    sent = [exchange.command for exchange in recorder.transcript.exchanges]
+    assert sent, "the KZZ was read"
+    assert [command for command in sent if command[1] == 0x88] == []  # no INTERNAL AUTHENTICATE

@@ -22,7 +22,7 @@ from sessionrig import (
 )
 
 from pkcard.backend.v1 import backend_pb2 as bpb
-from pkcard.errors import SessionEnded, SessionEndReason, WrongPin
+from pkcard.errors import EnvironmentMismatch, SessionEnded, SessionEndReason, WrongPin
 from pkcard.sessions import RestrictedMode, RestrictedReason, SessionEnd
 from pkcard.simcard.card import load_card
 from pkcard.simcard.pcscd_harness import PcscdHarness
@@ -50,6 +50,19 @@ def cards(pcscd_env: PcscdHarness, pcsc_rig: Rig) -> tuple[PcscdHarness, Rig, st
 
 def _pin(profile: str = "pk-regular") -> str:
     return profile_secret(profile, SecretRef.PIN)
+
+
+@pytest.mark.parametrize(("pk_profile", "kzz_profile"),
+                         [("pk-regular", "kzz-prod"), ("pk-regular-prod", "kzz")])
+def test_test_and_production_cards_never_open_a_session_together(
+    pcscd_env: PcscdHarness, pcsc_rig: Rig, pk_profile: str, kzz_profile: str,
+) -> None:
+    pcscd_env.insert(PK_SLOT, load_card(pk_profile))
+    pcscd_env.insert(KZZ_SLOT, load_card(kzz_profile))
+    with pcsc_rig.daemon.client() as client, pytest.raises(EnvironmentMismatch):
+        client.open_session(pcscd_env.reader_name(PK_SLOT), pcsc_rig.backend.challenge(),
+                            AUTHORIZATIONS, kzz_reader=pcscd_env.reader_name(KZZ_SLOT),
+                            pin=_pin(pk_profile))
 
 
 def test_full_and_restricted_sessions(cards: tuple[PcscdHarness, Rig, str, str]) -> None:
