@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.cardinfo import Environment
+from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import (
     EnvironmentMismatch,
     HostPinEntryRefused,
