@@ -395,8 +395,17 @@ class _Token:
             return self._pin_code(exc)
         return int(PyKCS11.CKR_OK)
 
-    def init_pin(self, new: Secret) -> None:
-        self._call(lambda s: s.initPin(new.reveal()))
+    def init_pin(self, new: Secret) -> int:
+        """C_InitPIN; CKR_OK or the PIN-related return code.
+
+        OpenSC's C_Login(CKU_SO) only keeps the PUK, and its C_InitPIN sends
+        RESET RETRY COUNTER with it: a wrong PUK is found here.
+        """
+        try:
+            self.session.initPin(new.reveal())
+        except PyKCS11.PyKCS11Error as exc:
+            return self._pin_code(exc)
+        return int(PyKCS11.CKR_OK)
 
     def _pin_code(self, exc: PyKCS11.PyKCS11Error) -> int:
         code = int(exc.value)
@@ -589,10 +598,10 @@ class Pkcs11PkDriver(PkDriver):
         if answer.outcome is not PinOutcome.OK:
             return answer
         try:
-            token.init_pin(new_pin)
+            code = token.init_pin(new_pin)
         finally:
             token.logout()
-        return answer
+        return _answer_for(code, PinFlags.so(token.flags()), PIN_FORMATS[PinRef.PUK].max_tries)
 
     def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
         token = self._signature

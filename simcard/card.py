@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pkcard.errors import ProfileError
+from pkcard.simcard.isoapplet import ISOAPPLET_AID
 from pkcard.simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
 from pkcard.simcard.pkcs15 import PK_DF, PKCS15_AID, Pkcs15Files, Pkcs15Key, pk_pkcs15_files
 from pkcard.simcard.profile import CardProfile, KeySpec, load_profile
@@ -73,7 +74,8 @@ class SimulatedCard:
             pkcs15 = _pkcs15(profile, files)
             master_files.update(pkcs15.master_files)
             application = Application(
-                aid, {**files, **pkcs15.application_files}, fid=PK_DF, aliases=(PKCS15_AID,)
+                aid, {**files, **pkcs15.application_files}, fid=PK_DF,
+                aliases=(PKCS15_AID, ISOAPPLET_AID),
             )
         slots = [
             SecretSlot(

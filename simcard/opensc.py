@@ -1,12 +1,14 @@
 """A private OpenSC configuration that lets ``opensc-pkcs11.so`` drive the simulated PK.
 
-OpenSC has no driver for the profile's ATR. Its ``default`` driver (plain
-ISO 7816-4 commands) reads the card's PKCS#15 structure (simcard/pkcs15.py),
-but it is used only when ``enable_default_driver`` is set and a ``card_atr``
-block maps the ATR to it. The PKCS#11 module then makes one slot for the PIN
-(the card token) and one for the SPIN (``create_slots_for_pins``), and
-unblocks the PIN by C_Login(CKU_SO, PUK) + C_InitPIN
-(``pin_unblock_style``), the convention of :class:`pkcard.pkcs11.Pkcs11PkDriver`.
+OpenSC has no driver for the profile's ATR. Its generic ``default`` driver
+reads the card's PKCS#15 structure (simcard/pkcs15.py) but registers no
+algorithms, so it cannot sign; the simulated PK therefore also answers as a
+JavaCard IsoApplet (simcard/isoapplet.py), and a ``card_atr`` block maps the
+ATR to OpenSC's ``isoApplet`` driver, which drives it fully. The PKCS#11
+module then makes one slot for the PIN (the card token) and one for the SPIN
+(``create_slots_for_pins``), and unblocks the PIN by C_Login(CKU_SO, PUK) +
+C_InitPIN (``user_pin_unblock_style``), the convention of
+:class:`pkcard.pkcs11.Pkcs11PkDriver`.
 
 Point ``OPENSC_CONF`` at the file before the module (or a tool) starts; never
 edit /etc/opensc.
@@ -28,16 +30,19 @@ def _atr_text(atr: bytes) -> str:
     return ":".join(f"{b:02x}" for b in atr)
 
 
+OPENSC_DRIVER = "isoApplet"
+
+
 def opensc_config(atrs: list[bytes] | tuple[bytes, ...]) -> str:
-    """The opensc.conf text mapping each ATR to the ``default`` driver."""
+    """The opensc.conf text mapping each ATR to OpenSC's ``isoApplet`` driver."""
     blocks = "".join(
-        f'\tcard_atr {_atr_text(atr)} {{\n\t\tdriver = "default";\n\t}}\n' for atr in atrs
+        f'\tcard_atr {_atr_text(atr)} {{\n\t\tdriver = "{OPENSC_DRIVER}";\n\t}}\n'
+        for atr in atrs
     )
     return (
         "app default {\n"
         "\tdebug = 0;\n"
-        "\tenable_default_driver = true;\n"
-        "\tcard_drivers = default;\n"
+        f"\tcard_drivers = {OPENSC_DRIVER};\n"
         f"{blocks}"
         "\tframework pkcs15 {\n"
         "\t\tuse_file_caching = no;\n"
@@ -47,7 +52,7 @@ def opensc_config(atrs: list[bytes] | tuple[bytes, ...]) -> str:
         "\tpkcs11 {\n"
         "\t\tmax_virtual_slots = 64;\n"
         '\t\tcreate_slots_for_pins = "user,sign";\n'
-        "\t\tpin_unblock_style = init_pin_in_so_session;\n"
+        "\t\tuser_pin_unblock_style = init_pin_in_so_session;\n"
         "\t}\n"
         "}\n"
     )

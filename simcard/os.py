@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from pkcard.apdu import CommandApdu
 from pkcard.errors import ApduFormatError
+from pkcard.simcard import isoapplet
 from pkcard.simcard.spec import (
     Ins,
     KeyUse,
@@ -151,6 +152,7 @@ class CardOS:
             Ins.GET_CHALLENGE: self._get_challenge,
             Ins.INTERNAL_AUTHENTICATE: self._internal_authenticate,
             Ins.PERFORM_SECURITY_OPERATION: self._perform_security_operation,
+            Ins.MANAGE_SECURITY_ENVIRONMENT: self._manage_security_environment,
             Ins.GET_DATA: self._get_data,
         }
         self._serial: bytes = b""
@@ -159,6 +161,7 @@ class CardOS:
         self._last_app: Application | None = None  # for dropping verified states
         self._current_ef: bytes | None = None  # content of the current EF
         self._chain: tuple[bytes, bytearray] | None = None
+        self._security_environment: isoapplet.SecurityEnvironment | None = None
         self._pending: bytes = b""
         self._pending_sw: int = Sw.OK
 
@@ -199,6 +202,7 @@ class CardOS:
         self._current_app = None
         self._last_app = None
         self._current_ef = None
+        self._security_environment = None
         self._drop_chain()
         self._pending = b""
         self._pending_sw = Sw.OK
@@ -237,6 +241,8 @@ class CardOS:
         if handler is None:
             return b"", Sw.INS_NOT_SUPPORTED
         data, sw = handler(chained)
+        if chained.ins == Ins.SELECT and chained.data == isoapplet.ISOAPPLET_AID:
+            return data, sw  # a JavaCard applet under T=1 answers a case 3 SELECT with data
         return self._shape(chained, data, sw)
 
     def _drop_chain(self) -> None:
@@ -316,6 +322,7 @@ class CardOS:
         if self._last_app is not None and self._last_app is not app:
             for slot in self._secrets.values():
                 slot.verified = False
+            self._security_environment = None
         self._current_app = self._last_app = app
         self._current_ef = None
 
@@ -330,6 +337,8 @@ class CardOS:
         self._enter(app)
         if cmd.p2 == 0x0C:
             return b"", Sw.OK
+        if cmd.data == isoapplet.ISOAPPLET_AID:
+            return isoapplet.ISOAPPLET_SELECT_RESPONSE, Sw.OK
         return tlv(0x6F, tlv(0x84, app.aid)), Sw.OK
 
     def _select_file(self, cmd: CommandApdu) -> Reply:
@@ -577,9 +586,38 @@ class CardOS:
         pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=SHA256_LENGTH)
         return key.private_key.sign(cmd.data, pss, prehashed), Sw.OK
 
+    def _manage_security_environment(self, cmd: CommandApdu) -> Reply:
+        """SET of a digital signature template (the IsoApplet personality, isoapplet.py)."""
+        if (cmd.p1, cmd.p2) != (0x41, 0xB6):
+            return b"", Sw.INCORRECT_P1P2
+        self._security_environment = None
+        try:
+            environment = isoapplet.parse_security_environment(cmd.data)
+        except isoapplet.SecurityEnvironmentError:
+            return b"", Sw.WRONG_DATA
+        if environment.key_ref not in self._keys:
+            return b"", Sw.REFERENCE_NOT_FOUND
+        self._security_environment = environment
+        return b"", Sw.OK
+
+    def _sign_in_environment(self, environment: isoapplet.SecurityEnvironment,
+                             data: bytes) -> Reply:
+        key = self._keys[environment.key_ref]
+        refusal = self._guard_refusal(key)
+        if refusal is not None:
+            return b"", refusal
+        signature = isoapplet.sign(key.private_key, environment.algorithm, data)
+        if signature is None:
+            return b"", Sw.WRONG_DATA
+        if key.use == KeyUse.SIGNATURE and key.guard is not None:
+            self._secrets[key.guard].verified = False  # sole control: one signature per SPIN
+        return signature, Sw.OK
+
     def _perform_security_operation(self, cmd: CommandApdu) -> Reply:
         if (cmd.p1, cmd.p2) != (0x9E, 0x9A):
             return b"", Sw.INCORRECT_P1P2
+        if self._security_environment is not None:
+            return self._sign_in_environment(self._security_environment, cmd.data)
         key = next((k for k in self._keys.values() if k.use == KeyUse.SIGNATURE), None)
         if key is None or not isinstance(key.private_key, rsa.RSAPrivateKey):
             return b"", Sw.REFERENCE_NOT_FOUND

@@ -119,6 +119,7 @@ _PIN_TYPE_ASCII_NUMERIC = 1
 _TAG_PIN_REFERENCE = 0x80  # [0] IMPLICIT INTEGER
 _TAG_TYPE_ATTRIBUTES = 0xA1  # [1] EXPLICIT
 _TAG_EC_KEY = 0xA0  # privateECKey [0]
+_P256_FIELD_SIZE = 256
 _TAG_TOKEN_LABEL = 0x80  # label [0] IMPLICIT UTF8String
 
 
@@ -188,7 +189,7 @@ def _key_object(key: Pkcs15Key) -> bytes:
     if key.algorithm == KeyAlgorithm.RSA_2048:
         typed = _seq(_path(), _integer(2048))
         return _seq(common, key_attributes, _der(_TAG_TYPE_ATTRIBUTES, typed))
-    typed = _seq(_path())
+    typed = _seq(_path(), _integer(_P256_FIELD_SIZE))  # fieldSize: OpenSC's extension
     return _der(_TAG_EC_KEY, common + key_attributes + _der(_TAG_TYPE_ATTRIBUTES, typed))
 
 

@@ -10,11 +10,19 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pkcard.simcard.card import SimulatedCard, load_card
-from pkcard.simcard.opensc import OPENSC_CONF_VARIABLE, write_opensc_config
+from pkcard.simcard.opensc import (
+    OPENSC_CONF_VARIABLE,
+    OPENSC_MODULE,
+    SIGNATURE_TOKEN_SUFFIX,
+    write_opensc_config,
+)
 from pkcard.simcard.pcscd_harness import PcscdHarness
+from pkcard.simcard.pkcs15 import TOKEN_LABEL
 from pkcard.simcard.spec import KeyUse, SecretRef
 
 pytestmark = pytest.mark.pcsc
@@ -36,8 +44,10 @@ def opensc(pcscd_env: PcscdHarness, tmp_path: Path) -> tuple[SimulatedCard, Run]
     reader = pcscd_env.reader_name(SLOT)
 
     def run(tool: str, *args: str, check: bool = True) -> str:
+        # pkcs11-tool picks its slot by token label; the other tools take the reader
+        choose = [] if tool == "pkcs11-tool" else ["--reader", reader]
         done = subprocess.run(
-            [tool, "--reader", reader, *args],
+            [tool, *choose, *args],
             env=env,
             capture_output=True,
             text=True,
@@ -93,3 +103,62 @@ def test_three_wrong_pins_through_opensc_block_the_card(
     run("pkcs15-tool", "--verify-pin", "--auth-id", "01", "--pin", right, check=False)
     assert card.tries_left(SecretRef.PIN) == 0
     assert not card.is_verified(SecretRef.PIN)
+
+
+def test_opensc_drives_the_card_with_a_driver_that_knows_its_algorithms(
+    opensc: tuple[SimulatedCard, Run],
+) -> None:
+    _, run = opensc
+    name = run("opensc-tool", "--name")
+    assert "Unsupported card" not in name
+    assert "IsoApplet" in name
+    dump = run("pkcs15-tool", "--dump")
+    assert "FieldLength    : 256" in dump
+
+
+def _pkcs11_tool(run: Run, token: str, *args: str) -> str:
+    return run("pkcs11-tool", "--module", str(OPENSC_MODULE), "--token-label", token, *args)
+
+
+def test_pkcs11_tool_lists_signature_mechanisms(opensc: tuple[SimulatedCard, Run]) -> None:
+    _, run = opensc
+    mechanisms = _pkcs11_tool(run, TOKEN_LABEL, "--list-mechanisms")
+    assert "ECDSA" in mechanisms
+    assert "RSA-PKCS" in mechanisms
+
+
+@pytest.mark.parametrize(("token", "secret"), [(TOKEN_LABEL, SecretRef.PIN),
+                                               (TOKEN_LABEL + SIGNATURE_TOKEN_SUFFIX,
+                                                SecretRef.SPIN)],
+                         ids=["auth-key-pin", "sign-key-spin"])
+def test_pkcs11_tool_self_test_signs_and_verifies(
+    opensc: tuple[SimulatedCard, Run], token: str, secret: SecretRef,
+) -> None:
+    card, run = opensc
+    report = _pkcs11_tool(run, token, "--test", "--login", "--pin",
+                          card.profile.secret_value(secret))
+    assert "Signatures: not implemented" not in report
+    assert "No errors" in report, report
+
+
+def test_pkcs11_tool_signs_with_the_ec_authentication_key(
+    opensc: tuple[SimulatedCard, Run], tmp_path: Path,
+) -> None:
+    """pkcs11-tool --test checks RSA keys only: the EC key is signed with and verified here.
+
+    OpenSC 0.23's isoApplet driver offers ECDSA-SHA1 alone (the card hashes).
+    """
+    card, run = opensc
+    message = b"pkcard: a document to sign"
+    (tmp_path / "message").write_bytes(message)
+    _pkcs11_tool(run, TOKEN_LABEL, "--login", "--pin", card.profile.secret_value(SecretRef.PIN),
+                 "--sign", "--mechanism", "ECDSA-SHA1", "--id", "01",
+                 "--input-file", str(tmp_path / "message"),
+                 "--output-file", str(tmp_path / "signature"), "--signature-format", "openssl")
+    certificate = x509.load_pem_x509_certificate(
+        card.profile.key(KeyUse.AUTHENTICATION).certificate_path.read_bytes())
+    public_key = certificate.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify((tmp_path / "signature").read_bytes(), message,
+                      ec.ECDSA(hashes.SHA1()))
+    assert card.is_verified(SecretRef.PIN)

@@ -16,9 +16,9 @@ NO_TRANSPORT_STATE = "SoftHSM2 cannot flag a user PIN to be changed: no transpor
 SOFTHSM_NEVER_LOCKS = (
     "SoftHSM 2.6 never locks a PIN: the right PIN still works after any number of wrong ones"
 )
-OPENSC_NO_SIGNING = (
-    "OpenSC's default card driver registers no RSA or EC algorithm, so C_Sign fails"
-    " (sc_pkcs15_compute_signature: card does not support the key) before any APDU"
+OPENSC_NO_AUTHENTICATION = (
+    "OpenSC 0.23's isoApplet driver offers ECDSA-SHA1 and RSA PKCS#1 v1.5 only; the"
+    " authentication key signs ES256 (CKM_ECDSA over SHA-256) or PS256 (RSA-PSS)"
 )
 
 
@@ -33,7 +33,8 @@ class Backend:
     has_password: bool = True  # the reactivation password (reference 85)
     exact_counter: bool = True  # tries left exactly (PKCS#11: only flags, an upper bound)
     counts_low: bool = True  # a wrong try shows at once (COUNT_LOW); else only final try/locked
-    signs: bool = True  # can authenticate and sign
+    authenticates: bool = True  # the authentication key signs ES256 / PS256
+    signs: bool = True  # the KPEP key signs (RSA PKCS#1 v1.5)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def secret(self, ref: SecretRef) -> Secret:

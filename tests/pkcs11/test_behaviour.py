@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pkcs11rig import OPENSC_NO_SIGNING, SOFTHSM_NEVER_LOCKS, Backend
+from pkcs11rig import OPENSC_NO_AUTHENTICATION, SOFTHSM_NEVER_LOCKS, Backend
 
 from pkcard.certs import SignatureScheme, verify_card_signature
 from pkcard.cms import sign_detached, verify_detached
@@ -52,9 +52,9 @@ def assert_tries(pk: Backend, seen: int, expected: int, max_tries: int) -> None:
         assert expected <= seen <= max_tries
 
 
-def needs_signing(pk: Backend) -> None:
-    if not pk.signs:
-        pytest.skip(OPENSC_NO_SIGNING)
+def needs_authentication(pk: Backend) -> None:
+    if not pk.authenticates:
+        pytest.skip(OPENSC_NO_AUTHENTICATION)
 
 
 def _der(path: Path) -> bytes:
@@ -174,7 +174,7 @@ def test_authenticate_needs_the_pin(open_pk: OpenPk) -> None:
 @pytest.mark.parametrize("profile", ["pk-regular", "pk-backup"])  # EC P-256, RSA-2048
 def test_authenticate_verifies_with_the_certificate(open_pk: OpenPk, profile: str) -> None:
     pk = open_pk(profile)
-    needs_signing(pk)
+    needs_authentication(pk)
     cert = pk.app.read_card().auth_certificate
     pk.app.verify(PinRef.PIN, pk.secret(SecretRef.PIN))
     signature = pk.app.authenticate(DIGEST)
@@ -186,7 +186,6 @@ def test_authenticate_verifies_with_the_certificate(open_pk: OpenPk, profile: st
 
 def test_sign_verifies_with_the_kpep_certificate(open_pk: OpenPk) -> None:
     pk = open_pk()
-    needs_signing(pk)
     cert = pk.app.read_card().kpep_certificate
     assert cert is not None
     signature = pk.app.sign(DIGEST, pk.secret(SecretRef.SPIN))
@@ -262,7 +261,6 @@ def test_softhsm_never_locks(open_pk: OpenPk) -> None:
 
 def test_cms_signature_verifies(open_pk: OpenPk) -> None:
     pk = open_pk()
-    needs_signing(pk)
     kpep = pk.app.read_card().kpep_certificate
     assert kpep is not None
     spin = pk.secret(SecretRef.SPIN)
