@@ -31,6 +31,8 @@ Example (every key optional)::
     grace_seconds = 5.0              # in-flight calls get this long on SIGTERM
     failed_pin_limit = 5             # failed PIN checks per card within the window, then
     failed_pin_window_s = 300.0      # RATE_LIMITED until the oldest one leaves the window
+    call_timeout_s = 60.0            # the longest a call may wait for its card (a client's
+                                     # shorter deadline wins; calls without one get this)
 
     signature_trust_anchors = ["/etc/pkcardd/pk-ca.pem"]  # VerifyDocument's CAs (PEM);
                                      # default: the test PK CAs with simulated readers, none else
@@ -142,6 +144,7 @@ class Limits:
     grace_seconds: float = 5.0
     failed_pin_limit: int = 5  # failed PIN checks per card within the window (daemon/ratelimit.py)
     failed_pin_window_s: float = 300.0
+    call_timeout_s: float = 60.0  # per-call limit, also for clients without a deadline
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,8 @@ class Daemon:
         self._gateway: PeerGateway | None = None
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
-        self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs)
+        self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs,
+                                      call_timeout=config.limits.call_timeout_s)
         self._card_backends = CardBackends(config.card_backends, self._workers)
         self._hub = EventHub(
             readers,

@@ -7,6 +7,11 @@ skipped without touching the card. The worker connects to the card for each
 job and closes the connection after it (leaving the card powered); the card
 application wraps each multi-APDU operation in ``connection.transaction()``.
 
+Every call is bounded by the daemon's own per-call limit (``call_timeout``,
+``limits.call_timeout_s``): a client that sets no deadline (grpcurl and most
+Java, .NET and Node clients by default) gets that limit, a client deadline
+shorter than it is honoured as it is.
+
 Threads are created on a reader's first job and owned by :class:`ReaderWorkers`;
 when ``max_readers`` workers exist, those of readers no longer attached are
 retired; :meth:`ReaderWorkers.stop` ends and joins them all.
@@ -30,6 +35,8 @@ from pkcard.transport import SmartCardConnection
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+DEFAULT_CALL_TIMEOUT_S = 60.0  # limits.call_timeout_s
 CardOperation = Callable[[SmartCardConnection], T]
 
 
@@ -80,9 +87,11 @@ class ReaderWorkers:
     """Runs card operations on per-reader worker threads."""
 
     def __init__(
-        self, readers: ReaderSystem, *, max_readers: int = 32, queue_size: int = 64
+        self, readers: ReaderSystem, *, max_readers: int = 32, queue_size: int = 64,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self._readers = readers
+        self._call_timeout = call_timeout
         self._max_readers = max_readers
         self._queue_size = queue_size
         self._workers: dict[str, _ReaderWorker] = {}
@@ -129,20 +138,23 @@ class ReaderWorkers:
     ) -> T:
         """Run ``operation`` on a fresh connection to ``reader``'s card; return its result.
 
-        ``timeout`` is the call's remaining time in seconds: if it runs out
+        ``timeout`` is the call's remaining time in seconds, at most the
+        per-call limit (None, or gRPC's "infinite" remaining time of a call
+        without a deadline, mean the limit): if it runs out
         while queued, the operation never starts (:class:`CallTimeout`).
         Once started, an operation always runs to its end on the reader's
         thread, but the caller stops waiting at the deadline (CallTimeout):
         PC/SC has no timeout on a card that never answers, and a stuck card
         must not hold the gRPC thread.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        timeout = self._call_timeout if timeout is None else min(timeout, self._call_timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
         job = _Job(operation=operation, deadline=deadline, is_active=is_active)
         try:
             self._worker(reader).jobs.put_nowait(job)
         except queue.Full:
             raise DaemonBusy(f"too many calls queued on reader {reader!r}") from None
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        wait = max(0.0, deadline - time.monotonic())
         try:
             result: T = job.result.result(timeout=wait)
         except TimeoutError:

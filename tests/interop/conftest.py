@@ -1,0 +1,9 @@
+"""Foreign and low-level gRPC clients against a real pkcardd (the daemon harness of tests/daemon)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(_TESTS / "daemon")]
