@@ -76,6 +76,7 @@ class Reason(StrEnum):
     DAEMON_BUSY = "DAEMON_BUSY"
     RATE_LIMITED = "RATE_LIMITED"
     CALL_TIMEOUT = "CALL_TIMEOUT"
+    UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
     SESSION_ENDED = "SESSION_ENDED"
@@ -265,6 +266,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               lambda m, msg: e.RateLimited(_int(m, "retry_after_s"), msg)),
     ErrorCode(e.DaemonBusy, Reason.DAEMON_BUSY, RpcCode.RESOURCE_EXHAUSTED,
               "too many calls, or a WatchEvents client read too slowly"),
+    ErrorCode(e.MethodNotImplemented, Reason.UNIMPLEMENTED, RpcCode.UNIMPLEMENTED,
+              "pkcardd has no such method (unknown, or SimulationService without --simulated)"),
     ErrorCode(e.CallTimeout, Reason.CALL_TIMEOUT, RpcCode.DEADLINE_EXCEEDED,
               "the deadline expired while the call was queued; no card operation ran"),
     ErrorCode(e.DaemonInternalError, Reason.INTERNAL, RpcCode.INTERNAL,

@@ -327,6 +327,10 @@ class RateLimited(DaemonError):
         )
 
 
+class MethodNotImplemented(DaemonError):
+    """pkcardd has no such method (an unknown name, or SimulationService without --simulated)."""
+
+
 class CallTimeout(DaemonError):
     """The call's deadline expired (possibly while queued behind other calls on the reader)."""
 

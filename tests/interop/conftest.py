@@ -1,4 +1,4 @@
-"""Foreign and low-level gRPC clients against a real pkcardd (the daemon harness of tests/daemon)."""
+"""Foreign and low-level gRPC clients against a real pkcardd (tests/daemon's harness)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,153 @@
+"""Which calls pkcardd admits: its own concurrency cap, and an answer for unknown methods.
+
+gRPC's own ``maximum_concurrent_rpcs`` and its "Method not found!" answer
+travel without a ``google.rpc.ErrorInfo``, which breaks the daemon's promise
+that every status it sends carries one. This module replaces both:
+
+- :class:`CallExecutor` is the gRPC server's thread pool. It counts the calls
+  it holds (running or queued for a worker thread), like gRPC's
+  ``maximum_concurrent_rpcs`` does, and runs calls beyond ``max_calls`` on a
+  separate one-thread lane, so a refusal never waits behind busy workers.
+- :class:`AdmissionInterceptor` gives such a call a handler that only answers
+  RESOURCE_EXHAUSTED with reason ``DAEMON_BUSY``.
+- :func:`unknown_method_handler` answers every method no service serves with
+  UNIMPLEMENTED, reason ``UNIMPLEMENTED``; it is added after every service.
+
+The interceptor decides on the server's polling thread just before gRPC
+submits the call to the executor on that same thread; only that thread adds
+calls, so the count cannot grow in between and an admitted call is never
+refused (a refusal decided just before a call ended merely answers from a
+worker thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+
+import grpc
+
+from pkcard.daemon.errors import to_status
+from pkcard.error_codes import describe
+from pkcard.errors import DaemonBusy, MethodNotImplemented, PkcardError
+
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+    _GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
+    _GenericHandler = grpc.GenericRpcHandler
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def abort_with(context: grpc.ServicerContext, error: PkcardError) -> NoReturn:
+    """End the call with ``error``'s status and ErrorInfo."""
+    detail = describe(error)
+    assert detail is not None, f"{type(error).__name__} has no row in pkcard/error_codes.py"
+    context.abort_with_status(to_status(detail))
+
+
+class CallExecutor(futures.ThreadPoolExecutor):
+    """The server's thread pool, holding at most ``max_calls`` calls; the rest are refused."""
+
+    def __init__(self, max_workers: int, max_calls: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self.max_calls = max_calls
+        self._lock = threading.Lock()
+        self._held = 0
+        self._refusals = futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"{thread_name_prefix}-refusals"
+        )
+
+    @property
+    def full(self) -> bool:
+        """Whether the next call would be refused."""
+        with self._lock:
+            return self._held >= self.max_calls
+
+    def _release(self, _: object = None) -> None:
+        with self._lock:
+            self._held -= 1
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> futures.Future[T]:
+        with self._lock:
+            full = self._held >= self.max_calls
+            if not full:
+                self._held += 1
+        if full:
+            return self._refusals.submit(fn, *args, **kwargs)
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(self._release)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        self._refusals.shutdown(wait, cancel_futures=cancel_futures)
+
+
+class AdmissionInterceptor(_Interceptor):
+    """Refuses calls beyond the executor's cap with DAEMON_BUSY (and an ErrorInfo)."""
+
+    def __init__(self, executor: CallExecutor) -> None:
+        self._executor = executor
+
+    def _busy(self) -> DaemonBusy:
+        return DaemonBusy(
+            f"pkcardd is at its limit of {self._executor.max_calls} calls in progress; "
+            "retry shortly"
+        )
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or not self._executor.full:
+            return handler
+        busy = self._busy()
+
+        def refuse(_request: Any, context: grpc.ServicerContext) -> NoReturn:
+            abort_with(context, busy)
+
+        def refuse_stream(_request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            abort_with(context, busy)
+
+        # The same shape as the real handler, so gRPC reads the request as usual.
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(refuse_stream)
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(refuse)
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                refuse_stream, request_deserializer=handler.request_deserializer)
+        return grpc.unary_unary_rpc_method_handler(
+            refuse, request_deserializer=handler.request_deserializer)
+
+
+class _UnknownMethods(_GenericHandler):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        method: str = handler_call_details.method
+        error = MethodNotImplemented(f"pkcardd has no method {method}")
+
+        def refuse(_requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+            abort_with(context, error)
+
+        # Streaming both ways fits every kind of call on the wire; the request is never read.
+        return grpc.stream_stream_rpc_method_handler(refuse)
+
+
+def unknown_method_handler() -> _GenericHandler:
+    """A generic handler serving every method with UNIMPLEMENTED; register it last."""
+    return _UnknownMethods()
