@@ -27,6 +27,7 @@ from pkcard.daemon.config import (
     TcpConfig,
     load_config,
 )
+from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import InsecureSocketDir
 from pkcard.daemon.server import Daemon, StartupError
 from pkcard.readers import ReaderSystem
@@ -128,8 +129,7 @@ def notify_ready() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, sys.stderr, os.environ)
     try:
         config = build_config(args)
         if not 2 <= args.simulated_readers <= 16:

@@ -15,21 +15,22 @@ import logging
 import os
 import socket
 import sqlite3
-from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2_grpc
 
 from pkcard.daemon.access import AccessControl
+from pkcard.daemon.admission import AdmissionInterceptor, CallExecutor, unknown_method_handler
 from pkcard.daemon.audit import AuditEntry, AuditLog
 from pkcard.daemon.backend_link import BackendLink
+from pkcard.daemon.calllog import CallLogInterceptor
 from pkcard.daemon.card_backends import CardBackends
 from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
+from pkcard.daemon.health import ServiceHealth
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -37,6 +38,7 @@ from pkcard.daemon.peers import (
     ensure_private_dir,
 )
 from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.reflection import add_reflection
 from pkcard.daemon.services import Auditor, CardServicer, ReaderServicer
 from pkcard.daemon.sessions import SessionRegistry, SessionServicer, audit_session_end
 from pkcard.daemon.signatures import (
@@ -115,6 +117,8 @@ class Daemon:
         self._gateway: PeerGateway | None = None
         self._server: grpc.Server | None = None
         self._health = health.HealthServicer()
+        self._service_health = ServiceHealth(self._health)
+        self._executor: CallExecutor | None = None
         self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs,
                                       call_timeout=config.limits.call_timeout_s)
         self._card_backends = CardBackends(config.card_backends, self._workers)
@@ -128,6 +132,7 @@ class Daemon:
         self._embedded_backend: EmbeddedBackend | None = None
         self._sessions = SessionRegistry(self._session_ended)
         self._hub.add_listener(self._sessions.on_reader_event)
+        self._hub.add_listener(self._service_health.on_reader_event)
 
     def _session_ended(self, event: SessionEndedEvent) -> None:
         self._hub.publish(event)
@@ -187,8 +192,7 @@ class Daemon:
         except BaseException:
             self._abort_start(listener)
             raise
-        for name in (*_service_names(self._simulated), ""):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._service_health.serve(_service_names(self._simulated))
         self._record("DAEMON_START")
         _log.info("pkcardd listening on %s", config.socket_path)
 
@@ -219,17 +223,21 @@ class Daemon:
 
     def _build_server(self, access: AccessControl, auditor: Auditor) -> grpc.Server:
         limits = self.config.limits
+        # Our own cap instead of grpc's maximum_concurrent_rpcs: its refusals carry ErrorInfo.
+        self._executor = CallExecutor(limits.worker_threads, limits.max_concurrent_rpcs,
+                                      thread_name_prefix="pkcardd-rpc")
         server = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=limits.worker_threads, thread_name_prefix="pkcardd-rpc"
-            ),
-            interceptors=[ErrorMappingInterceptor(access, on_refused=auditor.refused)],
+            self._executor,
+            interceptors=[
+                CallLogInterceptor(access),
+                AdmissionInterceptor(self._executor),
+                ErrorMappingInterceptor(access, on_refused=auditor.refused),
+            ],
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
                 ("grpc.max_send_message_length", limits.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         readers_pb2_grpc.add_ReaderServiceServicer_to_server(
             ReaderServicer(self._readers, self._hub), server
@@ -279,10 +287,8 @@ class Daemon:
                 SimulationServicer(self._readers, auditor), server
             )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (*_service_names(self._simulated), health.SERVICE_NAME, reflection.SERVICE_NAME),
-            server,
-        )
+        add_reflection(server, (*_service_names(self._simulated), health.SERVICE_NAME))
+        server.add_generic_rpc_handlers((unknown_method_handler(),))  # after every service
         grpc_socket = self._private_dir / GRPC_SOCKET_NAME
         if server.add_insecure_port(f"unix:{grpc_socket}") == 0:
             raise StartupError(f"cannot listen on {grpc_socket}")
@@ -301,6 +307,8 @@ class Daemon:
         """Undo a failed :meth:`start` as far as it got."""
         if self._server is not None:
             self._server.stop(None)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
         self._hub.stop()
         if self._backend is not None:
             self._backend.close()
@@ -324,13 +332,15 @@ class Daemon:
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting; let in-flight calls finish within ``grace`` seconds; release all."""
         grace = self.config.limits.grace_seconds if grace is None else grace
-        self._health.enter_graceful_shutdown()
+        self._service_health.stop()
         if self._gateway is not None:
             self._gateway.stop_accepting()
         if self._server is not None:
             done = self._server.stop(grace)
             self._hub.stop()
             done.wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
         self._hub.stop()
         self._sessions.end_all(SessionEndReason.DAEMON_STOPPING)
         if self._backend is not None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from daemon_harness import RunningDaemon, make_root, wait_serving
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pkcard.errors import (
     CallTimeout,
@@ -340,3 +341,24 @@ def test_pcscd_restarted_under_load(pcscd_env: PcscdHarness, pcsc_daemon: Runnin
             thread.join(BOUND_S)
     assert not any(t.is_alive() for t in threads), "a client hung"
     assert untyped == []
+
+
+def test_health_is_not_serving_while_pcscd_is_gone(pcscd_env: PcscdHarness,
+                                                    pcsc_daemon: RunningDaemon) -> None:
+    health = health_pb2_grpc.HealthStub(pcsc_daemon.channel())
+
+    def status(service: str = "") -> int:
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=BOUND_S)
+        return int(reply.status)
+
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, \
+        health_pb2.HealthCheckResponse.NOT_SERVING
+    assert status() == serving
+    pcscd_env.stop()
+    until(lambda: status() == not_serving, "health NOT_SERVING once pcscd is gone")
+    assert status("pkcard.v1.CardService") == not_serving
+    pcscd_env.start()
+    until(lambda: status() == serving, "health SERVING again once pcscd is back")
+    assert status("pkcard.v1.CardService") == serving
+    with pcsc_daemon.client(timeout=BOUND_S) as client:
+        assert len(client.list_readers()) == len(pcscd_env.reader_names)
