@@ -41,18 +41,21 @@ class _Scope:
 class _ScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scope.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SCOPE_UNSPECIFIED: _Scope.ValueType  # 0
+    """Not set; the backend always sends a scope."""
     SCOPE_FULL: _Scope.ValueType  # 1
-    """patient presence proven with the KZZ"""
+    """Patient presence proven with the KZZ."""
     SCOPE_RESTRICTED: _Scope.ValueType  # 2
-    """restricted proof method"""
+    """Restricted proof method."""
 
-class Scope(_Scope, metaclass=_ScopeEnumTypeWrapper): ...
+class Scope(_Scope, metaclass=_ScopeEnumTypeWrapper):
+    """What a redeemed token gives access to."""
 
 SCOPE_UNSPECIFIED: Scope.ValueType  # 0
+"""Not set; the backend always sends a scope."""
 SCOPE_FULL: Scope.ValueType  # 1
-"""patient presence proven with the KZZ"""
+"""Patient presence proven with the KZZ."""
 SCOPE_RESTRICTED: Scope.ValueType  # 2
-"""restricted proof method"""
+"""Restricted proof method."""
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
 
 class _CardRole:
@@ -62,14 +65,21 @@ class _CardRole:
 class _CardRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARD_ROLE_UNSPECIFIED: _CardRole.ValueType  # 0
+    """Not set: refused (INVALID_ARGUMENT)."""
     CARD_ROLE_REGULAR: _CardRole.ValueType  # 1
+    """The holder's regular card."""
     CARD_ROLE_BACKUP: _CardRole.ValueType  # 2
+    """A backup card; using it deactivates the regular card."""
 
-class CardRole(_CardRole, metaclass=_CardRoleEnumTypeWrapper): ...
+class CardRole(_CardRole, metaclass=_CardRoleEnumTypeWrapper):
+    """The role of a registered card."""
 
 CARD_ROLE_UNSPECIFIED: CardRole.ValueType  # 0
+"""Not set: refused (INVALID_ARGUMENT)."""
 CARD_ROLE_REGULAR: CardRole.ValueType  # 1
+"""The holder's regular card."""
 CARD_ROLE_BACKUP: CardRole.ValueType  # 2
+"""A backup card; using it deactivates the regular card."""
 Global___CardRole: _TypeAlias = CardRole  # noqa: Y015
 
 class _WithdrawalReason:
@@ -79,26 +89,43 @@ class _WithdrawalReason:
 class _WithdrawalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WithdrawalReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WITHDRAWAL_REASON_UNSPECIFIED: _WithdrawalReason.ValueType  # 0
+    """Not set: refused (INVALID_ARGUMENT)."""
     WITHDRAWAL_REASON_LICENCE_WITHDRAWN: _WithdrawalReason.ValueType  # 1
+    """The holder's licence was withdrawn."""
     WITHDRAWAL_REASON_CONTRACT_EXPIRED: _WithdrawalReason.ValueType  # 2
+    """The holder's contract expired."""
     WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP: _WithdrawalReason.ValueType  # 3
+    """The code does not belong to the holder's professional group."""
     WITHDRAWAL_REASON_COURT_ORDER: _WithdrawalReason.ValueType  # 4
+    """A court ordered it."""
     WITHDRAWAL_REASON_MISUSE: _WithdrawalReason.ValueType  # 5
+    """The authorization was misused."""
     WITHDRAWAL_REASON_HOLDER_REQUEST: _WithdrawalReason.ValueType  # 6
+    """The holder asked for it."""
 
-class WithdrawalReason(_WithdrawalReason, metaclass=_WithdrawalReasonEnumTypeWrapper): ...
+class WithdrawalReason(_WithdrawalReason, metaclass=_WithdrawalReasonEnumTypeWrapper):
+    """Why an authorization was withdrawn."""
 
 WITHDRAWAL_REASON_UNSPECIFIED: WithdrawalReason.ValueType  # 0
+"""Not set: refused (INVALID_ARGUMENT)."""
 WITHDRAWAL_REASON_LICENCE_WITHDRAWN: WithdrawalReason.ValueType  # 1
+"""The holder's licence was withdrawn."""
 WITHDRAWAL_REASON_CONTRACT_EXPIRED: WithdrawalReason.ValueType  # 2
+"""The holder's contract expired."""
 WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP: WithdrawalReason.ValueType  # 3
+"""The code does not belong to the holder's professional group."""
 WITHDRAWAL_REASON_COURT_ORDER: WithdrawalReason.ValueType  # 4
+"""A court ordered it."""
 WITHDRAWAL_REASON_MISUSE: WithdrawalReason.ValueType  # 5
+"""The authorization was misused."""
 WITHDRAWAL_REASON_HOLDER_REQUEST: WithdrawalReason.ValueType  # 6
+"""The holder asked for it."""
 Global___WithdrawalReason: _TypeAlias = WithdrawalReason  # noqa: Y015
 
 @_typing.final
 class IssueChallengeRequest(_message.Message):
+    """IssueChallenge takes no arguments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -114,14 +141,16 @@ Global___IssueChallengeRequest: _TypeAlias = IssueChallengeRequest  # noqa: Y015
 
 @_typing.final
 class IssueChallengeResponse(_message.Message):
+    """A challenge and when it expires."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NONCE_FIELD_NUMBER: _builtins.int
     EXPIRES_UNIX_FIELD_NUMBER: _builtins.int
     nonce: _builtins.bytes
-    """32 random bytes; put base64url into the token's `nonce`"""
+    """32 random bytes; put base64url into the token's `nonce`."""
     expires_unix: _builtins.int
-    """seconds since the epoch"""
+    """Seconds since the epoch."""
     def __init__(
         self,
         *,
@@ -138,11 +167,13 @@ Global___IssueChallengeResponse: _TypeAlias = IssueChallengeResponse  # noqa: Y0
 
 @_typing.final
 class RedeemTokenRequest(_message.Message):
+    """A session token to redeem."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """compact JWS, docs/token.md"""
+    """Compact JWS, docs/token.md."""
     def __init__(
         self,
         *,
@@ -158,6 +189,8 @@ Global___RedeemTokenRequest: _TypeAlias = RedeemTokenRequest  # noqa: Y015
 
 @_typing.final
 class RedeemTokenResponse(_message.Message):
+    """What the redeemed token proved and granted."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACTOR_ID_FIELD_NUMBER: _builtins.int
@@ -167,15 +200,18 @@ class RedeemTokenResponse(_message.Message):
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     BACKUP_ACTIVATED_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
+    """The holder id (ZZZS practitioner number) of the PK that signed."""
     card_serial: _builtins.str
+    """The serial of the PK that signed."""
     scope: Global___Scope.ValueType
+    """FULL with the KZZ's proof, RESTRICTED without."""
     patient_id: _builtins.str
-    """empty for restricted sessions"""
+    """Empty for restricted sessions."""
     backup_activated: _builtins.bool
-    """this redemption activated a backup card"""
+    """This redemption activated a backup card."""
     @_builtins.property
     def granted_authorizations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """sorted"""
+        """Sorted."""
 
     def __init__(
         self,
@@ -197,12 +233,16 @@ Global___RedeemTokenResponse: _TypeAlias = RedeemTokenResponse  # noqa: Y015
 
 @_typing.final
 class AddHolderRequest(_message.Message):
+    """A new card holder."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLDER_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     holder_id: _builtins.str
+    """The holder id (ZZZS practitioner number)."""
     name: _builtins.str
+    """The holder's name."""
     def __init__(
         self,
         *,
@@ -219,6 +259,8 @@ Global___AddHolderRequest: _TypeAlias = AddHolderRequest  # noqa: Y015
 
 @_typing.final
 class AddHolderResponse(_message.Message):
+    """AddHolder returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -234,6 +276,8 @@ Global___AddHolderResponse: _TypeAlias = AddHolderResponse  # noqa: Y015
 
 @_typing.final
 class AddCardRequest(_message.Message):
+    """A new card of a registered holder."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_SERIAL_FIELD_NUMBER: _builtins.int
@@ -242,12 +286,15 @@ class AddCardRequest(_message.Message):
     AUTH_CERT_DER_FIELD_NUMBER: _builtins.int
     REACTIVATION_PASSWORD_FIELD_NUMBER: _builtins.int
     card_serial: _builtins.str
+    """The card serial as the card reports it."""
     holder_id: _builtins.str
+    """The holder the card belongs to."""
     role: Global___CardRole.ValueType
+    """Regular or backup."""
     auth_cert_der: _builtins.bytes
-    """optional: pins the card's authentication certificate"""
+    """Optional: pins the card's authentication certificate."""
     reactivation_password: _builtins.str
-    """regular cards: required; never logged"""
+    """Regular cards: required; never logged."""
     def __init__(
         self,
         *,
@@ -267,6 +314,8 @@ Global___AddCardRequest: _TypeAlias = AddCardRequest  # noqa: Y015
 
 @_typing.final
 class AddCardResponse(_message.Message):
+    """AddCard returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -282,13 +331,16 @@ Global___AddCardResponse: _TypeAlias = AddCardResponse  # noqa: Y015
 
 @_typing.final
 class GrantAuthorizationRequest(_message.Message):
+    """An authorization code for a holder."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLDER_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     holder_id: _builtins.str
+    """The holder."""
     code: _builtins.str
-    """e.g. "I002" """
+    """E.g. "I002"."""
     def __init__(
         self,
         *,
@@ -305,6 +357,8 @@ Global___GrantAuthorizationRequest: _TypeAlias = GrantAuthorizationRequest  # no
 
 @_typing.final
 class GrantAuthorizationResponse(_message.Message):
+    """GrantAuthorization returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -320,14 +374,19 @@ Global___GrantAuthorizationResponse: _TypeAlias = GrantAuthorizationResponse  # 
 
 @_typing.final
 class WithdrawAuthorizationRequest(_message.Message):
+    """An authorization code to take from a holder."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HOLDER_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     holder_id: _builtins.str
+    """The holder."""
     code: _builtins.str
+    """The authorization code, e.g. "I002"."""
     reason: Global___WithdrawalReason.ValueType
+    """Why it is withdrawn."""
     def __init__(
         self,
         *,
@@ -345,6 +404,8 @@ Global___WithdrawAuthorizationRequest: _TypeAlias = WithdrawAuthorizationRequest
 
 @_typing.final
 class WithdrawAuthorizationResponse(_message.Message):
+    """WithdrawAuthorization returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -360,10 +421,13 @@ Global___WithdrawAuthorizationResponse: _TypeAlias = WithdrawAuthorizationRespon
 
 @_typing.final
 class RevokeCardRequest(_message.Message):
+    """A card to revoke."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_SERIAL_FIELD_NUMBER: _builtins.int
     card_serial: _builtins.str
+    """The card's serial."""
     def __init__(
         self,
         *,
@@ -379,6 +443,8 @@ Global___RevokeCardRequest: _TypeAlias = RevokeCardRequest  # noqa: Y015
 
 @_typing.final
 class RevokeCardResponse(_message.Message):
+    """RevokeCard returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -394,14 +460,16 @@ Global___RevokeCardResponse: _TypeAlias = RevokeCardResponse  # noqa: Y015
 
 @_typing.final
 class ReactivateCardRequest(_message.Message):
+    """A regular card to reactivate, with its reactivation password."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_SERIAL_FIELD_NUMBER: _builtins.int
     REACTIVATION_PASSWORD_FIELD_NUMBER: _builtins.int
     card_serial: _builtins.str
-    """the regular card"""
+    """The regular card."""
     reactivation_password: _builtins.str
-    """never logged"""
+    """Never logged."""
     def __init__(
         self,
         *,
@@ -418,10 +486,13 @@ Global___ReactivateCardRequest: _TypeAlias = ReactivateCardRequest  # noqa: Y015
 
 @_typing.final
 class ReactivateCardResponse(_message.Message):
+    """The outcome of a reactivation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRIES_LEFT_FIELD_NUMBER: _builtins.int
     tries_left: _builtins.int
+    """Password tries left after this call."""
     def __init__(
         self,
         *,

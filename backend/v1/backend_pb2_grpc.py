@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SessionServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Workstation-facing calls: challenges, token redemption, card reactivation.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,16 +53,19 @@ class SessionServiceStub:
 
 
 class SessionServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Workstation-facing calls: challenges, token redemption, card reactivation.
+    """
 
     def IssueChallenge(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A fresh single-use challenge for one session token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RedeemToken(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Check a session token and grant what it may reach (docs/token.md).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -103,7 +107,8 @@ def add_SessionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SessionService:
-    """Missing associated documentation comment in .proto file."""
+    """Workstation-facing calls: challenges, token redemption, card reactivation.
+    """
 
     @staticmethod
     def IssueChallenge(request,
@@ -188,7 +193,8 @@ class SessionService:
 
 
 class RegistryAdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The card registry, for admin clients only.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -229,40 +235,47 @@ class RegistryAdminServiceStub:
 
 
 class RegistryAdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The card registry, for admin clients only.
+    """
 
     def AddHolder(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Register a card holder.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddCard(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Register a card of a holder.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GrantAuthorization(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Give a holder an authorization code.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WithdrawAuthorization(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Take an authorization code away, with the reason.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeCard(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revoke a card for good.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReactivateCard(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reactivate a regular card after its backup card was used (admin path).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -309,7 +322,8 @@ def add_RegistryAdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RegistryAdminService:
-    """Missing associated documentation comment in .proto file."""
+    """The card registry, for admin clients only.
+    """
 
     @staticmethod
     def AddHolder(request,

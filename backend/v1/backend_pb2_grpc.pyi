@@ -42,12 +42,16 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SessionServiceStub:
+    """Workstation-facing calls: challenges, token redemption, card reactivation."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SessionServiceAsyncStub: ...
     IssueChallenge: _grpc.UnaryUnaryMultiCallable[_backend_pb2.IssueChallengeRequest, _backend_pb2.IssueChallengeResponse]
+    """A fresh single-use challenge for one session token."""
     RedeemToken: _grpc.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]
+    """Check a session token and grant what it may reach (docs/token.md)."""
     ReactivateCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]
     """Holder-facing: the reactivation password is the authorization (salted
     scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
@@ -57,9 +61,13 @@ class SessionServiceStub:
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
+    """Workstation-facing calls: challenges, token redemption, card reactivation."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     IssueChallenge: _aio.UnaryUnaryMultiCallable[_backend_pb2.IssueChallengeRequest, _backend_pb2.IssueChallengeResponse]  # type: ignore[assignment]
+    """A fresh single-use challenge for one session token."""
     RedeemToken: _aio.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]  # type: ignore[assignment]
+    """Check a session token and grant what it may reach (docs/token.md)."""
     ReactivateCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]  # type: ignore[assignment]
     """Holder-facing: the reactivation password is the authorization (salted
     scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
@@ -68,19 +76,23 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Workstation-facing calls: challenges, token redemption, card reactivation."""
+
     @_abc_1.abstractmethod
     def IssueChallenge(
         self,
         request: _backend_pb2.IssueChallengeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.IssueChallengeResponse, _abc.Awaitable[_backend_pb2.IssueChallengeResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.IssueChallengeResponse, _abc.Awaitable[_backend_pb2.IssueChallengeResponse]]:
+        """A fresh single-use challenge for one session token."""
 
     @_abc_1.abstractmethod
     def RedeemToken(
         self,
         request: _backend_pb2.RedeemTokenRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.RedeemTokenResponse, _abc.Awaitable[_backend_pb2.RedeemTokenResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.RedeemTokenResponse, _abc.Awaitable[_backend_pb2.RedeemTokenResponse]]:
+        """Check a session token and grant what it may reach (docs/token.md)."""
 
     @_abc_1.abstractmethod
     def ReactivateCard(
@@ -97,68 +109,92 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class RegistryAdminServiceStub:
+    """The card registry, for admin clients only."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RegistryAdminServiceAsyncStub: ...
     AddHolder: _grpc.UnaryUnaryMultiCallable[_backend_pb2.AddHolderRequest, _backend_pb2.AddHolderResponse]
+    """Register a card holder."""
     AddCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.AddCardRequest, _backend_pb2.AddCardResponse]
+    """Register a card of a holder."""
     GrantAuthorization: _grpc.UnaryUnaryMultiCallable[_backend_pb2.GrantAuthorizationRequest, _backend_pb2.GrantAuthorizationResponse]
+    """Give a holder an authorization code."""
     WithdrawAuthorization: _grpc.UnaryUnaryMultiCallable[_backend_pb2.WithdrawAuthorizationRequest, _backend_pb2.WithdrawAuthorizationResponse]
+    """Take an authorization code away, with the reason."""
     RevokeCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.RevokeCardRequest, _backend_pb2.RevokeCardResponse]
+    """Revoke a card for good."""
     ReactivateCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]
+    """Reactivate a regular card after its backup card was used (admin path)."""
 
 @_typing.type_check_only
 class RegistryAdminServiceAsyncStub(RegistryAdminServiceStub):
+    """The card registry, for admin clients only."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddHolder: _aio.UnaryUnaryMultiCallable[_backend_pb2.AddHolderRequest, _backend_pb2.AddHolderResponse]  # type: ignore[assignment]
+    """Register a card holder."""
     AddCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.AddCardRequest, _backend_pb2.AddCardResponse]  # type: ignore[assignment]
+    """Register a card of a holder."""
     GrantAuthorization: _aio.UnaryUnaryMultiCallable[_backend_pb2.GrantAuthorizationRequest, _backend_pb2.GrantAuthorizationResponse]  # type: ignore[assignment]
+    """Give a holder an authorization code."""
     WithdrawAuthorization: _aio.UnaryUnaryMultiCallable[_backend_pb2.WithdrawAuthorizationRequest, _backend_pb2.WithdrawAuthorizationResponse]  # type: ignore[assignment]
+    """Take an authorization code away, with the reason."""
     RevokeCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.RevokeCardRequest, _backend_pb2.RevokeCardResponse]  # type: ignore[assignment]
+    """Revoke a card for good."""
     ReactivateCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]  # type: ignore[assignment]
+    """Reactivate a regular card after its backup card was used (admin path)."""
 
 class RegistryAdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The card registry, for admin clients only."""
+
     @_abc_1.abstractmethod
     def AddHolder(
         self,
         request: _backend_pb2.AddHolderRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.AddHolderResponse, _abc.Awaitable[_backend_pb2.AddHolderResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.AddHolderResponse, _abc.Awaitable[_backend_pb2.AddHolderResponse]]:
+        """Register a card holder."""
 
     @_abc_1.abstractmethod
     def AddCard(
         self,
         request: _backend_pb2.AddCardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.AddCardResponse, _abc.Awaitable[_backend_pb2.AddCardResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.AddCardResponse, _abc.Awaitable[_backend_pb2.AddCardResponse]]:
+        """Register a card of a holder."""
 
     @_abc_1.abstractmethod
     def GrantAuthorization(
         self,
         request: _backend_pb2.GrantAuthorizationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.GrantAuthorizationResponse, _abc.Awaitable[_backend_pb2.GrantAuthorizationResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.GrantAuthorizationResponse, _abc.Awaitable[_backend_pb2.GrantAuthorizationResponse]]:
+        """Give a holder an authorization code."""
 
     @_abc_1.abstractmethod
     def WithdrawAuthorization(
         self,
         request: _backend_pb2.WithdrawAuthorizationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.WithdrawAuthorizationResponse, _abc.Awaitable[_backend_pb2.WithdrawAuthorizationResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.WithdrawAuthorizationResponse, _abc.Awaitable[_backend_pb2.WithdrawAuthorizationResponse]]:
+        """Take an authorization code away, with the reason."""
 
     @_abc_1.abstractmethod
     def RevokeCard(
         self,
         request: _backend_pb2.RevokeCardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.RevokeCardResponse, _abc.Awaitable[_backend_pb2.RevokeCardResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.RevokeCardResponse, _abc.Awaitable[_backend_pb2.RevokeCardResponse]]:
+        """Revoke a card for good."""
 
     @_abc_1.abstractmethod
     def ReactivateCard(
         self,
         request: _backend_pb2.ReactivateCardRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_backend_pb2.ReactivateCardResponse, _abc.Awaitable[_backend_pb2.ReactivateCardResponse]]: ...
+    ) -> _typing.Union[_backend_pb2.ReactivateCardResponse, _abc.Awaitable[_backend_pb2.ReactivateCardResponse]]:
+        """Reactivate a regular card after its backup card was used (admin path)."""
 
 def add_RegistryAdminServiceServicer_to_server(servicer: RegistryAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

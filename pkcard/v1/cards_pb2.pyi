@@ -34,14 +34,21 @@ class _Environment:
 class _EnvironmentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Environment.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ENVIRONMENT_UNSPECIFIED: _Environment.ValueType  # 0
+    """Not set; pkcardd always sends an environment."""
     ENVIRONMENT_TEST: _Environment.ValueType  # 1
+    """The test PKI (test cards)."""
     ENVIRONMENT_PRODUCTION: _Environment.ValueType  # 2
+    """The production PKI."""
 
-class Environment(_Environment, metaclass=_EnvironmentEnumTypeWrapper): ...
+class Environment(_Environment, metaclass=_EnvironmentEnumTypeWrapper):
+    """Which PKI a card belongs to."""
 
 ENVIRONMENT_UNSPECIFIED: Environment.ValueType  # 0
+"""Not set; pkcardd always sends an environment."""
 ENVIRONMENT_TEST: Environment.ValueType  # 1
+"""The test PKI (test cards)."""
 ENVIRONMENT_PRODUCTION: Environment.ValueType  # 2
+"""The production PKI."""
 Global___Environment: _TypeAlias = Environment  # noqa: Y015
 
 class _CardRole:
@@ -51,14 +58,21 @@ class _CardRole:
 class _CardRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARD_ROLE_UNSPECIFIED: _CardRole.ValueType  # 0
+    """Not set; pkcardd always sends a role for a PK."""
     CARD_ROLE_REGULAR: _CardRole.ValueType  # 1
+    """The holder's regular card."""
     CARD_ROLE_BACKUP: _CardRole.ValueType  # 2
+    """A backup card; the backend deactivates the regular card when it is used."""
 
-class CardRole(_CardRole, metaclass=_CardRoleEnumTypeWrapper): ...
+class CardRole(_CardRole, metaclass=_CardRoleEnumTypeWrapper):
+    """The role of a PK."""
 
 CARD_ROLE_UNSPECIFIED: CardRole.ValueType  # 0
+"""Not set; pkcardd always sends a role for a PK."""
 CARD_ROLE_REGULAR: CardRole.ValueType  # 1
+"""The holder's regular card."""
 CARD_ROLE_BACKUP: CardRole.ValueType  # 2
+"""A backup card; the backend deactivates the regular card when it is used."""
 Global___CardRole: _TypeAlias = CardRole  # noqa: Y015
 
 class _Profession:
@@ -68,24 +82,41 @@ class _Profession:
 class _ProfessionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Profession.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROFESSION_UNSPECIFIED: _Profession.ValueType  # 0
+    """Not set; pkcardd always sends a profession for a PK."""
     PROFESSION_DOCTOR: _Profession.ValueType  # 1
+    """Doctor of medicine."""
     PROFESSION_DENTIST: _Profession.ValueType  # 2
+    """Doctor of dental medicine."""
     PROFESSION_NURSE: _Profession.ValueType  # 3
+    """Nurse (no KPEP signing key)."""
     PROFESSION_PHARMACIST: _Profession.ValueType  # 4
+    """Pharmacist."""
     PROFESSION_BLOOD_DONATION_STAFF: _Profession.ValueType  # 5
+    """Staff of a blood donation service."""
     PROFESSION_OTHER_HEALTH_WORKER: _Profession.ValueType  # 6
+    """Another health worker."""
     PROFESSION_ADMINISTRATIVE: _Profession.ValueType  # 7
+    """Administrative staff."""
 
-class Profession(_Profession, metaclass=_ProfessionEnumTypeWrapper): ...
+class Profession(_Profession, metaclass=_ProfessionEnumTypeWrapper):
+    """The PK holder's profession, as the card states it."""
 
 PROFESSION_UNSPECIFIED: Profession.ValueType  # 0
+"""Not set; pkcardd always sends a profession for a PK."""
 PROFESSION_DOCTOR: Profession.ValueType  # 1
+"""Doctor of medicine."""
 PROFESSION_DENTIST: Profession.ValueType  # 2
+"""Doctor of dental medicine."""
 PROFESSION_NURSE: Profession.ValueType  # 3
+"""Nurse (no KPEP signing key)."""
 PROFESSION_PHARMACIST: Profession.ValueType  # 4
+"""Pharmacist."""
 PROFESSION_BLOOD_DONATION_STAFF: Profession.ValueType  # 5
+"""Staff of a blood donation service."""
 PROFESSION_OTHER_HEALTH_WORKER: Profession.ValueType  # 6
+"""Another health worker."""
 PROFESSION_ADMINISTRATIVE: Profession.ValueType  # 7
+"""Administrative staff."""
 Global___Profession: _TypeAlias = Profession  # noqa: Y015
 
 class _WarningKind:
@@ -95,22 +126,29 @@ class _WarningKind:
 class _WarningKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarningKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WARNING_KIND_UNSPECIFIED: _WarningKind.ValueType  # 0
+    """Not set; pkcardd always sends a kind."""
     WARNING_KIND_CARD_REPLACEMENT_DUE: _WarningKind.ValueType  # 1
-    """the card expires within 30 days"""
+    """The card expires within 30 days."""
     WARNING_KIND_KPEP_RENEWAL_DUE: _WarningKind.ValueType  # 2
-    """the KPEP certificate expires within 72 days"""
+    """The KPEP certificate expires within 72 days."""
     WARNING_KIND_CARD_EXPIRED: _WarningKind.ValueType  # 3
+    """The card is past its last valid day."""
     WARNING_KIND_KPEP_EXPIRED: _WarningKind.ValueType  # 4
+    """The KPEP certificate has expired."""
 
-class WarningKind(_WarningKind, metaclass=_WarningKindEnumTypeWrapper): ...
+class WarningKind(_WarningKind, metaclass=_WarningKindEnumTypeWrapper):
+    """Why a card or certificate needs attention soon."""
 
 WARNING_KIND_UNSPECIFIED: WarningKind.ValueType  # 0
+"""Not set; pkcardd always sends a kind."""
 WARNING_KIND_CARD_REPLACEMENT_DUE: WarningKind.ValueType  # 1
-"""the card expires within 30 days"""
+"""The card expires within 30 days."""
 WARNING_KIND_KPEP_RENEWAL_DUE: WarningKind.ValueType  # 2
-"""the KPEP certificate expires within 72 days"""
+"""The KPEP certificate expires within 72 days."""
 WARNING_KIND_CARD_EXPIRED: WarningKind.ValueType  # 3
+"""The card is past its last valid day."""
 WARNING_KIND_KPEP_EXPIRED: WarningKind.ValueType  # 4
+"""The KPEP certificate has expired."""
 Global___WarningKind: _TypeAlias = WarningKind  # noqa: Y015
 
 class _PinReference:
@@ -120,31 +158,33 @@ class _PinReference:
 class _PinReferenceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PinReference.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PIN_REFERENCE_UNSPECIFIED: _PinReference.ValueType  # 0
+    """Not set: every reference in GetPinStatus; refused (INVALID_REQUEST) elsewhere."""
     PIN_REFERENCE_PIN: _PinReference.ValueType  # 1
-    """card PIN (authentication)"""
+    """Card PIN (authentication)"""
     PIN_REFERENCE_PUK: _PinReference.ValueType  # 2
-    """unblocks the PIN"""
+    """Unblocks the PIN."""
     PIN_REFERENCE_SPIN: _PinReference.ValueType  # 3
-    """signing PIN of the KPEP key"""
+    """Signing PIN of the KPEP key."""
     PIN_REFERENCE_TPIN: _PinReference.ValueType  # 4
-    """transport PIN that activates the SPIN once"""
+    """Transport PIN that activates the SPIN once."""
     PIN_REFERENCE_REACTIVATION: _PinReference.ValueType  # 5
-    """reactivation password"""
+    """Reactivation password."""
 
 class PinReference(_PinReference, metaclass=_PinReferenceEnumTypeWrapper):
     """A PIN-like secret on the PK."""
 
 PIN_REFERENCE_UNSPECIFIED: PinReference.ValueType  # 0
+"""Not set: every reference in GetPinStatus; refused (INVALID_REQUEST) elsewhere."""
 PIN_REFERENCE_PIN: PinReference.ValueType  # 1
-"""card PIN (authentication)"""
+"""Card PIN (authentication)"""
 PIN_REFERENCE_PUK: PinReference.ValueType  # 2
-"""unblocks the PIN"""
+"""Unblocks the PIN."""
 PIN_REFERENCE_SPIN: PinReference.ValueType  # 3
-"""signing PIN of the KPEP key"""
+"""Signing PIN of the KPEP key."""
 PIN_REFERENCE_TPIN: PinReference.ValueType  # 4
-"""transport PIN that activates the SPIN once"""
+"""Transport PIN that activates the SPIN once."""
 PIN_REFERENCE_REACTIVATION: PinReference.ValueType  # 5
-"""reactivation password"""
+"""Reactivation password."""
 Global___PinReference: _TypeAlias = PinReference  # noqa: Y015
 
 class _PinState:
@@ -154,32 +194,37 @@ class _PinState:
 class _PinStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PinState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PIN_STATE_UNSPECIFIED: _PinState.ValueType  # 0
+    """Not set; pkcardd always sends a state."""
     PIN_STATE_NOT_VERIFIED: _PinState.ValueType  # 1
-    """tries left, not verified in this card session"""
+    """Tries left, not verified in this card session."""
     PIN_STATE_VERIFIED: _PinState.ValueType  # 2
+    """Verified in this card session."""
     PIN_STATE_BLOCKED: _PinState.ValueType  # 3
-    """no tries left; a PIN can be unblocked with the PUK"""
+    """No tries left; a PIN can be unblocked with the PUK."""
     PIN_STATE_DEAD: _PinState.ValueType  # 4
-    """PIN and PUK blocked: the card is unusable with a PIN"""
+    """PIN and PUK blocked: the card is unusable with a PIN."""
     PIN_STATE_TRANSPORT: _PinState.ValueType  # 5
-    """SPIN not yet activated with the TPIN"""
+    """SPIN not yet activated with the TPIN."""
     PIN_STATE_DISABLED: _PinState.ValueType  # 6
-    """TPIN already used"""
+    """TPIN already used."""
 
-class PinState(_PinState, metaclass=_PinStateEnumTypeWrapper): ...
+class PinState(_PinState, metaclass=_PinStateEnumTypeWrapper):
+    """The state of one PIN-like secret."""
 
 PIN_STATE_UNSPECIFIED: PinState.ValueType  # 0
+"""Not set; pkcardd always sends a state."""
 PIN_STATE_NOT_VERIFIED: PinState.ValueType  # 1
-"""tries left, not verified in this card session"""
+"""Tries left, not verified in this card session."""
 PIN_STATE_VERIFIED: PinState.ValueType  # 2
+"""Verified in this card session."""
 PIN_STATE_BLOCKED: PinState.ValueType  # 3
-"""no tries left; a PIN can be unblocked with the PUK"""
+"""No tries left; a PIN can be unblocked with the PUK."""
 PIN_STATE_DEAD: PinState.ValueType  # 4
-"""PIN and PUK blocked: the card is unusable with a PIN"""
+"""PIN and PUK blocked: the card is unusable with a PIN."""
 PIN_STATE_TRANSPORT: PinState.ValueType  # 5
-"""SPIN not yet activated with the TPIN"""
+"""SPIN not yet activated with the TPIN."""
 PIN_STATE_DISABLED: PinState.ValueType  # 6
-"""TPIN already used"""
+"""TPIN already used."""
 Global___PinState: _TypeAlias = PinState  # noqa: Y015
 
 @_typing.final
@@ -192,10 +237,11 @@ class Date(_message.Message):
     MONTH_FIELD_NUMBER: _builtins.int
     DAY_FIELD_NUMBER: _builtins.int
     year: _builtins.int
+    """The year, e.g. 2031."""
     month: _builtins.int
-    """1..12"""
+    """1..12."""
     day: _builtins.int
-    """1..31"""
+    """1..31."""
     def __init__(
         self,
         *,
@@ -226,20 +272,25 @@ class Certificate(_message.Message):
     SHA256_FINGERPRINT_FIELD_NUMBER: _builtins.int
     DER_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
-    """RFC 4514 string"""
+    """RFC 4514 string."""
     issuer: _builtins.str
-    """RFC 4514 string"""
+    """RFC 4514 string."""
     serial_number: _builtins.str
-    """lowercase hex"""
+    """Lowercase hex."""
     key_algorithm: _builtins.str
-    """e.g. "EC P-256", "RSA-2048" """
+    """E.g. "EC P-256", "RSA-2048"."""
     sha256_fingerprint: _builtins.bytes
+    """SHA-256 of `der`."""
     der: _builtins.bytes
-    """the certificate as stored on the card"""
+    """The certificate as stored on the card."""
     @_builtins.property
-    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Start of the validity period."""
+
     @_builtins.property
-    def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    def not_after(self) -> _timestamp_pb2.Timestamp:
+        """End of the validity period."""
+
     def __init__(
         self,
         *,
@@ -278,19 +329,31 @@ class PkCard(_message.Message):
     AUTHENTICATION_CERTIFICATE_FIELD_NUMBER: _builtins.int
     SIGNING_CERTIFICATE_FIELD_NUMBER: _builtins.int
     holder_name: _builtins.str
+    """The holder's name as printed on the card."""
     holder_id: _builtins.str
-    """ZZZS practitioner number"""
+    """ZZZS practitioner number."""
     profession: Global___Profession.ValueType
+    """The holder's profession."""
     card_serial: _builtins.str
+    """The card's serial number, e.g. "PK0000100001"."""
     issuer: _builtins.str
+    """The issuer's name as stored on the card."""
     role: Global___CardRole.ValueType
+    """Regular or backup card."""
     environment: Global___Environment.ValueType
+    """Test or production PKI."""
     @_builtins.property
-    def valid_from(self) -> Global___Date: ...
+    def valid_from(self) -> Global___Date:
+        """First valid day of the card."""
+
     @_builtins.property
-    def valid_until(self) -> Global___Date: ...
+    def valid_until(self) -> Global___Date:
+        """Last valid day of the card."""
+
     @_builtins.property
-    def authentication_certificate(self) -> Global___Certificate: ...
+    def authentication_certificate(self) -> Global___Certificate:
+        """The certificate of the card's authentication key."""
+
     @_builtins.property
     def signing_certificate(self) -> Global___Certificate:
         """The qualified signing certificate (KPEP); absent on cards without one (e.g. nurses)."""
@@ -336,19 +399,31 @@ class KzzCard(_message.Message):
     AUTHENTICATION_CERTIFICATE_FIELD_NUMBER: _builtins.int
     ISSUER_FIELD_NUMBER: _builtins.int
     zzzs_number: _builtins.str
-    """9 digits"""
+    """9 digits."""
     name: _builtins.str
+    """The insured person's name."""
     card_serial: _builtins.str
+    """The card's serial number."""
     environment: Global___Environment.ValueType
+    """Test or production PKI."""
     issuer: _builtins.str
+    """The issuer's name as stored on the card."""
     @_builtins.property
-    def birth_date(self) -> Global___Date: ...
+    def birth_date(self) -> Global___Date:
+        """The insured person's date of birth."""
+
     @_builtins.property
-    def valid_from(self) -> Global___Date: ...
+    def valid_from(self) -> Global___Date:
+        """First valid day of the card."""
+
     @_builtins.property
-    def valid_until(self) -> Global___Date: ...
+    def valid_until(self) -> Global___Date:
+        """Last valid day of the card."""
+
     @_builtins.property
-    def authentication_certificate(self) -> Global___Certificate: ...
+    def authentication_certificate(self) -> Global___Certificate:
+        """The certificate of the card's authentication key."""
+
     def __init__(
         self,
         *,
@@ -372,12 +447,15 @@ Global___KzzCard: _TypeAlias = KzzCard  # noqa: Y015
 
 @_typing.final
 class CardWarning(_message.Message):
+    """An expiry warning about the card or its KPEP certificate."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
     DAYS_LEFT_FIELD_NUMBER: _builtins.int
     EXPIRES_ON_FIELD_NUMBER: _builtins.int
     kind: Global___WarningKind.ValueType
+    """What expires or expired."""
     days_left: _builtins.int
     """Days from today to expires_on: 0 on the last valid day, negative once expired."""
     @_builtins.property
@@ -401,10 +479,13 @@ Global___CardWarning: _TypeAlias = CardWarning  # noqa: Y015
 
 @_typing.final
 class GetCardRequest(_message.Message):
+    """Which card to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders."""
     def __init__(
         self,
         *,
@@ -420,6 +501,8 @@ Global___GetCardRequest: _TypeAlias = GetCardRequest  # noqa: Y015
 
 @_typing.final
 class GetCardResponse(_message.Message):
+    """The card in a reader."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -429,13 +512,19 @@ class GetCardResponse(_message.Message):
     WARNINGS_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """The reader asked about."""
     kind: _readers_pb2.CardKind.ValueType
+    """PK or KZZ."""
     backend: _builtins.str
     """Which card driver answered, e.g. "apdu" (the ISO profile driver)."""
     @_builtins.property
-    def pk(self) -> Global___PkCard: ...
+    def pk(self) -> Global___PkCard:
+        """The professional card's data."""
+
     @_builtins.property
-    def kzz(self) -> Global___KzzCard: ...
+    def kzz(self) -> Global___KzzCard:
+        """The health insurance card's data."""
+
     @_builtins.property
     def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___CardWarning]:
         """Expiry warnings computed on the daemon's current date."""
@@ -462,6 +551,8 @@ Global___GetCardResponse: _TypeAlias = GetCardResponse  # noqa: Y015
 
 @_typing.final
 class PinStatus(_message.Message):
+    """One secret's state and try counter."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFERENCE_FIELD_NUMBER: _builtins.int
@@ -469,9 +560,13 @@ class PinStatus(_message.Message):
     TRIES_LEFT_FIELD_NUMBER: _builtins.int
     MAX_TRIES_FIELD_NUMBER: _builtins.int
     reference: Global___PinReference.ValueType
+    """Which secret."""
     state: Global___PinState.ValueType
+    """Its state."""
     tries_left: _builtins.int
+    """Tries left before it blocks."""
     max_tries: _builtins.int
+    """Tries it has when fresh (after a reset)."""
     def __init__(
         self,
         *,
@@ -490,11 +585,14 @@ Global___PinStatus: _TypeAlias = PinStatus  # noqa: Y015
 
 @_typing.final
 class GetPinStatusRequest(_message.Message):
+    """Which secrets' status to read; spends no try."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders, holding a PK."""
     reference: Global___PinReference.ValueType
     """Only this reference; UNSPECIFIED for every reference of the card."""
     def __init__(
@@ -513,11 +611,15 @@ Global___GetPinStatusRequest: _TypeAlias = GetPinStatusRequest  # noqa: Y015
 
 @_typing.final
 class GetPinStatusResponse(_message.Message):
+    """The secrets' status."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___PinStatus]: ...
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___PinStatus]:
+        """One per reference asked for, in reference order."""
+
     def __init__(
         self,
         *,
@@ -533,6 +635,8 @@ Global___GetPinStatusResponse: _TypeAlias = GetPinStatusResponse  # noqa: Y015
 
 @_typing.final
 class VerifyPinRequest(_message.Message):
+    """A secret to verify."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -540,10 +644,11 @@ class VerifyPinRequest(_message.Message):
     PIN_FIELD_NUMBER: _builtins.int
     CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders, holding a PK."""
     reference: Global___PinReference.ValueType
-    """PIN or SPIN"""
+    """PIN or SPIN."""
     pin: _builtins.str
-    """secret: never logged"""
+    """Secret: never logged."""
     confirm_last_try: _builtins.bool
     """Must be true to spend the last remaining try (else LAST_TRY_NOT_CONFIRMED)."""
     def __init__(
@@ -564,6 +669,8 @@ Global___VerifyPinRequest: _TypeAlias = VerifyPinRequest  # noqa: Y015
 
 @_typing.final
 class ChangePinRequest(_message.Message):
+    """A secret to change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -572,13 +679,15 @@ class ChangePinRequest(_message.Message):
     NEW_PIN_FIELD_NUMBER: _builtins.int
     CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders, holding a PK."""
     reference: Global___PinReference.ValueType
-    """PIN, SPIN or REACTIVATION"""
+    """PIN, SPIN or REACTIVATION."""
     old_pin: _builtins.str
-    """secret: never logged"""
+    """Secret: never logged."""
     new_pin: _builtins.str
-    """secret: never logged; checked against the PIN policy first"""
+    """Secret: never logged; checked against the PIN policy first."""
     confirm_last_try: _builtins.bool
+    """Must be true to spend the last remaining try (else LAST_TRY_NOT_CONFIRMED)."""
     def __init__(
         self,
         *,
@@ -598,6 +707,8 @@ Global___ChangePinRequest: _TypeAlias = ChangePinRequest  # noqa: Y015
 
 @_typing.final
 class UnblockPinRequest(_message.Message):
+    """Unblock the PIN with the PUK and set a new PIN."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -605,11 +716,13 @@ class UnblockPinRequest(_message.Message):
     NEW_PIN_FIELD_NUMBER: _builtins.int
     CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders, holding a PK."""
     puk: _builtins.str
-    """secret: never logged"""
+    """Secret: never logged."""
     new_pin: _builtins.str
-    """secret: never logged; checked against the PIN policy first"""
+    """Secret: never logged; checked against the PIN policy first."""
     confirm_last_try: _builtins.bool
+    """Must be true to spend the PUK's last remaining try."""
     def __init__(
         self,
         *,
@@ -628,6 +741,8 @@ Global___UnblockPinRequest: _TypeAlias = UnblockPinRequest  # noqa: Y015
 
 @_typing.final
 class ActivateSignaturePinRequest(_message.Message):
+    """Activate the signing PIN: the TPIN once, and the new SPIN."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -635,11 +750,13 @@ class ActivateSignaturePinRequest(_message.Message):
     NEW_SPIN_FIELD_NUMBER: _builtins.int
     CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A reader name from ListReaders, holding a PK."""
     tpin: _builtins.str
-    """secret: never logged"""
+    """Secret: never logged."""
     new_spin: _builtins.str
-    """secret: never logged; checked against the PIN policy first"""
+    """Secret: never logged; checked against the PIN policy first."""
     confirm_last_try: _builtins.bool
+    """Must be true to spend the TPIN's last remaining try."""
     def __init__(
         self,
         *,
@@ -664,7 +781,9 @@ class PinOperationResponse(_message.Message):
 
     STATUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def status(self) -> Global___PinStatus: ...
+    def status(self) -> Global___PinStatus:
+        """The reference's status after the operation."""
+
     def __init__(
         self,
         *,

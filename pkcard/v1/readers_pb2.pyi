@@ -31,29 +31,33 @@ class _ReaderModel:
 class _ReaderModelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReaderModel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     READER_MODEL_UNSPECIFIED: _ReaderModel.ValueType  # 0
+    """Not set; pkcardd always sends a model."""
     READER_MODEL_GENERIC: _ReaderModel.ValueType  # 1
+    """A reader pkcard does not know by name; capabilities from PC/SC."""
     READER_MODEL_IDBRIDGE_CT30: _ReaderModel.ValueType  # 2
-    """no PIN pad"""
+    """No PIN pad."""
     READER_MODEL_IDBRIDGE_CT700: _ReaderModel.ValueType  # 3
-    """PIN pad"""
+    """PIN pad."""
     READER_MODEL_IDBRIDGE_CT710: _ReaderModel.ValueType  # 4
-    """PIN pad and display"""
+    """PIN pad and display."""
     READER_MODEL_IDBRIDGE_GCR5500: _ReaderModel.ValueType  # 5
-    """capabilities unknown"""
+    """Capabilities unknown."""
 
 class ReaderModel(_ReaderModel, metaclass=_ReaderModelEnumTypeWrapper):
     """A reader model pkcard knows by name. Unknown readers are GENERIC."""
 
 READER_MODEL_UNSPECIFIED: ReaderModel.ValueType  # 0
+"""Not set; pkcardd always sends a model."""
 READER_MODEL_GENERIC: ReaderModel.ValueType  # 1
+"""A reader pkcard does not know by name; capabilities from PC/SC."""
 READER_MODEL_IDBRIDGE_CT30: ReaderModel.ValueType  # 2
-"""no PIN pad"""
+"""No PIN pad."""
 READER_MODEL_IDBRIDGE_CT700: ReaderModel.ValueType  # 3
-"""PIN pad"""
+"""PIN pad."""
 READER_MODEL_IDBRIDGE_CT710: ReaderModel.ValueType  # 4
-"""PIN pad and display"""
+"""PIN pad and display."""
 READER_MODEL_IDBRIDGE_GCR5500: ReaderModel.ValueType  # 5
-"""capabilities unknown"""
+"""Capabilities unknown."""
 Global___ReaderModel: _TypeAlias = ReaderModel  # noqa: Y015
 
 class _CardKind:
@@ -63,27 +67,29 @@ class _CardKind:
 class _CardKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARD_KIND_UNSPECIFIED: _CardKind.ValueType  # 0
+    """Not set; pkcardd always sends a kind."""
     CARD_KIND_NONE: _CardKind.ValueType  # 1
-    """no card in the reader"""
+    """No card in the reader."""
     CARD_KIND_UNKNOWN: _CardKind.ValueType  # 2
-    """a card pkcard does not know"""
+    """A card pkcard does not know."""
     CARD_KIND_PK: _CardKind.ValueType  # 3
-    """professional card (doctor, nurse, pharmacist, ...)"""
+    """Professional card (doctor, nurse, pharmacist, ...)"""
     CARD_KIND_KZZ: _CardKind.ValueType  # 4
-    """health insurance card"""
+    """Health insurance card."""
 
 class CardKind(_CardKind, metaclass=_CardKindEnumTypeWrapper):
     """What kind of card is in a reader, judged from its ATR."""
 
 CARD_KIND_UNSPECIFIED: CardKind.ValueType  # 0
+"""Not set; pkcardd always sends a kind."""
 CARD_KIND_NONE: CardKind.ValueType  # 1
-"""no card in the reader"""
+"""No card in the reader."""
 CARD_KIND_UNKNOWN: CardKind.ValueType  # 2
-"""a card pkcard does not know"""
+"""A card pkcard does not know."""
 CARD_KIND_PK: CardKind.ValueType  # 3
-"""professional card (doctor, nurse, pharmacist, ...)"""
+"""Professional card (doctor, nurse, pharmacist, ...)"""
 CARD_KIND_KZZ: CardKind.ValueType  # 4
-"""health insurance card"""
+"""Health insurance card."""
 Global___CardKind: _TypeAlias = CardKind  # noqa: Y015
 
 class _ReaderEventKind:
@@ -93,13 +99,19 @@ class _ReaderEventKind:
 class _ReaderEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReaderEventKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     READER_EVENT_KIND_UNSPECIFIED: _ReaderEventKind.ValueType  # 0
+    """Not set; pkcardd always sends a kind."""
     READER_EVENT_KIND_READER_ADDED: _ReaderEventKind.ValueType  # 1
+    """A reader was plugged in (or reappeared after SERVICE_RESTORED)."""
     READER_EVENT_KIND_READER_REMOVED: _ReaderEventKind.ValueType  # 2
+    """A reader was unplugged."""
     READER_EVENT_KIND_CARD_INSERTED: _ReaderEventKind.ValueType  # 3
+    """A card was inserted; atr and card_kind describe it."""
     READER_EVENT_KIND_CARD_REMOVED: _ReaderEventKind.ValueType  # 4
+    """The card was pulled out."""
     READER_EVENT_KIND_SERVICE_LOST: _ReaderEventKind.ValueType  # 5
     """The PC/SC service went away; the daemon keeps trying and reports SERVICE_RESTORED."""
     READER_EVENT_KIND_SERVICE_RESTORED: _ReaderEventKind.ValueType  # 6
+    """The PC/SC service is back; every reader and card is reported anew."""
     READER_EVENT_KIND_PIN_ENTRY_STARTED: _ReaderEventKind.ValueType  # 7
     """The reader's PIN pad asks the holder for the PIN now (a PIN call without a secret)."""
     READER_EVENT_KIND_PIN_ENTRY_FINISHED: _ReaderEventKind.ValueType  # 8
@@ -109,13 +121,19 @@ class ReaderEventKind(_ReaderEventKind, metaclass=_ReaderEventKindEnumTypeWrappe
     """The kind of a reader event."""
 
 READER_EVENT_KIND_UNSPECIFIED: ReaderEventKind.ValueType  # 0
+"""Not set; pkcardd always sends a kind."""
 READER_EVENT_KIND_READER_ADDED: ReaderEventKind.ValueType  # 1
+"""A reader was plugged in (or reappeared after SERVICE_RESTORED)."""
 READER_EVENT_KIND_READER_REMOVED: ReaderEventKind.ValueType  # 2
+"""A reader was unplugged."""
 READER_EVENT_KIND_CARD_INSERTED: ReaderEventKind.ValueType  # 3
+"""A card was inserted; atr and card_kind describe it."""
 READER_EVENT_KIND_CARD_REMOVED: ReaderEventKind.ValueType  # 4
+"""The card was pulled out."""
 READER_EVENT_KIND_SERVICE_LOST: ReaderEventKind.ValueType  # 5
 """The PC/SC service went away; the daemon keeps trying and reports SERVICE_RESTORED."""
 READER_EVENT_KIND_SERVICE_RESTORED: ReaderEventKind.ValueType  # 6
+"""The PC/SC service is back; every reader and card is reported anew."""
 READER_EVENT_KIND_PIN_ENTRY_STARTED: ReaderEventKind.ValueType  # 7
 """The reader's PIN pad asks the holder for the PIN now (a PIN call without a secret)."""
 READER_EVENT_KIND_PIN_ENTRY_FINISHED: ReaderEventKind.ValueType  # 8
@@ -129,39 +147,41 @@ class _SessionEndReason:
 class _SessionEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionEndReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SESSION_END_REASON_UNSPECIFIED: _SessionEndReason.ValueType  # 0
+    """Not set; pkcardd always sends a reason."""
     SESSION_END_REASON_CLOSED: _SessionEndReason.ValueType  # 1
-    """CloseSession"""
+    """CloseSession."""
     SESSION_END_REASON_PK_REMOVED: _SessionEndReason.ValueType  # 2
-    """the professional's PK left its reader"""
+    """The professional's PK left its reader."""
     SESSION_END_REASON_KZZ_REMOVED: _SessionEndReason.ValueType  # 3
-    """the patient's KZZ left its reader"""
+    """The patient's KZZ left its reader."""
     SESSION_END_REASON_READER_REMOVED: _SessionEndReason.ValueType  # 4
-    """a session reader was unplugged"""
+    """A session reader was unplugged."""
     SESSION_END_REASON_SERVICE_LOST: _SessionEndReason.ValueType  # 5
-    """the PC/SC service went away (cards may be reset)"""
+    """The PC/SC service went away (cards may be reset)"""
     SESSION_END_REASON_CARD_RESET: _SessionEndReason.ValueType  # 6
-    """a card was reset or swapped (its PIN state is gone)"""
+    """A card was reset or swapped (its PIN state is gone)"""
     SESSION_END_REASON_DAEMON_STOPPING: _SessionEndReason.ValueType  # 7
-    """pkcardd shuts down"""
+    """Pkcardd shuts down."""
 
 class SessionEndReason(_SessionEndReason, metaclass=_SessionEndReasonEnumTypeWrapper):
     """Why a session ended."""
 
 SESSION_END_REASON_UNSPECIFIED: SessionEndReason.ValueType  # 0
+"""Not set; pkcardd always sends a reason."""
 SESSION_END_REASON_CLOSED: SessionEndReason.ValueType  # 1
-"""CloseSession"""
+"""CloseSession."""
 SESSION_END_REASON_PK_REMOVED: SessionEndReason.ValueType  # 2
-"""the professional's PK left its reader"""
+"""The professional's PK left its reader."""
 SESSION_END_REASON_KZZ_REMOVED: SessionEndReason.ValueType  # 3
-"""the patient's KZZ left its reader"""
+"""The patient's KZZ left its reader."""
 SESSION_END_REASON_READER_REMOVED: SessionEndReason.ValueType  # 4
-"""a session reader was unplugged"""
+"""A session reader was unplugged."""
 SESSION_END_REASON_SERVICE_LOST: SessionEndReason.ValueType  # 5
-"""the PC/SC service went away (cards may be reset)"""
+"""The PC/SC service went away (cards may be reset)"""
 SESSION_END_REASON_CARD_RESET: SessionEndReason.ValueType  # 6
-"""a card was reset or swapped (its PIN state is gone)"""
+"""A card was reset or swapped (its PIN state is gone)"""
 SESSION_END_REASON_DAEMON_STOPPING: SessionEndReason.ValueType  # 7
-"""pkcardd shuts down"""
+"""Pkcardd shuts down."""
 Global___SessionEndReason: _TypeAlias = SessionEndReason  # noqa: Y015
 
 @_typing.final
@@ -180,12 +200,15 @@ class Reader(_message.Message):
     name: _builtins.str
     """The reader name as the reader system reports it; the key of every other call."""
     model: Global___ReaderModel.ValueType
+    """The model, when pkcard knows it; GENERIC otherwise."""
     pin_pad: _builtins.bool
     """Whether the reader has a PIN pad; unset when the model's capabilities are unknown."""
     display: _builtins.bool
     """Whether the reader has a display; unset when unknown."""
     card_present: _builtins.bool
+    """Whether a card is in the reader."""
     card_kind: Global___CardKind.ValueType
+    """The kind of that card, judged from its ATR; NONE without a card."""
     atr: _builtins.bytes
     """The card's answer to reset; empty without a card."""
     def __init__(
@@ -216,6 +239,8 @@ Global___Reader: _TypeAlias = Reader  # noqa: Y015
 
 @_typing.final
 class ListReadersRequest(_message.Message):
+    """ListReaders takes no arguments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -231,11 +256,15 @@ Global___ListReadersRequest: _TypeAlias = ListReadersRequest  # noqa: Y015
 
 @_typing.final
 class ListReadersResponse(_message.Message):
+    """The readers attached now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def readers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reader]: ...
+    def readers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reader]:
+        """Every attached reader with its card state, in the reader system's order."""
+
     def __init__(
         self,
         *,
@@ -251,6 +280,8 @@ Global___ListReadersResponse: _TypeAlias = ListReadersResponse  # noqa: Y015
 
 @_typing.final
 class WatchEventsRequest(_message.Message):
+    """WatchEvents takes no arguments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -275,6 +306,7 @@ class ReaderEvent(_message.Message):
     ATR_FIELD_NUMBER: _builtins.int
     CARD_KIND_FIELD_NUMBER: _builtins.int
     kind: Global___ReaderEventKind.ValueType
+    """What happened."""
     reader: _builtins.str
     """The reader concerned; empty for SERVICE_* events."""
     atr: _builtins.bytes
@@ -305,7 +337,9 @@ class ReaderSnapshot(_message.Message):
 
     READERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def readers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reader]: ...
+    def readers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reader]:
+        """Every attached reader with its card state."""
+
     def __init__(
         self,
         *,
@@ -369,7 +403,9 @@ class SessionEvent(_message.Message):
     END_REASON_FIELD_NUMBER: _builtins.int
     READER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """The session that ended (OpenSessionResponse.session_id)."""
     end_reason: Global___SessionEndReason.ValueType
+    """Why it ended."""
     reader: _builtins.str
     """The reader whose event ended the session; empty for CLOSED, SERVICE_LOST, DAEMON_STOPPING."""
     def __init__(

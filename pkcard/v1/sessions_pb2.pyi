@@ -45,23 +45,25 @@ class _RestrictedReason:
 class _RestrictedReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RestrictedReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RESTRICTED_REASON_UNSPECIFIED: _RestrictedReason.ValueType  # 0
+    """Not set: refused in RestrictedMode; in claims, the KZZ proved presence."""
     RESTRICTED_REASON_EMERGENCY: _RestrictedReason.ValueType  # 1
-    """emergency care"""
+    """Emergency care."""
     RESTRICTED_REASON_KZZ_UNUSABLE: _RestrictedReason.ValueType  # 2
-    """the patient's KZZ does not work"""
+    """The patient's KZZ does not work."""
     RESTRICTED_REASON_PATIENT_ABSENT: _RestrictedReason.ValueType  # 3
-    """a service where the patient need not be present"""
+    """A service where the patient need not be present."""
 
 class RestrictedReason(_RestrictedReason, metaclass=_RestrictedReasonEnumTypeWrapper):
     """Why a session has no KZZ proof. The token's proofMethod says which."""
 
 RESTRICTED_REASON_UNSPECIFIED: RestrictedReason.ValueType  # 0
+"""Not set: refused in RestrictedMode; in claims, the KZZ proved presence."""
 RESTRICTED_REASON_EMERGENCY: RestrictedReason.ValueType  # 1
-"""emergency care"""
+"""Emergency care."""
 RESTRICTED_REASON_KZZ_UNUSABLE: RestrictedReason.ValueType  # 2
-"""the patient's KZZ does not work"""
+"""The patient's KZZ does not work."""
 RESTRICTED_REASON_PATIENT_ABSENT: RestrictedReason.ValueType  # 3
-"""a service where the patient need not be present"""
+"""A service where the patient need not be present."""
 Global___RestrictedReason: _TypeAlias = RestrictedReason  # noqa: Y015
 
 class _SessionState:
@@ -71,14 +73,21 @@ class _SessionState:
 class _SessionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SESSION_STATE_UNSPECIFIED: _SessionState.ValueType  # 0
+    """Not set; pkcardd always sends a state."""
     SESSION_STATE_ACTIVE: _SessionState.ValueType  # 1
+    """Both cards (or the PK in restricted mode) are still present."""
     SESSION_STATE_ENDED: _SessionState.ValueType  # 2
+    """The session ended; end_reason says why."""
 
-class SessionState(_SessionState, metaclass=_SessionStateEnumTypeWrapper): ...
+class SessionState(_SessionState, metaclass=_SessionStateEnumTypeWrapper):
+    """Whether a session still lives."""
 
 SESSION_STATE_UNSPECIFIED: SessionState.ValueType  # 0
+"""Not set; pkcardd always sends a state."""
 SESSION_STATE_ACTIVE: SessionState.ValueType  # 1
+"""Both cards (or the PK in restricted mode) are still present."""
 SESSION_STATE_ENDED: SessionState.ValueType  # 2
+"""The session ended; end_reason says why."""
 Global___SessionState: _TypeAlias = SessionState  # noqa: Y015
 
 @_typing.final
@@ -91,6 +100,7 @@ class RestrictedMode(_message.Message):
     PATIENT_ZZZS_NUMBER_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     reason: Global___RestrictedReason.ValueType
+    """Why there is no KZZ proof; required."""
     patient_zzzs_number: _builtins.str
     """The patient's ZZZS number (9 digits); it goes into the token's patientId."""
     note: _builtins.str
@@ -114,6 +124,8 @@ Global___RestrictedMode: _TypeAlias = RestrictedMode  # noqa: Y015
 
 @_typing.final
 class OpenSessionRequest(_message.Message):
+    """Open a dual-card session and get its first token."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PK_READER_FIELD_NUMBER: _builtins.int
@@ -183,22 +195,26 @@ class SessionClaimsSummary(_message.Message):
     RESTRICTED_REASON_FIELD_NUMBER: _builtins.int
     ISSUER_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
-    """holder id (ZZZS practitioner number)"""
+    """Holder id (ZZZS practitioner number)"""
     profession: _cards_pb2.Profession.ValueType
+    """The holder's profession."""
     pk_card_serial: _builtins.str
+    """The PK's serial."""
     card_role: _cards_pb2.CardRole.ValueType
+    """Regular or backup PK."""
     environment: _cards_pb2.Environment.ValueType
+    """Test or production PKI."""
     patient_id: _builtins.str
-    """ZZZS number; empty if unknown"""
+    """ZZZS number; empty if unknown."""
     kzz_card_serial: _builtins.str
-    """empty in restricted mode"""
+    """Empty in restricted mode."""
     restricted_reason: Global___RestrictedReason.ValueType
-    """UNSPECIFIED when the KZZ proved presence"""
+    """UNSPECIFIED when the KZZ proved presence."""
     issuer: _builtins.str
-    """the token's iss: this workstation's id"""
+    """The token's iss: this workstation's id."""
     @_builtins.property
     def authorizations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """requested, in request order"""
+        """Requested, in request order."""
 
     def __init__(
         self,
@@ -224,6 +240,8 @@ Global___SessionClaimsSummary: _TypeAlias = SessionClaimsSummary  # noqa: Y015
 
 @_typing.final
 class SessionToken(_message.Message):
+    """A signed session token and its lifetime."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
@@ -232,9 +250,13 @@ class SessionToken(_message.Message):
     token: _builtins.str
     """The compact JWS (docs/token.md). Give it only to the backend."""
     @_builtins.property
-    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When the token was signed."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the backend stops accepting it."""
+
     def __init__(
         self,
         *,
@@ -252,6 +274,8 @@ Global___SessionToken: _TypeAlias = SessionToken  # noqa: Y015
 
 @_typing.final
 class OpenSessionResponse(_message.Message):
+    """An open session and its first token."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
@@ -260,9 +284,13 @@ class OpenSessionResponse(_message.Message):
     session_id: _builtins.str
     """Opaque, unguessable; the key of the other calls."""
     @_builtins.property
-    def token(self) -> Global___SessionToken: ...
+    def token(self) -> Global___SessionToken:
+        """The first token, over the request's challenge."""
+
     @_builtins.property
-    def claims(self) -> Global___SessionClaimsSummary: ...
+    def claims(self) -> Global___SessionClaimsSummary:
+        """What the token claims."""
+
     def __init__(
         self,
         *,
@@ -280,11 +308,14 @@ Global___OpenSessionResponse: _TypeAlias = OpenSessionResponse  # noqa: Y015
 
 @_typing.final
 class RefreshSessionRequest(_message.Message):
+    """A new token for an open session."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CHALLENGE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """OpenSessionResponse.session_id."""
     challenge: _builtins.bytes
     """A fresh 32-byte challenge from IssueChallenge."""
     def __init__(
@@ -303,11 +334,15 @@ Global___RefreshSessionRequest: _TypeAlias = RefreshSessionRequest  # noqa: Y015
 
 @_typing.final
 class RefreshSessionResponse(_message.Message):
+    """The new token."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def token(self) -> Global___SessionToken: ...
+    def token(self) -> Global___SessionToken:
+        """A token over the new challenge, as long as both cards stay."""
+
     def __init__(
         self,
         *,
@@ -323,10 +358,13 @@ Global___RefreshSessionResponse: _TypeAlias = RefreshSessionResponse  # noqa: Y0
 
 @_typing.final
 class CloseSessionRequest(_message.Message):
+    """End a session."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """OpenSessionResponse.session_id."""
     def __init__(
         self,
         *,
@@ -342,6 +380,8 @@ Global___CloseSessionRequest: _TypeAlias = CloseSessionRequest  # noqa: Y015
 
 @_typing.final
 class CloseSessionResponse(_message.Message):
+    """Whether this call ended the session."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLOSED_FIELD_NUMBER: _builtins.int
@@ -362,10 +402,13 @@ Global___CloseSessionResponse: _TypeAlias = CloseSessionResponse  # noqa: Y015
 
 @_typing.final
 class GetSessionRequest(_message.Message):
+    """Which session to describe."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """OpenSessionResponse.session_id."""
     def __init__(
         self,
         *,
@@ -381,6 +424,8 @@ Global___GetSessionRequest: _TypeAlias = GetSessionRequest  # noqa: Y015
 
 @_typing.final
 class GetSessionResponse(_message.Message):
+    """A session's state and claims."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
@@ -392,19 +437,26 @@ class GetSessionResponse(_message.Message):
     OPENED_AT_FIELD_NUMBER: _builtins.int
     TOKEN_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """The session."""
     state: Global___SessionState.ValueType
+    """Active or ended."""
     end_reason: _readers_pb2.SessionEndReason.ValueType
-    """set when ENDED"""
+    """Set when ENDED."""
     pk_reader: _builtins.str
+    """The PK's reader."""
     kzz_reader: _builtins.str
-    """empty in restricted mode"""
+    """Empty in restricted mode."""
     @_builtins.property
-    def claims(self) -> Global___SessionClaimsSummary: ...
+    def claims(self) -> Global___SessionClaimsSummary:
+        """What its tokens claim."""
+
     @_builtins.property
-    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    def opened_at(self) -> _timestamp_pb2.Timestamp:
+        """When OpenSession succeeded."""
+
     @_builtins.property
     def token_expires_at(self) -> _timestamp_pb2.Timestamp:
-        """of the latest token"""
+        """Of the latest token."""
 
     def __init__(
         self,
@@ -428,6 +480,8 @@ Global___GetSessionResponse: _TypeAlias = GetSessionResponse  # noqa: Y015
 
 @_typing.final
 class ReactivateCardRequest(_message.Message):
+    """Reactivate the holder's regular PK at the backend."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -454,10 +508,13 @@ Global___ReactivateCardRequest: _TypeAlias = ReactivateCardRequest  # noqa: Y015
 
 @_typing.final
 class ReactivateCardResponse(_message.Message):
+    """The reactivated card."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_SERIAL_FIELD_NUMBER: _builtins.int
     card_serial: _builtins.str
+    """The serial of the regular PK the backend reactivated."""
     def __init__(
         self,
         *,

@@ -29,6 +29,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class SignDocumentRequest(_message.Message):
+    """What to sign, with which card."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -67,6 +69,8 @@ Global___SignDocumentRequest: _TypeAlias = SignDocumentRequest  # noqa: Y015
 
 @_typing.final
 class SignDocumentResponse(_message.Message):
+    """The signature and what it covers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CMS_FIELD_NUMBER: _builtins.int
@@ -79,6 +83,7 @@ class SignDocumentResponse(_message.Message):
     document_sha256: _builtins.bytes
     """SHA-256 of the signed document."""
     card_serial: _builtins.str
+    """The serial of the PK that signed."""
     @_builtins.property
     def signer(self) -> _cards_pb2.Certificate:
         """The KPEP certificate that signed."""
@@ -106,6 +111,8 @@ Global___SignDocumentResponse: _TypeAlias = SignDocumentResponse  # noqa: Y015
 
 @_typing.final
 class VerifyDocumentRequest(_message.Message):
+    """A document and its detached signature."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DOCUMENT_FIELD_NUMBER: _builtins.int
@@ -130,6 +137,8 @@ Global___VerifyDocumentRequest: _TypeAlias = VerifyDocumentRequest  # noqa: Y015
 
 @_typing.final
 class VerifyDocumentResponse(_message.Message):
+    """Who signed, when, and which anchor vouches for the signer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SIGNER_FIELD_NUMBER: _builtins.int
@@ -137,10 +146,13 @@ class VerifyDocumentResponse(_message.Message):
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     TRUST_ANCHOR_FIELD_NUMBER: _builtins.int
     document_sha256: _builtins.bytes
+    """SHA-256 of the document."""
     trust_anchor: _builtins.str
     """RFC 4514 subject of the configured trust anchor that issued the signer."""
     @_builtins.property
-    def signer(self) -> _cards_pb2.Certificate: ...
+    def signer(self) -> _cards_pb2.Certificate:
+        """The signer's certificate."""
+
     @_builtins.property
     def signing_time(self) -> _timestamp_pb2.Timestamp:
         """The signed signing-time attribute; absent when the signature has none."""

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SignatureServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Qualified signatures with the PK's KPEP key, and their verification.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -47,7 +48,8 @@ class SignatureServiceStub:
 
 
 class SignatureServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Qualified signatures with the PK's KPEP key, and their verification.
+    """
 
     def SignDocument(self, request, context):
         """Sign a document (or its SHA-256) with the PK's KPEP key; the SPIN each time.
@@ -89,7 +91,8 @@ def add_SignatureServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SignatureService:
-    """Missing associated documentation comment in .proto file."""
+    """Qualified signatures with the PK's KPEP key, and their verification.
+    """
 
     @staticmethod
     def SignDocument(request,

@@ -36,6 +36,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SignatureServiceStub:
+    """Qualified signatures with the PK's KPEP key, and their verification."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -53,6 +55,8 @@ class SignatureServiceStub:
 
 @_typing.type_check_only
 class SignatureServiceAsyncStub(SignatureServiceStub):
+    """Qualified signatures with the PK's KPEP key, and their verification."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     SignDocument: _aio.UnaryUnaryMultiCallable[_signatures_pb2.SignDocumentRequest, _signatures_pb2.SignDocumentResponse]  # type: ignore[assignment]
     """Sign a document (or its SHA-256) with the PK's KPEP key; the SPIN each time.
@@ -66,6 +70,8 @@ class SignatureServiceAsyncStub(SignatureServiceStub):
     """
 
 class SignatureServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Qualified signatures with the PK's KPEP key, and their verification."""
+
     @_abc_1.abstractmethod
     def SignDocument(
         self,

@@ -23,6 +23,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class InsertCardRequest(_message.Message):
+    """A card to put into a simulated reader."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
@@ -49,6 +51,8 @@ Global___InsertCardRequest: _TypeAlias = InsertCardRequest  # noqa: Y015
 
 @_typing.final
 class InsertCardResponse(_message.Message):
+    """InsertCard returns nothing."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -64,10 +68,13 @@ Global___InsertCardResponse: _TypeAlias = InsertCardResponse  # noqa: Y015
 
 @_typing.final
 class RemoveCardRequest(_message.Message):
+    """A simulated reader to empty."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     READER_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
+    """A simulated reader's name, as ListReaders reports it."""
     def __init__(
         self,
         *,
@@ -83,6 +90,8 @@ Global___RemoveCardRequest: _TypeAlias = RemoveCardRequest  # noqa: Y015
 
 @_typing.final
 class RemoveCardResponse(_message.Message):
+    """Whether a card was removed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REMOVED_FIELD_NUMBER: _builtins.int

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SimulationServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Simulated cards for `pkcardd --simulated` (development and tests).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -47,7 +48,8 @@ class SimulationServiceStub:
 
 
 class SimulationServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Simulated cards for `pkcardd --simulated` (development and tests).
+    """
 
     def InsertCard(self, request, context):
         """Put a fresh card of `profile` into `reader` (replacing any card there).
@@ -86,7 +88,8 @@ def add_SimulationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SimulationService:
-    """Missing associated documentation comment in .proto file."""
+    """Simulated cards for `pkcardd --simulated` (development and tests).
+    """
 
     @staticmethod
     def InsertCard(request,

@@ -32,6 +32,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SimulationServiceStub:
+    """Simulated cards for `pkcardd --simulated` (development and tests)."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -45,6 +47,8 @@ class SimulationServiceStub:
 
 @_typing.type_check_only
 class SimulationServiceAsyncStub(SimulationServiceStub):
+    """Simulated cards for `pkcardd --simulated` (development and tests)."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     InsertCard: _aio.UnaryUnaryMultiCallable[_simulation_pb2.InsertCardRequest, _simulation_pb2.InsertCardResponse]  # type: ignore[assignment]
     """Put a fresh card of `profile` into `reader` (replacing any card there).
@@ -54,6 +58,8 @@ class SimulationServiceAsyncStub(SimulationServiceStub):
     """Pull the card out of `reader`. Errors: READER_NOT_FOUND."""
 
 class SimulationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Simulated cards for `pkcardd --simulated` (development and tests)."""
+
     @_abc_1.abstractmethod
     def InsertCard(
         self,
