@@ -10,6 +10,9 @@ that every status it sends carries one. This module replaces both:
   separate one-thread lane, so a refusal never waits behind busy workers.
 - :class:`AdmissionInterceptor` gives such a call a handler that only answers
   RESOURCE_EXHAUSTED with reason ``DAEMON_BUSY``.
+- The interceptor also parses requests itself: a request message that does
+  not parse is INVALID_ARGUMENT, reason ``INVALID_REQUEST`` (gRPC's own
+  answer is a bare INTERNAL "Exception deserializing request!").
 - :func:`unknown_method_handler` answers every method no service serves with
   UNIMPLEMENTED, reason ``UNIMPLEMENTED``; it is added after every service.
 
@@ -28,10 +31,11 @@ from concurrent import futures
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from pkcard.daemon.errors import to_status
 from pkcard.error_codes import describe
-from pkcard.errors import DaemonBusy, MethodNotImplemented, PkcardError
+from pkcard.errors import DaemonBusy, InvalidRequest, MethodNotImplemented, PkcardError
 
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -43,6 +47,14 @@ else:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class _Undecodable:
+    """Stands in for a request message that did not parse."""
+
+
+_UNDECODABLE = _Undecodable()
 
 
 def abort_with(context: grpc.ServicerContext, error: PkcardError) -> NoReturn:
@@ -114,8 +126,10 @@ class AdmissionInterceptor(_Interceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = continuation(handler_call_details)
-        if handler is None or not self._executor.full:
-            return handler
+        if handler is None:
+            return None
+        if not self._executor.full:
+            return _parsing_requests(handler)
         busy = self._busy()
 
         def refuse(_request: Any, context: grpc.ServicerContext) -> NoReturn:
@@ -134,6 +148,37 @@ class AdmissionInterceptor(_Interceptor):
                 refuse_stream, request_deserializer=handler.request_deserializer)
         return grpc.unary_unary_rpc_method_handler(
             refuse, request_deserializer=handler.request_deserializer)
+
+
+def _parsing_requests(handler: Handler) -> Handler:
+    """``handler`` with a request that does not parse answered as INVALID_REQUEST."""
+    deserialize = handler.request_deserializer
+    if deserialize is None or handler.request_streaming:
+        return handler
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _UNDECODABLE
+
+    def guarded(behavior: Behavior) -> Behavior:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            if request is _UNDECODABLE:
+                abort_with(context, InvalidRequest("the request message does not parse"))
+            return behavior(request, context)
+
+        return call
+
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            guarded(handler.unary_unary), request_deserializer=tolerant,
+            response_serializer=handler.response_serializer)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            guarded(handler.unary_stream), request_deserializer=tolerant,
+            response_serializer=handler.response_serializer)
+    return handler
 
 
 class _UnknownMethods(_GenericHandler):

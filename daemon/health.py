@@ -14,14 +14,28 @@ import logging
 import threading
 from collections.abc import Sequence
 
+import grpc
 from grpc_health.v1 import health, health_pb2
 
+from pkcard.errors import ServiceNotFound
 from pkcard.readers import ReaderEvent, ReaderEventKind
 
 _log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthServicer(health.HealthServicer):
+    """grpc's health servicer, whose NOT_FOUND for an unknown service carries an ErrorInfo."""
+
+    def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        response: health_pb2.HealthCheckResponse = super().Check(request, context)
+        if getattr(context, "code", lambda: None)() == grpc.StatusCode.NOT_FOUND:
+            raise ServiceNotFound(f"pkcardd has no health status for {request.service!r}")
+        return response
 
 
 class ServiceHealth:

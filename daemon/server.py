@@ -30,7 +30,7 @@ from pkcard.daemon.card_backends import CardBackends
 from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
-from pkcard.daemon.health import ServiceHealth
+from pkcard.daemon.health import HealthServicer, ServiceHealth
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -116,7 +116,7 @@ class Daemon:
         self._audit: AuditLog | None = None
         self._gateway: PeerGateway | None = None
         self._server: grpc.Server | None = None
-        self._health = health.HealthServicer()
+        self._health = HealthServicer()
         self._service_health = ServiceHealth(self._health)
         self._executor: CallExecutor | None = None
         self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs,

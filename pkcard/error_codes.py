@@ -77,6 +77,7 @@ class Reason(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     CALL_TIMEOUT = "CALL_TIMEOUT"
     UNIMPLEMENTED = "UNIMPLEMENTED"
+    SERVICE_NOT_FOUND = "SERVICE_NOT_FOUND"
     INTERNAL = "INTERNAL"
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
     SESSION_ENDED = "SESSION_ENDED"
@@ -266,6 +267,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               lambda m, msg: e.RateLimited(_int(m, "retry_after_s"), msg)),
     ErrorCode(e.DaemonBusy, Reason.DAEMON_BUSY, RpcCode.RESOURCE_EXHAUSTED,
               "too many calls, or a WatchEvents client read too slowly"),
+    ErrorCode(e.ServiceNotFound, Reason.SERVICE_NOT_FOUND, RpcCode.NOT_FOUND,
+              "a health check named a service pkcardd does not serve"),
     ErrorCode(e.MethodNotImplemented, Reason.UNIMPLEMENTED, RpcCode.UNIMPLEMENTED,
               "pkcardd has no such method (unknown, or SimulationService without --simulated)"),
     ErrorCode(e.CallTimeout, Reason.CALL_TIMEOUT, RpcCode.DEADLINE_EXCEEDED,

@@ -327,6 +327,10 @@ class RateLimited(DaemonError):
         )
 
 
+class ServiceNotFound(DaemonError):
+    """A health check named a service pkcardd does not serve."""
+
+
 class MethodNotImplemented(DaemonError):
     """pkcardd has no such method (an unknown name, or SimulationService without --simulated)."""
 

@@ -71,3 +71,34 @@ def test_unknown_methods_and_services_answer_with_error_info(
         info = error_info(refused.value.trailing_metadata())  # type: ignore[attr-defined]
         assert info is not None
         assert info["reason"] == "UNIMPLEMENTED"
+
+
+def test_a_request_that_does_not_parse_answers_with_error_info(
+    one_call_daemon: RunningDaemon,
+) -> None:
+    channel = one_call_daemon.channel()
+    garbage = bytes.fromhex("0aff")  # field 1, length 255, no bytes follow
+    unary = channel.unary_unary("/pkcard.v1.CardService/GetCard")
+    stream = channel.unary_stream("/pkcard.v1.ReaderService/WatchEvents")
+    for call in (lambda: unary(garbage, timeout=30),
+                 lambda: next(stream(garbage, timeout=30))):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        info = error_info(refused.value.trailing_metadata())  # type: ignore[attr-defined]
+        assert info is not None
+        assert info["reason"] == "INVALID_REQUEST"
+
+
+def test_a_health_check_of_an_unknown_service_answers_with_error_info(
+    one_call_daemon: RunningDaemon,
+) -> None:
+    health = health_pb2_grpc.HealthStub(one_call_daemon.channel())
+    assert health.Check(health_pb2.HealthCheckRequest(service="pkcard.v1.CardService"),
+                        timeout=30).status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as refused:
+        health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=30)
+    assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+    info = error_info(refused.value.trailing_metadata())  # type: ignore[attr-defined]
+    assert info is not None
+    assert info["reason"] == "SERVICE_NOT_FOUND"
