@@ -148,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log.error("refusing to start: %s", exc)
         return EXIT_REFUSED
     notify_ready()
-    stop.wait()
+    # Wake up now and then: a signal the kernel hands to another thread only sets CPython's
+    # flag, and the handler runs when the main thread next runs Python code.
+    while not stop.wait(0.5):
+        pass
     _log.info("stopping: in-flight calls get %.1f s", config.limits.grace_seconds)
     daemon.stop()
     return EXIT_OK
