@@ -1,6 +1,11 @@
 """``pkcard-backend``: run the reference backend (pkcard.backend.v1) on a TCP port.
 
-Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments or unreadable files.
+``--db`` is a SQLite file or a ``postgresql://`` URL (several instances may
+share one PostgreSQL database); ``--config FILE`` (TOML) may give ``db``,
+``listen`` and ``pool_size`` instead, and a command-line option wins.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments, unreadable files or
+an unreachable database.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ import argparse
 import logging
 import signal
 import threading
+import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +26,7 @@ from cryptography import x509
 from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import Registry
 from pkcard.backend.service import ClientIdentity, build_server
+from pkcard.errors import RegistryError
 from pkcard.token import Environment
 from pkcard.verify import TrustAnchors
 
@@ -39,8 +46,12 @@ def _load_certs(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcard-backend", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, required=True, help="SQLite database file")
-    parser.add_argument("--listen", default="127.0.0.1:50551", help="host:port to listen on")
+    parser.add_argument("--config", type=Path,
+                        help="TOML file with db, listen and pool_size (options win)")
+    parser.add_argument("--db", help="SQLite database file, or postgresql://user@host/db")
+    parser.add_argument("--listen", help="host:port to listen on (default 127.0.0.1:50551)")
+    parser.add_argument("--pool-size", type=int,
+                        help="PostgreSQL connections per instance (default 20)")
     parser.add_argument("--environment", choices=["test", "production"], required=True)
     parser.add_argument("--pk-anchor", type=Path, action="append", required=True,
                         help="PEM file of PK CA certificates (repeatable)")
@@ -58,9 +69,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CONFIG_KEYS = {"db": str, "listen": str, "pool_size": int}
+
+
+def _apply_config(args: argparse.Namespace) -> str | None:
+    """Fill options the command line left unset from ``--config``; an error text or None."""
+    if args.config is not None:
+        try:
+            with args.config.open("rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            return f"cannot read {args.config}: {exc}"
+        for key, value in data.items():
+            kind = _CONFIG_KEYS.get(key)
+            if kind is None:
+                return f"{args.config}: unknown setting {key!r} (known: {', '.join(_CONFIG_KEYS)})"
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return f"{args.config}: {key} must be a {kind.__name__}"
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    if args.db is None:
+        return "no database: pass --db or set db in the --config file"
+    args.listen = args.listen or "127.0.0.1:50551"
+    args.pool_size = args.pool_size or 20
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    problem = _apply_config(args)
+    if problem is not None:
+        _log.error("%s", problem)
+        return 2
     environment = Environment.TEST if args.environment == "test" else Environment.PRODUCTION
     tls = args.tls_cert is not None
     if tls and (args.tls_key is None or args.client_ca is None):
@@ -72,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         trust = TrustAnchors(environment, _load_certs(args.pk_anchor),
                              _load_certs(args.kzz_anchor))
-        registry = Registry(args.db)
-    except (OSError, ValueError) as exc:
+        registry = Registry(args.db if args.db.startswith(("postgresql://", "postgres://"))
+                            else Path(args.db), pool_size=args.pool_size)
+    except (OSError, ValueError, RegistryError) as exc:
         _log.error("cannot start: %s", exc)
         return 2
     backend = SessionBackend(registry, trust, _utc_now, environment=environment,

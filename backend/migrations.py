@@ -1,4 +1,9 @@
-"""Numbered schema migrations of the backend database. Append; never edit a released one."""
+"""Numbered schema migrations of the backend database. Append; never edit a released one.
+
+Written in SQLite's dialect; on PostgreSQL :func:`pkcard.backend.database.postgres_ddl`
+translates the type names (``BLOB`` → ``BYTEA``, ``INTEGER`` → ``BIGINT``), so one
+list serves both engines. Keep to SQL both understand.
+"""
 
 from __future__ import annotations
 
@@ -54,6 +59,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # the scrypt cost of each reactivation password hash, so the cost can grow
             "ALTER TABLE reactivation ADD COLUMN scrypt_n INTEGER NOT NULL DEFAULT 16384",
+        ),
+    ),
+    (
+        3,
+        (
+            # the audit rows become one hash chain: each row's hash covers the previous
+            # row's; the head row (locked by every audited transaction) names the last
+            "ALTER TABLE audit ADD COLUMN hash BLOB",
+            "CREATE TABLE audit_head ("
+            " one INTEGER PRIMARY KEY CHECK (one = 1),"
+            " last_id INTEGER NOT NULL,"
+            " hash BLOB)",
+            "INSERT INTO audit_head (one, last_id, hash) SELECT 1, COALESCE(MAX(id), 0), NULL"
+            " FROM audit",
         ),
     ),
 )

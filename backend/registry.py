@@ -1,9 +1,14 @@
-"""The backend's SQLite store: card registry, issued challenges and the audit table.
+"""The backend's store: card registry, issued challenges and the audit table.
 
-One database file in WAL mode with ``synchronous=FULL``. Every write runs in
-an explicit ``BEGIN IMMEDIATE`` transaction, so writers serialize on the
-database lock and conditional UPDATEs decide races (the first token of a
-backup card activates it exactly once). Each thread gets its own connection.
+On SQLite (one file, WAL mode, ``synchronous=FULL``; the embedded default) or
+PostgreSQL (``postgresql://`` URL; several backend instances on one
+database): :mod:`pkcard.backend.database` holds the engine differences. On
+SQLite every write runs in ``BEGIN IMMEDIATE``, so writers serialize on the
+database lock. On PostgreSQL writes run at READ COMMITTED, and the same
+statements decide races with conditional UPDATEs and row locks (``lock=``):
+a nonce is consumed once, the first token of a backup card activates it
+exactly once, a reactivation try is counted once, and the audit rows form one
+hash chain in commit order (docs/scaling.md names each guarantee).
 
 Nothing secret is stored in clear: the reactivation password is kept as a
 salted scrypt hash, and the audit table records rules and identifiers, never
@@ -12,24 +17,33 @@ a token, signature or password.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import itertools
+import json
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from pkcard.backend.database import (
+    Connection,
+    Engine,
+    IntegrityViolation,
+    RowLock,
+    open_database,
+)
 from pkcard.backend.migrations import MIGRATIONS
 from pkcard.errors import (
     MalformedPin,
     PinBlocked,
     RefusalReason,
     RegistryConflict,
+    RegistryCorrupt,
     RegistryNotFound,
     TokenRefused,
     WrongPin,
@@ -48,6 +62,14 @@ REACTIVATION_TRIES = 5
 PASSWORD_MIN, PASSWORD_MAX = 8, 16
 SCRYPT_N = 2**14  # the default cost; each hash row stores the cost it was made with
 _SCRYPT_R, _SCRYPT_P = 8, 1
+# used challenges are kept as long as a token over them could still be valid
+CHALLENGE_RETENTION = timedelta(hours=1)
+PURGE_EVERY = 32  # every PURGE_EVERY-th issued challenge purges up to PURGE_BATCH expired ones
+PURGE_BATCH = 256
+_GENESIS = bytes(32)  # the chain hash before the first chained audit row
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class WithdrawalReason(IntEnum):
@@ -104,6 +126,24 @@ def _unix(t: datetime) -> int:
     return int(t.timestamp())
 
 
+def _chain_hash(previous: bytes, row: tuple[Any, ...]) -> bytes:
+    """The audit chain: SHA-256 of the previous row's hash and this row's canonical JSON."""
+    return hashlib.sha256(previous + json.dumps(list(row), separators=(",", ":"))
+                          .encode("utf-8")).digest()
+
+
+def _retried(method: Callable[Concatenate[Registry, _P], _T]
+             ) -> Callable[Concatenate[Registry, _P], _T]:
+    """Run the whole method again when its transaction was rolled back for a conflict or a
+    lost connection (PostgreSQL), within the database's bound."""
+
+    @functools.wraps(method)
+    def wrapper(self: Registry, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return self._db.retry(lambda: method(self, *args, **kwargs))
+
+    return wrapper
+
+
 def _scrypt(password: bytes, salt: bytes, n: int) -> bytes:
     return hashlib.scrypt(password, salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32,
                           maxmem=256 * 1024 * 1024)
@@ -120,9 +160,12 @@ def _check_password(password: Secret) -> bytes:
 
 
 class Registry:
-    """The SQLite-backed registry; implements :class:`pkcard.verify.RegistryView`.
+    """The registry on SQLite (a path) or PostgreSQL (a ``postgresql://`` URL); implements
+    :class:`pkcard.verify.RegistryView`.
 
-    ``close()`` closes every connection the registry opened. Thread-safe.
+    A PostgreSQL database that cannot be reached raises
+    :class:`~pkcard.errors.RegistryUnavailable` naming the server. ``close()``
+    closes every connection the registry opened. Thread-safe.
     """
 
     def __init__(
@@ -131,74 +174,46 @@ class Registry:
         *,
         busy_timeout: timedelta = timedelta(seconds=10),
         scrypt_n: int = SCRYPT_N,
+        pool_size: int = 20,
     ) -> None:
         if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
             raise ValueError("scrypt_n must be a power of two")
         self._scrypt_n = scrypt_n
-        self._path = str(path)
-        self._busy_ms = int(busy_timeout.total_seconds() * 1000)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self._migrate()
+        self._issued = itertools.count(1)
+        self._db = open_database(path, busy_timeout=busy_timeout, pool_size=pool_size)
+        try:
+            self._db.migrate(MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
 
     # --- connections and transactions --------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+    @property
+    def engine(self) -> Engine:
+        return self._db.engine
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _connection(self) -> Connection:
+        """Reads outside a write transaction (autocommit)."""
+        return self._db.reader()
+
+    def _write(self) -> Any:
+        """A write transaction (a context manager yielding a Connection): committed on
+        success, rolled back on error. Methods using it are ``@_retried``."""
+        return self._db.transaction()
 
     def close(self) -> None:
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
-
-    def _migrate(self) -> None:
-        with self._write() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                         "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
-            current = int(row[0])
-            for version, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))",
-                             (version,))
+        self._db.close()
 
     def schema_version(self) -> int:
         row = self._connection().execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-        return int(row[0])
+        return int(row[0]) if row else 0
 
     # --- the audit table -----------------------------------------------------
 
     @staticmethod
     def _audit(
-        conn: sqlite3.Connection,
+        conn: Connection,
         now: datetime,
         event: AuditEvent,
         *,
@@ -208,13 +223,55 @@ class Registry:
         reason: RefusalReason | None = None,
         detail: str | None = None,
     ) -> None:
+        # The chain head row, locked until COMMIT: audit rows get consecutive ids in commit
+        # order and each hash covers the previous one, across every backend instance.
+        head = conn.execute("SELECT last_id, hash FROM audit_head WHERE one = 1",
+                            lock=RowLock.UPDATE).fetchone()
+        if head is None:
+            raise RegistryCorrupt("the audit chain head is missing")
+        row = (int(head[0]) + 1, _unix(now), int(event), client_id, card_serial, holder_id,
+               None if reason is None else int(reason), detail)
+        digest = _chain_hash(head[1] or _GENESIS, row)
         conn.execute(
-            "INSERT INTO audit (time, event, client_id, card_serial, holder_id, reason, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (_unix(now), int(event), client_id, card_serial, holder_id,
-             None if reason is None else int(reason), detail),
-        )
+            "INSERT INTO audit (id, time, event, client_id, card_serial, holder_id, reason, "
+            "detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, digest))
+        conn.execute("UPDATE audit_head SET last_id = ?, hash = ? WHERE one = 1",
+                     (row[0], digest))
 
+    def verify_audit(self) -> int:
+        """Check the audit chain; returns the number of chained rows.
+
+        Rows written before the chain existed (schema version 2) come first and
+        carry no hash; every later row has the next id and the hash over the
+        previous one, and the head names the last. Raises
+        :class:`~pkcard.errors.RegistryCorrupt` at the first break.
+        """
+        rows = self._connection().execute(
+            "SELECT id, time, event, client_id, card_serial, holder_id, reason, detail, hash "
+            "FROM audit ORDER BY id").fetchall()
+        head = self._connection().execute(
+            "SELECT last_id, hash FROM audit_head WHERE one = 1").fetchone()
+        previous: bytes | None = None
+        last_id: int | None = None
+        chained = 0
+        for row in rows:
+            fields, digest = tuple(row[:8]), row[8]
+            if digest is None:
+                if previous is not None:
+                    raise RegistryCorrupt(f"audit row {row[0]} has no hash inside the chain")
+                last_id = int(row[0])
+                continue
+            if last_id is not None and row[0] != last_id + 1:
+                raise RegistryCorrupt(f"audit row {row[0]} follows row {last_id}")
+            if _chain_hash(previous or _GENESIS, fields) != bytes(digest):
+                raise RegistryCorrupt(f"audit row {row[0]} does not match its chain hash")
+            previous, last_id, chained = bytes(digest), int(row[0]), chained + 1
+        if head is None or (previous is not None and
+                            (head[0] != last_id or bytes(head[1]) != previous)):
+            raise RegistryCorrupt("the audit chain head does not name the last row")
+        return chained
+
+    @_retried
     def record_refusal(self, now: datetime, client_id: str, refusal: TokenRefused,
                        card_serial: str | None = None) -> None:
         with self._write() as conn:
@@ -233,15 +290,17 @@ class Registry:
 
     # --- holders, cards, authorizations (admin) ------------------------------
 
+    @_retried
     def add_holder(self, holder_id: str, name: str, now: datetime) -> None:
         with self._write() as conn:
             try:
                 conn.execute("INSERT INTO holders (holder_id, name, created) VALUES (?, ?, ?)",
                              (holder_id, name, _unix(now)))
-            except sqlite3.IntegrityError as exc:
+            except IntegrityViolation as exc:
                 raise RegistryConflict("the holder is already registered") from exc
             self._audit(conn, now, AuditEvent.HOLDER_ADDED, holder_id=holder_id)
 
+    @_retried
     def add_card(
         self,
         serial: str,
@@ -271,7 +330,7 @@ class Registry:
                     "updated) VALUES (?, ?, ?, ?, ?, ?)",
                     (serial, holder_id, int(role), int(status), auth_cert_sha256, _unix(now)),
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityViolation as exc:
                 raise RegistryConflict("the card is already registered") from exc
             if digest is not None:
                 conn.execute(
@@ -282,6 +341,7 @@ class Registry:
             self._audit(conn, now, AuditEvent.CARD_ADDED, card_serial=serial,
                         holder_id=holder_id)
 
+    @_retried
     def grant(self, holder_id: str, code: str, now: datetime) -> None:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM holders WHERE holder_id = ?",
@@ -296,6 +356,7 @@ class Registry:
             self._audit(conn, now, AuditEvent.AUTHORIZATION_GRANTED, holder_id=holder_id,
                         detail=code)
 
+    @_retried
     def withdraw(self, holder_id: str, code: str, reason: WithdrawalReason, now: datetime) -> None:
         with self._write() as conn:
             updated = conn.execute(
@@ -308,6 +369,7 @@ class Registry:
             self._audit(conn, now, AuditEvent.AUTHORIZATION_WITHDRAWN, holder_id=holder_id,
                         detail=f"{code} {reason.name}")
 
+    @_retried
     def revoke_card(self, serial: str, now: datetime) -> None:
         with self._write() as conn:
             updated = conn.execute(
@@ -318,6 +380,7 @@ class Registry:
                 raise RegistryNotFound("no such unrevoked card")
             self._audit(conn, now, AuditEvent.CARD_REVOKED, card_serial=serial)
 
+    @_retried
     def reactivate(self, serial: str, password: Secret, now: datetime, *,
                    client_id: str | None = None) -> int:
         """Make the regular card ``serial`` active again and its holder's backup inactive.
@@ -341,7 +404,8 @@ class Registry:
         presented = _scrypt(value, first[2], first[5])
         failure: WrongPin | PinBlocked | None = None
         with self._write() as conn:
-            row = conn.execute(query, (serial, int(CardRole.REGULAR))).fetchone()
+            row = conn.execute(query, (serial, int(CardRole.REGULAR)),
+                               lock=RowLock.UPDATE).fetchone()
             if row is None or row[2] != first[2]:
                 raise RegistryConflict("the reactivation password changed meanwhile; try again")
             holder_id, status, _salt, digest, tries_left, _cost = row
@@ -398,16 +462,45 @@ class Registry:
     # --- challenges (NonceStore) -----------------------------------------------
 
     def issue_challenge(self, client_id: str, now: datetime, lifetime: timedelta) -> Challenge:
+        """Issue a fresh nonce; every :data:`PURGE_EVERY`-th call also purges a batch of
+        expired challenges (:meth:`purge_expired`), so the table stays bounded."""
+        challenge = self._insert_challenge(client_id, now, lifetime)
+        if next(self._issued) % PURGE_EVERY == 0:
+            self.purge_expired(now)
+        return challenge
+
+    @_retried
+    def _insert_challenge(self, client_id: str, now: datetime, lifetime: timedelta) -> Challenge:
         nonce = secrets.token_bytes(NONCE_LENGTH)
         expires = now + lifetime
         with self._write() as conn:
-            # keep used nonces as long as a token over them could still be valid
-            conn.execute("DELETE FROM challenges WHERE expires < ?",
-                         (_unix(now - timedelta(hours=1)),))
             conn.execute("INSERT INTO challenges (nonce, client_id, expires) VALUES (?, ?, ?)",
                          (nonce, client_id, _unix(expires)))
         return Challenge(nonce, client_id, expires)
 
+    @_retried
+    def purge_expired(self, now: datetime, batch: int = PURGE_BATCH) -> int:
+        """Delete up to ``batch`` challenges that expired more than
+        :data:`CHALLENGE_RETENTION` ago, oldest first; returns how many.
+
+        One short transaction. On PostgreSQL the rows are taken ``FOR UPDATE
+        SKIP LOCKED``: a row another transaction holds is passed over, so the
+        purge never waits for a redemption and concurrent purges of several
+        instances never wait for each other.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT nonce FROM challenges WHERE expires < ? ORDER BY expires LIMIT ?",
+                (_unix(now - CHALLENGE_RETENTION), batch), lock=RowLock.SKIP_LOCKED).fetchall()
+            conn.executemany("DELETE FROM challenges WHERE nonce = ?", [(r[0],) for r in rows])
+        return len(rows)
+
+    def challenge_count(self) -> int:
+        """How many challenges the table holds (issued, used and expired)."""
+        row = self._connection().execute("SELECT COUNT(*) FROM challenges").fetchone()
+        return int(row[0]) if row else 0
+
+    @_retried
     def consume(self, nonce: bytes, client_id: str, now: datetime) -> NonceOutcome:
         """Check and mark ``nonce`` used, atomically (the :class:`NonceStore` contract)."""
         with self._write() as conn:
@@ -422,7 +515,7 @@ class Registry:
         return self._nonce_outcome(self._connection(), nonce, client_id, now)
 
     @staticmethod
-    def _nonce_outcome(conn: sqlite3.Connection, nonce: bytes, client_id: str,
+    def _nonce_outcome(conn: Connection, nonce: bytes, client_id: str,
                        now: datetime) -> NonceOutcome:
         row = conn.execute("SELECT client_id, expires, used FROM challenges WHERE nonce = ?",
                            (nonce,)).fetchone()
@@ -439,6 +532,7 @@ class Registry:
 
     # --- redemption ------------------------------------------------------------
 
+    @_retried
     def commit_redemption(self, session: VerifiedSession, client_id: str, now: datetime) -> bool:
         """Consume the token's nonce and record the redemption; True when it activated a backup.
 
@@ -460,8 +554,10 @@ class Registry:
                 outcome = self._nonce_outcome(conn, session.claims.nonce, client_id, now)
                 raise TokenRefused(NONCE_REFUSALS.get(outcome, RefusalReason.NONCE_REUSED),
                                    "the challenge was used concurrently")
+            # the card row locked until COMMIT: concurrent first tokens of a backup card
+            # queue here, and only the first sees it on STANDBY
             row = conn.execute("SELECT role, status, holder_id FROM cards WHERE serial = ?",
-                               (serial,)).fetchone()
+                               (serial,), lock=RowLock.UPDATE).fetchone()
             if row is None:
                 raise TokenRefused(RefusalReason.CARD_UNKNOWN, "the card is not registered")
             role, status, holder_id = CardRole(row[0]), CardStatus(row[1]), row[2]

@@ -34,8 +34,10 @@ from pkcard.errors import (
     PinBlocked,
     PkcardError,
     RefusalReason,
+    RegistryBusy,
     RegistryConflict,
     RegistryNotFound,
+    RegistryUnavailable,
     TokenRefused,
     WrongPin,
 )
@@ -87,6 +89,12 @@ def status_for(exc: Exception) -> StatusDetail:
                             str(exc), (("tries_left", "0"),))
     if isinstance(exc, MalformedPin):
         return StatusDetail(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_PASSWORD", str(exc))
+    if isinstance(exc, RegistryUnavailable):  # retry later; a redemption may have landed
+        return StatusDetail(grpc.StatusCode.UNAVAILABLE, "REGISTRY_UNAVAILABLE",
+                            "the registry database is unavailable; try again")
+    if isinstance(exc, RegistryBusy):  # nothing was applied; retry
+        return StatusDetail(grpc.StatusCode.ABORTED, "REGISTRY_BUSY",
+                            "the registry is busy; nothing was applied, try again")
     if isinstance(exc, RegistryNotFound):
         return StatusDetail(grpc.StatusCode.NOT_FOUND, "NOT_FOUND", str(exc))
     if isinstance(exc, RegistryConflict):
@@ -109,6 +117,8 @@ def to_grpc_status(detail: StatusDetail) -> grpc.Status:
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
     detail = status_for(exc)
+    if detail.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED):
+        _log.warning("backend call failed: %s", exc)
     if detail.code is grpc.StatusCode.INTERNAL:
         _log.error("internal error in backend call", exc_info=exc)
     context.abort_with_status(to_grpc_status(detail))

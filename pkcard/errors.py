@@ -456,3 +456,19 @@ class RegistryNotFound(RegistryError):
 
 class RegistryConflict(RegistryError):
     """The change clashes with the registry's state (duplicate, wrong card role or status)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached, or a commit's outcome is unknown.
+
+    The message names the server to check, never a password.
+    """
+
+
+class RegistryBusy(RegistryError):
+    """A registry transaction kept conflicting with concurrent ones (serialization failures,
+    deadlocks, a locked SQLite file) past the retry bound; nothing of it was applied."""
+
+
+class RegistryCorrupt(RegistryError):
+    """The registry's audit chain does not verify: a row missing, changed or out of order."""
