@@ -28,6 +28,7 @@ worker threads start in :func:`open_database` and end in
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -319,7 +320,7 @@ class PostgresDatabase:
             url, min_size=1, max_size=pool_size, open=False, name="pkcard-backend",
             timeout=self._connect_s, reconnect_timeout=max(60.0, self._budget.total_seconds()),
             kwargs={"autocommit": True, "connect_timeout": max(1, int(self._connect_s)),
-                    "application_name": "pkcard-backend"},
+                    "application_name": f"pkcard-backend:{os.getpid()}"},
         )
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+from pgserver import pg_database, pg_server  # noqa: F401 - the PostgreSQL fixtures
 
 from pkcard.simcard.pcscd_harness import (
     DEFAULT_READERS,
