@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from tokenrig import FAST_SCRYPT_N, Pki
 
 from pkcard.backend.core import SessionBackend
 from pkcard.backend.database import CONFLICT_ATTEMPTS, Engine
+from pkcard.backend.main import main as backend_main
 from pkcard.backend.migrations import MIGRATIONS
 from pkcard.backend.registry import (
     CHALLENGE_RETENTION,
@@ -127,9 +129,21 @@ def test_the_purge_passes_over_rows_a_transaction_holds(pg_database: str) -> Non
     registry.close()
 
 
-def test_an_unreachable_server_is_a_typed_error_naming_it(tmp_path: object) -> None:
+def test_an_unreachable_server_is_a_typed_error_naming_it() -> None:
     with pytest.raises(RegistryUnavailable, match=r"cannot reach PostgreSQL at host "
                        r"/nonexistent/pkcard port 5433 database reg user pk\b.*pg_hba\.conf"
                        ) as refused:
         Registry("postgresql://pk:secret-password@/reg?host=/nonexistent/pkcard&port=5433")
     assert "secret-password" not in str(refused.value)
+
+
+def test_the_configuration_file_is_checked(tmp_path: Path) -> None:
+    anchors = ["--environment", "test", "--pk-anchor", str(tmp_path / "pk.pem"),
+               "--kzz-anchor", str(tmp_path / "kzz.pem"), "--dev-metadata-identity"]
+    config = tmp_path / "backend.toml"
+    config.write_text('database = "postgresql://x@/y"\n')
+    assert backend_main(["--config", str(config), *anchors]) == 2
+    config.write_text("pool_size = \"many\"\n")
+    assert backend_main(["--config", str(config), *anchors]) == 2
+    config.write_text("listen = \"127.0.0.1:0\"\n")  # no db anywhere
+    assert backend_main(["--config", str(config), *anchors]) == 2
