@@ -59,7 +59,8 @@ class PostgresServer:
     @classmethod
     def create(cls, *, fsync: bool = True, settings: dict[str, str] | None = None,
                parent: Path | None = None) -> PostgresServer:
-        """initdb a new cluster in a fresh folder under ``parent`` (default /tmp)."""
+        """initdb a new cluster in a fresh folder under ``parent`` (default /tmp; the
+        postgres user must be able to reach it)."""
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresMissing(
@@ -83,10 +84,13 @@ class PostgresServer:
             "shared_buffers": "128MB",
             **(settings or {}),
         })
-        subprocess.run(
+        initdb = subprocess.run(
             [*prefix, str(bin_dir / "initdb"), "-D", str(server.data), "-U", SERVICE_USER,
              "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-            check=True, capture_output=True, cwd=root)
+            check=False, capture_output=True, text=True, cwd=root)
+        if initdb.returncode != 0:
+            shutil.rmtree(root, ignore_errors=True)
+            raise PostgresMissing(f"initdb failed in {root}: {initdb.stderr.strip()}")
         with (server.data / "postgresql.conf").open("a") as conf:
             for key, value in server.settings.items():
                 conf.write(f"{key} = {value}\n")
