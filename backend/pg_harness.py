@@ -66,7 +66,8 @@ class PostgresServer:
             raise PostgresMissing(
                 f"no PostgreSQL under {DEBIAN_ROOT}: install Debian's postgresql package "
                 "(scripts/bootstrap --system)")
-        root = Path(tempfile.mkdtemp(prefix="pkpg-", dir=parent or "/tmp"))
+        # /tmp: short socket paths, reachable by the postgres user (mkdtemp: a fresh name)
+        root = Path(tempfile.mkdtemp(prefix="pkpg-", dir=parent or "/tmp"))  # noqa: S108
         root.chmod(0o755)
         prefix = _run_as()
         if prefix:
@@ -84,7 +85,7 @@ class PostgresServer:
             "shared_buffers": "128MB",
             **(settings or {}),
         })
-        initdb = subprocess.run(
+        initdb = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [*prefix, str(bin_dir / "initdb"), "-D", str(server.data), "-U", SERVICE_USER,
              "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
             check=False, capture_output=True, text=True, cwd=root)
@@ -108,7 +109,7 @@ class PostgresServer:
         return f"postgresql://{SERVICE_USER}@/{database}?host={self.root}&port={PORT}"
 
     def _pg_ctl(self, *arguments: str) -> None:
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - fixed argv, no shell
             [*_run_as(), str(self.bin_dir / "pg_ctl"), "-D", str(self.data),
              "-l", str(self.log_path), "-t", str(_START_TIMEOUT_S), *arguments],
             check=True, capture_output=True, cwd=self.root)
@@ -126,7 +127,7 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run ``sql`` with psql (no bound values: for fixed test statements only)."""
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
              "-h", str(self.root), "-p", str(PORT), "-U", SERVICE_USER, "-d", database,
              "-c", sql], check=True, capture_output=True, text=True)

@@ -42,7 +42,7 @@ def test_list_names_every_benchmark() -> None:
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"protocol_overhead", "apdu_roundtrip", "verify_tokens", "pkcs11_sign", "load",
-            "daemon"} <= names
+            "daemon", "backend_scale"} <= names
 
 
 def test_unknown_benchmark_is_a_usage_error() -> None:
@@ -67,6 +67,17 @@ def test_quick_load_run_has_no_errors() -> None:
     output = assert_ran(run_bench("--quick", "load"), "load")
     assert re.search(r"^untyped errors\s+0\b", output, re.MULTILINE), output
     assert re.search(r"^hangs\s+0\b", output, re.MULTILINE), output
+
+
+def test_quick_backend_scale_run_counts_no_anomaly(pg_server: object) -> None:
+    # pg_server: skips without PostgreSQL on a developer machine, fails in CI
+    output = assert_ran(run_bench("--quick", "backend_scale"), "backend_scale")
+    assert re.search(r"^ratio postgresql/sqlite \(one instance each\): \d+\.\d+$", output,
+                     re.MULTILINE), output
+    for instances in (1, 2, 4):
+        assert re.search(rf"^postgresql\s+{instances}\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+0$",
+                         output, re.MULTILINE), output
+    assert re.search(r"^anomalies 0$", output, re.MULTILINE), output
 
 
 @pytest.mark.pcsc
