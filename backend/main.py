@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
-    _log.info("pkcard-backend listening on port %d (%s)", port, args.environment)
+    _log.info("pkcard-backend listening on port %d (%s, %s registry)", port, args.environment,
+              registry.engine.name.lower())
     stop.wait()
     server.stop(grace=5).wait()
     registry.close()
