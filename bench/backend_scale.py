@@ -55,12 +55,28 @@ BACKEND_EXE = Path(sys.executable).parent / "pkcard-backend"
 TYPED = {"NONCE_REUSED", "REGISTRY_BUSY", "REGISTRY_UNAVAILABLE"}
 
 
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = 100.0  # USER_HZ
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def _process_cpu(pid: int) -> float:
+    """user + system CPU seconds of one process (/proc/PID/stat)."""
+    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (float(after_name[11]) + float(after_name[12])) / 100.0
+
+
 @dataclass
 class Outcome:
     label: str
     instances: int
     accepted: int = 0
     seconds: float = 0.0
+    machine_busy: float = 0.0  # cores kept busy on average during the timed part
+    backend_cores: float = 0.0  # of them, the pkcard-backend processes
     latencies: list[float] = field(default_factory=list)
     anomalies: dict[str, int] = field(default_factory=dict)
 
@@ -111,7 +127,13 @@ def _stop(running: list[tuple[subprocess.Popen[bytes], int]]) -> None:
     for process, _port in running:
         process.terminate()
     for process, _port in running:
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print(f"  warning: pkcard-backend {process.pid} did not stop within 30 s of "
+                  "SIGTERM; killed")
+            process.kill()
+            process.wait()
 
 
 def run_config(setup: _Setup, anchors: tuple[Path, Path], label: str, db: str, instances: int,
@@ -168,11 +190,21 @@ def run_config(setup: _Setup, anchors: tuple[Path, Path], label: str, db: str, i
     threads = [threading.Thread(target=client_run, args=(work,)) for work in per_client]
     for thread in threads:
         thread.start()
+    busy_before, _total = _machine_busy()
+    backend_before = sum(_process_cpu(process.pid) for process, _port in running)
     barrier.wait()
     start = time.perf_counter()
     for thread in threads:
         thread.join()
     outcome.seconds = time.perf_counter() - start
+    busy_after, _total = _machine_busy()
+    backend_after = sum(_process_cpu(process.pid) for process, _port in running)
+
+    outcome.machine_busy = (busy_after - busy_before) / outcome.seconds if outcome.seconds \
+        else 0.0
+    outcome.backend_cores = (backend_after - backend_before) / outcome.seconds \
+        if outcome.seconds else 0.0
+
     outcome.accepted = sum(accepted.values())
     for channel in channels:
         channel.close()
@@ -229,11 +261,11 @@ def main() -> None:
           f"{args.duplicate_every}th token also raced at a second instance; "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"{'engine':12s} {'instances':>9s} {'accepted':>8s} {'rate/s':>8s} {'p50 ms':>7s} "
-          f"{'p99 ms':>7s} {'anomalies':>9s}")
+          f"{'p99 ms':>7s} {'anomalies':>9s}   cores busy (machine / backend processes)")
     for o in outcomes:
         print(f"{o.label:12s} {o.instances:9d} {o.accepted:8d} {o.rate():8.0f} "
               f"{o.percentile(0.50):7.1f} {o.percentile(0.99):7.1f} "
-              f"{sum(o.anomalies.values()):9d}")
+              f"{sum(o.anomalies.values()):9d}   {o.machine_busy:.2f} / {o.backend_cores:.2f}")
         for name, count in o.anomalies.items():
             if count:
                 print(f"    anomaly: {name}: {count}")

@@ -75,7 +75,8 @@ def test_quick_backend_scale_run_counts_no_anomaly(pg_server: object) -> None:
     assert re.search(r"^ratio postgresql/sqlite \(one instance each\): \d+\.\d+$", output,
                      re.MULTILINE), output
     for instances in (1, 2, 4):
-        assert re.search(rf"^postgresql\s+{instances}\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+0$",
+        assert re.search(rf"^postgresql\s+{instances}\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+0\s+"
+                         r"[\d.]+ / [\d.]+$",
                          output, re.MULTILINE), output
     assert re.search(r"^anomalies 0$", output, re.MULTILINE), output
 
