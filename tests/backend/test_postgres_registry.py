@@ -117,13 +117,21 @@ def test_the_purge_passes_over_rows_a_transaction_holds(pg_database: str) -> Non
     held = registry.issue_challenge("ws-held", old, LIFETIME)
     for _ in range(5):
         registry.issue_challenge("ws-old", old, LIFETIME)
+    purged: list[int] = []
     with psycopg.connect(pg_database, autocommit=True) as other:
         other.execute("BEGIN")
         other.execute("SELECT 1 FROM challenges WHERE nonce = %s FOR UPDATE", (held.nonce,))
-        # never waits for the held row (without SKIP LOCKED this call would hang until
-        # the test's time-out): it purges the five others and leaves that one
-        assert registry.purge_expired(old + timedelta(hours=2)) == 5
+        # never waits for the held row: it purges the five others and leaves that one
+        # (without SKIP LOCKED it would wait for this transaction, which ends only below)
+        purge = threading.Thread(
+            target=lambda: purged.append(registry.purge_expired(old + timedelta(hours=2))))
+        purge.start()
+        purge.join(timeout=60)
+        blocked = purge.is_alive()
         other.execute("ROLLBACK")
+        purge.join()
+    assert not blocked, "the purge waited for a row another transaction holds"
+    assert purged == [5]
     assert registry.challenge_count() == 1
     assert registry.purge_expired(old + timedelta(hours=2)) == 1
     registry.close()
