@@ -23,6 +23,7 @@ from types import FrameType
 import grpc
 from cryptography import x509
 
+from pkcard import __version__
 from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import Registry
 from pkcard.backend.service import ClientIdentity, build_server
@@ -46,6 +47,7 @@ def _load_certs(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcard-backend", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path,
                         help="TOML file with db, listen and pool_size (options win)")
     parser.add_argument("--db", help="SQLite database file, or postgresql://user@host/db")

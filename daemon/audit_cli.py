@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pkcard import __version__
 from pkcard.daemon.audit import verify_bytes
 
 EXIT_INTACT = 0
@@ -23,6 +24,7 @@ EXIT_USAGE = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pkcard-audit", description="Check pkcardd audit logs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="verify the hash chain of an audit log")
     verify.add_argument("file", type=Path)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pkcard import __version__
 from pkcard.daemon.audit import AuditLogCorrupt
 from pkcard.daemon.config import (
     BackendConfig,
@@ -41,6 +42,7 @@ _log = logging.getLogger("pkcardd")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcardd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--socket-dir", "--socket", dest="socket_dir", type=Path,
                         help="directory of pkcardd.sock (default /run/pkcardd)")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pkcard import __version__
 from pkcard.simcard.pcscd_harness import (
     DEFAULT_READERS,
     PcscdHarness,
@@ -158,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pkcard-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     config = commands.add_parser("pcscd-config", help="write vpcd reader configs")
     config.add_argument("directory")

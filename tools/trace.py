@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 
+from pkcard import __version__
 from pkcard.errors import FormatError, PkcardError
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pk import ProfessionalCard
@@ -130,6 +131,7 @@ def _format(path: Path) -> ExitCode:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcard-trace", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="parse transcripts and report errors")
     check.add_argument("files", nargs="+", type=Path)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from pkcard import __version__
 from pkcard.client import DEFAULT_SOCKET
 from pkcard.errors import PkcardError
 from pkcard.pcsc_bridge import PcscReaderSystem
@@ -80,6 +81,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
         epilog=exit_code_table(words),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     path = parser.add_mutually_exclusive_group()
     path.add_argument(
         "--socket",
