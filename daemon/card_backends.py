@@ -10,6 +10,9 @@ the caller cannot tell which served it, apart from :attr:`PkJobResult.backend`.
 
 PKCS#11 modules are loaded on first use (one per library path) and owned
 here: :meth:`CardBackends.close` closes the drivers and unloads them.
+PyKCS11 is an optional extra: it is imported only when a rule names the
+``pkcs11`` driver, and without it :class:`CardBackends` refuses such rules
+with :class:`~pkcard.errors.MissingExtra` (which names the extra to install).
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pkcard.daemon.cards import BACKEND_APDU
 from pkcard.daemon.config import CardBackendRule, CardDriver
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import DaemonUnavailable, NotSupported, WrongCardKind
 from pkcard.pk import IsoPkDriver, PkDriver
-from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver
+from pkcard.pkcs11_select import require_pkcs11
 from pkcard.readers import CardKind, card_kind_from_atr
 from pkcard.transport import SmartCardConnection
+
+if TYPE_CHECKING:
+    from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver
 
 T = TypeVar("T")
 
@@ -51,6 +57,9 @@ class CardBackends:
     """The card backend of each reader, by the configuration's rules; owns PKCS#11 modules."""
 
     def __init__(self, rules: Sequence[CardBackendRule], workers: ReaderWorkers) -> None:
+        """Raises :class:`~pkcard.errors.MissingExtra` for a ``pkcs11`` rule without PyKCS11."""
+        if any(rule.driver is CardDriver.PKCS11 for rule in rules):
+            require_pkcs11()
         self._rules = tuple(rules)
         self._workers = workers
         self._lock = threading.Lock()
@@ -83,6 +92,9 @@ class CardBackends:
                 raise DaemonUnavailable("pkcardd is shutting down")
             driver = self._drivers.get(rule)
             if driver is None:
+                # Only here: PyKCS11 is an optional extra (checked in __init__).
+                from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver  # noqa: PLC0415
+
                 module = self._modules.get(rule.module)
                 if module is None:
                     module = Pkcs11Module.load(rule.module)

@@ -66,7 +66,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from pkcard.pkcs11 import TokenSelector
+from pkcard.pkcs11_select import TokenSelector
 
 DEFAULT_SOCKET_DIR = Path("/run/pkcardd")
 DEFAULT_GROUP = "pkcard"

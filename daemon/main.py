@@ -1,8 +1,8 @@
 """``pkcardd``: the local gRPC daemon serving PK and KZZ cards to clinic software.
 
 Exit codes: 0 clean shutdown (SIGTERM/SIGINT); 1 refused to start (unsafe
-socket directory, corrupt audit log, cannot listen); 2 bad configuration
-or flags.
+socket directory, corrupt audit log, cannot listen, a ``pkcs11`` card backend
+without the ``pkcs11`` extra); 2 bad configuration or flags.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pkcard.daemon.config import (
 from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import InsecureSocketDir
 from pkcard.daemon.server import Daemon, StartupError
+from pkcard.errors import MissingExtra
 from pkcard.readers import ReaderSystem
 
 EXIT_OK = 0
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         daemon = Daemon(config, reader_system(config.reader_backend, args.simulated_readers),
                         listener=inherited_listener())
         daemon.start()
-    except (InsecureSocketDir, AuditLogCorrupt, StartupError, OSError) as exc:
+    except (InsecureSocketDir, AuditLogCorrupt, StartupError, MissingExtra, OSError) as exc:
         _log.error("refusing to start: %s", exc)
         return EXIT_REFUSED
     notify_ready()

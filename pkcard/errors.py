@@ -264,6 +264,14 @@ class NotSupported(PkcardError):
     """The card, reader or backend cannot do this (for example no KPEP on a nurse's PK)."""
 
 
+class MissingExtra(NotSupported, ImportError):
+    """The configuration needs an optional dependency that is not installed.
+
+    The message names the extra to install (``pip install 'pkcard[pkcs11]'``).
+    Also an :class:`ImportError`, so code that treats the module as optional keeps working.
+    """
+
+
 # --- CMS / CAdES signatures (pkcard.cms) -----------------------------------------
 
 

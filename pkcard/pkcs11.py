@@ -37,7 +37,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import PyKCS11
+try:
+    import PyKCS11
+except ImportError as _missing:  # the optional extra: say which one to install
+    from pkcard.pkcs11_select import missing_pkcs11
+
+    raise missing_pkcs11() from _missing
 
 from pkcard.cardinfo import (
     CardInfo,
@@ -59,6 +64,7 @@ from pkcard.errors import (
 )
 from pkcard.pin import PIN_FORMATS, PinRef
 from pkcard.pk import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
+from pkcard.pkcs11_select import TokenSelector
 from pkcard.secret import Secret
 
 __all__ = [
@@ -165,29 +171,6 @@ class TokenInfo:
     def protected_authentication_path(self) -> bool:
         """The reader has a PIN pad: log in with no PIN, the holder types it there."""
         return bool(self.flags & PyKCS11.CKF_PROTECTED_AUTHENTICATION_PATH)
-
-
-@dataclass(frozen=True)
-class TokenSelector:
-    """Which token is the card: every field that is set must match.
-
-    ``slot_description`` is the PC/SC reader name modules put there, compared
-    as a prefix (readers append `` 00 00``); ``serial`` and ``label`` are
-    compared exactly (trailing blanks and NULs stripped).
-    """
-
-    slot_description: str | None = None
-    serial: str | None = None
-    label: str | None = None
-
-    def matches(self, token: TokenInfo) -> bool:
-        if self.slot_description is not None and not token.slot_description.startswith(
-            self.slot_description
-        ):
-            return False
-        if self.serial is not None and token.serial != self.serial:
-            return False
-        return self.label is None or token.label == self.label
 
 
 def _text(raw: object) -> str:
