@@ -34,7 +34,7 @@ from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.daemon.peers import ensure_not_listening, ensure_private_dir
 from pkcard.errors import RegistryConflict
 from pkcard.secret import Secret
-from pkcard.simcard.profile import PROFILES_DIR, load_profile, profile_names
+from pkcard.simcard.profile import TEST_CA_DIR, load_profile, profile_names
 from pkcard.simcard.spec import CardKind, KeyUse, SecretRef
 from pkcard.simcard.spec import CardRole as ProfileRole
 from pkcard.simcard.spec import Environment as ProfileEnvironment
@@ -45,7 +45,6 @@ DATABASE_NAME = "backend.sqlite"
 SOCKET_NAME = "backend.sock"  # both in the socket dir (for clients) and in its private dir
 SEED_AUTHORIZATIONS = ("I002", "I003")
 RESTRICTED_AUTHORIZATIONS = ("I002",)
-TEST_CA_DIR = PROFILES_DIR.parent.parent / "pki" / "ca"
 _MAX_WORKERS = 4
 
 

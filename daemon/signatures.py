@@ -60,11 +60,10 @@ def load_trust_anchors(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
 
 def simulated_trust_anchor_paths() -> tuple[Path, ...]:
     """The test PKI's PK CAs (fixtures/pki/ca/*-pk), which issue the simulated cards' KPEPs."""
-    # Imported here: only a simulated daemon needs the fixtures.
-    from pkcard.simcard.profile import PROFILES_DIR  # noqa: PLC0415
+    # Imported here: only a simulated daemon needs the test PKI.
+    from pkcard.simcard.profile import TEST_CA_DIR  # noqa: PLC0415
 
-    ca_dir = PROFILES_DIR.parent.parent / "pki" / "ca"
-    return tuple(sorted(ca_dir.glob("*-pk/ca-cert.pem")))
+    return tuple(sorted(TEST_CA_DIR.glob("*-pk/ca-cert.pem")))
 
 
 def _timestamp(moment: datetime) -> Timestamp:

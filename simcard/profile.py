@@ -34,7 +34,13 @@ from pkcard.simcard.spec import (
 
 _E = TypeVar("_E", bound=IntEnum)
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "apdu" / "profiles"
+# The package data: in the repository, links into fixtures/ (the files make_pki.py writes);
+# in a wheel, copies of the profiles, the cards' keys and certificates and the CA
+# certificates (never the CA keys). Same layout, so a profile's relative paths hold in both.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+PROFILES_DIR = DATA_DIR / "apdu" / "profiles"
+PKI_DIR = DATA_DIR / "pki"
+TEST_CA_DIR = PKI_DIR / "ca"
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,7 @@ class CardProfile:
 
 
 def profile_names() -> list[str]:
-    """The names of the profiles shipped in fixtures/apdu/profiles/."""
+    """The names of the profiles shipped with pkcard (fixtures/apdu/profiles/ in the repository)."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
