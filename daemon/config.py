@@ -66,11 +66,10 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from pkcard.endpoint import DEFAULT_SOCKET_DIR, SOCKET_NAME
 from pkcard.pkcs11_select import TokenSelector
 
-DEFAULT_SOCKET_DIR = Path("/run/pkcardd")
 DEFAULT_GROUP = "pkcard"
-SOCKET_NAME = "pkcardd.sock"
 _WORKSTATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 

@@ -31,6 +31,7 @@ from pkcard.daemon.config import (
 from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import InsecureSocketDir
 from pkcard.daemon.server import Daemon, StartupError
+from pkcard.endpoint import DEFAULT_SOCKET_DIR, SOCKET_NAME
 from pkcard.errors import MissingExtra
 from pkcard.readers import ReaderSystem
 
@@ -45,8 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcardd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
-    parser.add_argument("--socket-dir", "--socket", dest="socket_dir", type=Path,
-                        help="directory of pkcardd.sock (default /run/pkcardd)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket-dir", type=Path, metavar="DIR",
+                       help=f"directory of {SOCKET_NAME} and of its private/ subdirectory "
+                       f"(default {DEFAULT_SOCKET_DIR})")
+    where.add_argument("--socket", type=Path, metavar="PATH",
+                       help=f"the public socket, which must be named {SOCKET_NAME}: "
+                       "the same as --socket-dir of its directory (clients' --socket)")
     parser.add_argument("--socket-group", help="group owning pkcardd.sock (mode 0660)")
     backend = parser.add_mutually_exclusive_group()
     backend.add_argument("--simulated", action="store_const", dest="backend",
@@ -73,11 +79,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _socket_dir(socket_dir: Path | None, socket_path: Path | None) -> Path | None:
+    """The socket directory from ``--socket-dir DIR`` or ``--socket DIR/pkcardd.sock``.
+
+    ``--socket DIR`` (a directory, or a path not ending in ``.sock``) is the
+    deprecated spelling of ``--socket-dir DIR``, from when ``--socket`` named the directory.
+    """
+    if socket_path is None:
+        return socket_dir
+    if socket_path.name == SOCKET_NAME and not socket_path.is_dir():
+        return socket_path.parent
+    if socket_path.suffix == ".sock" and not socket_path.is_dir():
+        raise ConfigError(f"--socket must end in /{SOCKET_NAME} (pkcardd keeps its private "
+                          "sockets beside it); or give the directory with --socket-dir")
+    _log.warning("--socket %s: naming the directory with --socket is deprecated; "
+                 "use --socket-dir %s", socket_path, socket_path)
+    return socket_path
+
+
 def build_config(args: argparse.Namespace) -> DaemonConfig:
     """The file's configuration with the flags applied on top. Raises ConfigError."""
     config = load_config(args.config)
-    if args.socket_dir is not None:
-        config = replace(config, socket_dir=args.socket_dir.absolute())
+    socket_dir = _socket_dir(args.socket_dir, args.socket)
+    if socket_dir is not None:
+        config = replace(config, socket_dir=socket_dir.absolute())
     if args.socket_group is not None:
         config = replace(config, socket_group=args.socket_group)
     if args.backend is not None:

@@ -13,7 +13,6 @@ import grpc
 import grpc.aio
 
 from pkcard.client import (
-    DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
     CardReading,
     WatchItem,
@@ -31,6 +30,7 @@ from pkcard.client import (
 )
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
+from pkcard.endpoint import client_socket
 from pkcard.pin import PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
@@ -61,13 +61,15 @@ class AsyncPkcardClient:
 
     def __init__(
         self,
-        socket: str | Path = DEFAULT_SOCKET,
+        socket: str | Path | None = None,
         *,
         clinic: ClinicContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(socket_target(socket))
+        self._channel = channel or grpc.aio.insecure_channel(
+            socket_target(client_socket(socket))
+        )
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)

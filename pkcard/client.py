@@ -30,6 +30,8 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
+from pkcard.endpoint import DEFAULT_SOCKET as DEFAULT_SOCKET  # noqa: PLC0414 (re-export)
+from pkcard.endpoint import client_socket
 from pkcard.errors import (
     AccessDenied,
     CallTimeout,
@@ -75,7 +77,6 @@ from pkcard.v1 import (
     signatures_pb2_grpc,
 )
 
-DEFAULT_SOCKET = Path("/run/pkcardd/pkcardd.sock")
 DEFAULT_TIMEOUT = 30.0
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
@@ -323,20 +324,21 @@ def socket_target(socket: str | Path) -> str:
 class PkcardClient:
     """A connection to pkcardd. Use as a context manager, or call :meth:`close`.
 
-    ``socket`` is the daemon's Unix socket path; ``channel`` replaces it
-    (e.g. a mutual-TLS TCP channel). ``timeout`` is each call's deadline in
-    seconds; it covers time queued behind other calls on the same reader.
+    ``socket`` is the daemon's Unix socket path (default: ``$PKCARD_SOCKET``, else
+    ``/run/pkcardd/pkcardd.sock``); ``channel`` replaces it (e.g. a mutual-TLS TCP
+    channel). ``timeout`` is each call's deadline in seconds; it covers time queued
+    behind other calls on the same reader.
     """
 
     def __init__(
         self,
-        socket: str | Path = DEFAULT_SOCKET,
+        socket: str | Path | None = None,
         *,
         clinic: ClinicContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.insecure_channel(socket_target(socket))
+        self._channel = channel or grpc.insecure_channel(socket_target(client_socket(socket)))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
