@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import grpc
 from cryptography import x509
@@ -28,6 +25,7 @@ from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import Registry
 from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.errors import RegistryError
+from pkcard.stop_signals import StopSignals
 from pkcard.token import Environment
 from pkcard.verify import TrustAnchors
 
@@ -134,21 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = server.add_secure_port(args.listen, credentials)
     else:
         port = server.add_insecure_port(args.listen)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    _log.info("pkcard-backend listening on port %d (%s, %s registry)", port, args.environment,
-              registry.engine.name.lower())
-    # Wake up now and then: a signal the kernel hands to another thread (gRPC's, the
-    # connection pool's) only sets CPython's flag; the handler runs when the main thread
-    # next runs Python code. Seen once in bench.backend_scale: an instance deaf to SIGTERM.
-    while not stop.wait(0.5):
-        pass
+    with StopSignals() as stop:
+        server.start()
+        _log.info("pkcard-backend listening on port %d (%s, %s registry)", port,
+                  args.environment, registry.engine.name.lower())
+        stop.wait()
     server.stop(grace=5).wait()
     registry.close()
     return 0

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +32,7 @@ from pkcard.daemon.server import Daemon, StartupError
 from pkcard.endpoint import DEFAULT_SOCKET_DIR, SOCKET_NAME
 from pkcard.errors import MissingExtra
 from pkcard.readers import ReaderSystem
+from pkcard.stop_signals import StopSignals
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -165,21 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _log.error("configuration: %s", exc)
         return EXIT_CONFIG
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        daemon = Daemon(config, reader_system(config.reader_backend, args.simulated_readers),
-                        listener=inherited_listener())
-        daemon.start()
-    except (InsecureSocketDir, AuditLogCorrupt, StartupError, MissingExtra, OSError) as exc:
-        _log.error("refusing to start: %s", exc)
-        return EXIT_REFUSED
-    notify_ready()
-    # Wake up now and then: a signal the kernel hands to another thread only sets CPython's
-    # flag, and the handler runs when the main thread next runs Python code.
-    while not stop.wait(0.5):
-        pass
+    with StopSignals() as stop:
+        try:
+            daemon = Daemon(config, reader_system(config.reader_backend, args.simulated_readers),
+                            listener=inherited_listener())
+            daemon.start()
+        except (InsecureSocketDir, AuditLogCorrupt, StartupError, MissingExtra, OSError) as exc:
+            _log.error("refusing to start: %s", exc)
+            return EXIT_REFUSED
+        notify_ready()
+        stop.wait()
     _log.info("stopping: in-flight calls get %.1f s", config.limits.grace_seconds)
     daemon.stop()
     return EXIT_OK
