@@ -17,6 +17,7 @@ with :class:`~pkcard.errors.MissingExtra` (which names the extra to install).
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from pkcard.daemon.config import CardBackendRule, CardDriver
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import DaemonUnavailable, NotSupported, WrongCardKind
 from pkcard.pk import IsoPkDriver, PkDriver
-from pkcard.pkcs11_select import require_pkcs11
 from pkcard.readers import CardKind, card_kind_from_atr
 from pkcard.transport import SmartCardConnection
 
@@ -59,7 +59,8 @@ class CardBackends:
     def __init__(self, rules: Sequence[CardBackendRule], workers: ReaderWorkers) -> None:
         """Raises :class:`~pkcard.errors.MissingExtra` for a ``pkcs11`` rule without PyKCS11."""
         if any(rule.driver is CardDriver.PKCS11 for rule in rules):
-            require_pkcs11()
+            # Load the driver (and PyKCS11) now: without the extra, the daemon does not start.
+            importlib.import_module("pkcard.pkcs11")
         self._rules = tuple(rules)
         self._workers = workers
         self._lock = threading.Lock()

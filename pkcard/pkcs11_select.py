@@ -2,13 +2,12 @@
 
 ``pkcardd``'s configuration names tokens with :class:`TokenSelector`; it is
 read and checked without loading PyKCS11, which is an optional extra
-(``pip install 'pkcard[pkcs11]'``). :func:`require_pkcs11` is the one place
-that turns a missing PyKCS11 into :class:`~pkcard.errors.MissingExtra`.
+(``pip install 'pkcard[pkcs11]'``). :func:`missing_pkcs11` is the error
+:mod:`pkcard.pkcs11` raises when PyKCS11 is not installed.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,10 +49,3 @@ def missing_pkcs11() -> MissingExtra:
         f"a PKCS#11 card backend needs PyKCS11, which is not installed: {PKCS11_INSTALL_HINT}"
     )
 
-
-def require_pkcs11() -> None:
-    """Raise :class:`MissingExtra` (naming the extra) when PyKCS11 cannot be imported."""
-    try:
-        importlib.import_module("PyKCS11")
-    except ImportError as exc:
-        raise missing_pkcs11() from exc

@@ -80,6 +80,7 @@ def test_card_backends_refuse_a_pkcs11_rule_without_pykcs11(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "PyKCS11", None)
+    monkeypatch.delitem(sys.modules, "pkcard.pkcs11", raising=False)  # other tests loaded it
     rule = CardBackendRule(driver=CardDriver.PKCS11, module=Path("/nonexistent.so"),
                            card_token=TokenSelector(label="PK"))
     workers = ReaderWorkers(SimulatedReaderSystem())
