@@ -160,8 +160,7 @@ def test_simulated_daemon_serves_and_pkpin_talks_to_it(installed: Installed) -> 
         assert status.returncode == 0, status.stdout + status.stderr
         assert HOLDER in status.stdout
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
+        _stop(process, log)
     verify = installed.run("pkcard-audit", "verify", str(audit))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "OK" in verify.stdout
@@ -207,8 +206,19 @@ def test_pkcard_backend_serves(installed: Installed) -> None:
                                         metadata=(("x-pkcard-backend-client", "smoke"),))
         assert len(reply.nonce) == 32
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
+        _stop(process, log)
+
+
+def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, which must end the process cleanly; never leave it running."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"did not stop on SIGTERM:\n{log.read_text()}")
+    assert code == 0, log.read_text()
 
 
 def _wait_for_port(process: subprocess.Popen[bytes], log: Path) -> int:
