@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from pkcard.cardinfo import Environment
+from pkcard.certs import load_certificate
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import (
     EnvironmentMismatch,
@@ -156,7 +155,7 @@ def sign_token(
     claims: SessionClaims, pk: PkCardData
 ) -> Callable[[SmartCardConnection], str]:
     """Job: check the PK is still ``pk`` and let it sign ``claims`` (compact JWS)."""
-    chain = [x509.load_der_x509_certificate(pk.auth_certificate.der)]
+    chain = [load_certificate(pk.auth_certificate.der)]
 
     def job(connection: SmartCardConnection) -> str:
         _same_pk(connection, pk.card_serial)

@@ -1,13 +1,18 @@
 """X.509 certificates read from the cards, parsed with ``cryptography``.
 
 :func:`parse_certificate` turns the DER of EF.C.Auth / EF.C.Sign into a
-small typed :class:`CertificateInfo`. :func:`verify_card_signature` checks a
-signature the card produced over a host-computed SHA-256 hash with the
-scheme the card profile fixes for that key (docs/card-profile.md, "Keys").
+small typed :class:`CertificateInfo`. :func:`load_certificate` is the one way
+pkcard loads a certificate from untrusted bytes (a card, a token's ``x5c``, a
+CMS signature): every part ``cryptography`` decodes lazily is read once inside
+one guard, so malformed bytes raise :class:`~pkcard.errors.CertificateError`.
+:func:`verify_card_signature` checks a signature the card produced over a
+host-computed SHA-256 hash with the scheme the card profile fixes for that
+key (docs/card-profile.md, "Keys").
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +22,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from pkcard.errors import FormatError, NotSupported
+from pkcard.errors import CertificateError, FormatError, NotSupported
 
 SHA256_LENGTH = 32
 _P256_COORDINATE = 32
@@ -70,23 +76,76 @@ class CertificateInfo:
         raise NotSupported("the certificate's key is neither EC P-256 nor RSA")
 
 
-def parse_certificate(der: bytes) -> CertificateInfo:
-    """Parse one DER certificate. Malformed DER raises :class:`FormatError`."""
+# Everything cryptography raises for bad bytes behind its lazily parsed objects: names
+# build NameAttribute objects on access (TypeError, ValueError), extension values are
+# constructed from their DER (ValueError, TypeError, DuplicateExtension,
+# UnsupportedGeneralNameType), the version check raises InvalidVersion, and keys,
+# times and serials raise ValueError (or OverflowError) when decoded.
+_PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+CertificateKey = CertificatePublicKeyTypes | None
+"""A certificate's public key; ``None`` for a key type ``cryptography`` does not know."""
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """Load a DER certificate from an untrusted source and read each lazily parsed part once.
+
+    ``cryptography`` decodes most of a certificate only when it is read: the
+    subject and issuer names (with their attributes), the extensions, the
+    serial, the validity times, the signature algorithm and the public key.
+    Here all of them are read inside one guard, so bytes from a card, a token's
+    ``x5c`` or a CMS signature that break any of them raise
+    :class:`CertificateError` and nothing else. Decoding is deterministic:
+    reading the same parts of the returned certificate again raises nothing,
+    except :func:`certificate_key`'s documented ``None`` for an unknown key type.
+    """
     try:
-        cert = x509.load_der_x509_certificate(der)
-        subject = cert.subject.rfc4514_string()
-        issuer = cert.issuer.rfc4514_string()
-        serial_attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-        subject_serial = str(serial_attrs[0].value) if serial_attrs else None
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
-        raise FormatError(f"malformed certificate: {exc}") from None
+        cert = x509.load_der_x509_certificate(bytes(der))
+        _read_every_part(cert)
+    except _PARSE_ERRORS as exc:
+        raise CertificateError(f"malformed certificate ({type(exc).__name__})") from None
+    return cert
+
+
+def _read_every_part(cert: x509.Certificate) -> None:
+    _ = (cert.version, cert.serial_number, cert.signature_algorithm_oid)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+    for name in (cert.subject, cert.issuer):
+        name.rfc4514_string()
+        for attribute in name:
+            _ = (attribute.oid, attribute.value, attribute.rfc4514_string())
+    for extension in cert.extensions:
+        _ = (extension.oid, extension.critical, extension.value)
+    with contextlib.suppress(UnsupportedAlgorithm):  # an unknown signature algorithm
+        _ = (cert.signature_hash_algorithm, cert.signature_algorithm_parameters)
+    with contextlib.suppress(UnsupportedAlgorithm):  # an unknown key type: see certificate_key
+        cert.public_key()
+
+
+def certificate_key(cert: x509.Certificate) -> CertificateKey:
+    """The public key of a certificate from :func:`load_certificate`; ``None`` if unknown."""
     try:
-        key: object = cert.public_key()
+        return cert.public_key()
     except UnsupportedAlgorithm:
-        key = None  # an unknown curve or key type: parsed, reported as OTHER
-    except ValueError as exc:
-        raise FormatError(f"malformed certificate key: {exc}") from None
+        return None
+    except _PARSE_ERRORS as exc:  # only for a certificate that skipped load_certificate
+        raise CertificateError(f"malformed certificate key ({type(exc).__name__})") from None
+
+
+def parse_certificate(der: bytes) -> CertificateInfo:
+    """Parse one DER certificate. Malformed DER raises :class:`CertificateError`."""
+    cert = load_certificate(der)
+    serial_attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    key = certificate_key(cert)
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         algorithm, size = KeyAlgorithm.EC_P256, key.curve.key_size
     elif isinstance(key, rsa.RSAPublicKey):
@@ -94,12 +153,12 @@ def parse_certificate(der: bytes) -> CertificateInfo:
     else:
         algorithm, size = KeyAlgorithm.OTHER, 0
     return CertificateInfo(
-        subject=subject,
-        issuer=issuer,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
         serial_number=cert.serial_number,
-        subject_serial=subject_serial,
-        not_before=not_before,
-        not_after=not_after,
+        subject_serial=str(serial_attrs[0].value) if serial_attrs else None,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
         key_algorithm=algorithm,
         key_size=size,
         sha256_fingerprint=hashlib.sha256(der).digest(),
@@ -113,7 +172,7 @@ def verify_card_signature(
     """Whether ``signature`` over the SHA-256 ``digest`` verifies with ``cert``'s key."""
     if len(digest) != SHA256_LENGTH:
         raise FormatError("the digest must be a 32-byte SHA-256 hash")
-    key = x509.load_der_x509_certificate(cert.der).public_key()
+    key = certificate_key(load_certificate(cert.der))
     prehashed = utils.Prehashed(hashes.SHA256())
     try:
         if scheme is SignatureScheme.EC_RAW and isinstance(key, ec.EllipticCurvePublicKey):

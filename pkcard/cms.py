@@ -29,8 +29,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from pkcard.certs import CertificateInfo, parse_certificate
-from pkcard.errors import FormatError, SignatureRejected, SignatureRejection
+from pkcard.certs import CertificateInfo, certificate_key, load_certificate, parse_certificate
+from pkcard.errors import CertificateError, FormatError, SignatureRejected, SignatureRejection
 
 __all__ = [
     "CardSigner",
@@ -45,6 +45,10 @@ CardSigner = Callable[[bytes], bytes]
 """Signs a 32-byte SHA-256 hash with RSASSA-PKCS1-v1_5 (the card wraps the DigestInfo)."""
 
 _SET_TAG = 0x31
+# What asn1crypto raises for bad bytes, wherever a lazily parsed value is first read.
+_ASN1_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, TypeError, KeyError, IndexError, OverflowError,
+)
 _UTC_TIME_LAST_YEAR = 2049
 
 
@@ -145,11 +149,12 @@ def sign_detached_digest(
     """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256)."""
     if len(document_sha256) != hashlib.sha256().digest_size:
         raise FormatError("the document hash must be a 32-byte SHA-256 digest")
+    load_certificate(certificate_der)  # CertificateError for bytes cryptography refuses
     try:
         certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
         _ = (certificate.issuer.native, certificate.serial_number)  # what the sid needs
-    except ValueError as exc:
-        raise FormatError(f"malformed signer certificate: {exc}") from None
+    except _ASN1_ERRORS as exc:  # asn1crypto parses lazily too
+        raise CertificateError(f"malformed signer certificate ({type(exc).__name__})") from None
     digest = document_sha256
     signer_info = cms.SignerInfo(
         {
@@ -218,7 +223,7 @@ def _signer_certificate(
 def _check_signature(
     cert: x509.Certificate, algorithm: algos.SignedDigestAlgorithm, signature: bytes, data: bytes
 ) -> None:
-    key = cert.public_key()
+    key = certificate_key(cert)
     name = algorithm["algorithm"].native
     try:
         if name in ("rsassa_pkcs1v15", "sha256_rsa") and isinstance(key, rsa.RSAPublicKey):
@@ -271,9 +276,11 @@ def verify_detached(
     """
     try:
         return _verify(cms_der, document, trust_anchors, at)
+    except CertificateError:  # the included certificate (pkcard.certs.load_certificate)
+        raise _reject(SignatureRejection.MALFORMED, "malformed signer certificate") from None
     except UnsupportedAlgorithm:
         raise _reject(SignatureRejection.UNSUPPORTED_ALGORITHM, "unknown key type") from None
-    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
+    except _ASN1_ERRORS as exc:
         # asn1crypto parses lazily: malformed DER surfaces wherever it is first read.
         raise _reject(SignatureRejection.MALFORMED, type(exc).__name__) from None
 
@@ -302,7 +309,7 @@ def _verify(
 
     asn1_cert = _signer_certificate(signed_data, signer_info)
     cert_der = bytes(asn1_cert.dump())
-    cert = x509.load_der_x509_certificate(cert_der)
+    cert = load_certificate(cert_der)
     _check_signature(
         cert,
         signer_info["signature_algorithm"],

@@ -34,6 +34,10 @@ class TlvError(FormatError):
     """BER-TLV that is truncated, overlong or otherwise malformed."""
 
 
+class CertificateError(FormatError):
+    """A certificate whose DER, names, extensions, serial, validity or key do not parse."""
+
+
 class ProfileError(FormatError):
     """A simulated card profile (fixtures/apdu/profiles) that is missing or contradicts the spec."""
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pkcard.cardinfo import CardRole, Environment
+from pkcard.certs import certificate_key
 from pkcard.errors import FormatError
 from pkcard.kzz import KzzCardData
 from pkcard.pk import PkCardData, Profession
@@ -339,7 +340,7 @@ def signing_input(claims: SessionClaims, chain: Sequence[x509.Certificate]) -> b
     if not chain:
         raise FormatError("the certificate chain is empty")
     header = {
-        "alg": algorithm_for(chain[0].public_key()).name,
+        "alg": algorithm_for(certificate_key(chain[0])).name,
         "typ": JWS_TYP,
         "x5c": [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in chain],
     }
@@ -356,7 +357,7 @@ def build_token(
     """Sign ``claims`` with the PK auth key behind ``sign`` and return the compact JWS."""
     data = signing_input(claims, chain)
     signature = sign(hashlib.sha256(data).digest())
-    if algorithm_for(chain[0].public_key()) is JwsAlgorithm.ES256 and len(signature) != 64:
+    if algorithm_for(certificate_key(chain[0])) is JwsAlgorithm.ES256 and len(signature) != 64:
         raise FormatError("an ES256 card signature must be 64 bytes (raw r || s)")
     return data.decode("ascii") + "." + b64url_encode(signature)
 

@@ -31,13 +31,14 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
+from pkcard.certs import certificate_key, load_certificate
 from pkcard.errors import FormatError, RefusalReason, TokenRefused
 from pkcard.token import (
     JWS_TYP,
@@ -335,10 +336,10 @@ def verify_card_signature(
 
 
 def _card_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None:
+    key = certificate_key(cert)
     try:
-        key = cert.public_key()
         algorithm_for(key)
-    except (FormatError, ValueError, UnsupportedAlgorithm):
+    except FormatError:
         return None
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return key
@@ -482,8 +483,8 @@ class TokenVerifier:
                 or not all(isinstance(c, str) for c in x5c)):
             raise TokenRefused(RefusalReason.BAD_HEADER, "x5c must list 1 to 4 certificates")
         try:
-            certs = [x509.load_der_x509_certificate(b64_decode_strict(c)) for c in x5c]
-        except (FormatError, ValueError, x509.InvalidVersion) as exc:
+            certs = [load_certificate(b64_decode_strict(c)) for c in x5c]
+        except FormatError as exc:  # CertificateError too: every lazily parsed part is read
             raise TokenRefused(RefusalReason.BAD_HEADER, "x5c holds a malformed certificate") \
                 from exc
         leaf = certs[0]
@@ -564,8 +565,8 @@ class TokenVerifier:
         chain = self._kzz_chains.get(key, at)
         if chain is None:
             try:
-                cert = x509.load_der_x509_certificate(cert_der)
-            except (ValueError, x509.InvalidVersion) as exc:
+                cert = load_certificate(cert_der)
+            except FormatError as exc:
                 raise TokenRefused(RefusalReason.KZZ_CHAIN_INVALID, "kzzCert is malformed") \
                     from exc
             public_key = _card_key(cert)
