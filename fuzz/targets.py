@@ -8,18 +8,31 @@ tests/fuzz.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import IntEnum
 from functools import cache
 from pathlib import Path
 
+from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+
+from fuzz.hostile_certs import hostile_certificates
 from pkcard import tlv
 from pkcard.apdu import CommandApdu, ResponseApdu
-from pkcard.backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
+from pkcard.backend.devpki import DevPki, Issued, PrivateKey, card_signer
+from pkcard.certs import parse_certificate
+from pkcard.cms import sign_detached, verify_detached
 from pkcard.errors import PkcardError
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pin import PinRef
@@ -31,26 +44,31 @@ from pkcard.simcard.profile import load_profile
 from pkcard.simcard.spec import SecretRef
 from pkcard.token import (
     CardRole,
+    CardSigner,
     Environment,
     Profession,
     ProofMethod,
     SessionClaims,
+    b64url_decode,
     b64url_encode,
     build_token,
 )
 from pkcard.transcript import parse_transcript
 from pkcard.transport import SmartCardConnection
-from pkcard.verify import CardRecord, CardStatus, InMemoryNonceStore, TokenVerifier, TrustAnchors
+from pkcard.verify import CardRecord, CardStatus, NonceOutcome, TokenVerifier, TrustAnchors
 
 Target = Callable[[bytes], None]
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "apdu" / "transcripts"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 CLIENT = "ws-fuzz-01"
+PKI = Path(__file__).resolve().parents[1] / "fixtures" / "pki"
 SERIAL = "PK0000100001"
-HOLDER = "10001"
+HOLDER = "90001"  # the subject serialNumber of fixtures/pki/cards/pk-regular/auth-cert.pem
+NONCE = hashlib.sha256(b"pkcard fuzz challenge").digest()
 # Secrets of 6+ digits: a 4-hex-digit status word in an error text cannot look like one.
 WRONG_PIN = "13572468"
 NEW_PIN = "482915"
+CMS_DOCUMENT = b"fuzz: a document signed with the KPEP\n"
 
 
 # --- codecs ----------------------------------------------------------------
@@ -184,15 +202,56 @@ def kzz_driver(data: bytes) -> None:
 # --- tokens ----------------------------------------------------------------
 
 
+class _FixedNonces:
+    """A NonceStore that issues one fixed challenge to :data:`CLIENT`, usable once.
+
+    The fuzz targets must behave the same in every run with the same input:
+    the random challenges of ``InMemoryNonceStore`` would change the token text.
+    """
+
+    def __init__(self) -> None:
+        self._used = False
+
+    def issue(self, client_id: str, now: datetime) -> bytes:
+        return NONCE
+
+    def consume(self, nonce: bytes, client_id: str, now: datetime) -> NonceOutcome:
+        if nonce != NONCE:
+            return NonceOutcome.UNKNOWN
+        if client_id != CLIENT:
+            return NonceOutcome.FOREIGN_CLIENT
+        if self._used:
+            return NonceOutcome.REUSED
+        self._used = True
+        return NonceOutcome.ACCEPTED
+
+
+def _deterministic_signer(key: PrivateKey) -> CardSigner:
+    """INTERNAL AUTHENTICATE as the cards do it, with RFC 6979 nonces for EC keys."""
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return card_signer(key)  # RSA-PSS: random salt, only used where the bytes do not matter
+
+    def sign(digest: bytes) -> bytes:
+        der = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True))
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    return sign
+
+
 @dataclass(frozen=True)
 class TokenRig:
-    """A test PKI, one registered card and a verifier; ``valid`` is a fresh valid token."""
+    """The committed test PKI (fixtures/pki), the pk-regular card and a verifier.
+
+    Fixed keys, a fixed challenge and deterministic ECDSA make ``valid`` the
+    same token in every run, so a fixed-seed fuzz pass is reproducible.
+    """
 
     pki: DevPki
     card: Issued
 
-    def verifier(self) -> tuple[TokenVerifier, InMemoryNonceStore]:
-        nonces = InMemoryNonceStore()
+    def verifier(self) -> tuple[TokenVerifier, _FixedNonces]:
+        nonces = _FixedNonces()
         record = CardRecord(SERIAL, HOLDER, CardRole.REGULAR, CardStatus.ACTIVE)
         registry = _Registry({SERIAL: record})
         anchors = TrustAnchors(Environment.TEST, (self.pki.pk_ca.cert,), (self.pki.kzz_ca.cert,))
@@ -209,7 +268,7 @@ class TokenRig:
             environment=Environment.TEST, authorizations=("I002",),
             restricted_reason="fuzz",
         )
-        return build_token(claims, [self.card.cert], card_signer(self.card.key))
+        return build_token(claims, [self.card.cert], _deterministic_signer(self.card.key))
 
 
 @dataclass(frozen=True)
@@ -223,12 +282,18 @@ class _Registry:
         return frozenset({"I002"})
 
 
+def _fixture(folder: Path, stem: str) -> Issued:
+    key = load_pem_private_key((folder / f"{stem}-key.pem").read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise TypeError(f"{folder / stem}-key.pem is neither EC nor RSA")
+    return Issued(key, x509.load_pem_x509_certificate((folder / f"{stem}-cert.pem").read_bytes()))
+
+
 @cache
 def token_rig() -> TokenRig:
-    pki = DevPki.create(Environment.TEST, NOW - timedelta(days=400))
-    card = issue_card_cert(pki.pk_ca, "Dr Fuzz", HOLDER, KeyKind.EC_P256,
-                           not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=30))
-    return TokenRig(pki, card)
+    pki = DevPki(Environment.TEST, _fixture(PKI / "ca" / "test-pk", "ca"),
+                 _fixture(PKI / "ca" / "test-kzz", "ca"))
+    return TokenRig(pki, _fixture(PKI / "cards" / "pk-regular", "auth"))
 
 
 def token(data: bytes) -> None:
@@ -251,6 +316,64 @@ def token(data: bytes) -> None:
         verifier.verify(candidate, CLIENT)
 
 
+# --- certificates ------------------------------------------------------------
+
+_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+
+
+@cache
+def _cms_template() -> tuple[bytes, Issued]:
+    """A valid detached CMS signature by pk-regular's KPEP (RSA; PKCS#1 v1.5 is deterministic)."""
+    kpep = _fixture(PKI / "cards" / "pk-regular", "sign")
+    signed = sign_detached(CMS_DOCUMENT, kpep.cert.public_bytes(Encoding.DER),
+                           _pkcs1_signer(kpep), signing_time=NOW)
+    return signed, kpep
+
+
+def _pkcs1_signer(card: Issued) -> Callable[[bytes], bytes]:
+    key = card.key
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("the CMS template needs an RSA card")
+    return lambda digest: key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+
+
+def _cms_around(cert_der: bytes) -> bytes | None:
+    """The CMS template with ``cert_der`` as its signer's certificate (None: asn1crypto
+    cannot even name its issuer and serial in a SignerInfo)."""
+    try:
+        cert = asn1_x509.Certificate.load(cert_der)
+        info = asn1_cms.ContentInfo.load(_cms_template()[0])
+        signed_data = info["content"]
+        signed_data["certificates"] = [cert]
+        signed_data["signer_infos"][0]["sid"] = asn1_cms.SignerIdentifier(
+            name="issuer_and_serial_number",
+            value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+        )
+        return bytes(info.dump(force=False))
+    except _ASN1_ERRORS:
+        return None
+
+
+def x509_paths(data: bytes) -> None:
+    """A certificate from untrusted bytes on every path: card data, a token's x5c, CMS."""
+    with contextlib.suppress(PkcardError):
+        parse_certificate(data)
+    rig = token_rig()
+    verifier, nonces = rig.verifier()
+    header, payload, _ = rig.valid(nonces.issue(CLIENT, NOW)).split(".")
+    fields = json.loads(b64url_decode(header))
+    fields["x5c"] = [base64.b64encode(data).decode("ascii")]
+    forged = b64url_encode(json.dumps(fields).encode()) + "." + payload
+    signature = _deterministic_signer(rig.card.key)(
+        hashlib.sha256(forged.encode("ascii")).digest())
+    with contextlib.suppress(PkcardError):
+        verifier.verify(forged + "." + b64url_encode(signature), CLIENT)
+    signed = _cms_around(data)
+    if signed is not None:
+        with contextlib.suppress(PkcardError):
+            verify_detached(signed, CMS_DOCUMENT, [rig.pki.pk_ca.cert], at=NOW)
+
+
 TARGETS: dict[str, Target] = {
     "apdu": apdu,
     "tlv": tlv_parsers,
@@ -258,6 +381,7 @@ TARGETS: dict[str, Target] = {
     "pk": pk_driver,
     "kzz": kzz_driver,
     "token": token,
+    "x509": x509_paths,
 }
 
 
@@ -277,6 +401,10 @@ def seeds(name: str) -> Iterator[bytes]:
         yield bytes(16)
         yield bytes([1, 0x80] * 8)
         yield bytes([2, 1, 0x61, 0x10, 0x00])
+    elif name == "x509":
+        rig = token_rig()
+        yield rig.card.cert.public_bytes(Encoding.DER)
+        yield from hostile_certificates(rig.card.cert, rig.pki.pk_ca.key).values()
     elif name == "token":
         rig = token_rig()
         _, nonces = rig.verifier()
