@@ -32,15 +32,19 @@ from pkcard.simcard.pcscd_harness import (
 
 _LOCK = pytest.StashKey[PcscdLock]()
 
-# One hypothesis profile for the whole suite: "default" in CI, "slow" for the long runs
-# (HYPOTHESIS_PROFILE=slow .venv/bin/pytest ...).
-settings.register_profile(
-    "default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+# One hypothesis profile for the whole suite (HYPOTHESIS_PROFILE picks one):
+# - "ci", the default when $CI is set: derandomized (every run tries the same examples, so a
+#   failure replays by running the test again) and no example database in the checkout;
+# - "default" on a developer machine: random, and a failure prints its seed and a
+#   @reproduce_failure blob (replay with pytest --hypothesis-seed=N);
+# - "slow" for the long runs (HYPOTHESIS_PROFILE=slow .venv/bin/pytest ...).
+_COMMON = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("default", _COMMON, max_examples=200, derandomize=False)
+settings.register_profile("ci", _COMMON, max_examples=200, derandomize=True, database=None)
+settings.register_profile("slow", _COMMON, max_examples=5000, derandomize=False)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
 )
-settings.register_profile(
-    "slow", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _unavailable(reason: str) -> None:
