@@ -10,6 +10,8 @@ process running as that user. The test user is removed afterwards.
 from __future__ import annotations
 
 import grp
+import importlib
+import importlib.abc
 import json
 import multiprocessing
 import os
@@ -17,6 +19,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -89,15 +92,35 @@ def test_a_user_outside_owner_and_group_cannot_connect(
     assert stranger.pw_uid not in callers
 
 
+# Imported lazily, on the first channel or call: loaded before the uid drops (see below).
+LAZY_MODULES = ("grpc._channel",)
+
+
+class _NoMoreImports(importlib.abc.MetaPathFinder):
+    """Refuses to find any module not imported yet, as the file system would after the drop.
+
+    The dropped user may be unable to read the checkout, its venv and even the
+    interpreter's standard library (CI clones into ``mktemp -d``, mode 0700; the
+    interpreter may live under /root). Where they happen to be readable, this
+    finder refuses all the same, so a missing preload fails on every machine.
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"{name} is imported after the uid drop; add it to LAZY_MODULES")
+
+
 def _list_readers_as(uid: int, gid: int, socket_path: str, answers: Queue[str]) -> None:
     """In a spawned child: drop to ``uid``/``gid`` and make one real gRPC call.
 
-    Everything is imported while still root: the interpreter and its library
-    live under /root (mode 0700), which the dropped user cannot read.
+    Everything is imported while still root: the interpreter's venv and the
+    checkout may lie where the dropped user cannot read (``mktemp -d``).
     """
     from pkcard.client import PkcardClient  # noqa: PLC0415
     from pkcard.errors import AccessDenied  # noqa: PLC0415
 
+    for module in LAZY_MODULES:
+        importlib.import_module(module)
+    sys.meta_path.insert(0, _NoMoreImports())
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
@@ -107,7 +130,7 @@ def _list_readers_as(uid: int, gid: int, socket_path: str, answers: Queue[str]) 
     except AccessDenied:
         answers.put("denied")
     except Exception as exc:  # reported to the test, which fails on anything unexpected
-        answers.put(type(exc).__name__)
+        answers.put(f"{type(exc).__name__}: {exc}")
     else:
         answers.put("allowed")
 
