@@ -8,6 +8,9 @@
 finding), seeds its corpus from :func:`fuzz.targets.seeds` and the
 regression inputs in tests/fuzz/corpus/NAME, and prints one line per target:
 executions, seconds, findings. Exit status 1 when any target found a crash.
+A finding is a crash, timeout, leak or out-of-memory input; libFuzzer's
+``slow-unit-*`` files (one input took over 10 s, which a busy machine alone
+can cause) are listed but do not fail the run.
 
 ``--seconds`` is the TOTAL budget of the run, split evenly over the targets
 (``--seconds 600`` over 7 targets: 86 or 85 s each). ``--runs N`` stops each
@@ -36,6 +39,7 @@ from fuzz import TARGET_NAMES
 REGRESSIONS = Path(__file__).resolve().parents[1] / "tests" / "fuzz" / "corpus"
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 _GRACE_S = 60.0
+_SLOW_UNIT = "slow-unit-"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class TargetRun:
     seconds: float
     findings: tuple[Path, ...]
     exit_code: int
+    slow_units: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,10 +121,13 @@ def run_target(name: str, budget: Budget, workdir: Path) -> TargetRun:
     )
     elapsed = time.monotonic() - started
     done = _DONE.search(child.stderr)
-    findings = tuple(sorted(artifacts.iterdir()))
+    written = sorted(artifacts.iterdir())
+    findings = tuple(p for p in written if not p.name.startswith(_SLOW_UNIT))
+    slow = tuple(p for p in written if p.name.startswith(_SLOW_UNIT))
     if child.returncode != 0 and not findings:
         sys.stderr.write(child.stderr[-4000:])
-    return TargetRun(name, int(done.group(1)) if done else 0, elapsed, findings, child.returncode)
+    executions = int(done.group(1)) if done else 0
+    return TargetRun(name, executions, elapsed, findings, child.returncode, slow)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_target(name, Budget(seconds, args.runs, args.seed), workdir)
         failed |= bool(result.findings) or result.exit_code != 0
         found = ", ".join(str(p) for p in result.findings) or "none"
+        if result.slow_units:
+            found += f" (slow, not failing: {', '.join(str(p) for p in result.slow_units)})"
         sys.stdout.write(
             f"{name:<12}{result.executions:>12}{result.seconds:>10.1f}  {found}\n"
         )

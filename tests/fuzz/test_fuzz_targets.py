@@ -96,3 +96,19 @@ def test_fuzz_run_seconds_is_the_total_budget(monkeypatch: pytest.MonkeyPatch,
     fuzz_main.main(["run", "--seconds", "10", "--seed", "7", "--runs", "50", "--target", "apdu",
                     "--target", "tlv", "--workdir", str(tmp_path)])
     assert [(b.seconds, b.runs, b.seed) for b in budgets] == [(5, 50, 7), (5, 50, 7)]
+
+
+def test_a_slow_unit_is_listed_but_is_no_finding(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    """libFuzzer writes slow-unit-* when one input took > 10 s, which load alone can cause."""
+
+    def fake_child(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        artifacts = Path(command[command.index("--artifacts") + 1])
+        (artifacts / "slow-unit-0123").write_bytes(b"\x01")
+        return subprocess.CompletedProcess(command, 0, "", "Done 5 runs in 1 second(s)")
+
+    monkeypatch.setattr(fuzz_main.subprocess, "run", fake_child)
+    result = fuzz_main.run_target("kzz", fuzz_main.Budget(1), tmp_path)
+    assert result.findings == ()
+    assert [p.name for p in result.slow_units] == ["slow-unit-0123"]
+    assert result.executions == 5
