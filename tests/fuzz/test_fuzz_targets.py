@@ -41,11 +41,13 @@ def test_target_raises_only_pkcard_errors(name: str, data: bytes) -> None:
 
 @pytest.mark.parametrize("name", fuzz.TARGET_NAMES)
 def test_seeds_and_regression_corpus(name: str) -> None:
+    """Every target keeps a committed corpus; CI replays it, in order, before any fuzzing."""
     inputs = list(seeds(name))
     folder = CORPUS / name
-    if folder.is_dir():
-        inputs += [path.read_bytes() for path in sorted(folder.iterdir())]
-    assert inputs
+    assert folder.is_dir(), f"no committed corpus for {name}"
+    committed = [path.read_bytes() for path in sorted(folder.iterdir())]
+    assert committed
+    inputs += committed
     for data in inputs:
         TARGETS[name](data)
 
