@@ -336,10 +336,10 @@ def verify_card_signature(
 
 
 def _card_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None:
-    key = certificate_key(cert)
     try:
+        key = certificate_key(cert)
         algorithm_for(key)
-    except FormatError:
+    except FormatError:  # CertificateError too
         return None
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return key
