@@ -9,8 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
-import runpy
+import runpy, sys
 from hypothesis import settings
+sys.path.insert(0, "tests")  # as pytest's rootdir conftest sees it (its helpers live there)
 runpy.run_path("tests/conftest.py")
 print(settings.default.derandomize, settings.default.database is None,
       settings.default.print_blob, settings.default.max_examples)
