@@ -33,6 +33,10 @@ Example (every key optional)::
     failed_pin_window_s = 300.0      # RATE_LIMITED until the oldest one leaves the window
     call_timeout_s = 60.0            # the longest a call may wait for its card (a client's
                                      # shorter deadline wins; calls without one get this)
+    max_connections_per_uid = 128    # public-socket connections per uid; more are closed
+    max_connections = 512            # public-socket connections in all
+    max_streams_per_caller = 4       # open streams per caller (uid or TLS identity)
+    open_stream_slots = 4            # open Health.Watch/reflection streams in all
 
     signature_trust_anchors = ["/etc/pkcardd/pk-ca.pem"]  # VerifyDocument's CAs (PEM);
                                      # default: the test PK CAs with simulated readers, none else
@@ -144,6 +148,11 @@ class Limits:
     failed_pin_limit: int = 5  # failed PIN checks per card within the window (daemon/ratelimit.py)
     failed_pin_window_s: float = 300.0
     call_timeout_s: float = 60.0  # per-call limit, also for clients without a deadline
+    # Per-peer limits (daemon/peer_limits.py, daemon/stream_limits.py; issue #12 break 3)
+    max_connections_per_uid: int = 128  # open connections on the public socket per uid
+    max_connections: int = 512  # open connections on the public socket in all
+    max_streams_per_caller: int = 4  # open streams (WatchEvents, Health.Watch, ...) per caller
+    open_stream_slots: int = 4  # open Health.Watch and reflection streams in all
 
 
 @dataclass(frozen=True)

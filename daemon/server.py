@@ -31,6 +31,7 @@ from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.health import HealthServicer, ServiceHealth
+from pkcard.daemon.peer_limits import connection_limits
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -46,6 +47,7 @@ from pkcard.daemon.signatures import (
     load_trust_anchors,
     simulated_trust_anchor_paths,
 )
+from pkcard.daemon.stream_limits import StreamLimitInterceptor, stream_slots
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
@@ -175,7 +177,8 @@ class Daemon:
             if listener is None:
                 listener = bind_public_socket(config.socket_path, _group_id(config.socket_group))
             self._gateway = PeerGateway(
-                listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir
+                listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir,
+                connection_limits(config.limits),
             )
             access = AccessControl(config.access, self._gateway)
             auditor = Auditor(self._audit, access)
@@ -231,6 +234,7 @@ class Daemon:
             interceptors=[
                 CallLogInterceptor(access),
                 AdmissionInterceptor(self._executor),
+                StreamLimitInterceptor(access, stream_slots(limits)),
                 ErrorMappingInterceptor(access, on_refused=auditor.refused),
             ],
             options=[
