@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkcard.daemon.peer_limits import ConnectionLimits, ThrottledLog
+from pkcard.socket_trust import directories_to_check, insecure_directory
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +81,27 @@ def ensure_private_dir(path: Path, *, max_mode: int = 0o755) -> None:
             f"(group/other writable or beyond {max_mode:04o}); "
             f"run chmod {max_mode & 0o750:04o} {path}"
         )
+
+
+def ensure_trusted_ancestors(path: Path) -> None:
+    """Refuse a directory whose ancestors others could rename entries in (issue #12, break 4).
+
+    Each ancestor of ``path`` (as written and as resolved) must be owned by
+    root or by us (the service user) and not be writable by group or others
+    unless it is sticky, as ``/tmp`` is. Raises :class:`InsecureSocketDir`.
+    """
+    trusted = (0, os.geteuid())
+    for directory in directories_to_check(path):
+        try:
+            problem = insecure_directory(directory, trusted)
+        except FileNotFoundError:
+            continue  # creating the socket directory will fail and say so
+        if problem is not None:
+            raise InsecureSocketDir(
+                f"refusing socket directory {path}: {problem[0]}; another user could replace "
+                f"{path} and the socket in it. Only root or uid {os.geteuid()} may own the "
+                "directories above it, and they must not be group/other writable unless sticky"
+            )
 
 
 def ensure_not_listening(path: Path) -> None:

@@ -37,6 +37,7 @@ from pkcard.daemon.peers import (
     bind_public_socket,
     ensure_not_listening,
     ensure_private_dir,
+    ensure_trusted_ancestors,
 )
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.reflection import add_reflection
@@ -163,6 +164,7 @@ class Daemon:
                 f"(at most {MAX_UNIX_PATH - len(bytes(longest)) + len(bytes(config.socket_dir))}"
                 " bytes)"
             )
+        ensure_trusted_ancestors(config.socket_dir)
         ensure_private_dir(config.socket_dir, max_mode=0o755)
         ensure_private_dir(self._private_dir, max_mode=0o700)
         ensure_not_listening(self._private_dir / GRPC_SOCKET_NAME)
