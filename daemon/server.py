@@ -39,6 +39,7 @@ from pkcard.daemon.peers import (
     ensure_private_dir,
     ensure_trusted_ancestors,
 )
+from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.reflection import add_reflection
 from pkcard.daemon.services import Auditor, CardServicer, ReaderServicer
@@ -133,7 +134,12 @@ class Daemon:
         self._auditor: Auditor | None = None
         self._backend: BackendLink | None = None
         self._embedded_backend: EmbeddedBackend | None = None
-        self._sessions = SessionRegistry(self._session_ended)
+        limits = config.limits
+        self._sessions = SessionRegistry(
+            self._session_ended, max_per_caller=limits.max_sessions_per_caller,
+            idle_timeout_s=limits.session_idle_timeout_s,
+            max_lifetime_s=limits.session_max_lifetime_s,
+        )
         self._hub.add_listener(self._sessions.on_reader_event)
         self._hub.add_listener(self._service_health.on_reader_event)
 
@@ -250,12 +256,13 @@ class Daemon:
         )
         # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
+        credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
         cards_pb2_grpc.add_CardServiceServicer_to_server(
             CardServicer(
                 self._workers, auditor, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
                 backends=self._card_backends,
-                limiter=pin_limiter,
+                limiter=pin_limiter, credits=credits,
             ),
             server,
         )
@@ -281,7 +288,7 @@ class Daemon:
                 self._workers, self._sessions, auditor,
                 workstation_id=self.config.workstation_id, announce=self._hub.publish,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed, backend=self._backend,
-                pin_limiter=pin_limiter,
+                pin_limiter=pin_limiter, access=access, credits=credits,
             ),
             server,
         )

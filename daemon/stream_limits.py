@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 else:
     _Interceptor = grpc.ServerInterceptor
 
-CallerKey = tuple[str, str]
 
 
 class StreamSlots:
@@ -46,10 +45,10 @@ class StreamSlots:
         self.per_caller = per_caller
         self.open_slots = open_slots
         self._lock = threading.Lock()
-        self._by_caller: dict[CallerKey, int] = {}
+        self._by_caller: dict[str, int] = {}
         self._open = 0
 
-    def take(self, caller: CallerKey, is_open_method: bool) -> Callable[[], None]:
+    def take(self, caller: str, is_open_method: bool) -> Callable[[], None]:
         """Count one stream; its release function (idempotent). Raises :class:`DaemonBusy`."""
         with self._lock:
             held = self._by_caller.get(caller, 0)
@@ -83,18 +82,9 @@ class StreamSlots:
 
         return release
 
-    def held(self, caller: CallerKey) -> int:
+    def held(self, caller: str) -> int:
         with self._lock:
             return self._by_caller.get(caller, 0)
-
-
-def caller_key(access: AccessControl, context: grpc.ServicerContext) -> CallerKey:
-    caller = access.identify(context)
-    if caller.credentials is not None:
-        return ("uid", str(caller.credentials.uid))
-    if caller.tls_identity is not None:
-        return ("tls", caller.tls_identity)
-    return ("peer", context.peer())
 
 
 class StreamLimitInterceptor(_Interceptor):
@@ -132,7 +122,7 @@ class StreamLimitInterceptor(_Interceptor):
                  method: str, is_open: bool) -> Callable[[Any, grpc.ServicerContext], Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
-                release = self._slots.take(caller_key(self._access, context), is_open)
+                release = self._slots.take(self._access.identify(context).key, is_open)
             except DaemonBusy as exc:
                 abort(context, exc, method)
             # released when the call ends, even while the stream waits for its next item

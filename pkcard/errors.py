@@ -383,6 +383,8 @@ class SessionEndReason(IntEnum):
     SERVICE_LOST = 5
     CARD_RESET = 6
     DAEMON_STOPPING = 7
+    IDLE_TIMEOUT = 8  # not refreshed within limits.session_idle_timeout_s
+    LIFETIME_EXCEEDED = 9  # open longer than limits.session_max_lifetime_s
 
 
 class SessionError(DaemonError):
