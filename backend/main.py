@@ -24,6 +24,7 @@ from pkcard import __version__
 from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import Registry
 from pkcard.backend.service import ClientIdentity, build_server
+from pkcard.coredump import forbid_core_dumps
 from pkcard.errors import RegistryError
 from pkcard.stop_signals import StopSignals
 from pkcard.token import Environment
@@ -96,6 +97,7 @@ def _apply_config(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    forbid_core_dumps()  # reactivation passwords pass through memory (docs/security.md)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     problem = _apply_config(args)

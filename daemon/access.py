@@ -22,6 +22,15 @@ class Caller:
     tls_identity: str | None
     clinic: ClinicContext
 
+    @property
+    def key(self) -> str:
+        """Who owns what this caller opens: ``uid:N`` on the Unix socket, ``tls:NAME`` on TCP."""
+        if self.credentials is not None:
+            return f"uid:{self.credentials.uid}"
+        if self.tls_identity is not None:
+            return f"tls:{self.tls_identity}"
+        return "unknown"
+
 
 class CredentialSource(Protocol):
     def credentials_for(self, peer: str) -> PeerCredentials | None: ...
@@ -54,6 +63,11 @@ class AccessControl:
         except InvalidRequest:
             clinic = ClinicContext()
         return Caller(credentials=creds, tls_identity=tls, clinic=clinic)
+
+    def is_admin(self, caller: Caller) -> bool:
+        """Whether the caller is in one of ``[access] admin_groups`` (Unix-socket callers only)."""
+        creds = caller.credentials
+        return creds is not None and self._policy.is_admin(creds.uid, creds.gid)
 
     def authorize(self, context: grpc.ServicerContext) -> Caller:
         """The caller, if allowed and its metadata is valid.

@@ -22,6 +22,7 @@ Example (every key optional)::
     [access]                         # who may call; default: our uid, root, group "pkcard"
     users = ["root", "clinic"]       # names or numeric uids
     groups = ["pkcard"]              # names or numeric gids (primary or supplementary)
+    admin_groups = ["pkcard-admin"]  # may get, refresh and close any caller's session
 
     [limits]
     worker_threads = 16
@@ -33,6 +34,15 @@ Example (every key optional)::
     failed_pin_window_s = 300.0      # RATE_LIMITED until the oldest one leaves the window
     call_timeout_s = 60.0            # the longest a call may wait for its card (a client's
                                      # shorter deadline wins; calls without one get this)
+    max_connections_per_uid = 128    # public-socket connections per uid; more are closed
+    max_connections = 512            # public-socket connections in all
+    max_streams_per_caller = 4       # open streams per caller (uid or TLS identity)
+    open_stream_slots = 4            # open Health.Watch/reflection streams in all
+    max_sessions_per_caller = 8      # open sessions per caller
+    session_idle_timeout_s = 900.0   # a session not refreshed this long ends (IDLE_TIMEOUT)
+    session_max_lifetime_s = 43200.0 # a session ends this long after opening (LIFETIME_EXCEEDED)
+    pin_reuse_s = 300.0              # OpenSession without a PIN relies on the same caller's
+                                     # own PIN verification of that card this recent at most
 
     signature_trust_anchors = ["/etc/pkcardd/pk-ca.pem"]  # VerifyDocument's CAs (PEM);
                                      # default: the test PK CAs with simulated readers, none else
@@ -114,6 +124,10 @@ class AccessPolicy:
 
     uids: frozenset[int]
     gids: frozenset[int]
+    admin_gids: frozenset[int] = frozenset()  # may act on any caller's session
+
+    def is_admin(self, uid: int, gid: int) -> bool:
+        return _in_groups(self.admin_gids, uid, gid)
 
     @classmethod
     def default(cls) -> AccessPolicy:
@@ -123,15 +137,20 @@ class AccessPolicy:
         return cls(uids=frozenset({os.getuid(), 0}), gids=frozenset(gids))
 
     def allows(self, uid: int, gid: int) -> bool:
-        if uid in self.uids or gid in self.gids:
-            return True
-        if not self.gids:
-            return False
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return False
-        return not self.gids.isdisjoint(os.getgrouplist(name, gid))
+        return uid in self.uids or _in_groups(self.gids, uid, gid)
+
+
+def _in_groups(gids: frozenset[int], uid: int, gid: int) -> bool:
+    """Whether ``uid`` (primary group ``gid``) is in any of ``gids``, supplementary included."""
+    if gid in gids:
+        return True
+    if not gids:
+        return False
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return False
+    return not gids.isdisjoint(os.getgrouplist(name, gid))
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,16 @@ class Limits:
     failed_pin_limit: int = 5  # failed PIN checks per card within the window (daemon/ratelimit.py)
     failed_pin_window_s: float = 300.0
     call_timeout_s: float = 60.0  # per-call limit, also for clients without a deadline
+    # Per-peer limits (daemon/peer_limits.py, daemon/stream_limits.py; issue #12 break 3)
+    max_connections_per_uid: int = 128  # open connections on the public socket per uid
+    max_connections: int = 512  # open connections on the public socket in all
+    max_streams_per_caller: int = 4  # open streams (WatchEvents, Health.Watch, ...) per caller
+    open_stream_slots: int = 4  # open Health.Watch and reflection streams in all
+    # Sessions (daemon/sessions.py; issue #12 break 7)
+    max_sessions_per_caller: int = 8  # open sessions per caller (uid or TLS identity)
+    session_idle_timeout_s: float = 900.0  # ended when not refreshed for this long
+    session_max_lifetime_s: float = 43200.0  # ended this long after opening, whatever
+    pin_reuse_s: float = 300.0  # how long a caller's PIN verification lets it open sessions
 
 
 @dataclass(frozen=True)
@@ -250,16 +279,18 @@ def _gid(value: object) -> int:
 
 
 def _access(data: Mapping[str, Any]) -> AccessPolicy:
-    _check_keys(data, ("users", "groups"), "[access]")
+    _check_keys(data, ("users", "groups", "admin_groups"), "[access]")
     default = AccessPolicy.default()
     users = data.get("users")
     groups = data.get("groups")
-    for name, value in (("users", users), ("groups", groups)):
+    admins = data.get("admin_groups")
+    for name, value in (("users", users), ("groups", groups), ("admin_groups", admins)):
         if value is not None and not isinstance(value, list):
             raise ConfigError(f"access.{name} must be a list")
     return AccessPolicy(
         uids=default.uids if users is None else frozenset(_uid(u) for u in users),
         gids=default.gids if groups is None else frozenset(_gid(g) for g in groups),
+        admin_gids=frozenset() if admins is None else frozenset(_gid(g) for g in admins),
     )
 
 

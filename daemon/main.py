@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pkcard import __version__
+from pkcard.coredump import forbid_core_dumps
 from pkcard.daemon.audit import AuditLogCorrupt
 from pkcard.daemon.config import (
     BackendConfig,
@@ -155,6 +156,7 @@ def notify_ready() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    forbid_core_dumps()  # before any secret can reach memory (docs/security.md)
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, sys.stderr, os.environ)
     try:

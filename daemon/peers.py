@@ -17,6 +17,7 @@ starts and :meth:`PeerGateway.stop` stops and joins.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import logging
 import os
@@ -27,11 +28,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from pkcard.daemon.peer_limits import ConnectionLimits, ThrottledLog
+from pkcard.socket_trust import directories_to_check, insecure_directory
+
 _log = logging.getLogger(__name__)
 
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _CHUNK = 64 * 1024
 _MAX_UNIX_PATH = 107
+ACCEPT_RETRY_S = 0.1  # after a failed accept (EMFILE, ...), before the next try
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class InsecureSocketDir(RuntimeError):
@@ -77,6 +83,27 @@ def ensure_private_dir(path: Path, *, max_mode: int = 0o755) -> None:
         )
 
 
+def ensure_trusted_ancestors(path: Path) -> None:
+    """Refuse a directory whose ancestors others could rename entries in (issue #12, break 4).
+
+    Each ancestor of ``path`` (as written and as resolved) must be owned by
+    root or by us (the service user) and not be writable by group or others
+    unless it is sticky, as ``/tmp`` is. Raises :class:`InsecureSocketDir`.
+    """
+    trusted = (0, os.geteuid())
+    for directory in directories_to_check(path):
+        try:
+            problem = insecure_directory(directory, trusted)
+        except FileNotFoundError:
+            continue  # creating the socket directory will fail and say so
+        if problem is not None:
+            raise InsecureSocketDir(
+                f"refusing socket directory {path}: {problem[0]}; another user could replace "
+                f"{path} and the socket in it. Only root or uid {os.geteuid()} may own the "
+                "directories above it, and they must not be group/other writable unless sticky"
+            )
+
+
 def ensure_not_listening(path: Path) -> None:
     """Raise :class:`InsecureSocketDir` if something accepts connections on ``path``.
 
@@ -119,18 +146,27 @@ def bind_public_socket(path: Path, group_gid: int | None) -> socket.socket:
 
 
 class PeerGateway:
-    """Accepts callers on the public socket and splices them to the private gRPC socket."""
+    """Accepts callers on the public socket and splices them to the private gRPC socket.
 
-    def __init__(self, listener: socket.socket, backend_path: Path, private_dir: Path) -> None:
+    ``limits`` caps the open connections per caller uid and in all (issue #12,
+    break 3); a connection over a cap is closed as soon as it is accepted.
+    Accept failures (``EMFILE`` and the like) and refusals are logged once per
+    interval with a count (:class:`~pkcard.daemon.peer_limits.ThrottledLog`).
+    """
+
+    def __init__(self, listener: socket.socket, backend_path: Path, private_dir: Path,
+                 limits: ConnectionLimits | None = None) -> None:
         self._listener = listener
         self._backend_path = backend_path
         self._private_dir = private_dir
+        self._limits = limits or ConnectionLimits(per_uid=1 << 30, total=1 << 30)
+        self._throttled = ThrottledLog(_log)
         self._credentials: dict[str, PeerCredentials] = {}
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._acceptor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def credentials_for(self, peer: str) -> PeerCredentials | None:
@@ -148,7 +184,7 @@ class PeerGateway:
 
     def stop_accepting(self) -> None:
         """Close the public listener; connections already accepted keep working."""
-        if self._loop is not None and self._server is not None:
+        if self._loop is not None and self._acceptor is not None:
             asyncio.run_coroutine_threadsafe(self._close_listener(), self._loop).result()
 
     def stop(self) -> None:
@@ -164,11 +200,14 @@ class PeerGateway:
 
     async def _open(self) -> None:
         self._listener.setblocking(False)
-        self._server = await asyncio.start_unix_server(self._serve, sock=self._listener)
+        self._acceptor = asyncio.get_running_loop().create_task(self._accept_loop())
 
     async def _close_listener(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.cancel()
+            await asyncio.gather(acceptor, return_exceptions=True)
+            self._listener.close()
 
     async def _shutdown(self) -> None:
         await self._close_listener()
@@ -176,18 +215,52 @@ class PeerGateway:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._throttled.flush()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self._listener)
+            except OSError as exc:
+                # EMFILE, ENFILE, ENOBUFS, ...: log once per interval, back off, go on
+                name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                self._throttled.note(f"accept {name}",
+                                     f"cannot accept a connection on the public socket: {name}")
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        try:
+            credentials = peer_credentials(conn)
+        except OSError:
+            conn.close()
+            return
+        if not self._limits.admit(credentials.uid):
+            conn.close()
+            self._throttled.note(
+                f"refused uid {credentials.uid}",
+                f"refused a connection of uid {credentials.uid}: it holds "
+                f"{self._limits.held(credentials.uid)} (limits.max_connections_per_uid "
+                f"{self._limits.per_uid}, limits.max_connections {self._limits.total})",
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(conn, credentials))
+        self._tasks.add(task)
+
+    async def _serve(self, client_sock: socket.socket, credentials: PeerCredentials) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
-        client_sock: socket.socket = writer.get_extra_info("socket")
         link = self._private_dir / f"peer-{next(self._counter)}.sock"
         peer = f"unix:{link}"
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        writer: asyncio.StreamWriter | None = None
         up_writer: asyncio.StreamWriter | None = None
+        upstream: socket.socket | None = None
         try:
-            credentials = peer_credentials(client_sock)
+            client_sock.setblocking(False)
+            reader, writer = await asyncio.open_unix_connection(sock=client_sock)
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             upstream.bind(str(link))
             upstream.setblocking(False)
             with self._lock:
@@ -196,18 +269,25 @@ class PeerGateway:
             up_reader, up_writer = await asyncio.open_unix_connection(sock=upstream)
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         except (OSError, asyncio.IncompleteReadError) as exc:
+            if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+                name = errno.errorcode.get(exc.errno or 0, "")
+                self._throttled.note(f"splice {name}",
+                                     f"cannot reach the gRPC socket for a caller: {name}")
             _log.debug("gateway connection %s ended: %s", peer, exc.__class__.__name__)
         except asyncio.CancelledError:
             _log.debug("gateway connection %s closed at shutdown", peer)
         finally:
             with self._lock:
                 self._credentials.pop(peer, None)
+            if writer is None:
+                client_sock.close()
             for w in (writer, up_writer):
                 if w is not None:
                     w.close()
-            if up_writer is None:
+            if up_writer is None and upstream is not None:
                 upstream.close()
             link.unlink(missing_ok=True)
+            self._limits.release(credentials.uid)
             self._tasks.discard(task)
 
 

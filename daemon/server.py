@@ -31,12 +31,15 @@ from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.health import HealthServicer, ServiceHealth
+from pkcard.daemon.peer_limits import connection_limits
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
     ensure_not_listening,
     ensure_private_dir,
+    ensure_trusted_ancestors,
 )
+from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.reflection import add_reflection
 from pkcard.daemon.services import Auditor, CardServicer, ReaderServicer
@@ -46,6 +49,7 @@ from pkcard.daemon.signatures import (
     load_trust_anchors,
     simulated_trust_anchor_paths,
 )
+from pkcard.daemon.stream_limits import StreamLimitInterceptor, stream_slots
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
@@ -130,7 +134,12 @@ class Daemon:
         self._auditor: Auditor | None = None
         self._backend: BackendLink | None = None
         self._embedded_backend: EmbeddedBackend | None = None
-        self._sessions = SessionRegistry(self._session_ended)
+        limits = config.limits
+        self._sessions = SessionRegistry(
+            self._session_ended, max_per_caller=limits.max_sessions_per_caller,
+            idle_timeout_s=limits.session_idle_timeout_s,
+            max_lifetime_s=limits.session_max_lifetime_s,
+        )
         self._hub.add_listener(self._sessions.on_reader_event)
         self._hub.add_listener(self._service_health.on_reader_event)
 
@@ -161,6 +170,7 @@ class Daemon:
                 f"(at most {MAX_UNIX_PATH - len(bytes(longest)) + len(bytes(config.socket_dir))}"
                 " bytes)"
             )
+        ensure_trusted_ancestors(config.socket_dir)
         ensure_private_dir(config.socket_dir, max_mode=0o755)
         ensure_private_dir(self._private_dir, max_mode=0o700)
         ensure_not_listening(self._private_dir / GRPC_SOCKET_NAME)
@@ -175,7 +185,8 @@ class Daemon:
             if listener is None:
                 listener = bind_public_socket(config.socket_path, _group_id(config.socket_group))
             self._gateway = PeerGateway(
-                listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir
+                listener, self._private_dir / GRPC_SOCKET_NAME, self._private_dir,
+                connection_limits(config.limits),
             )
             access = AccessControl(config.access, self._gateway)
             auditor = Auditor(self._audit, access)
@@ -231,6 +242,7 @@ class Daemon:
             interceptors=[
                 CallLogInterceptor(access),
                 AdmissionInterceptor(self._executor),
+                StreamLimitInterceptor(access, stream_slots(limits)),
                 ErrorMappingInterceptor(access, on_refused=auditor.refused),
             ],
             options=[
@@ -244,12 +256,13 @@ class Daemon:
         )
         # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
+        credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
         cards_pb2_grpc.add_CardServiceServicer_to_server(
             CardServicer(
                 self._workers, auditor, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
                 backends=self._card_backends,
-                limiter=pin_limiter,
+                limiter=pin_limiter, credits=credits,
             ),
             server,
         )
@@ -275,7 +288,7 @@ class Daemon:
                 self._workers, self._sessions, auditor,
                 workstation_id=self.config.workstation_id, announce=self._hub.publish,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed, backend=self._backend,
-                pin_limiter=pin_limiter,
+                pin_limiter=pin_limiter, access=access, credits=credits,
             ),
             server,
         )

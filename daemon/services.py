@@ -23,6 +23,7 @@ from pkcard.daemon.audit import AuditEntry, AuditLog
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.errors import internal_error
 from pkcard.daemon.events import EventHub, SessionEndedEvent
+from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.error_codes import describe
@@ -199,7 +200,9 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         allow_host_pin_entry: bool = False,
         backends: CardBackends | None = None,
         limiter: FailedPinLimiter | None = None,
+        credits: PinCredits | None = None,
     ) -> None:
+        self._credits = credits  # who verified which card's PIN when (daemon/pin_credits.py)
         self._workers = workers
         self._auditor = auditor
         self._today = today
@@ -311,6 +314,8 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
                 raise
             if self._limiter is not None and serials:
                 self._limiter.record_success(serials[-1])
+            if self._credits is not None and serials and ref is PinRef.PIN:
+                self._credits.credit(context, serials[-1])
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))

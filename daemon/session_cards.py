@@ -46,6 +46,9 @@ class PinPolicy:
     confirm_last_try: bool
     allow_host_pin_entry: bool
     limiter: FailedPinLimiter | None = None  # the daemon's failed-PIN limit (shared)
+    # May the caller rely on the card's verified PIN (card serial -> bool)? None: always.
+    may_reuse: Callable[[str], bool] | None = None
+    on_verified: Callable[[str], None] | None = None  # the PIN was verified now (serial)
 
 
 @dataclass(frozen=True)
@@ -62,22 +65,29 @@ def _require(connection: SmartCardConnection, kind: CardKind) -> None:
 
 
 def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy: PinPolicy,
-                announce: Announce) -> None:
+                announce: Announce, reuse: bool) -> bool:
+    """Get the PIN verified; True if it was verified now, False if an earlier one is relied on."""
     pad = connection.capabilities.pin_pad is True
     if policy.pin is not None:
         if pad and not policy.allow_host_pin_entry:
             raise HostPinEntryRefused("the PK reader has a PIN pad: type the PIN on the reader")
         card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
-        return
-    if card.pin_status(PinRef.PIN).state is PinState.VERIFIED:
-        return
+        return True
+    verified = card.pin_status(PinRef.PIN).state is PinState.VERIFIED
+    if verified and reuse:
+        return False
     if not pad:
-        raise PinNotVerified("the PK's PIN is not verified: send the PIN")
+        raise PinNotVerified(
+            "the PK's PIN is not verified: send the PIN" if not verified else
+            "send the PIN: this caller has not verified this card's PIN within "
+            "limits.pin_reuse_s (an earlier verification by another caller does not count)"
+        )
     announce(ReaderEventKind.PIN_ENTRY_STARTED)
     try:
         card.verify_on_pad(PinRef.PIN, confirm_last_try=policy.confirm_last_try)
     finally:
         announce(ReaderEventKind.PIN_ENTRY_FINISHED)
+    return True
 
 
 def prepare_pk(
@@ -89,17 +99,20 @@ def prepare_pk(
         _require(connection, CardKind.PK)
         card = ProfessionalCard.over(connection)
         data = card.read_card()
+        reuse = policy.may_reuse is None or policy.may_reuse(data.card_serial)
         limiter = policy.limiter
         if limiter is None:
-            _ensure_pin(card, connection, policy, announce)
-            return data
-        limiter.check(data.card_serial)  # before any secret reaches the card
-        try:
-            _ensure_pin(card, connection, policy, announce)
-        except (WrongPin, PinBlocked):
-            limiter.record_failure(data.card_serial)
-            raise
-        limiter.record_success(data.card_serial)
+            verified_now = _ensure_pin(card, connection, policy, announce, reuse)
+        else:
+            limiter.check(data.card_serial)  # before any secret reaches the card
+            try:
+                verified_now = _ensure_pin(card, connection, policy, announce, reuse)
+            except (WrongPin, PinBlocked):
+                limiter.record_failure(data.card_serial)
+                raise
+            limiter.record_success(data.card_serial)
+        if verified_now and policy.on_verified is not None:
+            policy.on_verified(data.card_serial)
         return data
 
     return job

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
@@ -28,10 +29,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from pkcard.cardinfo import CardRole
 from pkcard.daemon import session_cards
+from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.audit import AuditEntry
 from pkcard.daemon.backend_link import BackendLink
 from pkcard.daemon.cards import require_reader
 from pkcard.daemon.events import SessionEndedEvent
+from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.services import Auditor
 from pkcard.daemon.workers import ReaderWorkers
@@ -65,6 +68,9 @@ from pkcard.v1 import cards_pb2, readers_pb2, sessions_pb2, sessions_pb2_grpc
 _AUTH_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 _ZZZS_RE = re.compile(r"[0-9]{9}")
 MAX_SESSIONS = 64
+MAX_SESSIONS_PER_CALLER = 8
+IDLE_TIMEOUT_S = 900.0
+MAX_LIFETIME_S = 43200.0
 ENDED_RETENTION = 256  # ended sessions remembered for SESSION_ENDED answers
 _SERVICE = ""  # the removal counter key of PC/SC service losses (no reader has this name)
 T = TypeVar("T")
@@ -103,6 +109,7 @@ class SessionInfo:
     kzz: KzzCardData | None
     claims: SessionClaims  # of the first token; refreshes change only times and nonce
     opened_at: datetime
+    owner: str = ""  # the caller that opened it (Caller.key); only it, or an admin, may use it
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ class SessionView:
 class _Entry:
     info: SessionInfo
     token_expires_at: datetime
+    opened: float = 0.0  # monotonic
+    last_used: float = 0.0  # monotonic: opened or last refreshed
     end_reason: SessionEndReason | None = None
 
 
@@ -125,7 +134,11 @@ class SessionRegistry:
     """Open and recently ended sessions; thread-safe.
 
     ``on_end`` runs (outside the lock) for every session that ends, with
-    the ended session's id, reason and reader.
+    the ended session's id, reason and reader. A session not refreshed for
+    ``idle_timeout_s`` ends with IDLE_TIMEOUT, one open for ``max_lifetime_s``
+    with LIFETIME_EXCEEDED; both are checked whenever the registry is used
+    (no timer thread), so an expired session is never answered as open.
+    One owner (:attr:`SessionInfo.owner`) may hold ``max_per_caller`` open sessions.
     """
 
     def __init__(
@@ -134,10 +147,18 @@ class SessionRegistry:
         *,
         max_sessions: int = MAX_SESSIONS,
         ended_retention: int = ENDED_RETENTION,
+        max_per_caller: int = MAX_SESSIONS_PER_CALLER,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_lifetime_s: float = MAX_LIFETIME_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._on_end = on_end
         self._max_sessions = max_sessions
         self._retention = ended_retention
+        self._max_per_caller = max_per_caller
+        self._idle_timeout = idle_timeout_s
+        self._max_lifetime = max_lifetime_s
+        self._mono = clock
         self._lock = threading.Lock()
         self._active: dict[str, _Entry] = {}
         self._ended: OrderedDict[str, _Entry] = OrderedDict()
@@ -176,10 +197,27 @@ class SessionRegistry:
             return SessionEndReason.PK_REMOVED
         return SessionEndReason.KZZ_REMOVED
 
+    # --- time limits ----------------------------------------------------------------
+
+    def expire(self) -> None:
+        """End the sessions past their idle time-out or maximum lifetime."""
+        now = self._mono()
+        with self._lock:
+            targets = []
+            for sid, entry in self._active.items():
+                if now - entry.opened >= self._max_lifetime:
+                    targets.append((sid, SessionEndReason.LIFETIME_EXCEEDED))
+                elif now - entry.last_used >= self._idle_timeout:
+                    targets.append((sid, SessionEndReason.IDLE_TIMEOUT))
+            ended = [self._end_locked(sid, reason, "") for sid, reason in targets]
+        for event in ended:
+            self._on_end(event)
+
     # --- the session calls --------------------------------------------------------
 
     def removal_marks(self, readers: Iterable[str]) -> dict[str, int]:
         """Removal counters of ``readers`` now; pass them to :meth:`add`."""
+        self.expire()
         with self._lock:
             marks = {r: self._removals.get(r, 0) for r in readers}
             marks[_SERVICE] = self._removals.get(_SERVICE, 0)
@@ -194,10 +232,17 @@ class SessionRegistry:
                     raise CardRemoved("a session card left while the session was being opened")
             if len(self._active) >= self._max_sessions:
                 raise DaemonBusy(f"too many open sessions (limit {self._max_sessions})")
-            self._active[info.session_id] = _Entry(info, token_expires_at)
+            held = sum(1 for e in self._active.values() if e.info.owner == info.owner)
+            if info.owner and held >= self._max_per_caller:  # "": no owner (in-process use)
+                raise DaemonBusy(f"this caller already has {held} open sessions "
+                                 f"(limits.max_sessions_per_caller {self._max_per_caller}); "
+                                 "close one first")
+            now = self._mono()
+            self._active[info.session_id] = _Entry(info, token_expires_at, now, now)
 
     def active(self, session_id: str) -> SessionInfo:
         """The open session; :class:`SessionEnded` or :class:`SessionNotFound` otherwise."""
+        self.expire()
         with self._lock:
             entry = self._active.get(session_id)
             if entry is not None:
@@ -208,6 +253,7 @@ class SessionRegistry:
         raise SessionNotFound("no session with that id")
 
     def view(self, session_id: str) -> SessionView:
+        self.expire()
         with self._lock:
             entry = self._active.get(session_id) or self._ended.get(session_id)
             if entry is None:
@@ -220,6 +266,7 @@ class SessionRegistry:
             entry = self._active.get(session_id)
             if entry is not None:
                 entry.token_expires_at = token_expires_at
+                entry.last_used = self._mono()
                 return
             gone = self._ended.get(session_id)
         raise SessionEnded(gone.end_reason if gone is not None and gone.end_reason is not None
@@ -354,7 +401,11 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         backend: BackendLink | None = None,
         clock: Clock = _utc_now,
         pin_limiter: FailedPinLimiter | None = None,
+        access: AccessControl | None = None,
+        credits: PinCredits | None = None,
     ) -> None:
+        self._access = access  # None: sessions have no owner (in-process tests only)
+        self._credits = credits
         self._pin_limiter = pin_limiter
         self._workers = workers
         self._registry = registry
@@ -371,6 +422,33 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         return self._workers.run(
             reader, job, timeout=None if remaining is None else max(0.0, remaining),
             is_active=context.is_active,
+        )
+
+    def _caller(self, context: grpc.ServicerContext) -> Caller | None:
+        return None if self._access is None else self._access.identify(context)
+
+    def _owned(self, session_id: str, context: grpc.ServicerContext) -> SessionView:
+        """The session, if the caller opened it or is an admin; NOT_FOUND as for an unknown id."""
+        view = self._registry.view(session_id)
+        caller = self._caller(context)
+        if caller is None or not view.info.owner or view.info.owner == caller.key:
+            return view
+        assert self._access is not None
+        if self._access.is_admin(caller):
+            return view
+        raise SessionNotFound("no session with that id")
+
+    def _pin_policy(self, context: grpc.ServicerContext, pin: Secret | None,
+                    confirm_last_try: bool) -> session_cards.PinPolicy:
+        caller, credits = self._caller(context), self._credits
+        if caller is None or credits is None:
+            return session_cards.PinPolicy(pin, confirm_last_try, self._allow_host_pin_entry,
+                                           self._pin_limiter)
+        key = caller.key
+        return session_cards.PinPolicy(
+            pin, confirm_last_try, self._allow_host_pin_entry, self._pin_limiter,
+            may_reuse=lambda serial: credits.fresh(serial, key),
+            on_verified=lambda serial: credits.record(serial, key),
         )
 
     def _announcer(self, reader: str) -> session_cards.Announce:
@@ -396,8 +474,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             else:
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
             pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
-            policy = session_cards.PinPolicy(pin, request.confirm_last_try,
-                                             self._allow_host_pin_entry, self._pin_limiter)
+            policy = self._pin_policy(context, pin, request.confirm_last_try)
+            caller = self._caller(context)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
             marks = self._registry.removal_marks(readers)
             pk = self._run(context, pk_reader,
@@ -424,6 +502,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 session_id=secrets.token_urlsafe(18), pk_reader=pk_reader,
                 kzz_reader=kzz_reader, pk=pk, kzz=kzz, claims=claims,
                 opened_at=datetime.fromtimestamp(claims.iat, UTC),
+                owner="" if caller is None else caller.key,
             )
             self._registry.add(info, datetime.fromtimestamp(claims.exp, UTC), marks)
             note.session_id = info.session_id
@@ -437,6 +516,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     ) -> sessions_pb2.RefreshSessionResponse:
         with self._auditor.call(context, "RefreshSession") as note:
             note.session_id = request.session_id or None
+            self._owned(request.session_id, context)
             info = self._registry.active(request.session_id)
             nonce = _challenge(request.challenge)
             note.card_serial = info.pk.card_serial
@@ -477,13 +557,17 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     ) -> sessions_pb2.CloseSessionResponse:
         with self._auditor.call(context, "CloseSession") as note:
             note.session_id = request.session_id or None
+            try:
+                self._owned(request.session_id, context)
+            except SessionNotFound:  # unknown, or another caller's: nothing to close
+                return sessions_pb2.CloseSessionResponse(closed=False)
             closed = self._registry.end(request.session_id, SessionEndReason.CLOSED)
             return sessions_pb2.CloseSessionResponse(closed=closed)
 
     def GetSession(
         self, request: sessions_pb2.GetSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.GetSessionResponse:
-        view = self._registry.view(request.session_id)
+        view = self._owned(request.session_id, context)
         info = view.info
         return sessions_pb2.GetSessionResponse(
             session_id=info.session_id,

@@ -44,6 +44,7 @@ from pkcard.sessions import (
     session_status,
     session_token,
 )
+from pkcard.socket_trust import checked_aio_channel
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
@@ -67,9 +68,8 @@ class AsyncPkcardClient:
         timeout: float = DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(
-            socket_target(client_socket(socket))
-        )
+        # the socket is checked (owners, modes, SO_PEERCRED) before the first call
+        self._channel = channel or checked_aio_channel(socket_target(client_socket(socket)))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)

@@ -65,6 +65,7 @@ from pkcard.sessions import (
     session_status,
     session_token,
 )
+from pkcard.socket_trust import checked_channel
 from pkcard.transport import ReaderCapabilities
 from pkcard.v1 import (
     cards_pb2,
@@ -338,7 +339,8 @@ class PkcardClient:
         timeout: float = DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.insecure_channel(socket_target(client_socket(socket)))
+        # the socket is checked (owners, modes, SO_PEERCRED) before the first call
+        self._channel = channel or checked_channel(socket_target(client_socket(socket)))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)

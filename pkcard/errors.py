@@ -322,6 +322,21 @@ class DaemonUnavailable(DaemonError):
     """pkcardd cannot be reached, or is shutting down."""
 
 
+class UntrustedDaemonSocket(DaemonError):
+    """The daemon's socket is not provably pkcardd's: nothing was sent to it.
+
+    The process listening on it (SO_PEERCRED), the socket file or a directory
+    on its path belongs to ``found_uid``, which is not one of ``trusted_uids``
+    (root, our own uid, the service user), or a directory on the path is
+    writable by others without the sticky bit. Never travels over gRPC.
+    """
+
+    def __init__(self, message: str, *, found_uid: int, trusted_uids: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.found_uid = found_uid
+        self.trusted_uids = trusted_uids
+
+
 class DaemonBusy(DaemonError):
     """pkcardd is at its concurrency limit, or dropped a stream the client read too slowly."""
 
@@ -372,6 +387,8 @@ class SessionEndReason(IntEnum):
     SERVICE_LOST = 5
     CARD_RESET = 6
     DAEMON_STOPPING = 7
+    IDLE_TIMEOUT = 8  # not refreshed within limits.session_idle_timeout_s
+    LIFETIME_EXCEEDED = 9  # open longer than limits.session_max_lifetime_s
 
 
 class SessionError(DaemonError):

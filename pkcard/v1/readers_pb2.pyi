@@ -162,6 +162,10 @@ class _SessionEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sess
     """A card was reset or swapped (its PIN state is gone)"""
     SESSION_END_REASON_DAEMON_STOPPING: _SessionEndReason.ValueType  # 7
     """Pkcardd shuts down."""
+    SESSION_END_REASON_IDLE_TIMEOUT: _SessionEndReason.ValueType  # 8
+    """Not refreshed within the idle time-out (limits.session_idle_timeout_s)."""
+    SESSION_END_REASON_LIFETIME_EXCEEDED: _SessionEndReason.ValueType  # 9
+    """Open longer than the maximum lifetime (limits.session_max_lifetime_s)."""
 
 class SessionEndReason(_SessionEndReason, metaclass=_SessionEndReasonEnumTypeWrapper):
     """Why a session ended."""
@@ -182,6 +186,10 @@ SESSION_END_REASON_CARD_RESET: SessionEndReason.ValueType  # 6
 """A card was reset or swapped (its PIN state is gone)"""
 SESSION_END_REASON_DAEMON_STOPPING: SessionEndReason.ValueType  # 7
 """Pkcardd shuts down."""
+SESSION_END_REASON_IDLE_TIMEOUT: SessionEndReason.ValueType  # 8
+"""Not refreshed within the idle time-out (limits.session_idle_timeout_s)."""
+SESSION_END_REASON_LIFETIME_EXCEEDED: SessionEndReason.ValueType  # 9
+"""Open longer than the maximum lifetime (limits.session_max_lifetime_s)."""
 Global___SessionEndReason: _TypeAlias = SessionEndReason  # noqa: Y015
 
 @_typing.final

@@ -14,6 +14,7 @@ from typing import NoReturn, TextIO
 
 from pkcard import __version__
 from pkcard.client import DEFAULT_SOCKET
+from pkcard.coredump import forbid_core_dumps
 from pkcard.errors import PkcardError
 from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef
@@ -220,6 +221,7 @@ def _reactivate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``pkpin`` console script."""
+    forbid_core_dumps()  # PINs are typed into this process (docs/security.md)
     return int(
         run(
             sys.argv[1:] if argv is None else argv,
