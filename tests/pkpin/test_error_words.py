@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pkcard import errors as e
+from pkcard.daemon import workers  # its CallCancelled joins the tree whatever else ran
 from pkcard.pin import PinRef
 from pkcard.tools.pkpin import error_words
 from pkcard.tools.pkpin import errors as pkpin_errors
@@ -72,6 +73,7 @@ def test_the_walk_finds_the_whole_tree() -> None:
     assert {"RateLimited", "CardDead", "PinPadWrongLength", "TokenRefused", "RegistryConflict",
             "SessionEnded", "ReaderChoiceAmbiguous", "WaitTimedOut"} <= names
     assert len(ALL_ERRORS) >= 60
+    assert workers.CallCancelled in ALL_ERRORS
 
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda cls: cls.__name__)

@@ -147,6 +147,8 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
     row(e.TransportError, CODE.CARD, lambda w, _, c: w.tr("The connection to the card failed.")),
     row(e.WrongCardKind, CODE.CARD,
         lambda w, _, c: w.tr("The card in the reader is not a professional card (PK).")),
+    row(e.EnvironmentMismatch, CODE.CARD, lambda w, _, c: w.tr(
+        "A test card and a production card cannot be used together.")),
     row(e.NotSupported, CODE.CARD, _not_supported),
     row(e.ApduError, CODE.CARD, lambda w, _, c: w.tr("The card refused the command.")),
     row(e.ProtocolError, CODE.CARD,
