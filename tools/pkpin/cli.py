@@ -150,16 +150,15 @@ def _socket(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
     return Path(args.socket or environ.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
 
 
-def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[PinService, str]:
-    """The path to the card the arguments ask for, and the daemon socket (for messages)."""
+def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> PinService:
+    """The path to the card the arguments ask for."""
     if args.direct:
-        return DirectService(PcscReaderSystem()), ""
+        return DirectService(PcscReaderSystem())
     if args.simulated:
         system = SimulatedReaderSystem()
         system.insert(PINPAD_READER.name, load_card(args.profile))
-        return DirectService(system), ""
-    socket = _socket(args, environ)
-    return DaemonService(socket), str(socket)
+        return DirectService(system)
+    return DaemonService(_socket(args, environ))
 
 
 def run(
@@ -200,8 +199,7 @@ def _run(
     try:
         if args.command == reactivate.COMMAND:
             return _reactivate(args, environ, console, open_terminal)
-        service, _ = _service(args, environ)
-        with service:
+        with _service(args, environ) as service:
             reader = _reader(service, args, console)
             command = _PIN_COMMANDS.get(args.command)
             if command is not None:
