@@ -47,6 +47,7 @@ from pkcard.errors import (
     RegistryNotFound,
     TokenRefused,
     WrongPin,
+    tries_left_text,
 )
 from pkcard.secret import Secret
 from pkcard.token import NONCE_LENGTH, CardRole
@@ -432,9 +433,10 @@ class Registry:
                              (tries_left, serial))
                 self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
                             card_serial=serial, holder_id=holder_id,
-                            detail=f"{tries_left} tries left")
+                            detail=tries_left_text(tries_left))
                 failure = (
-                    WrongPin(tries_left, f"wrong reactivation password, {tries_left} tries left")
+                    WrongPin(tries_left,
+                             f"wrong reactivation password, {tries_left_text(tries_left)}")
                     if tries_left else PinBlocked("the reactivation password is now blocked")
                 )
         if failure is not None:

@@ -29,6 +29,7 @@ from pkcard.errors import (
     PinBlocked,
     PkcardError,
     WrongPin,
+    tries_left_text,
 )
 from pkcard.secret import Secret
 
@@ -63,7 +64,7 @@ def backend_error(error: grpc.RpcError) -> PkcardError:
             tries = int(info.metadata.get("tries_left", "0")) if info is not None else 0
         except ValueError:
             tries = 0
-        return WrongPin(tries, f"wrong reactivation password, {tries} tries left")
+        return WrongPin(tries, f"wrong reactivation password, {tries_left_text(tries)}")
     if reason == "REACTIVATION_PASSWORD_BLOCKED":
         return PinBlocked("the reactivation password is blocked; ask the card registry")
     if reason == "MALFORMED_PASSWORD":

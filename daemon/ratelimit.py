@@ -41,13 +41,22 @@ class FailedPinLimiter:
         self._lock = threading.Lock()
         self._failures: dict[str, deque[float]] = {}
 
-    def check(self, serial: str) -> None:
-        """Raise :class:`RateLimited` if ``serial`` used up its failures in the window."""
+    def retry_after(self, serial: str) -> int:
+        """Whole seconds until ``serial`` may present a secret again; 0 when it may now.
+
+        Read-only: GetPinStatus reports it so clients can say so before asking for a PIN.
+        """
         with self._lock:
             times = self._current(serial)
-            if len(times) >= self._max:
-                wait = times[0] + self._window - self._clock()
-                raise RateLimited(max(1, math.ceil(wait)))
+            if len(times) < self._max:
+                return 0
+            return max(1, math.ceil(times[0] + self._window - self._clock()))
+
+    def check(self, serial: str) -> None:
+        """Raise :class:`RateLimited` if ``serial`` used up its failures in the window."""
+        wait = self.retry_after(serial)
+        if wait:
+            raise RateLimited(wait)
 
     def record_failure(self, serial: str) -> None:
         with self._lock:

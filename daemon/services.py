@@ -262,8 +262,12 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             else:
                 job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
                 result = self._run(context, reader, job)
+            retry_after = 0
+            if self._limiter is not None and note.card_serial:
+                retry_after = self._limiter.retry_after(note.card_serial)
             return cards_pb2.GetPinStatusResponse(
-                statuses=[cards.pin_status_message(s) for s in result.statuses]
+                statuses=[cards.pin_status_message(s) for s in result.statuses],
+                retry_after_s=retry_after,
             )
 
     def _pin_operation(

@@ -15,9 +15,11 @@ import grpc.aio
 from pkcard.client import (
     DEFAULT_TIMEOUT,
     CardReading,
+    PinReport,
     WatchItem,
     card_reading,
     error_from_rpc,
+    pin_report,
     pin_status,
     reader_state,
     reference,
@@ -114,12 +116,15 @@ class AsyncPkcardClient:
     async def get_pin_status(
         self, reader: str, ref: PinRef | None = None
     ) -> tuple[PinStatus, ...]:
+        return (await self.get_pin_report(reader, ref)).statuses
+
+    async def get_pin_report(self, reader: str, ref: PinRef | None = None) -> PinReport:
         request = cards_pb2.GetPinStatusRequest(
             reader=reader,
             reference=cards_pb2.PIN_REFERENCE_UNSPECIFIED if ref is None else reference(ref),
         )
         response = await self._call(self._cards.GetPinStatus, request)
-        return tuple(pin_status(s) for s in response.statuses)
+        return pin_report(response)
 
     async def verify_pin(
         self, reader: str, ref: PinRef, pin: Secret | str, *, confirm_last_try: bool = False

@@ -110,6 +110,19 @@ class ReaderSnapshot:
 WatchItem = ReaderSnapshot | ReaderEvent | SessionEnd
 
 
+@dataclass(frozen=True)
+class PinReport:
+    """What GetPinStatus returned: the secrets' statuses and the daemon's failed-PIN pause.
+
+    ``retry_after_s`` is how many seconds pass before pkcardd accepts a secret
+    for this card again (0: it accepts one now); a PIN call before then fails
+    with :class:`~pkcard.errors.RateLimited` and reaches no card.
+    """
+
+    statuses: tuple[PinStatus, ...]
+    retry_after_s: int
+
+
 # --- conversions (shared with pkcard.aio_client) ------------------------------
 
 _MODELS = {
@@ -262,6 +275,12 @@ def signature_info(message: signatures_pb2.VerifyDocumentResponse) -> SignatureI
     )
 
 
+def pin_report(message: cards_pb2.GetPinStatusResponse) -> PinReport:
+    return PinReport(
+        tuple(pin_status(s) for s in message.statuses), max(0, message.retry_after_s)
+    )
+
+
 def pin_status(message: cards_pb2.PinStatus) -> PinStatus:
     return PinStatus(
         ref=_REFS_BACK[message.reference],
@@ -397,12 +416,16 @@ class PkcardClient:
 
     def get_pin_status(self, reader: str, ref: PinRef | None = None) -> tuple[PinStatus, ...]:
         """Every reference's status, or only ``ref``'s. Spends no try."""
+        return self.get_pin_report(reader, ref).statuses
+
+    def get_pin_report(self, reader: str, ref: PinRef | None = None) -> PinReport:
+        """As :meth:`get_pin_status`, with the daemon's failed-PIN pause for the card."""
         request = cards_pb2.GetPinStatusRequest(
             reader=reader,
             reference=cards_pb2.PIN_REFERENCE_UNSPECIFIED if ref is None else _REFS[ref],
         )
         response: cards_pb2.GetPinStatusResponse = self._call(self._cards.GetPinStatus, request)
-        return tuple(pin_status(s) for s in response.statuses)
+        return pin_report(response)
 
     def _pin_call(
         self,

@@ -19,6 +19,11 @@ class PkcardError(Exception):
     """Base class of every error pkcard raises on purpose."""
 
 
+def tries_left_text(count: int) -> str:
+    """``1 try left``, ``2 tries left``: the count in English with its plural right."""
+    return f"{count} try left" if count == 1 else f"{count} tries left"
+
+
 # --- malformed input -------------------------------------------------------
 
 
@@ -170,7 +175,7 @@ class WrongPin(PinError):
 
     def __init__(self, tries_left: int, message: str | None = None) -> None:
         self.tries_left = tries_left
-        super().__init__(message or f"wrong PIN, {tries_left} tries left")
+        super().__init__(message or f"wrong PIN, {tries_left_text(tries_left)}")
 
 
 class PinBlocked(PinError):

@@ -47,7 +47,16 @@ from enum import IntEnum
 from itertools import pairwise
 from types import MappingProxyType
 
-from pkcard.errors import MalformedPin, PinRule, WeakPin
+from pkcard.errors import (
+    CardDead,
+    LastTryNotConfirmed,
+    MalformedPin,
+    PinBlocked,
+    PinDisabled,
+    PinRule,
+    TransportPinActive,
+    WeakPin,
+)
 from pkcard.secret import Secret
 
 PAD_BYTE = 0xFF
@@ -123,6 +132,36 @@ class PinStatus:
     @property
     def usable(self) -> bool:
         return self.state in (PinState.VERIFIED, PinState.VERIFIABLE)
+
+
+def require_usable(status: PinStatus) -> None:
+    """Refuse a secret that cannot be presented now, from its status alone (pure).
+
+    Raises :class:`CardDead`, :class:`PinBlocked`, :class:`TransportPinActive`
+    or :class:`PinDisabled`; returns for a verified or verifiable secret. The
+    card application runs it before every PIN command, and pkpin runs it
+    before it asks anybody for a secret.
+    """
+    state = status.state
+    if state is PinState.DEAD:
+        raise CardDead("the PUK is exhausted: the card can no longer be used with a PIN")
+    if state is PinState.BLOCKED:
+        raise PinBlocked(f"the {status.ref.name} is blocked")
+    if state is PinState.TRANSPORT:
+        raise TransportPinActive("the signing PIN is in transport state: activate it first")
+    if state is PinState.DISABLED:
+        raise PinDisabled(f"the {status.ref.name} can no longer be used")
+
+
+def is_last_try(status: PinStatus) -> bool:
+    """Whether presenting the secret now would spend its last try (pure)."""
+    return status.state is PinState.VERIFIABLE and status.tries_left == 1
+
+
+def guard_last_try(status: PinStatus, *, confirm_last_try: bool) -> None:
+    """Raise :class:`LastTryNotConfirmed` for an unconfirmed last try (pure)."""
+    if is_last_try(status) and not confirm_last_try:
+        raise LastTryNotConfirmed(1)
 
 
 def _charset_ok(raw: bytes, charset: Charset) -> bool:

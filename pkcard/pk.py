@@ -57,7 +57,6 @@ from pkcard.errors import (
     CardReset,
     FileNotFound,
     FormatError,
-    LastTryNotConfirmed,
     NotSupported,
     PinBlocked,
     PinDisabled,
@@ -65,6 +64,7 @@ from pkcard.errors import (
     SecurityStatusNotSatisfied,
     TransportPinActive,
     WrongPin,
+    tries_left_text,
 )
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.pin import (
@@ -76,6 +76,8 @@ from pkcard.pin import (
     check_new_pin,
     check_presented,
     format_pin_block,
+    guard_last_try,
+    require_usable,
     wipe,
 )
 from pkcard.pinpad import PinPad
@@ -510,30 +512,20 @@ class ProfessionalCard:
 
     # --- guards ------------------------------------------------------------
 
-    @staticmethod
-    def _require_usable(status: PinStatus) -> None:
-        state = status.state
-        if state is PinState.DEAD:
-            raise CardDead("the PUK is exhausted: the card can no longer be used with a PIN")
-        if state is PinState.BLOCKED:
-            raise PinBlocked(f"the {status.ref.name} is blocked")
-        if state is PinState.TRANSPORT:
-            raise TransportPinActive("the signing PIN is in transport state: activate it first")
-        if state is PinState.DISABLED:
-            raise PinDisabled(f"the {status.ref.name} can no longer be used")
+    # The pure pre-checks live in pkcard.pin, shared with pkpin.
+    _require_usable = staticmethod(require_usable)
 
     @staticmethod
     def _guard_last_try(status: PinStatus, confirm_last_try: bool) -> None:
-        if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm_last_try:
-            raise LastTryNotConfirmed(1)
+        guard_last_try(status, confirm_last_try=confirm_last_try)
 
     def _refuse(self, ref: PinRef, answer: PinAnswer, *, counted: PinRef) -> None:
         """Raise the error for a non-OK answer to a command whose secret is ``counted``."""
         outcome = answer.outcome
         tries = answer.tries_left
         if outcome is PinOutcome.WRONG and tries:
-            _log.debug("%s refused, %d tries left", counted.name, tries)
-            raise WrongPin(tries, f"wrong {counted.name}, {tries} tries left")
+            _log.debug("%s refused, %s", counted.name, tries_left_text(tries))
+            raise WrongPin(tries, f"wrong {counted.name}, {tries_left_text(tries)}")
         if outcome in (PinOutcome.WRONG, PinOutcome.BLOCKED):
             _log.debug("%s blocked", counted.name)
             if counted is PinRef.PUK:

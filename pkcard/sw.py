@@ -108,16 +108,22 @@ def available_length(sw: int) -> int:
     return (sw & 0xFF) or 256
 
 
+def _bytes(count: int) -> str:
+    return "1 byte" if count == 1 else f"{count} bytes"
+
+
 def describe(sw: int) -> str:
     """A short English description of ``sw``, with its hex value."""
     text = _DESCRIPTIONS.get(sw)
     if text is None:
         if is_more_data(sw):
-            text = f"{available_length(sw)} more bytes available"
+            count = available_length(sw)
+            text = f"{count} more {'byte' if count == 1 else 'bytes'} available"
         elif is_wrong_le(sw):
-            text = f"wrong Le, {available_length(sw)} bytes available"
+            text = f"wrong Le, {_bytes(available_length(sw))} available"
         elif is_verification_failed(sw):
-            text = f"verification failed, {sw & 0x0F} retries left"
+            left = sw & 0x0F
+            text = f"verification failed, {left} {'retry' if left == 1 else 'retries'} left"
         elif sw >> 8 in (0x62, 0x63):
             text = "warning"
         else:

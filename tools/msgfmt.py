@@ -78,7 +78,7 @@ def parse_po(source: str) -> list[PoEntry]:
         entry = PoEntry()
         started = False
 
-    for number, raw in enumerate(source.splitlines(), start=1):
+    for number, raw in enumerate(source.split("\n"), start=1):
         line = raw.strip()
         if not line:
             continue

@@ -616,6 +616,12 @@ class GetPinStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUSES_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_S_FIELD_NUMBER: _builtins.int
+    retry_after_s: _builtins.int
+    """Seconds until pkcardd accepts a secret for this card again (its failed-PIN
+    limit, RATE_LIMITED); 0 when it accepts one now. Lets a client say so
+    before it asks anybody for a PIN.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___PinStatus]:
         """One per reference asked for, in reference order."""
@@ -624,10 +630,11 @@ class GetPinStatusResponse(_message.Message):
         self,
         *,
         statuses: _abc.Iterable[Global___PinStatus] | None = ...,
+        retry_after_s: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retry_after_s", b"retry_after_s", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -113,7 +113,8 @@ class CardServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPinStatus(self, request, context):
-        """Status of the PK's secrets; never spends a try. WRONG_CARD_KIND on a KZZ.
+        """Status of the PK's secrets, and the daemon's failed-PIN pause for the card
+        (retry_after_s); never spends a try. WRONG_CARD_KIND on a KZZ.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

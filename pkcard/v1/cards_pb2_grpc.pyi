@@ -60,7 +60,9 @@ class CardServiceStub:
     GetCard: _grpc.UnaryUnaryMultiCallable[_cards_pb2.GetCardRequest, _cards_pb2.GetCardResponse]
     """Read the card's data. WRONG_CARD_KIND when the card is neither PK nor KZZ."""
     GetPinStatus: _grpc.UnaryUnaryMultiCallable[_cards_pb2.GetPinStatusRequest, _cards_pb2.GetPinStatusResponse]
-    """Status of the PK's secrets; never spends a try. WRONG_CARD_KIND on a KZZ."""
+    """Status of the PK's secrets, and the daemon's failed-PIN pause for the card
+    (retry_after_s); never spends a try. WRONG_CARD_KIND on a KZZ.
+    """
     VerifyPin: _grpc.UnaryUnaryMultiCallable[_cards_pb2.VerifyPinRequest, _cards_pb2.PinOperationResponse]
     """Errors: WRONG_PIN (tries_left), PIN_BLOCKED, CARD_DEAD, TRANSPORT_PIN,
     PIN_DISABLED, MALFORMED_PIN, LAST_TRY_NOT_CONFIRMED (tries_left),
@@ -101,7 +103,9 @@ class CardServiceAsyncStub(CardServiceStub):
     GetCard: _aio.UnaryUnaryMultiCallable[_cards_pb2.GetCardRequest, _cards_pb2.GetCardResponse]  # type: ignore[assignment]
     """Read the card's data. WRONG_CARD_KIND when the card is neither PK nor KZZ."""
     GetPinStatus: _aio.UnaryUnaryMultiCallable[_cards_pb2.GetPinStatusRequest, _cards_pb2.GetPinStatusResponse]  # type: ignore[assignment]
-    """Status of the PK's secrets; never spends a try. WRONG_CARD_KIND on a KZZ."""
+    """Status of the PK's secrets, and the daemon's failed-PIN pause for the card
+    (retry_after_s); never spends a try. WRONG_CARD_KIND on a KZZ.
+    """
     VerifyPin: _aio.UnaryUnaryMultiCallable[_cards_pb2.VerifyPinRequest, _cards_pb2.PinOperationResponse]  # type: ignore[assignment]
     """Errors: WRONG_PIN (tries_left), PIN_BLOCKED, CARD_DEAD, TRANSPORT_PIN,
     PIN_DISABLED, MALFORMED_PIN, LAST_TRY_NOT_CONFIRMED (tries_left),
@@ -151,7 +155,9 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cards_pb2.GetPinStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cards_pb2.GetPinStatusResponse, _abc.Awaitable[_cards_pb2.GetPinStatusResponse]]:
-        """Status of the PK's secrets; never spends a try. WRONG_CARD_KIND on a KZZ."""
+        """Status of the PK's secrets, and the daemon's failed-PIN pause for the card
+        (retry_after_s); never spends a try. WRONG_CARD_KIND on a KZZ.
+        """
 
     @_abc_1.abstractmethod
     def VerifyPin(

@@ -8,14 +8,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pkcard.errors import MalformedPin, PinRule, WeakPin
+from pkcard.errors import (
+    CardDead,
+    LastTryNotConfirmed,
+    MalformedPin,
+    PinBlocked,
+    PinDisabled,
+    PinRule,
+    TransportPinActive,
+    WeakPin,
+)
 from pkcard.pin import (
     PIN_FORMATS,
     PinRef,
+    PinState,
+    PinStatus,
     check_confirmation,
     check_new_pin,
     check_presented,
     format_pin_block,
+    guard_last_try,
+    is_last_try,
+    require_usable,
     wipe,
 )
 from pkcard.secret import Secret
@@ -231,3 +245,33 @@ def test_accepted_pins_are_not_weak(pin: str) -> None:
         assert not is_repeated(pin)
         assert not is_run(pin)
         assert not is_date(pin)
+
+
+# --- the pure pre-checks shared by the card application and pkpin ----------------
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        (PinState.DEAD, CardDead),
+        (PinState.BLOCKED, PinBlocked),
+        (PinState.TRANSPORT, TransportPinActive),
+        (PinState.DISABLED, PinDisabled),
+    ],
+)
+def test_require_usable_refuses_from_the_status_alone(
+    state: PinState, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        require_usable(PinStatus(PinRef.PIN, state, 0, 3))
+
+
+def test_require_usable_and_the_last_try_guard() -> None:
+    require_usable(PinStatus(PinRef.PIN, PinState.VERIFIED, 3, 3))
+    last = PinStatus(PinRef.PUK, PinState.VERIFIABLE, 1, 5)
+    require_usable(last)
+    assert is_last_try(last)
+    assert not is_last_try(PinStatus(PinRef.PUK, PinState.VERIFIABLE, 2, 5))
+    with pytest.raises(LastTryNotConfirmed):
+        guard_last_try(last, confirm_last_try=False)
+    guard_last_try(last, confirm_last_try=True)

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pkcard import errors
+from pkcard.errors import WrongPin, tries_left_text
 from pkcard.sw import (
     SW,
     available_length,
@@ -81,3 +82,15 @@ def test_describe() -> None:
     assert describe(0x6C00) == "6C00 (wrong Le, 256 bytes available)"
     assert describe(0x63C2) == "63C2 (verification failed, 2 retries left)"
     assert describe(0x1234) == "1234 (unknown status)"
+
+
+def test_descriptions_use_the_singular_for_one() -> None:
+    assert describe(0x6101) == "6101 (1 more byte available)"
+    assert describe(0x6C01) == "6C01 (wrong Le, 1 byte available)"
+    assert describe(0x63C1) == "63C1 (verification failed, 1 retry left)"
+
+
+def test_library_errors_use_the_singular_for_one_try() -> None:
+    assert str(WrongPin(1)) == "wrong PIN, 1 try left"
+    assert str(WrongPin(2)) == "wrong PIN, 2 tries left"
+    assert tries_left_text(0) == "0 tries left"

@@ -36,13 +36,19 @@ def base_environment(**extra: str) -> dict[str, str]:
 class PkpinSession:
     """One pkpin process on a pty."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, *,
+        stdout: int | None = None,
+    ) -> None:
+        """``stdout``: a file descriptor for pkpin's standard output instead of the pty."""
         environment = dict(env) if env is not None else base_environment()
         argv = [sys.executable, "-m", "pkcard.tools.pkpin", *args]
         pid, fd = pty.fork()
         if pid == 0:  # the child: exec pkpin, never return into pytest
             try:
                 os.chdir(REPO)
+                if stdout is not None:
+                    os.dup2(stdout, 1)
                 os.execve(sys.executable, argv, environment)
             finally:
                 os._exit(127)

@@ -42,6 +42,7 @@ CASES: list[tuple[e.PkcardError, ExitCode]] = [
     (e.DaemonBusy(MARK), ExitCode.DAEMON),
     (e.CallTimeout(MARK), ExitCode.DAEMON),
     (e.InvalidRequest(MARK), ExitCode.DAEMON),
+    (e.RateLimited(281, MARK), ExitCode.RATE_LIMITED),
     (e.DaemonInternalError("inc-7", MARK), ExitCode.INTERNAL),
     (e.PkcardError(MARK), ExitCode.INTERNAL),
     (e.HostPinEntryRefused(MARK), ExitCode.DAEMON),
@@ -141,6 +142,8 @@ def test_exit_codes_are_stable() -> None:
         "LAST_TRY_REFUSED": 7,
         "CANCELLED": 8,
         "INTERNAL": 9,
+        "RATE_LIMITED": 10,
+        "CLOSED_PIPE": 141,
     }
 
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pkcard.tools.msgfmt import PoEntry, PoError, compile_mo, main, parse_po
@@ -42,6 +42,8 @@ texts = st.text(
 
 
 @given(st.dictionaries(texts, texts, min_size=1, max_size=8))
+@example({"0": "\u2028"})  # a line separator inside a string is not a line end in a .po
+@example({"\x85": "\u2029"})
 def test_singular_messages_round_trip(messages: dict[str, str]) -> None:
     source = HEADER + "".join(
         f"msgid {quote(k)}\nmsgstr {quote(v)}\n\n" for k, v in messages.items()

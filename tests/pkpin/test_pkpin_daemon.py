@@ -12,6 +12,7 @@ from ptyrun import PkpinSession, base_environment, run_pkpin
 
 from pkcard.errors import WrongPin
 from pkcard.pin import PinRef, PinState
+from pkcard.tools.pkpin.commands import NEW_PIN_ATTEMPTS
 from pkcard.tools.pkpin.messages import ExitCode
 
 WRONG = "11223344"
@@ -124,7 +125,8 @@ def test_slovenian_weak_pin_through_the_daemon(daemon: RunningDaemon) -> None:
     env = base_environment(LC_ALL="sl_SI.UTF-8")
     session = PkpinSession(args(daemon, "change-pin"), env)
     session.type_secret("Trenutni PIN: ", PIN)
-    session.type_secret("Novi PIN: ", "7777")
+    for _ in range(NEW_PIN_ATTEMPTS):
+        session.type_secret("Novi PIN: ", "7777")
     session.expect_exit(ExitCode.REFUSED_PIN)
     assert "Novi PIN ne sme biti ena sama ponovljena števka, kot je 1111." in session.rest()
     assert pin_tries(daemon) == 3
@@ -133,6 +135,9 @@ def test_slovenian_weak_pin_through_the_daemon(daemon: RunningDaemon) -> None:
 def test_birth_date_refused_by_the_daemon(daemon: RunningDaemon) -> None:
     session = PkpinSession(args(daemon, "change-pin"))
     change_pin(session, PIN, "1981")
+    for _ in range(NEW_PIN_ATTEMPTS - 1):  # refused by the daemon's policy: asked again
+        session.type_secret("New PIN: ", "1981")
+        session.type_secret("New PIN again: ", "1981")
     session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The new PIN must not be your birth date." in session.rest()
     assert pin_tries(daemon) == 3

@@ -12,6 +12,7 @@ import sys
 from pkpin_secrets import NEW_PIN, NEW_SPIN, PIN, PUK, SPIN, TPIN
 from ptyrun import REPO, PkpinSession, base_environment, run_pkpin
 
+from pkcard.tools.pkpin.commands import NEW_PIN_ATTEMPTS
 from pkcard.tools.pkpin.messages import ExitCode
 
 SIM = ["--simulated"]
@@ -74,7 +75,8 @@ def test_wrong_pin_says_tries_left() -> None:
 def test_weak_pin_refused_naming_the_rule_before_confirmation() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     session.type_secret("Current PIN: ", PIN)
-    session.type_secret("New PIN: ", "12345678")
+    for _ in range(NEW_PIN_ATTEMPTS):
+        session.type_secret("New PIN: ", "12345678")
     session.expect_exit(ExitCode.REFUSED_PIN)
     rest = session.rest()
     assert "The new PIN must not be a sequence of digits such as 1234." in rest
@@ -85,6 +87,9 @@ def test_weak_pin_refused_naming_the_rule_before_confirmation() -> None:
 def test_birth_date_refused_by_the_card_side_policy() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, PIN, "1981")  # the year Ana Testna was born: not a date, a birth date
+    for _ in range(NEW_PIN_ATTEMPTS - 1):  # asked again, the current PIN not again
+        session.type_secret("New PIN: ", "1981")
+        session.type_secret("New PIN again: ", "1981")
     session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The new PIN must not be your birth date." in session.rest()
 
@@ -92,6 +97,9 @@ def test_birth_date_refused_by_the_card_side_policy() -> None:
 def test_confirmation_mismatch_sends_nothing() -> None:
     session = PkpinSession([*SIM, "change-pin"])
     change_pin(session, PIN, NEW_PIN, again="47158294")
+    for _ in range(NEW_PIN_ATTEMPTS - 1):
+        session.type_secret("New PIN: ", NEW_PIN)
+        session.type_secret("New PIN again: ", "47158294")
     session.expect_exit(ExitCode.REFUSED_PIN)
     assert "The two entries of the new PIN differ: nothing was changed." in session.rest()
 

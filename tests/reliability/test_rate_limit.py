@@ -94,3 +94,33 @@ def test_session_pin_checks_share_the_limit(limited_daemon: RunningDaemon) -> No
                 confirm_last_try=True,
             )
         assert client.get_pin_status(PK_READER, PinRef.PIN)[0].tries_left == tries
+
+
+def test_retry_after_reads_the_pause_without_counting() -> None:
+    clock = Clock()
+    limiter = FailedPinLimiter(max_failures=2, window_s=60, clock=clock)
+    limiter.record_failure("PK1")
+    assert limiter.retry_after("PK1") == 0
+    clock.now += 15
+    limiter.record_failure("PK1")
+    assert limiter.retry_after("PK1") == 45  # the first failure leaves the window at +60
+    assert limiter.retry_after("PK1") == 45  # reading it counts nothing
+    assert limiter.retry_after("PK2") == 0
+    clock.now += 45
+    assert limiter.retry_after("PK1") == 0
+
+
+def test_pin_status_reports_the_pause_before_any_pin_is_asked(
+    limited_daemon: RunningDaemon,
+) -> None:
+    with limited_daemon.client(timeout=20) as client:
+        assert client.get_pin_report(PK_READER).retry_after_s == 0
+        for _ in range(2):
+            with pytest.raises(WrongPin):
+                client.verify_pin(PK_READER, PinRef.PIN, "0000", confirm_last_try=True)
+        report = client.get_pin_report(PK_READER, PinRef.PUK)
+        assert 0 < report.retry_after_s <= 3600  # window 3600 s in this daemon's config
+        assert [s.ref for s in report.statuses] == [PinRef.PUK]
+        with pytest.raises(RateLimited) as caught:
+            client.verify_pin(PK_READER, PinRef.PIN, "0000", confirm_last_try=True)
+        assert 0 < caught.value.retry_after_s <= report.retry_after_s

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from pkcard import __version__
 from pkcard.client import DEFAULT_SOCKET
@@ -32,9 +33,11 @@ from pkcard.tools.pkpin.commands import (
     run_status,
 )
 from pkcard.tools.pkpin.i18n import language_from_environment, translations
-from pkcard.tools.pkpin.messages import ExitCode, Messages
+from pkcard.tools.pkpin.messages import ExitCode, Messages, Outcome
+from pkcard.tools.pkpin.parsing import Parser
 from pkcard.tools.pkpin.service import DaemonService, DirectService, PinService
 from pkcard.tools.pkpin.terminal import Terminal
+from pkcard.tools.pkpin.waiting import WaitOptions, wait_for_card
 
 SOCKET_VARIABLE = "PKCARD_SOCKET"
 SIMULATED_PROFILE = "pk-regular"
@@ -45,14 +48,6 @@ _PIN_COMMANDS = {
     "unblock": PinCommand.UNBLOCK,
     "activate-signature": PinCommand.ACTIVATE_SIGNATURE,
 }
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with :attr:`ExitCode.USAGE` on bad arguments."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(ExitCode.USAGE, f"{self.prog}: {message}\n")
 
 
 def exit_code_table(words: Messages) -> str:
@@ -68,19 +63,21 @@ def exit_code_table(words: Messages) -> str:
         (ExitCode.LAST_TRY_REFUSED, t.tr("last try not confirmed: nothing sent")),
         (ExitCode.CANCELLED, t.tr("cancelled")),
         (ExitCode.INTERNAL, t.tr("unexpected error")),
+        (ExitCode.RATE_LIMITED, t.tr("pkcardd pauses PIN entry after too many wrong PINs")),
+        (ExitCode.CLOSED_PIPE, t.tr("standard output was closed (as by | head)")),
     ]
     lines = [t.tr("exit codes:")]
-    lines += [f"  {int(code)}  {text}" for code, text in rows]
+    lines += [f"  {int(code):>3}  {text}" for code, text in rows]
     return "\n".join(lines)
 
 
 def build_parser(words: Messages) -> argparse.ArgumentParser:
     t = words
-    parser = _Parser(
+    parser = Parser(
         prog="pkpin",
+        words=words,
         description=t.tr("Manage the PINs of your health professional card (PK)."),
         epilog=exit_code_table(words),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     path = parser.add_mutually_exclusive_group()
@@ -107,12 +104,26 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
         help=t.tr("the simulated card's profile (with --simulated)"),
     )
     parser.add_argument(
-        "--reader", metavar="NAME", help=t.tr("the reader to use (default: the one with a PK)")
+        "--reader",
+        metavar="NAME",
+        help=t.tr(
+            "the reader to use: its name, a part of it, or its number in pkpin readers "
+            "(default: the one with a PK)"
+        ),
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help=t.tr("wait for a professional card to be inserted")
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=int,
+        metavar="SECONDS",
+        help=t.tr("with --wait: give up after this many seconds (default: wait until Ctrl-C)"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    readers = commands.add_parser("readers", help=t.tr("list the card readers"))
+    readers = commands.add_parser("readers", words=words, help=t.tr("list the card readers"))
     readers.add_argument("--json", action="store_true", help=t.tr("machine-readable output"))
-    status = commands.add_parser("status", help=t.tr("show the card and its PINs"))
+    status = commands.add_parser("status", words=words, help=t.tr("show the card and its PINs"))
     status.add_argument("--json", action="store_true", help=t.tr("machine-readable output"))
     helps = {
         PinCommand.CHANGE_PIN: t.tr("change the PIN"),
@@ -121,7 +132,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
         PinCommand.ACTIVATE_SIGNATURE: t.tr("set the first signing PIN with the transport PIN"),
     }
     for name, command in _PIN_COMMANDS.items():
-        sub = commands.add_parser(name, help=helps[command])
+        sub = commands.add_parser(name, words=words, help=helps[command])
         sub.add_argument(
             "--confirm-last-try",
             action="store_true",
@@ -132,7 +143,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
             action="store_true",
             help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
         )
-    commands.add_parser(reactivate.COMMAND, help=reactivate.help_text(t))
+    commands.add_parser(reactivate.COMMAND, words=words, help=reactivate.help_text(t))
     return parser
 
 
@@ -140,16 +151,15 @@ def _socket(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
     return Path(args.socket or environ.get(SOCKET_VARIABLE) or DEFAULT_SOCKET)
 
 
-def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[PinService, str]:
-    """The path to the card the arguments ask for, and the daemon socket (for messages)."""
+def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> PinService:
+    """The path to the card the arguments ask for."""
     if args.direct:
-        return DirectService(PcscReaderSystem()), ""
+        return DirectService(PcscReaderSystem())
     if args.simulated:
         system = SimulatedReaderSystem()
         system.insert(PINPAD_READER.name, load_card(args.profile))
-        return DirectService(system), ""
-    socket = _socket(args, environ)
-    return DaemonService(socket), str(socket)
+        return DirectService(system)
+    return DaemonService(_socket(args, environ))
 
 
 def run(
@@ -162,38 +172,92 @@ def run(
 ) -> ExitCode:
     """pkpin with explicit inputs and outputs (for embedding and tests)."""
     words = Messages(translations(language_from_environment(environ)))
+    parser = build_parser(words)
     try:
-        args = build_parser(words).parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return ExitCode.OK if stop.code in (0, None) else ExitCode.USAGE
+    if args.wait_timeout is not None and args.wait_timeout <= 0:
+        try:
+            parser.error(words.tr("--wait-timeout needs a positive number of seconds"))
+        except SystemExit:
+            return ExitCode.USAGE
     console = Console(out, err, words)
-    command = _PIN_COMMANDS.get(args.command)
-    plan = PLANS[command] if command is not None else None
-    socket = ""
-    if args.command == reactivate.COMMAND:
-        return _reactivate(args, environ, console, open_terminal)
     try:
-        service, socket = _service(args, environ)
-        with service:
+        return _run(args, environ, console, open_terminal)
+    except BrokenPipeError:  # the reader of our output went away (pkpin status | head -1)
+        return ExitCode.CLOSED_PIPE
+
+
+def _run(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    console: Console,
+    open_terminal: Callable[[], Terminal],
+) -> ExitCode:
+    words = console.words
+    as_json = bool(getattr(args, "json", False))
+    try:
+        if args.command == reactivate.COMMAND:
+            return _reactivate(args, environ, console, open_terminal)
+        with _service(args, environ) as service:
+            reader = _reader(service, args, console)
+            command = _PIN_COMMANDS.get(args.command)
             if command is not None:
-                options = PinOptions(args.reader, args.confirm_last_try, args.pinpad)
+                options = PinOptions(reader, args.confirm_last_try, args.pinpad)
                 return run_pin_command(service, console, open_terminal, command, options)
             if args.command == "readers":
-                return run_readers(service, console, as_json=args.json)
-            return run_status(service, console, reader=args.reader, as_json=args.json)
+                return run_readers(service, console, as_json=as_json)
+            return run_status(service, console, reader=reader, as_json=as_json)
     except PkcardError as error:
-        outcome = words.describe(
-            error,
-            ref=plan.presented if plan else PinRef.PIN,
-            new_ref=plan.target if plan else None,
-            socket=socket,
-        )
-        console.note(outcome.text)
-        return outcome.exit_code
+        return _fail(console, _describe(words, error, args, environ), as_json=as_json)
     except KeyboardInterrupt:
         console.note("")
-        console.note(words.interrupted())
-        return ExitCode.CANCELLED
+        interrupted = Outcome(ExitCode.CANCELLED, words.interrupted(), "INTERRUPTED")
+        return _fail(console, interrupted, as_json=as_json)
+
+
+def _reader(service: PinService, args: argparse.Namespace, console: Console) -> str | None:
+    """The reader the command uses: ``--reader`` as given, or with ``--wait`` the one found."""
+    wanted: str | None = args.reader
+    if not args.wait or args.command == "readers":
+        return wanted
+    found = wait_for_card(service, console, wanted, WaitOptions(args.wait_timeout))
+    return found.reader.name
+
+
+def _describe(
+    words: Messages, error: PkcardError, args: argparse.Namespace, environ: Mapping[str, str]
+) -> Outcome:
+    """The words for ``error`` in the context of the command that failed."""
+    socket = "" if args.direct or args.simulated else str(_socket(args, environ))
+    if args.command == reactivate.COMMAND:
+        return reactivate.describe(words, error, socket)
+    command = _PIN_COMMANDS.get(args.command)
+    plan = PLANS[command] if command is not None else None
+    return words.describe(
+        error,
+        ref=plan.presented if plan else PinRef.PIN,
+        new_ref=plan.target if plan else None,
+        socket=socket,
+    )
+
+
+def _fail(console: Console, outcome: Outcome, *, as_json: bool) -> ExitCode:
+    """Say ``outcome``: text on standard error, or with --json one object on standard output."""
+    if as_json:
+        document = {
+            "error": {
+                "reason": outcome.reason,
+                "exit_code": int(outcome.exit_code),
+                "message": outcome.text,
+                "details": dict(outcome.details),
+            }
+        }
+        console.say(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        console.note(outcome.text)
+    return outcome.exit_code
 
 
 def _reactivate(
@@ -207,26 +271,33 @@ def _reactivate(
         console.note(reactivate.needs_daemon(words))
         return ExitCode.USAGE
     socket = _socket(args, environ)
-    try:
-        return reactivate.run_reactivate(socket, console, open_terminal, args.reader)
-    except PkcardError as error:
-        outcome = reactivate.describe(words, error, str(socket))
-        console.note(outcome.text)
-        return outcome.exit_code
-    except KeyboardInterrupt:
-        console.note("")
-        console.note(words.interrupted())
-        return ExitCode.CANCELLED
+    reader = args.reader
+    if args.wait:
+        with DaemonService(socket) as service:
+            reader = _reader(service, args, console)
+    return reactivate.run_reactivate(socket, console, open_terminal, reader)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``pkpin`` console script."""
     forbid_core_dumps()  # PINs are typed into this process (docs/security.md)
-    return int(
-        run(
-            sys.argv[1:] if argv is None else argv,
-            environ=os.environ,
-            out=sys.stdout,
-            err=sys.stderr,
-        )
+    code = run(
+        sys.argv[1:] if argv is None else argv,
+        environ=os.environ,
+        out=sys.stdout,
+        err=sys.stderr,
     )
+    if code is ExitCode.CLOSED_PIPE:
+        _silence_closed_output()
+    return int(code)
+
+
+def _silence_closed_output() -> None:
+    """Point stdout and stderr at /dev/null, so flushing them at exit raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            continue
+    os.close(devnull)

@@ -1,9 +1,11 @@
 """pkpin's commands: what each asks, checks, sends and says.
 
 Every PIN command reads the card's state first (spends nothing), refuses
-early when the secret is blocked or not usable, asks before spending a last
-try, collects every secret with echo off, applies the format checks and the
-PIN policy, and only then sends one operation to the card.
+early when the secret is blocked or not usable or when pkcardd's failed-PIN
+pause holds, asks before spending a last try, collects every secret with
+echo off, applies the format checks and the PIN policy (asking again for a
+refused new value, up to :data:`NEW_PIN_ATTEMPTS` times, without asking for
+the current one again), and only then sends one operation to the card.
 """
 
 from __future__ import annotations
@@ -15,12 +17,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TextIO
 
-from pkcard.errors import (
-    CardDead,
-    PinBlocked,
-    PinDisabled,
-    TransportPinActive,
-)
+from pkcard.errors import PinDisabled, RateLimited, WeakPin
 from pkcard.pin import (
     PIN_FORMATS,
     PinRef,
@@ -29,6 +26,8 @@ from pkcard.pin import (
     check_confirmation,
     check_new_pin,
     check_presented,
+    is_last_try,
+    require_usable,
 )
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
@@ -87,7 +86,7 @@ class Console:
 # --- readers and status -------------------------------------------------------
 
 
-def _kind_words(words: Messages, kind: CardKind) -> str:
+def kind_words(words: Messages, kind: CardKind) -> str:
     if kind is CardKind.PK:
         return words.card_kind_pk()
     if kind is CardKind.KZZ:
@@ -110,7 +109,7 @@ def readers_json(states: list[ReaderState]) -> list[dict[str, Any]]:
             "card_present": state.card_present,
             "card_kind": state.card_kind.name,
         }
-        for state in states
+        for state in states  # the position in the list is the number --reader takes
     ]
 
 
@@ -121,10 +120,10 @@ def run_readers(service: PinService, console: Console, *, as_json: bool) -> Exit
         return ExitCode.OK
     if not states:
         console.say(console.words.no_readers())
-    for state in states:
-        kind = _kind_words(console.words, state.card_kind)
+    for index, state in enumerate(states):
+        kind = kind_words(console.words, state.card_kind)
         pin_pad = state.reader.capabilities.pin_pad
-        console.say(console.words.reader_line(state.reader.name, kind, pin_pad))
+        console.say(f"[{index}] " + console.words.reader_line(state.reader.name, kind, pin_pad))
     return ExitCode.OK
 
 
@@ -134,7 +133,8 @@ def run_status(
     state = service.pick_reader(reader)
     name = state.reader.name
     report = service.card(name)
-    statuses = service.statuses(name)
+    pins = service.pin_report(name)
+    statuses = pins.statuses
     card = report.card
     kpep = card.kpep_certificate
     if as_json:
@@ -163,6 +163,7 @@ def run_status(
                 }
                 for status in statuses
             ],
+            "retry_after_s": pins.retry_after_s,
             "warnings": [
                 {
                     "kind": warning.kind.name,
@@ -193,6 +194,8 @@ def run_status(
         (words.label_signing_certificate(), signing),
     ]
     rows += [(_capitalised(words.secret_name(s.ref)), words.pin_state(s)) for s in statuses]
+    if pins.retry_after_s:
+        rows.append((words.label_rate_limit(), words.rate_limit_state(pins.retry_after_s)))
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:
         console.say(f"{label + ':':<{width}}{value}")
@@ -202,19 +205,6 @@ def run_status(
 
 
 # --- PIN commands ---------------------------------------------------------------
-
-
-def require_usable(status: PinStatus) -> None:
-    """Raise the error for a secret that cannot be presented now (nothing is sent)."""
-    state = status.state
-    if state is PinState.DEAD:
-        raise CardDead("the PUK is exhausted")
-    if state is PinState.BLOCKED:
-        raise PinBlocked(f"the {status.ref.name} is blocked")
-    if state is PinState.TRANSPORT:
-        raise TransportPinActive("the signing PIN is in transport state")
-    if state is PinState.DISABLED:
-        raise PinDisabled(f"the {status.ref.name} can no longer be used")
 
 
 Operation = Callable[[str, Secret, Secret, bool], PinStatus]
@@ -262,29 +252,62 @@ def _pad_operation(service: PinService, command: PinCommand) -> PadOperation:
     return lambda r, c: service.activate_signature_on_pad(r, confirm_last_try=c)
 
 
+NEW_PIN_ATTEMPTS = 3
+"""How often pkpin asks for a new value that the PIN policy or the confirmation refused."""
+
+
+def _new_value(
+    terminal: Terminal, words: Messages, plan: PinPlan, *, old: Secret | None
+) -> Secret:
+    """Ask for the new value and its confirmation; :class:`WeakPin` if refused (wiped).
+
+    The caller owns and wipes the result.
+    """
+    with _prompting():
+        new = terminal.read_secret(words.prompt_new(plan.target))
+    try:
+        check_new_pin(
+            new,
+            PIN_FORMATS[plan.target],
+            birth_date=None,  # the card library knows it and checks it too
+            old=old,
+        )
+        with _prompting():
+            again = terminal.read_secret(words.prompt_again(plan.target))
+        with again:
+            check_confirmation(new, again)
+    except BaseException:
+        new.wipe()
+        raise
+    return new
+
+
 def _keyboard_entry(
     terminal: Terminal, words: Messages, plan: PinPlan, *, send: Operation, reader: str,
     confirm: bool,
 ) -> None:
-    """Read the secrets with echo off, check them, and send them."""
+    """Read the secrets with echo off, check them, and send them.
+
+    A new value refused by the policy (here, or by the card library before
+    any APDU, as for the birth-date rule) is asked for again, up to
+    :data:`NEW_PIN_ATTEMPTS` times in all; the current value is asked once.
+    """
     with _prompting():
         presented = terminal.read_secret(words.prompt_current(plan.presented))
     with presented:
         check_presented(presented, PIN_FORMATS[plan.presented])
-        with _prompting():
-            new = terminal.read_secret(words.prompt_new(plan.target))
-        with new:
-            check_new_pin(
-                new,
-                PIN_FORMATS[plan.target],
-                birth_date=None,  # the card library knows it and checks it too
-                old=presented if plan.old_is_previous else None,
-            )
-            with _prompting():
-                again = terminal.read_secret(words.prompt_again(plan.target))
-            with again:
-                check_confirmation(new, again)
-            send(reader, presented, new, confirm)
+        old = presented if plan.old_is_previous else None
+        for attempt in range(1, NEW_PIN_ATTEMPTS + 1):
+            try:
+                with _new_value(terminal, words, plan, old=old) as new:
+                    send(reader, presented, new, confirm)
+                return
+            except WeakPin as refused:
+                left = NEW_PIN_ATTEMPTS - attempt
+                if not left:
+                    raise
+                said = words.describe(refused, ref=plan.presented, new_ref=plan.target).text
+                terminal.write(f"{said} {words.choose_again(left)}\n")
 
 
 def run_pin_command(
@@ -302,16 +325,17 @@ def run_pin_command(
     has_pad = state.reader.capabilities.pin_pad is True
     if options.use_pin_pad and not has_pad:
         raise NoPinPad("the reader has no PIN pad")
-    if has_pad and not options.use_pin_pad:
-        console.note(words.pin_pad_notice())
     if command is PinCommand.ACTIVATE_SIGNATURE:
         spin = service.status(reader, PinRef.SPIN)
         if spin.state is not PinState.TRANSPORT:
             raise PinDisabled("the signing PIN is already active")
-    status = service.status(reader, plan.presented)
+    report = service.pin_report(reader, plan.presented)
+    (status,) = report.statuses
     require_usable(status)
+    if report.retry_after_s:  # pkcardd would refuse it: ask for nothing
+        raise RateLimited(report.retry_after_s)
     confirm = options.confirm_last_try
-    if status.state is PinState.VERIFIABLE and status.tries_left == 1 and not confirm:
+    if is_last_try(status) and not confirm:
         with open_terminal() as terminal, _prompting():
             answer = terminal.ask(words.prompt_last_try(plan.presented))
         if not words.is_yes(answer):
@@ -323,6 +347,8 @@ def run_pin_command(
         _pad_operation(service, command)(reader, confirm)
     else:
         with open_terminal() as terminal:
+            if has_pad:  # typed here all the same: say how to use the pad instead
+                console.note(words.pin_pad_notice())
             send = _operation(service, command)
             _keyboard_entry(terminal, words, plan, send=send, reader=reader, confirm=confirm)
     console.say(_success(words, command))
@@ -330,12 +356,13 @@ def run_pin_command(
 
 
 __all__ = [
+    "NEW_PIN_ATTEMPTS",
     "PLANS",
     "Console",
+    "kind_words",
     "PinCommand",
     "PinOptions",
     "PinPlan",
-    "require_usable",
     "run_pin_command",
     "run_readers",
     "run_status",

@@ -1,4 +1,4 @@
-"""pkpin's own failures: subclasses of the pkcard error tree, worded in messages.py."""
+"""pkpin's own failures: subclasses of the pkcard error tree, worded in error_words.py."""
 
 from __future__ import annotations
 
@@ -27,3 +27,20 @@ class Cancelled(PkcardError):
 
 class NoPinPad(PkcardError):
     """``--pinpad`` was given for a reader without a PIN pad."""
+
+
+class ReaderChoiceAmbiguous(PkcardError):
+    """``--reader`` matched more than one reader's name; ``matches`` lists them."""
+
+    def __init__(self, wanted: str, matches: tuple[str, ...]) -> None:
+        self.wanted = wanted
+        self.matches = matches
+        super().__init__(f"--reader matches {len(matches)} readers")
+
+
+class WaitTimedOut(PkcardError):
+    """``--wait`` saw no professional card within ``timeout_s`` seconds."""
+
+    def __init__(self, timeout_s: int) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"no professional card within {timeout_s} s")

@@ -1,4 +1,4 @@
-"""Every word pkpin says, and the one place where errors become words and exit codes.
+"""Every word pkpin says (errors become words through the table in error_words.py).
 
 All text goes through the gettext catalog passed in (see :mod:`pkcard.tools.pkpin.i18n`);
 the English msgids are the English output. No text ever holds a secret: the
@@ -9,39 +9,19 @@ from ``str(error)``.
 from __future__ import annotations
 
 import gettext
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date
-from enum import IntEnum
 
 from pkcard import errors as e
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
 from pkcard.pk import Profession
-from pkcard.tools.pkpin.errors import AmbiguousReader, Cancelled, NoPinPad, NoPkCard, NoTerminal
+from pkcard.tools.pkpin import error_words
+from pkcard.tools.pkpin.error_words import ErrorContext, ErrorWords
+from pkcard.tools.pkpin.outcome import ExitCode, Outcome
 
-
-class ExitCode(IntEnum):
-    """pkpin's exit status. Stable: scripts depend on these numbers."""
-
-    OK = 0
-    USAGE = 1  # bad arguments, no terminal, or more than one card to choose from
-    WRONG_PIN = 2  # the card refused the PIN, PUK, signing or transport PIN
-    BLOCKED = 3  # the secret is blocked, used up or not activated yet
-    REFUSED_PIN = 4  # weak or malformed new PIN, or the two entries differ: nothing sent
-    CARD = 5  # no card, card removed or reset, reader or PC/SC problem, unsupported
-    DAEMON = 6  # pkcardd unreachable, busy, or it refused the caller
-    LAST_TRY_REFUSED = 7  # one try left and it was not confirmed: nothing sent
-    CANCELLED = 8  # interrupted (Ctrl-C or end of input) before anything was sent
-    INTERNAL = 9  # an unexpected failure
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What pkpin says about a failure, and how it exits."""
-
-    exit_code: ExitCode
-    text: str
+__all__ = ["ExitCode", "Messages", "Outcome"]
 
 
 class Messages:
@@ -348,28 +328,62 @@ class Messages:
             "(--direct talks to the reader without it)"
         ) % {"socket": socket}
 
-    def _pin_pad_outcome(self, error: e.PkcardError) -> Outcome | None:
-        t = self._t
-        code = ExitCode
-        if isinstance(error, e.HostPinEntryRefused):
-            return Outcome(
-                code.DAEMON,
-                t.gettext(
-                    "pkcardd takes PINs for this reader only from its PIN pad: "
-                    "run again with --pinpad."
-                ),
-            )
-        if isinstance(error, e.PinPadTimeout):
-            return Outcome(code.CANCELLED, t.gettext("Nobody typed the PIN on the reader in time."))
-        if isinstance(error, e.PinPadCancelled):
-            return Outcome(code.CANCELLED, t.gettext("PIN entry was cancelled on the reader."))
-        if isinstance(error, e.PinPadWrongLength):
-            return Outcome(
-                code.REFUSED_PIN, t.gettext("The PIN typed on the reader had the wrong length.")
-            )
-        if isinstance(error, e.PinPadError):
-            return Outcome(code.CARD, t.gettext("The PIN-pad reader failed the PIN entry."))
-        return None
+    def duration(self, seconds: int) -> str:
+        """A wait such as ``41 s``, ``4 min`` or ``4 min 41 s`` (unit symbols: no plurals)."""
+        minutes, rest = divmod(max(0, seconds), 60)
+        if not minutes:
+            return self.tr("%(s)d s") % {"s": rest}
+        if not rest:
+            return self.tr("%(min)d min") % {"min": minutes}
+        return self.tr("%(min)d min %(s)d s") % {"min": minutes, "s": rest}
+
+    def rate_limited(self, retry_after_s: int) -> str:
+        return self.tr(
+            "Too many wrong PINs for this card lately: pkcardd accepts the next one in "
+            "%(wait)s. Nothing was sent to the card."
+        ) % {"wait": self.duration(retry_after_s)}
+
+    def label_rate_limit(self) -> str:
+        return self.tr("PIN entry")
+
+    def rate_limit_state(self, retry_after_s: int) -> str:
+        return self.tr(
+            "paused by pkcardd after too many wrong PINs: possible again in %(wait)s"
+        ) % {"wait": self.duration(retry_after_s)}
+
+    def choose_again(self, attempts_left: int) -> str:
+        text = self._t.ngettext(
+            "Choose again (%(n)d more attempt).",
+            "Choose again (%(n)d more attempts).",
+            attempts_left,
+        )
+        return text % {"n": attempts_left}
+
+    def reader_choice_ambiguous(self, wanted: str, matches: tuple[str, ...]) -> str:
+        head = self.tr(
+            "--reader %(wanted)s matches more than one reader; give more of its name, "
+            "or its number from pkpin readers:"
+        ) % {"wanted": wanted}
+        return "\n".join([head, *(f"  {name}" for name in matches)])
+
+    def waiting(self, reader: str | None) -> str:
+        if reader is None:
+            return self.tr("Waiting for a professional card (PK) in any reader...")
+        return self.tr("Waiting for a professional card (PK) in %(reader)s...") % {
+            "reader": reader
+        }
+
+    def waiting_live(self, reader: str | None, elapsed_s: int) -> str:
+        text = self.tr("%(waiting)s %(elapsed)s (Ctrl-C to stop)")
+        return text % {"waiting": self.waiting(reader), "elapsed": self.duration(elapsed_s)}
+
+    def card_found(self, reader: str) -> str:
+        return self.tr("Professional card (PK) found in %(reader)s.") % {"reader": reader}
+
+    def wait_timed_out(self, timeout_s: int) -> str:
+        return self.tr("No professional card (PK) was inserted within %(wait)s.") % {
+            "wait": self.duration(timeout_s)
+        }
 
     def describe(
         self,
@@ -378,83 +392,12 @@ class Messages:
         ref: PinRef = PinRef.PIN,
         new_ref: PinRef | None = None,
         socket: str = "",
+        overrides: Sequence[ErrorWords] = (),
     ) -> Outcome:
-        """The words and exit code for ``error``.
+        """The words and exit code for ``error``, from the table in :mod:`.error_words`.
 
         ``ref`` is the secret presented (whose tries count), ``new_ref`` the
         one being set (default ``ref``), ``socket`` the daemon's address.
         """
-        t = self._t
-        code = ExitCode
-        if isinstance(error, e.WrongPin):
-            return Outcome(code.WRONG_PIN, self.wrong(ref, error.tries_left))
-        if isinstance(error, e.CardDead):
-            return Outcome(code.BLOCKED, self.dead())
-        if isinstance(error, e.PinBlocked):
-            return Outcome(code.BLOCKED, self.blocked(ref))
-        if isinstance(error, e.PinDisabled):
-            return Outcome(code.BLOCKED, self.disabled(ref))
-        if isinstance(error, e.TransportPinActive):
-            return Outcome(code.BLOCKED, self.transport())
-        if isinstance(error, e.LastTryNotConfirmed):
-            return Outcome(code.LAST_TRY_REFUSED, self.last_try_unconfirmed())
-        if isinstance(error, e.WeakPin):
-            return Outcome(code.REFUSED_PIN, self.weak(new_ref or ref, error.rule))
-        if isinstance(error, e.MalformedPin):
-            return Outcome(code.REFUSED_PIN, self.malformed(ref))
-        pad = self._pin_pad_outcome(error)
-        if pad is not None:
-            return pad
-        if isinstance(error, e.PinError):
-            return Outcome(code.BLOCKED, self.disabled(ref))
-        if isinstance(error, NoPkCard):
-            return Outcome(code.CARD, self.no_pk())
-        if isinstance(error, AmbiguousReader):
-            return Outcome(code.USAGE, self.ambiguous(error.readers))
-        if isinstance(error, NoTerminal):
-            return Outcome(code.USAGE, self.no_terminal())
-        if isinstance(error, Cancelled):
-            return Outcome(code.CANCELLED, self.cancelled())
-        if isinstance(error, NoPinPad):
-            return Outcome(code.CARD, self.no_pin_pad())
-        if isinstance(error, e.NotSupported) and ref in (PinRef.SPIN, PinRef.TPIN):
-            return Outcome(code.CARD, t.gettext("This card has no signing PIN."))
-        transport: list[tuple[type[e.PkcardError], str]] = [
-            (e.CardRemoved, t.gettext("Card removed: insert the card and try again.")),
-            (e.CardReset, t.gettext("The card was reset by another program: try again.")),
-            (e.NoService, t.gettext("The smart-card service (pcscd) is not running.")),
-            (e.ReaderNotFound, t.gettext("No such card reader: see pkpin readers.")),
-            (e.ReaderBusy, t.gettext("Another program is using the reader: try again later.")),
-            (e.TransportTimeout, t.gettext("The card did not answer in time.")),
-            (e.TransportError, t.gettext("The connection to the card failed.")),
-            (e.WrongCardKind, t.gettext("The card in the reader is not a professional card (PK).")),
-            (e.NotSupported, t.gettext("This card or reader does not support that.")),
-            (e.ApduError, t.gettext("The card refused the command.")),
-            (e.ProtocolError, t.gettext("The card answered in a way pkpin does not understand.")),
-            (e.FormatError, t.gettext("The data on the card could not be read.")),
-        ]
-        for error_type, text in transport:
-            if isinstance(error, error_type):
-                return Outcome(code.CARD, text)
-        if isinstance(error, e.DaemonUnavailable):
-            return Outcome(code.DAEMON, self.daemon_unreachable(socket))
-        if isinstance(error, e.AccessDenied):
-            return Outcome(
-                code.DAEMON, t.gettext("pkcardd refused access: your user may not use the cards.")
-            )
-        if isinstance(error, e.DaemonBusy):
-            return Outcome(code.DAEMON, t.gettext("pkcardd is busy: try again."))
-        if isinstance(error, e.CallTimeout):
-            return Outcome(code.DAEMON, t.gettext("pkcardd did not answer in time."))
-        if isinstance(error, e.DaemonInternalError):
-            return Outcome(
-                code.INTERNAL,
-                t.gettext("Internal error in pkcardd (incident %(incident)s).")
-                % {"incident": error.incident_id or "?"},
-            )
-        if isinstance(error, e.DaemonError):
-            return Outcome(code.DAEMON, t.gettext("pkcardd refused the request."))
-        return Outcome(
-            code.INTERNAL,
-            t.gettext("Unexpected error (%(kind)s).") % {"kind": type(error).__name__},
-        )
+        context = ErrorContext(ref=ref, new_ref=new_ref, socket=socket)
+        return error_words.describe(self, error, context, overrides)

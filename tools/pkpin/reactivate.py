@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pkcard.client import PkcardClient
-from pkcard.errors import BackendRefused, BackendUnavailable, MalformedPin, PkcardError
+from pkcard.errors import BackendRefused, MalformedPin, PkcardError
 from pkcard.pin import PinRef
 from pkcard.tools.pkpin.commands import Console
+from pkcard.tools.pkpin.error_words import row
 from pkcard.tools.pkpin.errors import Cancelled
 from pkcard.tools.pkpin.messages import ExitCode, Messages, Outcome
 from pkcard.tools.pkpin.service import DaemonService
@@ -32,18 +33,20 @@ def needs_daemon(words: Messages) -> str:
                     "--simulated): the backend checks the password.")
 
 
+REACTIVATE_WORDS = (
+    row(BackendRefused, ExitCode.DAEMON,
+        lambda w, _, c: w.tr("The card registry refused to reactivate this card.")),
+    row(MalformedPin, ExitCode.REFUSED_PIN,
+        lambda w, _, c: w.tr("That is not a valid reactivation password.")),
+)
+"""This command's own words, over the table in error_words.py."""
+
+
 def describe(words: Messages, error: PkcardError, socket: str) -> Outcome:
     """The words for an error of this command (others as for every command)."""
-    if isinstance(error, BackendUnavailable):
-        return Outcome(ExitCode.DAEMON,
-                       words.tr("The card registry cannot be reached: try again later."))
-    if isinstance(error, BackendRefused):
-        return Outcome(ExitCode.DAEMON,
-                       words.tr("The card registry refused to reactivate this card."))
-    if isinstance(error, MalformedPin):
-        return Outcome(ExitCode.REFUSED_PIN,
-                       words.tr("That is not a valid reactivation password."))
-    return words.describe(error, ref=PinRef.REACTIVATION, socket=socket)
+    return words.describe(
+        error, ref=PinRef.REACTIVATION, socket=socket, overrides=REACTIVATE_WORDS
+    )
 
 
 def run_reactivate(

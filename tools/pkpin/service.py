@@ -13,14 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from pkcard.client import PkcardClient
-from pkcard.errors import ReaderNotFound, WrongCardKind
+from pkcard.client import PinReport, PkcardClient
+from pkcard.errors import WrongCardKind
 from pkcard.expiry import ExpiryWarning
 from pkcard.pin import PinRef, PinStatus
 from pkcard.pk import PkCardData, ProfessionalCard
-from pkcard.readers import CardKind, ReaderState, ReaderSystem
+from pkcard.readers import ReaderState, ReaderSystem
 from pkcard.secret import Secret
-from pkcard.tools.pkpin.errors import AmbiguousReader, NoPkCard
+from pkcard.tools.pkpin import choice
 
 _T = TypeVar("_T")
 
@@ -86,24 +86,17 @@ class PinService(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pick_reader(self, wanted: str | None) -> ReaderState:
-        """``wanted``'s state, or the only reader holding a PK.
+    def pin_report(self, reader: str, ref: PinRef | None = None) -> PinReport:
+        """The secrets' statuses (every one, or only ``ref``) and the daemon's failed-PIN pause.
 
-        Raises :class:`~pkcard.errors.ReaderNotFound` (via the service) for an
-        unknown name, :class:`NoPkCard` or :class:`AmbiguousReader`.
+        Without pkcardd there is no such pause: ``retry_after_s`` is 0.
         """
-        states = self.readers()
-        if wanted is not None:
-            for state in states:
-                if state.reader.name == wanted:
-                    return state
-            raise ReaderNotFound("no reader of that name")
-        holding = [state for state in states if state.card_kind is CardKind.PK]
-        if not holding:
-            raise NoPkCard("no reader holds a professional card")
-        if len(holding) > 1:
-            raise AmbiguousReader(tuple(state.reader.name for state in holding))
-        return holding[0]
+        statuses = self.statuses(reader) if ref is None else (self.status(reader, ref),)
+        return PinReport(statuses, 0)
+
+    def pick_reader(self, wanted: str | None) -> ReaderState:
+        """``wanted``'s state, or the only reader holding a PK (see :mod:`.choice`)."""
+        return choice.pick_reader(self.readers(), wanted)
 
 
 class DaemonService(PinService):
@@ -127,6 +120,9 @@ class DaemonService(PinService):
     def status(self, reader: str, ref: PinRef) -> PinStatus:
         (status,) = self._client.get_pin_status(reader, ref)
         return status
+
+    def pin_report(self, reader: str, ref: PinRef | None = None) -> PinReport:
+        return self._client.get_pin_report(reader, ref)
 
     def change(
         self, reader: str, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool
