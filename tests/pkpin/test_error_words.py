@@ -33,6 +33,8 @@ SAMPLES: dict[str, object] = {
     "backend_reason": "CARD_UNKNOWN",
     "detail": None,
     "message": None,
+    "found_uid": 1000,
+    "trusted_uids": (0,),
 }
 
 

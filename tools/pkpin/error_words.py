@@ -159,6 +159,10 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
     row(e.AccessDenied, CODE.DAEMON,
         lambda w, _, c: w.tr("pkcardd refused access: your user may not use the cards.")),
     row(e.DaemonBusy, CODE.DAEMON, lambda w, _, c: w.tr("pkcardd is busy: try again.")),
+    row(e.UntrustedDaemonSocket, CODE.DAEMON,
+        lambda w, err, c: w.tr("The pkcardd socket belongs to uid {uid}, not to a trusted user:"
+                               " nothing was sent to it. Ask your IT staff to check it.")
+        .format(uid=err.found_uid)),
     row(e.RateLimited, CODE.RATE_LIMITED, lambda w, err, c: w.rate_limited(err.retry_after_s)),
     row(e.CallTimeout, CODE.DAEMON, lambda w, _, c: w.tr("pkcardd did not answer in time.")),
     row(e.InvalidRequest, CODE.DAEMON,
