@@ -43,6 +43,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pkcard.errors import RegistryBusy, RegistryUnavailable
+from pkcard.safefile import prepare_sqlite_files
 
 _T = TypeVar("_T")
 Row = tuple[Any, ...]
@@ -468,4 +469,5 @@ def open_database(target: Path | str, *, busy_timeout: timedelta = timedelta(sec
                                     connect_timeout=connect_timeout)
         database.open()
         return database
+    prepare_sqlite_files(Path(target))  # O_NOFOLLOW, ours, mode 0600 (and -wal/-shm)
     return SqliteDatabase(target, busy_timeout)

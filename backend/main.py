@@ -25,7 +25,7 @@ from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import Registry
 from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.coredump import forbid_core_dumps
-from pkcard.errors import RegistryError
+from pkcard.errors import RegistryError, UnsafeFile
 from pkcard.stop_signals import StopSignals
 from pkcard.token import Environment
 from pkcard.verify import TrustAnchors
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              _load_certs(args.kzz_anchor))
         registry = Registry(args.db if args.db.startswith(("postgresql://", "postgres://"))
                             else Path(args.db), pool_size=args.pool_size)
-    except (OSError, ValueError, RegistryError) as exc:
+    except (OSError, ValueError, RegistryError, UnsafeFile) as exc:
         _log.error("cannot start: %s", exc)
         return 2
     backend = SessionBackend(registry, trust, _utc_now, environment=environment,

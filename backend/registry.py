@@ -10,6 +10,10 @@ a nonce is consumed once, the first token of a backup card activates it
 exactly once, a reactivation try is counted once, and the audit rows form one
 hash chain in commit order (docs/scaling.md names each guarantee).
 
+The SQLite file is created mode 0600 and checked before SQLite opens it
+(:func:`pkcard.safefile.prepare_sqlite_files`: no symbolic link, ours, not
+group/other writable); SQLite gives its -wal and -shm files the same mode.
+
 Nothing secret is stored in clear: the reactivation password is kept as a
 salted scrypt hash, and the audit table records rules and identifiers, never
 a token, signature or password.

@@ -77,6 +77,18 @@ def require_reader(name: str) -> str:
     return name
 
 
+MAX_SESSION_ID = 64  # pkcardd's ids are 24 characters (secrets.token_urlsafe(18))
+_SESSION_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def require_session_id(session_id: str) -> str:
+    """``session_id`` if it can be a session id: 1 to 64 URL-safe base64 characters."""
+    if not 0 < len(session_id) <= MAX_SESSION_ID or not set(session_id) <= _SESSION_ID_CHARS:
+        raise InvalidRequest(f"session_id must be 1 to {MAX_SESSION_ID} URL-safe characters "
+                             "(an id OpenSession returned)")
+    return session_id
+
+
 def card_kind_message(kind: CardKind) -> readers_pb2.CardKind.ValueType:
     return _CARD_KINDS[kind]
 

@@ -6,6 +6,7 @@ Example (every key optional)::
     socket_group = "pkcard"          # group of pkcardd.sock (mode 0660); unset: our primary group
     reader_system = "pcsc"           # or "simulated"
     audit_log = "/var/lib/pkcardd/audit.jsonl"
+    audit_rotate_bytes = 67108864    # start audit.jsonl.000001, ... beyond this size (64 MiB)
     allow_host_pin_entry = false     # accept PINs from clients for PIN-pad readers (default:
                                      # false with pcsc, true with the simulated readers)
     workstation_id = "ws-amb-3"      # the session tokens' iss; default: the host name
@@ -80,6 +81,8 @@ from pkcard.endpoint import DEFAULT_SOCKET_DIR, SOCKET_NAME
 from pkcard.pkcs11_select import TokenSelector
 
 DEFAULT_GROUP = "pkcard"
+DEFAULT_AUDIT_ROTATE_BYTES = 64 * 1024 * 1024
+MIN_AUDIT_ROTATE_BYTES = 4096
 _WORKSTATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -218,6 +221,7 @@ class DaemonConfig:
     socket_group: str | None = None
     reader_backend: ReaderBackend = ReaderBackend.PCSC
     audit_log: Path | None = None
+    audit_rotate_bytes: int = DEFAULT_AUDIT_ROTATE_BYTES
     access: AccessPolicy = field(default_factory=AccessPolicy.default)
     limits: Limits = field(default_factory=Limits)
     tcp: TcpConfig | None = None
@@ -322,12 +326,19 @@ def _tcp(data: Mapping[str, Any]) -> TcpConfig | None:
     )
 
 
+def _audit_rotate_bytes(data: Mapping[str, Any]) -> int:
+    value = data.get("audit_rotate_bytes", DEFAULT_AUDIT_ROTATE_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_AUDIT_ROTATE_BYTES:
+        raise ConfigError(f"audit_rotate_bytes must be an integer >= {MIN_AUDIT_ROTATE_BYTES}")
+    return value
+
+
 def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML. Raises :class:`ConfigError`."""
     top = (
         "socket_dir", "socket_group", "reader_system", "audit_log", "access", "limits", "tcp",
         "allow_host_pin_entry", "workstation_id", "backend", "backend_tls", "state_dir",
-        "card_backends", "signature_trust_anchors",
+        "card_backends", "signature_trust_anchors", "audit_rotate_bytes",
     )
     _check_keys(data, top, "the configuration")
     backend_name = str(data.get("reader_system", "pcsc")).upper()
@@ -343,6 +354,7 @@ def parse_config(data: Mapping[str, Any]) -> DaemonConfig:
         socket_group=None if group is None else str(group),
         reader_backend=ReaderBackend[backend_name],
         audit_log=None if audit is None else Path(audit),
+        audit_rotate_bytes=_audit_rotate_bytes(data),
         access=_access(_table(data, "access")),
         limits=_limits(_table(data, "limits")),
         tcp=_tcp(_table(data, "tcp")),

@@ -1,8 +1,8 @@
 """``pkcardd``: the local gRPC daemon serving PK and KZZ cards to clinic software.
 
 Exit codes: 0 clean shutdown (SIGTERM/SIGINT); 1 refused to start (unsafe
-socket directory, corrupt audit log, cannot listen, a ``pkcs11`` card backend
-without the ``pkcs11`` extra); 2 bad configuration or flags.
+socket directory, corrupt or unsafe audit log, cannot listen, a ``pkcs11`` card
+backend without the ``pkcs11`` extra); 2 bad configuration or flags.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pkcard import __version__
 from pkcard.coredump import forbid_core_dumps
 from pkcard.daemon.audit import AuditLogCorrupt
 from pkcard.daemon.config import (
+    MIN_AUDIT_ROTATE_BYTES,
     BackendConfig,
     ConfigError,
     DaemonConfig,
@@ -31,7 +32,7 @@ from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import InsecureSocketDir
 from pkcard.daemon.server import Daemon, StartupError
 from pkcard.endpoint import DEFAULT_SOCKET_DIR, SOCKET_NAME
-from pkcard.errors import MissingExtra
+from pkcard.errors import AuditUnavailable, MissingExtra, UnsafeFile
 from pkcard.readers import ReaderSystem
 from pkcard.stop_signals import StopSignals
 
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--simulated-readers", type=int, default=2, metavar="N",
                         help="with --simulated: serve N readers (2..16, default 2)")
     parser.add_argument("--audit-log", type=Path, help="append-only hash-chained audit log")
+    parser.add_argument("--audit-rotate-bytes", type=int, metavar="N",
+                        help="rotate the audit log beyond N bytes (default 64 MiB)")
     parser.add_argument("--backend", dest="backend_address", metavar="ADDRESS",
                         help="the backend (unix:/path or host:port); default with --simulated: "
                         "the embedded test backend")
@@ -109,6 +112,10 @@ def build_config(args: argparse.Namespace) -> DaemonConfig:
         config = replace(config, reader_backend=args.backend)
     if args.audit_log is not None:
         config = replace(config, audit_log=args.audit_log.absolute())
+    if args.audit_rotate_bytes is not None:
+        if args.audit_rotate_bytes < MIN_AUDIT_ROTATE_BYTES:
+            raise ConfigError(f"--audit-rotate-bytes must be >= {MIN_AUDIT_ROTATE_BYTES}")
+        config = replace(config, audit_rotate_bytes=args.audit_rotate_bytes)
     if args.backend_address is not None:
         if not args.backend_address.strip():
             raise ConfigError("--backend must be unix:/path or host:port")
@@ -171,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon = Daemon(config, reader_system(config.reader_backend, args.simulated_readers),
                             listener=inherited_listener())
             daemon.start()
-        except (InsecureSocketDir, AuditLogCorrupt, StartupError, MissingExtra, OSError) as exc:
+        except (InsecureSocketDir, AuditLogCorrupt, UnsafeFile, AuditUnavailable,
+                StartupError, MissingExtra, OSError) as exc:
             _log.error("refusing to start: %s", exc)
             return EXIT_REFUSED
         notify_ready()

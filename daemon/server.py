@@ -51,7 +51,7 @@ from pkcard.daemon.signatures import (
 )
 from pkcard.daemon.stream_limits import StreamLimitInterceptor, stream_slots
 from pkcard.daemon.workers import ReaderWorkers
-from pkcard.errors import PkcardError, SessionEndReason
+from pkcard.errors import AuditUnavailable, PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
@@ -160,7 +160,9 @@ class Daemon:
         """Check directories, open the audit log, start serving.
 
         Raises :class:`~daemon.peers.InsecureSocketDir`, :class:`~daemon.audit.AuditLogCorrupt`,
-        :class:`StartupError` or :class:`OSError`; whatever was started is stopped again.
+        :class:`~pkcard.errors.UnsafeFile` (the audit log or its head file),
+        :class:`~pkcard.errors.AuditUnavailable`, :class:`StartupError` or :class:`OSError`;
+        whatever was started is stopped again.
         """
         config = self.config
         longest = self._private_dir / f"peer-{'9' * 12}.sock"
@@ -179,7 +181,7 @@ class Daemon:
         for stale in self._private_dir.glob("*.sock"):
             stale.unlink()
         if config.audit_log is not None:
-            self._audit = AuditLog(config.audit_log)
+            self._audit = AuditLog(config.audit_log, max_file_bytes=config.audit_rotate_bytes)
         listener = self._inherited_listener
         try:
             if listener is None:
@@ -197,6 +199,7 @@ class Daemon:
             if backend is not None:
                 self._backend = BackendLink(backend, config.workstation_id)
             self._server = self._build_server(access, auditor)
+            self._record("DAEMON_START")
             self._hub.start()
             self._server.start()
             self._gateway.start()
@@ -204,7 +207,6 @@ class Daemon:
             self._abort_start(listener)
             raise
         self._service_health.serve(_service_names(self._simulated))
-        self._record("DAEMON_START")
         _log.info("pkcardd listening on %s", config.socket_path)
 
     @property
@@ -336,11 +338,15 @@ class Daemon:
             self._audit.close()
 
     def _record(self, operation: str) -> None:
+        """A durable start or stop record. Raises :class:`AuditUnavailable`."""
         if self._audit is not None:
             head = self._audit.append(
-                AuditEntry(operation=operation, outcome="OK", pid=os.getpid(), uid=os.getuid())
+                AuditEntry(operation=operation, outcome="OK", pid=os.getpid(), uid=os.getuid()),
+                durable=True,
             )
-            _log.info("audit log head: seq %d %s", head.seq, head.hash)
+            stats = self._audit.stats
+            _log.info("audit log head: seq %d %s (%d records, %d commits since start)",
+                      head.seq, head.hash, stats.records, stats.commits)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting; let in-flight calls finish within ``grace`` seconds; release all."""
@@ -370,6 +376,9 @@ class Daemon:
         if self._inherited_listener is None:
             self.config.socket_path.unlink(missing_ok=True)
         (self._private_dir / GRPC_SOCKET_NAME).unlink(missing_ok=True)
-        self._record("DAEMON_STOP")
+        try:
+            self._record("DAEMON_STOP")
+        except AuditUnavailable as exc:
+            _log.error("audit record DAEMON_STOP lost: %s", exc)
         if self._audit is not None:
             self._audit.close()

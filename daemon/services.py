@@ -11,23 +11,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
+from enum import IntEnum
+from functools import partial
 from typing import TypeVar
 
 import grpc
 
 from pkcard.daemon import cards
 from pkcard.daemon.access import AccessControl, Caller
-from pkcard.daemon.audit import AuditEntry, AuditLog
+from pkcard.daemon.audit import STARTED, AuditEntry, AuditLog
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.errors import internal_error
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.workers import ReaderWorkers
-from pkcard.error_codes import describe
-from pkcard.errors import HostPinEntryRefused, PinBlocked, PkcardError, WrongPin
+from pkcard.error_codes import Reason, describe
+from pkcard.errors import (
+    AuditUnavailable,
+    HostPinEntryRefused,
+    InvalidRequest,
+    PinBlocked,
+    PkcardError,
+    WrongPin,
+)
 from pkcard.pin import PinRef
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
 from pkcard.secret import Secret
@@ -44,6 +53,19 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Intent(IntEnum):
+    """What an audited call writes before it runs (see :meth:`Auditor.call`)."""
+
+    NONE = 0  # no card and no state change: one record, after the call
+    WRITTEN = 1  # a card read: an intent record written before the card is touched
+    DURABLE = 2  # a state change: the intent record is durable before the call body runs
+    DURABLE_AT_CARD = 3  # the same, made durable by ``AuditNote.before_card()`` in the card job
+
+
+def _no_commit() -> None:
+    return None
+
+
 @dataclass
 class AuditNote:
     """What a call learns while it runs, for its audit record."""
@@ -54,23 +76,34 @@ class AuditNote:
     document_sha256: str | None = None
     certificate_sha256: str | None = None
     certificate_serial: str | None = None
+    intent_seq: int | None = None
+    commit: Callable[[], None] = field(default=_no_commit, repr=False)
 
     def set_serial(self, serial: str) -> None:
         self.card_serial = serial
 
+    def before_card(self) -> None:
+        """Call before the first APDU: the intent record is durable when this returns.
+
+        Shared with concurrent callers (group commit); raises
+        :class:`AuditUnavailable` (nothing was sent to the card).
+        """
+        self.commit()
+
 
 class Auditor:
-    """Writes one audit record per audited call; unexpected errors get an incident id."""
+    """Writes the audit records of each audited call; unexpected errors get an incident id."""
 
     def __init__(self, log: AuditLog | None, access: AccessControl) -> None:
         self._log = log
         self._access = access
 
-    def record(self, caller: Caller, entry: AuditEntry) -> None:
+    def _append(self, caller: Caller, entry: AuditEntry) -> int:
+        """Write ``entry`` with the caller's identity; its seq (0 without a log)."""
         if self._log is None:
-            return
+            return 0
         creds, clinic = caller.credentials, caller.clinic
-        self._log.append(replace(
+        return self._log.append(replace(
             entry,
             uid=creds.uid if creds else None,
             gid=creds.gid if creds else None,
@@ -79,16 +112,28 @@ class Auditor:
             workplace_id=clinic.workplace_id,
             client_system_id=clinic.client_system_id,
             user_id=clinic.user_id,
-        ))
+        )).seq
+
+    def record(self, caller: Caller, entry: AuditEntry) -> None:
+        """Write one record for ``caller``. Raises :class:`AuditUnavailable`."""
+        self._append(caller, entry)
 
     def event(self, entry: AuditEntry) -> None:
         """Audit something the daemon itself did (no caller), such as a session ending."""
-        if self._log is not None:
+        if self._log is None:
+            return
+        try:
             self._log.append(entry)
+        except AuditUnavailable as exc:
+            _log.error("audit record of %s lost: %s", entry.operation, exc)
 
     def refused(self, context: grpc.ServicerContext, method: str, reason: str) -> None:
         """Audit a call refused before it ran (allow-list, invalid metadata)."""
-        self.record(self._access.identify(context), AuditEntry(operation=method, outcome=reason))
+        try:
+            self.record(self._access.identify(context),
+                        AuditEntry(operation=method, outcome=reason))
+        except AuditUnavailable as exc:
+            _log.error("audit record of a refused %s lost: %s", method, exc)
 
     @contextmanager
     def call(
@@ -98,7 +143,18 @@ class Auditor:
         *,
         reader: str | None = None,
         reference: PinRef | None = None,
+        session_id: str | None = None,
+        intent: Intent = Intent.NONE,
     ) -> Iterator[AuditNote]:
+        """Audit one call: an intent record before it (per ``intent``), its outcome after.
+
+        ``reader`` and ``session_id`` are request fields: they are validated
+        first, and an invalid one is refused (:class:`InvalidRequest`, audited
+        in bounded form) before anything else is written. The intent record
+        cannot be written: :class:`AuditUnavailable`, and the call body never
+        runs. The outcome cannot be written: the daemon log says so and the
+        caller still gets the call's result (the card already acted).
+        """
         caller = self._access.identify(context)
         note = AuditNote()
         ref_name = None if reference is None else reference.name
@@ -110,22 +166,47 @@ class Auditor:
                 tries_left=note.tries_left, incident_id=incident,
                 session_id=note.session_id, document_sha256=note.document_sha256,
                 certificate_sha256=note.certificate_sha256,
-                certificate_serial=note.certificate_serial,
+                certificate_serial=note.certificate_serial, intent_seq=note.intent_seq,
             )
 
+        try:
+            if reader is not None:
+                cards.require_reader(reader)
+            if session_id is not None:
+                note.session_id = cards.require_session_id(session_id)
+        except InvalidRequest:
+            note.session_id = session_id
+            self.record(caller, entry(Reason.INVALID_REQUEST.value))
+            raise
+        if intent is not Intent.NONE and self._log is not None:
+            seq = self._append(caller, entry(STARTED))
+            note.intent_seq = seq
+            if intent in (Intent.DURABLE, Intent.DURABLE_AT_CARD):
+                note.commit = partial(self._log.commit, seq)
+            if intent is Intent.DURABLE:
+                note.before_card()
+        outcome = self.record if intent is Intent.NONE else self._outcome
         try:
             yield note
         except Exception as exc:
             detail = describe(exc) if isinstance(exc, PkcardError) else None
             if detail is None:
                 internal = internal_error(exc, operation)
-                self.record(caller, entry("INTERNAL", internal.incident_id))
+                outcome(caller, entry("INTERNAL", internal.incident_id))
                 raise internal from None
             if "tries_left" in detail.metadata:
                 note.tries_left = int(detail.metadata["tries_left"])
-            self.record(caller, entry(detail.reason.value))
+            outcome(caller, entry(detail.reason.value))
             raise
-        self.record(caller, entry("OK"))
+        outcome(caller, entry("OK"))
+
+    def _outcome(self, caller: Caller, entry: AuditEntry) -> None:
+        """The outcome record of a call whose intent is recorded: never masks the result."""
+        try:
+            self._append(caller, entry)
+        except AuditUnavailable as exc:
+            _log.error("audit: the outcome of %s (intent seq %s, %s) is not recorded: %s",
+                       entry.operation, entry.intent_seq, entry.outcome, exc)
 
 
 def _remaining(context: grpc.ServicerContext) -> float | None:
@@ -235,7 +316,8 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     def GetCard(
         self, request: cards_pb2.GetCardRequest, context: grpc.ServicerContext
     ) -> cards_pb2.GetCardResponse:
-        with self._auditor.call(context, "GetCard", reader=request.reader) as note:
+        with self._auditor.call(context, "GetCard", reader=request.reader,
+                                intent=Intent.WRITTEN) as note:
             reader = cards.require_reader(request.reader)
             backends = self._token_backends(reader)
             if backends is not None:
@@ -253,7 +335,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         if request.reference != cards_pb2.PIN_REFERENCE_UNSPECIFIED:
             ref = cards.pin_ref(request.reference)
         with self._auditor.call(context, "GetPinStatus", reader=request.reader,
-                                reference=ref) as note:
+                                reference=ref, intent=Intent.WRITTEN) as note:
             reader = cards.require_reader(request.reader)
             backends = self._token_backends(reader)
             if backends is not None:
@@ -275,8 +357,8 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         secrets: tuple[str, ...], build: Callable[..., cards.PkOperation],
         on_pad: cards.PkOperation,
     ) -> cards_pb2.PinOperationResponse:
-        with self._auditor.call(context, operation, reader=reader, reference=ref) as note, \
-                ExitStack() as wipe:
+        with self._auditor.call(context, operation, reader=reader, reference=ref,
+                                intent=Intent.DURABLE_AT_CARD) as note, ExitStack() as wipe:
             reader = cards.require_reader(reader)
             from_host = any(secrets)
             wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
@@ -292,6 +374,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             pad_job = cards.on_pk(on_pad, on_serial)
 
             def job(connection: SmartCardConnection) -> cards.PinResult:
+                note.before_card()  # the intent record is durable before any APDU
                 if connection.capabilities.pin_pad is not True:
                     return host_job(connection)
                 if from_host:
@@ -309,6 +392,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             backends = self._token_backends(reader)
             try:
                 if backends is not None:
+                    note.before_card()
                     result = self._on_token(backends, reader, build(*wrapped), on_serial)
                 else:
                     result = self._run(context, reader, job)

@@ -32,11 +32,11 @@ from pkcard.daemon import session_cards
 from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.audit import AuditEntry
 from pkcard.daemon.backend_link import BackendLink
-from pkcard.daemon.cards import require_reader
+from pkcard.daemon.cards import require_reader, require_session_id
 from pkcard.daemon.events import SessionEndedEvent
 from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
-from pkcard.daemon.services import Auditor
+from pkcard.daemon.services import Auditor, Intent
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import (
     CardRemoved,
@@ -457,8 +457,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     def OpenSession(
         self, request: sessions_pb2.OpenSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.OpenSessionResponse:
-        with self._auditor.call(context, "OpenSession", reader=request.pk_reader) as note, \
-                ExitStack() as wipe:
+        with self._auditor.call(context, "OpenSession", reader=request.pk_reader,
+                                intent=Intent.DURABLE) as note, ExitStack() as wipe:
             pk_reader = require_reader(request.pk_reader)
             nonce = _challenge(request.challenge)
             authorizations = _authorizations(request.authorizations)
@@ -514,8 +514,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     def RefreshSession(
         self, request: sessions_pb2.RefreshSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.RefreshSessionResponse:
-        with self._auditor.call(context, "RefreshSession") as note:
-            note.session_id = request.session_id or None
+        with self._auditor.call(context, "RefreshSession", session_id=request.session_id,
+                                intent=Intent.DURABLE) as note:
             self._owned(request.session_id, context)
             info = self._registry.active(request.session_id)
             nonce = _challenge(request.challenge)
@@ -555,8 +555,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     def CloseSession(
         self, request: sessions_pb2.CloseSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.CloseSessionResponse:
-        with self._auditor.call(context, "CloseSession") as note:
-            note.session_id = request.session_id or None
+        with self._auditor.call(context, "CloseSession", session_id=request.session_id,
+                                intent=Intent.DURABLE):
             try:
                 self._owned(request.session_id, context)
             except SessionNotFound:  # unknown, or another caller's: nothing to close
@@ -567,7 +567,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     def GetSession(
         self, request: sessions_pb2.GetSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.GetSessionResponse:
-        view = self._owned(request.session_id, context)
+        view = self._owned(require_session_id(request.session_id), context)
         info = view.info
         return sessions_pb2.GetSessionResponse(
             session_id=info.session_id,
@@ -585,7 +585,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     def ReactivateCard(
         self, request: sessions_pb2.ReactivateCardRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.ReactivateCardResponse:
-        with self._auditor.call(context, "ReactivateCard", reader=request.reader) as note, \
+        with self._auditor.call(context, "ReactivateCard", reader=request.reader,
+                                intent=Intent.DURABLE) as note, \
                 Secret(request.password) as password:
             reader = require_reader(request.reader)
             if self._backend is None:

@@ -28,7 +28,7 @@ from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
 from pkcard.daemon import cards
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.events import EventHub
-from pkcard.daemon.services import AuditNote, Auditor
+from pkcard.daemon.services import AuditNote, Auditor, Intent
 from pkcard.errors import (
     HostPinEntryRefused,
     InvalidRequest,
@@ -164,7 +164,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         self, request: signatures_pb2.SignDocumentRequest, context: grpc.ServicerContext
     ) -> signatures_pb2.SignDocumentResponse:
         with self._auditor.call(
-            context, "SignDocument", reader=request.reader, reference=PinRef.SPIN
+            context, "SignDocument", reader=request.reader, reference=PinRef.SPIN,
+            intent=Intent.DURABLE,
         ) as note, ExitStack() as wipe:
             from_host = bool(request.spin)
             spin = wipe.enter_context(Secret(request.spin))

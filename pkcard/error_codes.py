@@ -84,6 +84,7 @@ class Reason(StrEnum):
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
     BACKEND_REFUSED = "BACKEND_REFUSED"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
 
 
 Metadata = Mapping[str, str]
@@ -261,6 +262,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "a request field or x-pkcard-* metadata value is missing or invalid"),
     ErrorCode(e.DaemonUnavailable, Reason.UNAVAILABLE, RpcCode.UNAVAILABLE,
               "the daemon is shutting down"),
+    ErrorCode(e.AuditUnavailable, Reason.AUDIT_UNAVAILABLE, RpcCode.UNAVAILABLE,
+              "the call's audit record cannot be written (e.g. a full disk); the card was "
+              "not touched"),
     ErrorCode(e.RateLimited, Reason.RATE_LIMITED, RpcCode.RESOURCE_EXHAUSTED,
               "too many failed PIN checks for this card within the window; no secret was sent",
               ("retry_after_s",), _retry_after,

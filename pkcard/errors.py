@@ -371,6 +371,13 @@ class CallTimeout(DaemonError):
     """The call's deadline expired (possibly while queued behind other calls on the reader)."""
 
 
+class AuditUnavailable(DaemonError):
+    """pkcardd cannot write (or make durable) the audit record of a call, so it did not run it.
+
+    Raised before the card is touched: no APDU was sent and no try was spent.
+    """
+
+
 class DaemonInternalError(DaemonError):
     """An unexpected failure inside pkcardd; ``incident_id`` finds it in the daemon's log."""
 
@@ -506,3 +513,16 @@ class RegistryBusy(RegistryError):
 
 class RegistryCorrupt(RegistryError):
     """The registry's audit chain does not verify: a row missing, changed or out of order."""
+
+
+# --- files the daemon and the backend keep ------------------------------------------
+
+
+class UnsafeFile(PkcardError):
+    """A state file (audit log, head file, database) is a symbolic link, not a regular file,
+    owned by another user, or writable by group or others. ``path`` and ``why`` say which."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"refusing to use {path}: {why}")

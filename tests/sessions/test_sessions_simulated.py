@@ -98,7 +98,12 @@ def test_pulling_a_card_ends_the_session(sim: Rig, pulled: str,
     finally:
         events.stop()
     records = [json.loads(line) for line in sim.daemon.audit_path.read_text().splitlines()]
-    mine = [r for r in records if r.get("session_id") == opened.session_id]
+    # Intent records (outcome STARTED, written before the card is touched) aside:
+    intents = {r["seq"]: r for r in records if r["outcome"] == "STARTED"}
+    mine = [r for r in records
+            if r.get("session_id") == opened.session_id and r["outcome"] != "STARTED"]
+    assert all(intents[r["intent_seq"]]["operation"] == r["operation"]
+               for r in mine if "intent_seq" in r)
     assert [(r["operation"], r["outcome"]) for r in mine] == [
         ("OpenSession", "OK"), ("SessionEnded", reason.name),
         ("RefreshSession", "SESSION_ENDED"),

@@ -34,7 +34,9 @@ def _wrong(spin: str) -> str:
 
 def _audit(daemon: RunningDaemon, operation: str) -> list[dict[str, object]]:
     lines = daemon.audit_path.read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("operation") == operation]
+    # the outcome records (each call's intent record, outcome STARTED, comes before it)
+    return [r for r in map(json.loads, lines)
+            if r.get("operation") == operation and r.get("outcome") != "STARTED"]
 
 
 def test_signed_document_verifies_with_openssl(doctor: RunningDaemon, tmp_path: Path) -> None:
