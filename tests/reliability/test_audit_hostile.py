@@ -26,8 +26,8 @@ import grpc
 import pytest
 from daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
 
-from pkcard.daemon.embedded_backend import TEST_CA_DIR
 from pkcard.daemon.audit import GENESIS, canonical_json, record_hash
+from pkcard.daemon.embedded_backend import TEST_CA_DIR
 from pkcard.errors import AuditUnavailable, WrongPin
 from pkcard.pin import PinRef
 from pkcard.simcard.profile import load_profile
@@ -89,7 +89,8 @@ def _fill(path: Path) -> int:
                 try:
                     count = os.write(fd, b"\0" * chunk)
                 except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
+                    if exc.errno != errno.ENOSPC:
+                        raise
                     break
                 written += count
                 if count < chunk:
@@ -402,7 +403,8 @@ def test_break10_embedded_backend_state_is_0600() -> None:
     finally:
         assert daemon.terminate() == 0
         daemon.close()
-    assert modes and set(modes.values()) == {0o600}, modes
+    assert modes
+    assert set(modes.values()) == {0o600}, modes
     assert stat.S_IMODE(daemon.audit_path.stat().st_mode) == 0o600
 
 
