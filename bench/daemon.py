@@ -12,7 +12,9 @@
    connection) spread over 2 readers for a fixed number of calls: errors
    (goal 0), p50/p99, calls/s, and calls/s against 2 readers x the
    sequential rate of part 1 (1.0 = the readers never wait on the daemon).
-3. Start-up and memory: process start until the health check answers
+3. Audit group commit (``bench.audit_commit``): fsyncs per VerifyPin call with
+   the same N clients, and a lone VerifyPin with and without the audit log.
+4. Start-up and memory: process start until the health check answers
    SERVING, and VmRSS after warm-up, for ``--simulated`` and ``--pcsc``
    (goals < 1.5 s, < 80 MB), against ``python -c "import grpc"``.
 
@@ -44,6 +46,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from smartcard import scard
 
+from bench.audit_commit import measure as measure_audit_commit
+from bench.audit_commit import report as report_audit_commit
 from pkcard.client import PkcardClient
 from pkcard.daemon import cards
 from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
@@ -592,6 +596,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="spread the concurrent clients over this many processes"
                              " (1: threads of the benchmark process)")
     parser.add_argument("--starts", type=int, default=5, help="daemon starts per backend")
+    parser.add_argument("--audit-calls-per-client", type=int, default=10,
+                        help="VerifyPin calls per client for the audit group-commit figure")
     parser.add_argument("--client-worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--pcscd-lock-held", action="store_true",
                         help="the caller holds /tmp/pkcard-pcscd.lock; do not take it")
@@ -601,6 +607,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, workdir: Path) -> None:
     if args.quick:
         args.calls, args.calls_per_client, args.starts = 20, 2, 1
+        args.audit_calls_per_client = 2
     missing = missing_components()
     if missing:
         raise BenchError("missing: " + ", ".join(missing))
@@ -638,6 +645,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             raw.close()
             unaudited.stop()
             daemon.stop()
+        report_audit_commit(measure_audit_commit(
+            workdir, "pcsc", readers, args.clients, args.audit_calls_per_client,
+            min(args.calls, 200)))
         report_startup((simulated, simulated_alone, pcsc), baseline)
         print("  (--simulated starts the embedded test backend; with --backend it does not)")
     finally:

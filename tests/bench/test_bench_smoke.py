@@ -87,6 +87,8 @@ def test_quick_daemon_run_prints_every_part(pcscd_env: PcscdHarness) -> None:
     assert re.search(r"ratio pkcardd \(audit log\)/raw APDUs: median +\d+\.\d+x", output), output
     assert re.search(r"^\s+errors 0 ", output, re.MULTILINE), output
     assert re.search(r"ratio throughput/ideal: +\d+\.\d+x", output), output
+    assert re.search(r"^GOAL G8 measured=\d+\.\d+ goal<=0\.25 (ok|MISSED)$", output,
+                     re.MULTILINE), output
     for label in ("--simulated", "--simulated --backend", "--pcsc"):
         assert re.search(rf"ratio {label}/python: start +\d+\.\d+x  RSS +\d+\.\d+x", output)
 

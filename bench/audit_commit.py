@@ -1,0 +1,153 @@
+"""Audit group commit (issue #14, goal G8): fsyncs per call with concurrent VerifyPin callers.
+
+Each VerifyPin writes an intent record that must be durable before the card
+sees the PIN, and an outcome record. Concurrent callers share commits
+(``daemon/audit.py``). This bench counts them: ``clients`` threads (own
+channel each) make ``calls_per_client`` VerifyPin calls (the right PIN)
+spread over two PK readers; the daemon's own counter (its INFO log line
+``audit log head: ... (R records, C commits since start)`` at start and stop)
+gives the commits, each one ``fdatasync`` of the log. It also measures a lone
+caller's VerifyPin latency with and without the audit log, interleaved.
+
+Standalone: ``python -m bench.audit_commit [--clients 64] [--calls-per-client 10]
+[--lone 200]`` runs ``pkcardd --simulated --simulated-readers 4`` (no pcscd).
+``bench.daemon`` runs the same over pcscd + vpcd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pkcard.client import PkcardClient
+from pkcard.errors import PkcardError
+from pkcard.pin import PinRef
+from pkcard.simcard.profile import load_profile
+from pkcard.simcard.spec import SecretRef
+
+GOAL_FSYNCS_PER_CALL = 0.25
+SIMULATED_PK_READERS = ("Gemalto GemPC Pinpad (simulated)", "Simulated Reader 02")
+PIN = load_profile("pk-regular").secret_value(SecretRef.PIN)
+_COMMITS = re.compile(r"audit log head: seq \d+ \w+ \((\d+) records, (\d+) commits since start\)")
+
+
+@dataclass(frozen=True)
+class AuditCommit:
+    clients: int
+    calls: int
+    errors: int
+    records: int
+    commits: int
+    lone_audited_ms: float
+    lone_unaudited_ms: float
+
+    @property
+    def fsyncs_per_call(self) -> float:
+        return self.commits / self.calls
+
+
+def _counters(log: str) -> list[tuple[int, int]]:
+    return [(int(m.group(1)), int(m.group(2))) for m in _COMMITS.finditer(log)]
+
+
+def _concurrent(socket_path: Path, readers: Sequence[str], clients: int, calls: int,
+                channel_factory: object) -> int:
+    """``clients`` threads x ``calls`` VerifyPin; returns the number of errors."""
+    errors: list[str] = []
+    barrier = threading.Barrier(clients)
+
+    def run(index: int) -> None:
+        reader = readers[index % len(readers)]
+        channel = channel_factory(socket_path)  # type: ignore[operator]
+        with PkcardClient(socket_path, channel=channel, timeout=60.0) as client:
+            client.list_readers()
+            barrier.wait()
+            for _ in range(calls):
+                try:
+                    client.verify_pin(reader, PinRef.PIN, PIN)
+                except PkcardError as exc:
+                    errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"g8-client-{i}")
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(errors)
+
+
+def _lone(audited: Path, unaudited: Path, reader: str, calls: int) -> tuple[float, float]:
+    """Median VerifyPin latency (ms) of one caller on each daemon, interleaved."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    with PkcardClient(audited) as first, PkcardClient(unaudited) as second:
+        for _ in range(calls):
+            for client, into in ((first, samples[0]), (second, samples[1])):
+                start = time.perf_counter()
+                client.verify_pin(reader, PinRef.PIN, PIN)
+                into.append(time.perf_counter() - start)
+    return statistics.median(samples[0]) * 1e3, statistics.median(samples[1]) * 1e3
+
+
+def measure(workdir: Path, backend: str, readers: Sequence[str], clients: int,
+            calls_per_client: int, lone_calls: int, extra: Sequence[str] = ()) -> AuditCommit:
+    """Lone calls on an audited and an unaudited pkcardd (``pcsc`` or ``simulated``), then
+    the burst on a fresh audited one (its start and stop log lines bracket the count)."""
+    from bench.daemon import _private_channel, start_pkcardd  # noqa: PLC0415
+
+    audited = start_pkcardd(workdir, backend, extra=extra)
+    unaudited = start_pkcardd(workdir, backend, audit=False, extra=extra)
+    try:
+        lone = _lone(audited.socket_path, unaudited.socket_path, readers[0], lone_calls)
+    finally:
+        unaudited.stop()
+        audited.stop()
+    burst = start_pkcardd(workdir, backend, extra=(*extra, "--log-level", "INFO"))
+    try:
+        errors = _concurrent(burst.socket_path, readers, clients, calls_per_client,
+                             _private_channel)
+    finally:
+        burst.stop()
+    counters = _counters(burst.log_path.read_text(errors="replace"))
+    (records_0, commits_0), (records_1, commits_1) = counters[0], counters[-1]
+    return AuditCommit(clients, clients * calls_per_client, errors, records_1 - records_0,
+                       commits_1 - commits_0, *lone)
+
+
+def report(result: AuditCommit) -> None:
+    print(f"audit group commit: {result.clients} concurrent VerifyPin callers,"
+          f" {result.calls} calls, {result.errors} errors")
+    print(f"  {result.records} records, {result.commits} commits (fdatasync) from the daemon's"
+          f" start record to its stop record (included)")
+    print(f"  fsyncs per call {result.fsyncs_per_call:.3f} (goal <= {GOAL_FSYNCS_PER_CALL})")
+    print(f"  lone VerifyPin median: {result.lone_audited_ms:.3f} ms audited,"
+          f" {result.lone_unaudited_ms:.3f} ms without audit log"
+          f" (+{result.lone_audited_ms - result.lone_unaudited_ms:.3f} ms)")
+    verdict = "ok" if result.fsyncs_per_call <= GOAL_FSYNCS_PER_CALL else "MISSED"
+    print(f"GOAL G8 measured={result.fsyncs_per_call:.3f} goal<={GOAL_FSYNCS_PER_CALL} {verdict}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audit_commit",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--calls-per-client", type=int, default=10)
+    parser.add_argument("--lone", type=int, default=200, help="lone-caller VerifyPin samples")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pkbench-", dir="/tmp") as workdir:
+        result = measure(Path(workdir), "simulated", SIMULATED_PK_READERS, args.clients,
+                         args.calls_per_client, args.lone, ("--simulated-readers", "4"))
+    report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
