@@ -10,8 +10,9 @@ gives the commits, each one ``fdatasync`` of the log. It also measures a lone
 caller's VerifyPin latency with and without the audit log, interleaved.
 
 Standalone: ``python -m bench.audit_commit [--clients 64] [--calls-per-client 10]
-[--lone 200]`` runs ``pkcardd --simulated --simulated-readers 4`` (no pcscd).
-``bench.daemon`` runs the same over pcscd + vpcd.
+[--lone 200] [--pcsc]`` runs ``pkcardd --simulated --simulated-readers 4`` (no
+pcscd), or with ``--pcsc`` ``pkcardd --pcsc`` over a private pcscd + vpcd;
+``bench.daemon`` runs the same as part of its pcscd run.
 """
 
 from __future__ import annotations
@@ -135,16 +136,43 @@ def report(result: AuditCommit) -> None:
     print(f"GOAL G8 measured={result.fsyncs_per_call:.3f} goal<={GOAL_FSYNCS_PER_CALL} {verdict}")
 
 
+def _over_pcscd(workdir: Path, args: argparse.Namespace) -> AuditCommit:
+    """The same over a private pcscd with two vpcd slots holding a pk-regular PK."""
+    from pkcard.simcard.card import load_card  # noqa: PLC0415
+    from pkcard.simcard.pcscd_harness import PcscdHarness, PcscdLock  # noqa: PLC0415
+
+    lock = PcscdLock()
+    if not args.pcscd_lock_held:
+        lock.acquire()
+    harness = PcscdHarness(workdir / "pcscd", lock)
+    try:
+        harness.start()
+        for slot in (0, 1):
+            harness.insert(slot, load_card("pk-regular"))
+        readers = (harness.reader_name(0), harness.reader_name(1))
+        return measure(workdir, "pcsc", readers, args.clients, args.calls_per_client, args.lone)
+    finally:
+        harness.stop()
+        if not args.pcscd_lock_held:
+            lock.release()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audit_commit",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--calls-per-client", type=int, default=10)
     parser.add_argument("--lone", type=int, default=200, help="lone-caller VerifyPin samples")
+    parser.add_argument("--pcsc", action="store_true",
+                        help="over pcscd + vpcd (root; takes /tmp/pkcard-pcscd.lock)")
+    parser.add_argument("--pcscd-lock-held", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pkbench-", dir="/tmp") as workdir:
-        result = measure(Path(workdir), "simulated", SIMULATED_PK_READERS, args.clients,
-                         args.calls_per_client, args.lone, ("--simulated-readers", "4"))
+        if args.pcsc:
+            result = _over_pcscd(Path(workdir), args)
+        else:
+            result = measure(Path(workdir), "simulated", SIMULATED_PK_READERS, args.clients,
+                             args.calls_per_client, args.lone, ("--simulated-readers", "4"))
     report(result)
     return 0
 
