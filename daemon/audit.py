@@ -421,7 +421,7 @@ class AuditLog:
     def _open(self) -> None:
         path = self._path
         self._fd, created = open_private(path, os.O_RDWR | os.O_APPEND, create=True)
-        self._head_fd, _ = open_private(head_file(path), os.O_RDWR, create=True)
+        self._head_fd, head_created = open_private(head_file(path), os.O_RDWR, create=True)
         try:
             remembered = parse_head(os.pread(self._head_fd, _HEAD_BYTES, 0))
         except ValueError as exc:
@@ -464,7 +464,7 @@ class AuditLog:
             os.fsync(self._fd)
             _log.warning("audit log %s: cut off a torn tail of %d bytes (sha256 %s)",
                          path, removed[0], removed[1])
-        if created:
+        if created or head_created:
             fsync_directory(path.parent)
         when = _now_text(None)
         with self._lock:
