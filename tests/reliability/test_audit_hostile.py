@@ -135,6 +135,7 @@ def test_break1_full_disk_refuses_the_pin_try_and_the_audit_stays_consistent() -
             checked = _verify(log)
             assert checked.returncode == 0, checked.stdout
             assert daemon.terminate() == 0
+            failures = re.findall(r"cannot write a record \(([^)]*)\)", daemon.stderr())
         finally:
             daemon.close()
         records_before_restart = len(_records(log))
@@ -150,7 +151,8 @@ def test_break1_full_disk_refuses_the_pin_try_and_the_audit_stays_consistent() -
         final = _verify(log)
         assert final.returncode == 0, final.stdout
         print(f"\nbreak 1 (2 MiB tmpfs, {filled} filler bytes): tries {before} -> {after}, "
-              f"VerifyPin answered AUDIT_UNAVAILABLE, verify: {checked.stdout.strip()}; "
+              f"VerifyPin answered AUDIT_UNAVAILABLE, failed writes cut back: {failures}, "
+              f"verify: {checked.stdout.strip()}; "
               f"after restart: {final.stdout.strip()}")
 
 
