@@ -44,7 +44,7 @@ _COMMITS = re.compile(r"audit log head: seq \d+ \w+ \((\d+) records, (\d+) commi
 class AuditCommit:
     clients: int
     calls: int
-    errors: int
+    errors: tuple[str, ...]
     records: int
     commits: int
     lone_audited_ms: float
@@ -60,8 +60,8 @@ def _counters(log: str) -> list[tuple[int, int]]:
 
 
 def _concurrent(socket_path: Path, readers: Sequence[str], clients: int, calls: int,
-                channel_factory: object) -> int:
-    """``clients`` threads x ``calls`` VerifyPin; returns the number of errors."""
+                channel_factory: object) -> list[str]:
+    """``clients`` threads x ``calls`` VerifyPin; returns the errors."""
     errors: list[str] = []
     barrier = threading.Barrier(clients)
 
@@ -75,7 +75,7 @@ def _concurrent(socket_path: Path, readers: Sequence[str], clients: int, calls: 
                 try:
                     client.verify_pin(reader, PinRef.PIN, PIN)
                 except PkcardError as exc:
-                    errors.append(type(exc).__name__)
+                    errors.append(f"{type(exc).__name__}: {exc}"[:120])
 
     threads = [threading.Thread(target=run, args=(i,), name=f"g8-client-{i}")
                for i in range(clients)]
@@ -83,7 +83,7 @@ def _concurrent(socket_path: Path, readers: Sequence[str], clients: int, calls: 
         thread.start()
     for thread in threads:
         thread.join()
-    return len(errors)
+    return errors
 
 
 def _lone(audited: Path, unaudited: Path, reader: str, calls: int) -> tuple[float, float]:
@@ -104,6 +104,9 @@ def measure(workdir: Path, backend: str, readers: Sequence[str], clients: int,
     the burst on a fresh audited one (its start and stop log lines bracket the count)."""
     from bench.daemon import _private_channel, start_pkcardd  # noqa: PLC0415
 
+    config = workdir / "audit-commit.toml"  # PIN-pad readers take the bench's PIN too
+    config.write_text("allow_host_pin_entry = true\n", encoding="utf-8")
+    extra = (*extra, "--config", str(config))
     audited = start_pkcardd(workdir, backend, extra=extra)
     unaudited = start_pkcardd(workdir, backend, audit=False, extra=extra)
     try:
@@ -119,13 +122,17 @@ def measure(workdir: Path, backend: str, readers: Sequence[str], clients: int,
         burst.stop()
     counters = _counters(burst.log_path.read_text(errors="replace"))
     (records_0, commits_0), (records_1, commits_1) = counters[0], counters[-1]
-    return AuditCommit(clients, clients * calls_per_client, errors, records_1 - records_0,
+    return AuditCommit(clients, clients * calls_per_client, tuple(errors), records_1 - records_0,
                        commits_1 - commits_0, *lone)
 
 
 def report(result: AuditCommit) -> None:
+    counts: dict[str, int] = {}
+    for error in result.errors:
+        counts[error] = counts.get(error, 0) + 1
+    detail = "; ".join(f"{n}x {e}" for e, n in sorted(counts.items()))
     print(f"audit group commit: {result.clients} concurrent VerifyPin callers,"
-          f" {result.calls} calls, {result.errors} errors")
+          f" {result.calls} calls, {len(result.errors)} errors{f' ({detail})' if detail else ''}")
     print(f"  {result.records} records, {result.commits} commits (fdatasync) from the daemon's"
           f" start record to its stop record (included)")
     print(f"  fsyncs per call {result.fsyncs_per_call:.3f} (goal <= {GOAL_FSYNCS_PER_CALL})")
