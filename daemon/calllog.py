@@ -24,6 +24,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from pkcard.daemon.access import AccessControl
+from pkcard.daemon.audit import bounded
 
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -44,7 +45,7 @@ def _reader(request: Any) -> str | None:
     for name in _READER_FIELDS:
         if name in descriptor.fields_by_name:
             value = getattr(request, name)
-            return value if isinstance(value, str) else None
+            return bounded(value) if isinstance(value, str) else None  # a hostile 1 MB name
     return None
 
 

@@ -224,6 +224,7 @@ def test_break2_a_1mb_field_flood_does_not_grow_the_log() -> None:
         card_service = cards_pb2_grpc.CardServiceStub(channel)
         huge = "A" * 1_000_000
         size_before = daemon.audit_path.stat().st_size
+        daemon_log_before = daemon.stderr_path.stat().st_size
         started = time.monotonic()
         codes = [_code(sessions.CloseSession, sessions_pb2.CloseSessionRequest(session_id=huge))
                  for _ in range(245)]
@@ -238,16 +239,19 @@ def test_break2_a_1mb_field_flood_does_not_grow_the_log() -> None:
             for _ in range(10)]
         elapsed = time.monotonic() - started
         growth = daemon.audit_path.stat().st_size - size_before
+        daemon_log_growth = daemon.stderr_path.stat().st_size - daemon_log_before
     finally:
         assert daemon.terminate() == 0
         daemon.close()
     assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT}
     assert growth < len(codes) * 1024  # a bounded record per call, not a megabyte
+    assert daemon_log_growth < len(codes) * 2048  # the daemon's own log too
     longest = max(len(line) for line in daemon.audit_path.read_bytes().splitlines())
     assert longest < 2048
     assert _verify(daemon.audit_path).returncode == 0
     print(f"\nbreak 2: {len(codes)} calls with a 1 MB field in {elapsed:.1f} s grew the log "
-          f"by {growth} bytes ({growth / len(codes):.0f} per call); longest record {longest} B")
+          f"by {growth} bytes ({growth / len(codes):.0f} per call); longest record {longest} B;"
+          f" the daemon log grew by {daemon_log_growth} bytes")
 
 
 def _peak_rss_kib(pid: int) -> int:
