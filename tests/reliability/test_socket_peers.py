@@ -93,7 +93,7 @@ def test_a_user_outside_owner_and_group_cannot_connect(
 
 
 # Imported lazily, on the first channel or call: loaded before the uid drops (see below).
-LAZY_MODULES = ("grpc._channel",)
+LAZY_MODULES = ("grpc._channel", "grpc._interceptor")
 
 
 class _NoMoreImports(importlib.abc.MetaPathFinder):
