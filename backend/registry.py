@@ -55,6 +55,7 @@ from pkcard.verify import (
     CardRecord,
     CardStatus,
     NonceOutcome,
+    ProvenKey,
     VerifiedSession,
 )
 
@@ -147,6 +148,18 @@ def _retried(method: Callable[Concatenate[Registry, _P], _T]
 def _scrypt(password: bytes, salt: bytes, n: int) -> bytes:
     return hashlib.scrypt(password, salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32,
                           maxmem=256 * 1024 * 1024)
+
+
+NOT_THIS_CARD = "no valid proof of possession of this regular card"
+"""The one answer for an unknown serial, a backup's serial and another card's proof."""
+
+
+@dataclass(frozen=True)
+class HolderProof:
+    """A verified proof of possession: the challenge it signed and the key that signed it."""
+
+    nonce: bytes
+    key: ProvenKey
 
 
 def _check_password(password: Secret) -> bytes:
@@ -381,9 +394,58 @@ class Registry:
             self._audit(conn, now, AuditEvent.CARD_REVOKED, card_serial=serial)
 
     @_retried
+    def record_reactivation_refusal(self, now: datetime, client_id: str, card_serial: str,
+                                    refusal: TokenRefused) -> None:
+        """Audit a holder's reactivation attempt refused before its password was looked at."""
+        with self._write() as conn:
+            self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
+                        card_serial=card_serial[:64], reason=refusal.reason,
+                        detail=refusal.detail)
+
+    def _bind_proof(self, conn: Connection, serial: str, proof: HolderProof,
+                    client_id: str, now: datetime) -> TokenRefused | None:
+        """Consume the proof's challenge and bind its key to the regular card ``serial``.
+
+        Inside a write transaction; returns the refusal (audited) or None. An
+        unknown serial, a backup's serial and a key of another card give the
+        same refusal, so the answer does not tell which serials exist.
+        """
+        outcome = self._nonce_outcome(conn, proof.nonce, client_id, now)
+        refusal: TokenRefused | None = None
+        if outcome is not NonceOutcome.ACCEPTED:
+            refusal = TokenRefused(NONCE_REFUSALS[outcome], "the challenge of the proof is "
+                                   f"{outcome.name.lower().replace('_', ' ')}")
+        else:
+            conn.execute("UPDATE challenges SET used = ? WHERE nonce = ? AND used IS NULL",
+                         (_unix(now), proof.nonce))
+            row = conn.execute("SELECT holder_id, role, auth_cert_sha256 FROM cards "
+                               "WHERE serial = ?", (serial,)).fetchone()
+            bound = row is not None and row[1] == int(CardRole.REGULAR)
+            if bound and row[2] is not None:  # the registered certificate decides
+                bound = hmac.compare_digest(row[2], proof.key.leaf_sha256)
+            elif bound:  # no registered certificate: the holder's, and no other card's
+                bound = hmac.compare_digest(row[0].encode(), proof.key.holder_id.encode()) \
+                    and conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
+                                     "serial != ?", (proof.key.leaf_sha256, serial)
+                                     ).fetchone() is None
+            if not bound:
+                refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
+        if refusal is not None:
+            self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
+                        card_serial=serial[:64], reason=refusal.reason, detail=refusal.detail)
+        return refusal
+
+    @_retried
     def reactivate(self, serial: str, password: Secret, now: datetime, *,
-                   client_id: str | None = None) -> int:
+                   client_id: str | None = None, proof: HolderProof | None = None) -> int:
         """Make the regular card ``serial`` active again and its holder's backup inactive.
+
+        ``proof`` (the holder-facing call; None for an admin call) is a proof
+        of possession already verified (:meth:`pkcard.verify.TokenVerifier.verify_possession`):
+        its challenge must be ``client_id``'s, unused and unexpired (it is
+        consumed), and its key the registered certificate of this regular card
+        (without one: a certificate of the card's holder that is no other
+        card's). Otherwise :class:`TokenRefused` is raised and no try counts.
 
         Checks the reactivation password (scrypt, constant-time compare);
         returns the tries left (the maximum). A wrong password raises
@@ -393,6 +455,11 @@ class Registry:
         reaches a log or the audit.
         """
         value = _check_password(password)
+        if proof is not None:
+            with self._write() as conn:
+                refused = self._bind_proof(conn, serial, proof, client_id or "", now)
+            if refused is not None:
+                raise refused
         query = (
             "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left, r.scrypt_n FROM cards c "
             "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?"

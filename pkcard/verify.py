@@ -44,16 +44,19 @@ from cryptography.x509.oid import NameOID
 from pkcard.errors import FormatError, RefusalReason, TokenRefused
 from pkcard.token import (
     JWS_TYP,
+    MAX_PROOF_CHAIN,
     NONCE_LENGTH,
     TOKEN_VERSION,
     CardRole,
     Environment,
     JwsAlgorithm,
+    PossessionProof,
     SessionClaims,
     algorithm_for,
     b64_decode_strict,
     b64url_decode,
     kzz_proof_digest,
+    reactivation_proof_digest,
     wire_name,
 )
 
@@ -65,6 +68,7 @@ __all__ = [
     "InMemoryNonceStore",
     "NonceOutcome",
     "NonceStore",
+    "ProvenKey",
     "RefusalReason",
     "RegistryView",
     "SessionScope",
@@ -186,6 +190,18 @@ class VerifiedSession:
     def activates_backup(self) -> bool:
         """True for the first token of a backup card still on standby."""
         return self.card.role is CardRole.BACKUP and self.card.status is CardStatus.STANDBY
+
+
+@dataclass(frozen=True)
+class ProvenKey:
+    """A PK key whose possession a :class:`~pkcard.token.PossessionProof` proved.
+
+    ``leaf_sha256`` is SHA-256 of the leaf certificate (compare it with the
+    registry's pinned certificate); ``holder_id`` its subject serialNumber.
+    """
+
+    leaf_sha256: bytes
+    holder_id: str
 
 
 @dataclass(frozen=True)
@@ -444,6 +460,38 @@ class TokenVerifier:
         if not claims.proof_method.restricted:
             self._check_kzz(claims, now)
         return claims, chain
+
+    def verify_possession(self, proof: PossessionProof, card_serial: str) -> ProvenKey:
+        """Check a PK's proof of possession for ``card_serial``; no nonce, no registry.
+
+        The chain must validate now to the PK trust anchors (digitalSignature,
+        a P-256 or RSA >= 2048 key, a subject serialNumber), and the signature
+        must verify over :func:`~pkcard.token.reactivation_proof_digest`. The
+        caller consumes ``proof.nonce`` and binds the key to the card. Raises
+        :class:`TokenRefused` with ``REACTIVATION_PROOF_INVALID``.
+        """
+        refused = RefusalReason.REACTIVATION_PROOF_INVALID
+        if (len(proof.nonce) != NONCE_LENGTH or not 1 <= len(proof.chain) <= MAX_PROOF_CHAIN
+                or len(proof.signature) > MAX_SIGNATURE_LENGTH or not card_serial.isascii()):
+            raise TokenRefused(refused, "the proof of possession is malformed")
+        try:
+            certs = [x509.load_der_x509_certificate(der) for der in proof.chain]
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise TokenRefused(refused, "the proof holds a malformed certificate") from exc
+        leaf = certs[0]
+        public_key = _card_key(leaf)
+        holder = _serial_attribute(leaf)
+        if public_key is None or holder is None:
+            raise TokenRefused(refused, "the proof's certificate is not a PK authentication "
+                               "certificate")
+        try:
+            self._validate_chain(self._pk_store, leaf, certs[1:], self._clock(), refused)
+        except TokenRefused as exc:
+            raise TokenRefused(refused, exc.detail) from None
+        digest = reactivation_proof_digest(proof.nonce, card_serial)
+        if not verify_card_signature(public_key, proof.signature, digest):
+            raise TokenRefused(refused, "the proof's signature does not verify")
+        return ProvenKey(hashlib.sha256(leaf.public_bytes(Encoding.DER)).digest(), holder)
 
     # --- structure and header ---------------------------------------------
 
