@@ -170,7 +170,8 @@ def test_break8_unknown_serial_and_wrong_password_are_indistinguishable(
         assert len(answers) == 1, answers  # same code, same reason, same details
         ((code, _, message, meta),) = answers
         assert code is grpc.StatusCode.PERMISSION_DENIED
-        assert "NOT_FOUND" not in message and meta == ()
+        assert "NOT_FOUND" not in message
+        assert meta == ()
     assert backend_rpc.tries_left() == REACTIVATION_TRIES
 
 

@@ -131,7 +131,17 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
             action="store_true",
             help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
         )
-    commands.add_parser(reactivate.COMMAND, help=reactivate.help_text(t))
+    again = commands.add_parser(reactivate.COMMAND, help=reactivate.help_text(t))
+    again.add_argument(
+        "--confirm-last-try",
+        action="store_true",
+        help=t.tr("do not ask before spending the last try"),
+    )
+    again.add_argument(
+        "--pinpad",
+        action="store_true",
+        help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
+    )
     return parser
 
 
@@ -207,7 +217,9 @@ def _reactivate(
         return ExitCode.USAGE
     socket = _socket(args, environ)
     try:
-        return reactivate.run_reactivate(socket, console, open_terminal, args.reader)
+        return reactivate.run_reactivate(socket, console, open_terminal, args.reader,
+                                         use_pin_pad=args.pinpad,
+                                         confirm_last_try=args.confirm_last_try)
     except PkcardError as error:
         outcome = reactivate.describe(words, error, str(socket))
         console.note(outcome.text)
