@@ -292,6 +292,7 @@ class DaemonRig:
     readers: tuple[str, ...]
     methods: tuple[_Method, ...]
     insert: Callable[[], None]
+    stop: Callable[[], None]
 
 
 def _daemon_methods() -> tuple[_Method, ...]:
@@ -313,6 +314,7 @@ def _daemon_methods() -> tuple[_Method, ...]:
         _Method(f"/{service.full_name}/{method.name}",
                 message_factory.GetMessageClass(method.input_type), method.server_streaming)
         for service in services for method in service.methods
+        if service.name != "Health" or method.name in ("Check", "Watch")  # grpc's own servicer
     )
 
 
@@ -341,13 +343,12 @@ def daemon_rig() -> DaemonRig:
         daemon.stop(grace=0)
         shutil.rmtree(root, ignore_errors=True)
 
-    atexit.register(stop)
-
     def insert() -> None:  # fresh cards for every input: no state carries over
         system.insert(infos[0].name, _fresh("pk-regular"))
         system.insert(infos[1].name, _fresh("kzz"))
 
-    return DaemonRig(channel, tuple(info.name for info in infos), _daemon_methods(), insert)
+    return DaemonRig(channel, tuple(info.name for info in infos), _daemon_methods(), insert,
+                     stop)
 
 
 _READER_FIELDS = ("reader", "pk_reader", "kzz_reader")
@@ -358,7 +359,8 @@ def daemon_requests(data: bytes) -> None:
 
     The first byte picks the method, the second decides whether reader fields
     name a real reader (so requests get past the reader check), the rest is
-    the serialized request; bytes that are no valid message go as they are.
+    the serialized request (bytes that are no message of the method's type
+    are dropped: grpc refuses them before a servicer runs).
     """
     rig = daemon_rig()
     if len(data) < 2:
@@ -368,12 +370,11 @@ def daemon_requests(data: bytes) -> None:
     try:
         message = method.request.FromString(body)
     except DecodeError:
-        payload = body
-    else:
-        for index, name in enumerate(_READER_FIELDS):
-            if data[1] >> index & 1 and name in message.DESCRIPTOR.fields_by_name:
-                setattr(message, name, rig.readers[(data[1] >> 4 >> index) % len(rig.readers)])
-        payload = message.SerializeToString()
+        return  # grpc itself refuses such bytes (INTERNAL) before any servicer runs
+    for index, name in enumerate(_READER_FIELDS):
+        if data[1] >> index & 1 and name in message.DESCRIPTOR.fields_by_name:
+            setattr(message, name, rig.readers[(data[1] >> 4 >> index) % len(rig.readers)])
+    payload = message.SerializeToString()
     rig.insert()
     try:
         if method.streaming:
@@ -460,6 +461,7 @@ class BackendRig:
     redeem: Callable[[bytes], object]
     nonce: Callable[[], bytes]
     token: TokenRig
+    stop: Callable[[], None]
 
 
 @cache
@@ -491,8 +493,6 @@ def backend_rig() -> BackendRig:
         server.stop(None).wait()
         registry.close()
         shutil.rmtree(root, ignore_errors=True)
-
-    atexit.register(stop)
     metadata = (("x-pkcard-backend-client", CLIENT),)
     call = channel.unary_unary("/pkcard.backend.v1.SessionService/RedeemToken", None, None)
     challenge = channel.unary_unary("/pkcard.backend.v1.SessionService/IssueChallenge", None,
@@ -508,7 +508,16 @@ def backend_rig() -> BackendRig:
             challenge(b"", metadata=metadata, timeout=_CALL_TIMEOUT_S))
         return bytes(reply.nonce)
 
-    return BackendRig(redeem, nonce, rig)
+    return BackendRig(redeem, nonce, rig, stop)
+
+
+def shutdown() -> None:
+    """Stop the servers the targets started in this process (pkcardd's reader workers
+    are not daemon threads: a process that started them must call this before it ends)."""
+    for started in (daemon_rig, backend_rig):
+        if started.cache_info().currsize:
+            started().stop()
+            started.cache_clear()
 
 
 def backend_redeem(data: bytes) -> None:
@@ -518,8 +527,11 @@ def backend_redeem(data: bytes) -> None:
 
     rig = backend_rig()
     choice, rest = (data[0] % 6, data[1:]) if data else (0, b"")
-    if choice == 0:  # the raw bytes as the serialized request
-        payload = rest
+    if choice == 0:  # the bytes as a serialized request (grpc refuses undecodable ones itself)
+        try:
+            payload = backend_pb2.RedeemTokenRequest.FromString(rest).SerializeToString()
+        except DecodeError:
+            return
     else:
         valid = rig.token.valid(rig.nonce()).split(".")
         if choice == 1:
@@ -584,6 +596,5 @@ def seeds(name: str) -> Iterator[bytes]:
         yield b"\2" + b'{"alg":"ES256"}'
         yield b"\5" + bytes([0, 40, 7])
     elif name == "daemon":
-        methods = daemon_rig().methods
-        for index, method in enumerate(methods):
+        for index, method in enumerate(_daemon_methods()):  # no server started here
             yield bytes([index, 0xFF]) + method.request().SerializeToString()
