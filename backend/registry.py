@@ -162,6 +162,23 @@ class HolderProof:
     key: ProvenKey
 
 
+def proof_binds(card: tuple[str, CardRole, bytes | None] | None, key: ProvenKey,
+                key_of_another_card: bool) -> bool:
+    """Whether a proven key is the regular card's: the store-independent rule.
+
+    ``card`` is (holder id, role, registered certificate SHA-256) of the
+    serial asked for, None when unknown. A registered certificate decides;
+    without one, the key must be the holder's and registered to no other card.
+    """
+    if card is None or card[1] is not CardRole.REGULAR:
+        return False
+    holder_id, _role, pinned = card
+    if pinned is not None:
+        return hmac.compare_digest(pinned, key.leaf_sha256)
+    return hmac.compare_digest(holder_id.encode(), key.holder_id.encode()) \
+        and not key_of_another_card
+
+
 def _check_password(password: Secret) -> bytes:
     value = password.reveal()
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX or not all(0x21 <= b <= 0x7E for b in value):
@@ -420,15 +437,10 @@ class Registry:
                          (_unix(now), proof.nonce))
             row = conn.execute("SELECT holder_id, role, auth_cert_sha256 FROM cards "
                                "WHERE serial = ?", (serial,)).fetchone()
-            bound = row is not None and row[1] == int(CardRole.REGULAR)
-            if bound and row[2] is not None:  # the registered certificate decides
-                bound = hmac.compare_digest(row[2], proof.key.leaf_sha256)
-            elif bound:  # no registered certificate: the holder's, and no other card's
-                bound = hmac.compare_digest(row[0].encode(), proof.key.holder_id.encode()) \
-                    and conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
-                                     "serial != ?", (proof.key.leaf_sha256, serial)
-                                     ).fetchone() is None
-            if not bound:
+            elsewhere = conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
+                                     "serial != ?", (proof.key.leaf_sha256, serial)).fetchone()
+            record = None if row is None else (row[0], CardRole(row[1]), row[2])
+            if not proof_binds(record, proof.key, elsewhere is not None):
                 refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
         if refusal is not None:
             self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,

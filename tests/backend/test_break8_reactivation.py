@@ -9,6 +9,7 @@ a fresh challenge of the calling client.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +26,8 @@ from pkcard.backend.registry import REACTIVATION_TRIES, AuditEvent, Registry
 from pkcard.backend.service import CLIENT_METADATA_KEY, ERROR_DOMAIN, ClientIdentity, build_server
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
-from pkcard.errors import RefusalReason
+from pkcard.errors import RefusalReason, TokenRefused
+from pkcard.secret import Secret
 from pkcard.token import CardRole, make_possession_proof
 
 ADMIN = "registry-admin"
@@ -205,3 +207,31 @@ def test_break8_proof_challenge_is_single_use_and_bound_to_the_client(
     fresh = backend_rpc.proof(HOLDER_CLIENT, test_pki.regular, REGULAR_SERIAL)
     assert backend_rpc.reactivate(HOLDER_CLIENT, REGULAR_SERIAL, PASSWORD,
                                   fresh).tries_left == REACTIVATION_TRIES
+
+
+def test_break8_without_a_registered_certificate_the_proof_binds_to_the_holder(
+    registry: Registry, backend: SessionBackend, test_pki: Pki
+) -> None:
+    """No certificate registered for the regular card: a key of its holder proves possession,
+    unless that key is registered to another card (the backup), and no other holder's does."""
+    registry.add_holder(HOLDER, "Dr Ana Test", NOW)
+    registry.add_holder(ATTACKER_HOLDER, "Dr Eve Test", NOW)
+    registry.add_card(REGULAR_SERIAL, HOLDER, CardRole.REGULAR, NOW,
+                      reactivation_password=Secret(PASSWORD))
+    registry.add_card(BACKUP_SERIAL, HOLDER, CardRole.BACKUP, NOW,
+                      auth_cert_sha256=hashlib.sha256(test_pki.backup.cert_der).digest())
+    eve = issue_card_cert(test_pki.dev.pk_ca, "Dr Eve Test", ATTACKER_HOLDER, KeyKind.EC_P256,
+                          not_before=NOW - timedelta(days=30), not_after=NOW + timedelta(days=300))
+
+    def attempt(card: Card) -> int:
+        nonce = backend.issue_challenge(HOLDER_CLIENT).nonce
+        proof = make_possession_proof(nonce, REGULAR_SERIAL, (card.cert_der,),
+                                      card_signer(card.auth.key))
+        with Secret(PASSWORD) as password:
+            return backend.reactivate(REGULAR_SERIAL, password, HOLDER_CLIENT, proof)
+
+    for foreign in (test_pki.backup, Card(ATTACKER_SERIAL, CardRole.REGULAR, eve)):
+        with pytest.raises(TokenRefused) as refused:
+            attempt(foreign)
+        assert refused.value.reason is RefusalReason.REACTIVATION_PROOF_INVALID
+    assert attempt(test_pki.regular) == REACTIVATION_TRIES
