@@ -359,8 +359,8 @@ def daemon_requests(data: bytes) -> None:
 
     The first byte picks the method, the second decides whether reader fields
     name a real reader (so requests get past the reader check), the rest is
-    the serialized request (bytes that are no message of the method's type
-    are dropped: grpc refuses them before a servicer runs).
+    the serialized request; bytes that are no message of the method's type
+    go as they are (the daemon must answer them INVALID_REQUEST).
     """
     rig = daemon_rig()
     if len(data) < 2:
@@ -370,11 +370,12 @@ def daemon_requests(data: bytes) -> None:
     try:
         message = method.request.FromString(body)
     except DecodeError:
-        return  # grpc itself refuses such bytes (INTERNAL) before any servicer runs
-    for index, name in enumerate(_READER_FIELDS):
-        if data[1] >> index & 1 and name in message.DESCRIPTOR.fields_by_name:
-            setattr(message, name, rig.readers[(data[1] >> 4 >> index) % len(rig.readers)])
-    payload = message.SerializeToString()
+        payload = body  # the daemon answers INVALID_REQUEST (daemon/admission.py)
+    else:
+        for index, name in enumerate(_READER_FIELDS):
+            if data[1] >> index & 1 and name in message.DESCRIPTOR.fields_by_name:
+                setattr(message, name, rig.readers[(data[1] >> 4 >> index) % len(rig.readers)])
+        payload = message.SerializeToString()
     rig.insert()
     try:
         if method.streaming:
