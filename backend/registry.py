@@ -433,14 +433,17 @@ class Registry:
             refusal = TokenRefused(NONCE_REFUSALS[outcome], "the challenge of the proof is "
                                    f"{outcome.name.lower().replace('_', ' ')}")
         else:
-            conn.execute("UPDATE challenges SET used = ? WHERE nonce = ? AND used IS NULL",
-                         (_unix(now), proof.nonce))
+            consumed = conn.execute("UPDATE challenges SET used = ? WHERE nonce = ? AND "
+                                    "used IS NULL", (_unix(now), proof.nonce)).rowcount
+            if consumed != 1:  # a concurrent attempt used it first
+                refusal = TokenRefused(RefusalReason.NONCE_REUSED, "the challenge of the proof "
+                                       "was used concurrently")
             row = conn.execute("SELECT holder_id, role, auth_cert_sha256 FROM cards "
                                "WHERE serial = ?", (serial,)).fetchone()
             elsewhere = conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
                                      "serial != ?", (proof.key.leaf_sha256, serial)).fetchone()
             record = None if row is None else (row[0], CardRole(row[1]), row[2])
-            if not proof_binds(record, proof.key, elsewhere is not None):
+            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None):
                 refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
         if refusal is not None:
             self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
