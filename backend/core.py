@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pkcard.backend.registry import Challenge, NonceCheck, Registry
-from pkcard.errors import TokenRefused
+from pkcard.backend.registry import Challenge, HolderProof, NonceCheck, Registry
+from pkcard.errors import RefusalReason, TokenRefused
 from pkcard.secret import Secret
-from pkcard.token import Environment
+from pkcard.token import Environment, PossessionProof
 from pkcard.verify import Clock, TokenVerifier, TrustAnchors, VerifiedSession
 
 CHALLENGE_LIFETIME = timedelta(seconds=120)
@@ -67,13 +67,31 @@ class SessionBackend:
             raise
         return Redemption(session, activated)
 
-    def reactivate(self, card_serial: str, password: Secret, client_id: str) -> int:
+    def reactivate(self, card_serial: str, password: Secret, client_id: str,
+                   proof: PossessionProof | None) -> int:
         """Reactivate the holder's regular card ``card_serial`` with its reactivation password.
+
+        A try counts only with ``proof``: the regular card's signature over a
+        fresh challenge of ``client_id``. Without one, or with one that does
+        not verify or is not this regular card's (an unknown serial looks the
+        same), :class:`~pkcard.errors.TokenRefused` is raised
+        (``REACTIVATION_PROOF_MISSING`` / ``REACTIVATION_PROOF_INVALID`` / a
+        nonce reason) before the password is looked at.
 
         Returns the tries left (the maximum); raises :class:`~pkcard.errors.WrongPin`
         with the tries left, :class:`~pkcard.errors.PinBlocked`,
-        :class:`~pkcard.errors.MalformedPin` or a registry error. Audited with
-        ``client_id``.
+        :class:`~pkcard.errors.MalformedPin` or a registry error. Every attempt
+        is audited with ``client_id``.
         """
+        try:
+            if proof is None:
+                raise TokenRefused(RefusalReason.REACTIVATION_PROOF_MISSING,
+                                   "a reactivation needs the regular card's proof of possession")
+            key = self._verifier.verify_possession(proof, card_serial)
+        except TokenRefused as refusal:
+            self._registry.record_reactivation_refusal(self._clock(), client_id, card_serial,
+                                                       refusal)
+            raise
         return self._registry.reactivate(card_serial, password, self._clock(),
-                                         client_id=client_id)
+                                         client_id=client_id,
+                                         proof=HolderProof(proof.nonce, key))

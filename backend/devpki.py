@@ -86,7 +86,7 @@ def make_ca(common_name: str, not_before: datetime, years: int = 20) -> Issued:
 def issue_card_cert(
     ca: Issued,
     common_name: str,
-    subject_serial: str,
+    subject_serial: str | None,
     kind: KeyKind,
     *,
     not_before: datetime,
@@ -94,7 +94,8 @@ def issue_card_cert(
     digital_signature: bool = True,
     key: PrivateKey | None = None,
 ) -> Issued:
-    """A card authentication certificate issued by ``ca``."""
+    """A card authentication certificate issued by ``ca`` (``subject_serial`` None: no
+    subject serialNumber, for tests of the verifier's refusals)."""
     card_key = key if key is not None else new_key(kind)
     cert = (
         x509.CertificateBuilder()

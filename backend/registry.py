@@ -60,6 +60,7 @@ from pkcard.verify import (
     CardRecord,
     CardStatus,
     NonceOutcome,
+    ProvenKey,
     VerifiedSession,
 )
 
@@ -152,6 +153,35 @@ def _retried(method: Callable[Concatenate[Registry, _P], _T]
 def _scrypt(password: bytes, salt: bytes, n: int) -> bytes:
     return hashlib.scrypt(password, salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32,
                           maxmem=256 * 1024 * 1024)
+
+
+NOT_THIS_CARD = "no valid proof of possession of this regular card"
+"""The one answer for an unknown serial, a backup's serial and another card's proof."""
+
+
+@dataclass(frozen=True)
+class HolderProof:
+    """A verified proof of possession: the challenge it signed and the key that signed it."""
+
+    nonce: bytes
+    key: ProvenKey
+
+
+def proof_binds(card: tuple[str, CardRole, bytes | None] | None, key: ProvenKey,
+                key_of_another_card: bool) -> bool:
+    """Whether a proven key is the regular card's: the store-independent rule.
+
+    ``card`` is (holder id, role, registered certificate SHA-256) of the
+    serial asked for, None when unknown. A registered certificate decides;
+    without one, the key must be the holder's and registered to no other card.
+    """
+    if card is None or card[1] is not CardRole.REGULAR:
+        return False
+    holder_id, _role, pinned = card
+    if pinned is not None:
+        return hmac.compare_digest(pinned, key.leaf_sha256)
+    return hmac.compare_digest(holder_id.encode(), key.holder_id.encode()) \
+        and not key_of_another_card
 
 
 def _check_password(password: Secret) -> bytes:
@@ -386,9 +416,56 @@ class Registry:
             self._audit(conn, now, AuditEvent.CARD_REVOKED, card_serial=serial)
 
     @_retried
+    def record_reactivation_refusal(self, now: datetime, client_id: str, card_serial: str,
+                                    refusal: TokenRefused) -> None:
+        """Audit a holder's reactivation attempt refused before its password was looked at."""
+        with self._write() as conn:
+            self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
+                        card_serial=card_serial[:64], reason=refusal.reason,
+                        detail=refusal.detail)
+
+    def _bind_proof(self, conn: Connection, serial: str, proof: HolderProof,
+                    client_id: str, now: datetime) -> TokenRefused | None:
+        """Consume the proof's challenge and bind its key to the regular card ``serial``.
+
+        Inside a write transaction; returns the refusal (audited) or None. An
+        unknown serial, a backup's serial and a key of another card give the
+        same refusal, so the answer does not tell which serials exist.
+        """
+        outcome = self._nonce_outcome(conn, proof.nonce, client_id, now)
+        refusal: TokenRefused | None = None
+        if outcome is not NonceOutcome.ACCEPTED:
+            refusal = TokenRefused(NONCE_REFUSALS[outcome], "the challenge of the proof is "
+                                   f"{outcome.name.lower().replace('_', ' ')}")
+        else:
+            consumed = conn.execute("UPDATE challenges SET used = ? WHERE nonce = ? AND "
+                                    "used IS NULL", (_unix(now), proof.nonce)).rowcount
+            if consumed != 1:  # a concurrent attempt used it first
+                refusal = TokenRefused(RefusalReason.NONCE_REUSED, "the challenge of the proof "
+                                       "was used concurrently")
+            row = conn.execute("SELECT holder_id, role, auth_cert_sha256 FROM cards "
+                               "WHERE serial = ?", (serial,)).fetchone()
+            elsewhere = conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
+                                     "serial != ?", (proof.key.leaf_sha256, serial)).fetchone()
+            record = None if row is None else (row[0], CardRole(row[1]), row[2])
+            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None):
+                refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
+        if refusal is not None:
+            self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
+                        card_serial=serial[:64], reason=refusal.reason, detail=refusal.detail)
+        return refusal
+
+    @_retried
     def reactivate(self, serial: str, password: Secret, now: datetime, *,
-                   client_id: str | None = None) -> int:
+                   client_id: str | None = None, proof: HolderProof | None = None) -> int:
         """Make the regular card ``serial`` active again and its holder's backup inactive.
+
+        ``proof`` (the holder-facing call; None for an admin call) is a proof
+        of possession already verified (:meth:`pkcard.verify.TokenVerifier.verify_possession`):
+        its challenge must be ``client_id``'s, unused and unexpired (it is
+        consumed), and its key the registered certificate of this regular card
+        (without one: a certificate of the card's holder that is no other
+        card's). Otherwise :class:`TokenRefused` is raised and no try counts.
 
         Checks the reactivation password (scrypt, constant-time compare);
         returns the tries left (the maximum). A wrong password raises
@@ -398,6 +475,11 @@ class Registry:
         reaches a log or the audit.
         """
         value = _check_password(password)
+        if proof is not None:
+            with self._write() as conn:
+                refused = self._bind_proof(conn, serial, proof, client_id or "", now)
+            if refused is not None:
+                raise refused
         query = (
             "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left, r.scrypt_n FROM cards c "
             "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?"

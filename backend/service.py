@@ -42,7 +42,7 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.secret import Secret
-from pkcard.token import CardRole
+from pkcard.token import CardRole, PossessionProof
 from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
@@ -153,7 +153,8 @@ def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
 
 
 class SessionServicer(pb_grpc.SessionServiceServicer):
-    """IssueChallenge, RedeemToken and the holder's password-gated ReactivateCard."""
+    """IssueChallenge, RedeemToken and the holder's ReactivateCard (proof of possession of
+    the regular card, then its reactivation password)."""
 
     def __init__(self, backend: SessionBackend, identity: ClientIdentity) -> None:
         self._backend = backend
@@ -186,10 +187,15 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         self, request: pb.ReactivateCardRequest, context: grpc.ServicerContext
     ) -> pb.ReactivateCardResponse:
         client = client_id(context, self._identity)
+        proof = None
+        if request.HasField("proof"):
+            proof = PossessionProof(bytes(request.proof.nonce),
+                                    tuple(bytes(c) for c in request.proof.certificate_chain),
+                                    bytes(request.proof.signature))
 
         def reactivate() -> int:
             with Secret(request.reactivation_password) as password:
-                return self._backend.reactivate(request.card_serial, password, client)
+                return self._backend.reactivate(request.card_serial, password, client, proof)
 
         try:
             tries = _guarded(context, reactivate)

@@ -221,7 +221,10 @@ def verify_stream(
             stored = str(record.pop("hash"))
             record_seq = int(record["seq"])
             record_prev = str(record["prev"])
-        except (ValueError, TypeError, KeyError):
+            if not record_prev.isascii():
+                raise ValueError("prev is not a hash")
+        # fuzzing found the last two: "seq":Infinity, and nesting deeper than the JSON parser
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
             findings.append(Finding(number, Problem.NOT_JSON, "not an audit record"))
             continue
         if count == 0:

@@ -2,8 +2,10 @@
 
 Today one call: reactivating a holder's regular PK after a backup card was
 used (``pkpin reactivate``), through the backend's holder-facing
-``SessionService.ReactivateCard``: the reactivation password is the
-authorization, so the workstation needs no admin right. The backend checks
+``SessionService.ReactivateCard``: the regular card's proof of possession
+(its signature over a fresh challenge, :meth:`BackendLink.challenge`) and
+the reactivation password are the authorization, so the workstation needs
+no admin right. The backend checks
 the password (salted scrypt, limited tries); the daemon only forwards it and
 never logs it. Backend refusals become :mod:`pkcard.errors`: a wrong password
 :class:`~pkcard.errors.WrongPin` with ``tries_left``, a blocked one
@@ -32,6 +34,7 @@ from pkcard.errors import (
     tries_left_text,
 )
 from pkcard.secret import Secret
+from pkcard.token import PossessionProof
 
 BACKEND_ERROR_DOMAIN = "backend.pkcard.si"
 CLIENT_METADATA_KEY = "x-pkcard-backend-client"
@@ -98,10 +101,25 @@ class BackendLink:
         self._timeout = timeout
         self._sessions = backend_pb2_grpc.SessionServiceStub(self._channel)
 
-    def reactivate(self, card_serial: str, password: Secret) -> None:
-        """Make the regular card ``card_serial`` active again; its backup becomes inactive."""
+    def challenge(self) -> bytes:
+        """A fresh single-use challenge of this workstation (IssueChallenge)."""
+        try:
+            reply = self._sessions.IssueChallenge(backend_pb2.IssueChallengeRequest(),
+                                                  timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise backend_error(error) from None
+        return bytes(reply.nonce)
+
+    def reactivate(self, card_serial: str, password: Secret, proof: PossessionProof) -> None:
+        """Make the regular card ``card_serial`` active again; its backup becomes inactive.
+
+        ``proof`` is the card's signature over a :meth:`challenge` of this link.
+        """
         request = backend_pb2.ReactivateCardRequest(
-            card_serial=card_serial, reactivation_password=password.reveal().decode("utf-8")
+            card_serial=card_serial, reactivation_password=password.reveal().decode("utf-8"),
+            proof=backend_pb2.PossessionProof(nonce=proof.nonce,
+                                              certificate_chain=list(proof.chain),
+                                              signature=proof.signature),
         )
         try:
             self._sessions.ReactivateCard(request, timeout=self._timeout, metadata=self._metadata)

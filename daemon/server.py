@@ -282,6 +282,7 @@ class Daemon:
             SignatureServicer(
                 self._card_backends, auditor, anchors, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
+                limiter=pin_limiter,
             ),
             server,
         )

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pkcard.cardinfo import Environment
+from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import load_certificate
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import (
     EnvironmentMismatch,
     HostPinEntryRefused,
+    NotSupported,
     PinBlocked,
     PinNotVerified,
     SessionEnded,
@@ -31,7 +32,13 @@ from pkcard.pin import PinRef, PinState
 from pkcard.pk import IsoPkDriver, PkCardData, ProfessionalCard
 from pkcard.readers import CardKind, ReaderEventKind, card_kind_from_atr
 from pkcard.secret import Secret
-from pkcard.token import SessionClaims, build_token, make_kzz_proof
+from pkcard.token import (
+    PossessionProof,
+    SessionClaims,
+    build_token,
+    make_kzz_proof,
+    make_possession_proof,
+)
 from pkcard.transport import SmartCardConnection
 
 Announce = Callable[[ReaderEventKind], None]
@@ -90,6 +97,29 @@ def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy:
     return True
 
 
+def _limited_pin(card: ProfessionalCard, connection: SmartCardConnection, serial: str,
+                 policy: PinPolicy, announce: Announce) -> None:
+    """:func:`_ensure_pin` under the daemon's failed-PIN limit for ``serial``.
+
+    The caller's earlier verification of this card counts only where
+    ``policy.may_reuse`` allows it; ``policy.on_verified`` hears of a PIN verified now.
+    """
+    reuse = policy.may_reuse is None or policy.may_reuse(serial)
+    limiter = policy.limiter
+    if limiter is None:
+        verified_now = _ensure_pin(card, connection, policy, announce, reuse)
+    else:
+        limiter.check(serial)  # before any secret reaches the card
+        try:
+            verified_now = _ensure_pin(card, connection, policy, announce, reuse)
+        except (WrongPin, PinBlocked):
+            limiter.record_failure(serial)
+            raise
+        limiter.record_success(serial)
+    if verified_now and policy.on_verified is not None:
+        policy.on_verified(serial)
+
+
 def prepare_pk(
     policy: PinPolicy, announce: Announce
 ) -> Callable[[SmartCardConnection], PkCardData]:
@@ -99,21 +129,32 @@ def prepare_pk(
         _require(connection, CardKind.PK)
         card = ProfessionalCard.over(connection)
         data = card.read_card()
-        reuse = policy.may_reuse is None or policy.may_reuse(data.card_serial)
-        limiter = policy.limiter
-        if limiter is None:
-            verified_now = _ensure_pin(card, connection, policy, announce, reuse)
-        else:
-            limiter.check(data.card_serial)  # before any secret reaches the card
-            try:
-                verified_now = _ensure_pin(card, connection, policy, announce, reuse)
-            except (WrongPin, PinBlocked):
-                limiter.record_failure(data.card_serial)
-                raise
-            limiter.record_success(data.card_serial)
-        if verified_now and policy.on_verified is not None:
-            policy.on_verified(data.card_serial)
+        _limited_pin(card, connection, data.card_serial, policy, announce)
         return data
+
+    return job
+
+
+def prove_regular_pk(
+    policy: PinPolicy, announce: Announce, nonce: bytes
+) -> Callable[[SmartCardConnection], tuple[str, PossessionProof]]:
+    """Job: the regular PK (PIN verified) signs the reactivation digest of ``nonce``.
+
+    Refuses a backup card (:class:`NotSupported`) before any PIN is presented.
+    Returns the card serial and its proof of possession.
+    """
+
+    def job(connection: SmartCardConnection) -> tuple[str, PossessionProof]:
+        if card_kind_from_atr(connection.atr) is not CardKind.PK:
+            raise WrongCardKind("pkpin reactivate needs the regular professional card (PK)")
+        card = ProfessionalCard.over(connection)
+        data = card.read_card()
+        if data.role is not CardRole.REGULAR:
+            raise NotSupported("only a regular PK is reactivated; this is a backup card")
+        _limited_pin(card, connection, data.card_serial, policy, announce)
+        proof = make_possession_proof(nonce, data.card_serial, (data.auth_certificate.der,),
+                                      card.authenticate)
+        return data.card_serial, proof
 
     return job
 

@@ -27,7 +27,6 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pkcard.cardinfo import CardRole
 from pkcard.daemon import session_cards
 from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.audit import AuditEntry
@@ -51,8 +50,8 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.kzz import KzzCardData
-from pkcard.pk import IsoPkDriver, PkCardData
-from pkcard.readers import CardKind, ReaderEvent, ReaderEventKind, card_kind_from_atr
+from pkcard.pk import PkCardData
+from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
 from pkcard.token import (
     MAX_AUTHORIZATIONS,
@@ -367,18 +366,6 @@ def _summary(info: SessionInfo) -> sessions_pb2.SessionClaimsSummary:
     )
 
 
-def _regular_pk_serial(connection: SmartCardConnection) -> str:
-    if card_kind_from_atr(connection.atr) is not CardKind.PK:
-        raise WrongCardKind("pkpin reactivate needs the regular professional card (PK)")
-    driver = IsoPkDriver.over(connection)
-    with driver.transaction():
-        driver.select()
-        info = driver.read_card_info()
-    if info.role is not CardRole.REGULAR:
-        raise NotSupported("only a regular PK is reactivated; this is a backup card")
-    return info.serial
-
-
 # --- the servicer -----------------------------------------------------------------
 
 
@@ -587,15 +574,20 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     ) -> sessions_pb2.ReactivateCardResponse:
         with self._auditor.call(context, "ReactivateCard", reader=request.reader,
                                 intent=Intent.DURABLE) as note, \
-                Secret(request.password) as password:
+                Secret(request.password) as password, ExitStack() as wipe:
+            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            request.pin = ""
             reader = require_reader(request.reader)
             if self._backend is None:
                 raise NotSupported("pkcardd has no backend configured (key `backend`)")
             if not len(password):
                 raise InvalidRequest("password must be set")
-            serial = self._run(context, reader, _regular_pk_serial)
+            policy = self._pin_policy(context, pin, request.confirm_last_try)
+            nonce = self._backend.challenge()  # the proof of possession signs a fresh one
+            serial, proof = self._run(context, reader, session_cards.prove_regular_pk(
+                policy, self._announcer(reader), nonce))
             note.card_serial = serial
-            self._backend.reactivate(serial, password)
+            self._backend.reactivate(serial, password, proof)
             return sessions_pb2.ReactivateCardResponse(card_serial=serial)
 
 

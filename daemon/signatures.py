@@ -28,12 +28,15 @@ from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
 from pkcard.daemon import cards
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.events import EventHub
+from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.services import AuditNote, Auditor, Intent
 from pkcard.errors import (
     HostPinEntryRefused,
     InvalidRequest,
     NotSupported,
+    PinBlocked,
     TransportPinActive,
+    WrongPin,
 )
 from pkcard.pin import PinRef
 from pkcard.pk import KeySlot, PkDriver, ProfessionalCard
@@ -93,6 +96,9 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
     A SPIN sent for a reader with a PIN pad is refused
     (:class:`HostPinEntryRefused`) unless ``allow_host_pin_entry``; an empty
     SPIN on such a reader is typed there, and ``hub`` announces the entry.
+    ``limiter`` is the daemon's one failed-PIN limit: a wrong or blocked SPIN
+    counts against the card, and a card over the limit is refused
+    (:class:`~pkcard.errors.RateLimited`) before the SPIN reaches it.
     """
 
     def __init__(
@@ -103,7 +109,9 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         *,
         hub: EventHub | None = None,
         allow_host_pin_entry: bool = False,
+        limiter: FailedPinLimiter | None = None,
     ) -> None:
+        self._limiter = limiter  # the daemon's one failed-PIN limit: a wrong SPIN counts
         self._backends = backends
         self._auditor = auditor
         self._trust_anchors = tuple(trust_anchors)
@@ -131,6 +139,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                 driver.select()
                 serial = driver.read_card_info().serial
                 note.card_serial = serial
+                if self._limiter is not None:
+                    self._limiter.check(serial)  # before the SPIN reaches the card
                 certificate_der = driver.read_certificate(KeySlot.SIGNATURE)
                 if certificate_der is None:
                     raise NotSupported(
@@ -156,6 +166,12 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                     )
                 except TransportPinActive:
                     raise TransportPinActive(ACTIVATE_HINT) from None
+                except (WrongPin, PinBlocked):
+                    if self._limiter is not None:
+                        self._limiter.record_failure(serial)
+                    raise
+                if self._limiter is not None:
+                    self._limiter.record_success(serial)
             return SignedDocument(cms, signer, signing_time, digest, serial)
 
         return PkJob(run)

@@ -5,5 +5,7 @@
 raise only :class:`pkcard.errors.PkcardError` (anything else is a finding).
 """
 
-TARGET_NAMES = ("apdu", "kzz", "pk", "tlv", "token", "transcript", "x509")
+TARGET_NAMES = (
+    "apdu", "audit", "backend", "daemon", "kzz", "pk", "tlv", "token", "transcript", "x509",
+)
 """The keys of :data:`fuzz.targets.TARGETS`, importable without pkcard (for instrumentation)."""

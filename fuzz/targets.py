@@ -8,10 +8,14 @@ tests/fuzz.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import hashlib
+import io
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +23,7 @@ from enum import IntEnum
 from functools import cache
 from pathlib import Path
 
+import grpc
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -26,6 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError, Message
 
 from fuzz.hostile_certs import hostile_certificates
 from pkcard import tlv
@@ -374,8 +381,304 @@ def x509_paths(data: bytes) -> None:
             verify_detached(signed, CMS_DOCUMENT, [rig.pki.pk_ca.cert], at=NOW)
 
 
+# --- the daemon's own surface (issue 12) ----------------------------------------
+#
+# These targets run real servers in this process: pkcardd (simulated readers,
+# its embedded backend) and the reference backend, each on a Unix socket in a
+# private temporary directory, started once per process and stopped at exit.
+# A request may be refused with any typed status; INTERNAL or UNKNOWN (an
+# exception no mapping knew) is a finding.
+
+_BAD_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+_CALL_TIMEOUT_S = 30.0
+
+
+def _finding_if_unmapped(error: grpc.RpcError, what: str) -> None:
+    code = error.code()
+    if code in _BAD_CODES:
+        raise AssertionError(f"{what} answered {code.name}: {error.details()}")
+
+
+@dataclass(frozen=True)
+class _Method:
+    path: str
+    request: type[Message]
+    streaming: bool
+
+
+@dataclass(frozen=True)
+class DaemonRig:
+    """pkcardd in process: two simulated readers without PIN pad, a PK and a KZZ."""
+
+    channel: grpc.Channel
+    readers: tuple[str, ...]
+    methods: tuple[_Method, ...]
+    insert: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def _daemon_methods() -> tuple[_Method, ...]:
+    from grpc_health.v1 import health_pb2  # noqa: PLC0415
+
+    from pkcard.v1 import (  # noqa: PLC0415
+        cards_pb2,
+        readers_pb2,
+        sessions_pb2,
+        signatures_pb2,
+        simulation_pb2,
+    )
+
+    services = [module.DESCRIPTOR.services_by_name[name] for module, name in (
+        (readers_pb2, "ReaderService"), (cards_pb2, "CardService"),
+        (sessions_pb2, "SessionService"), (signatures_pb2, "SignatureService"),
+        (simulation_pb2, "SimulationService"), (health_pb2, "Health"))]
+    return tuple(
+        _Method(f"/{service.full_name}/{method.name}",
+                message_factory.GetMessageClass(method.input_type), method.server_streaming)
+        for service in services for method in service.methods
+        if service.name != "Health" or method.name in ("Check", "Watch")  # grpc's own servicer
+    )
+
+
+@cache
+def daemon_rig() -> DaemonRig:
+    from pkcard.daemon.config import DaemonConfig, Limits, ReaderBackend  # noqa: PLC0415
+    from pkcard.daemon.server import Daemon  # noqa: PLC0415
+    from pkcard.daemon.simulation import extra_reader  # noqa: PLC0415
+    from pkcard.simcard.inprocess import TWIN_READER, SimulatedReaderSystem  # noqa: PLC0415
+
+    root = Path(tempfile.mkdtemp(prefix="pkcard-fuzz-daemon-", dir="/tmp"))
+    root.chmod(0o700)
+    infos = (TWIN_READER, extra_reader(2))  # no PIN pad: an empty PIN never waits for one
+    system = SimulatedReaderSystem(infos)
+    config = DaemonConfig(
+        socket_dir=root / "run", reader_backend=ReaderBackend.SIMULATED,
+        audit_log=root / "audit.jsonl", allow_host_pin_entry=True, state_dir=root / "state",
+        limits=Limits(failed_pin_limit=1_000_000),
+    )
+    daemon = Daemon(config, system)
+    daemon.start()
+    channel = grpc.insecure_channel(f"unix:{daemon.socket_path}")
+
+    def stop() -> None:
+        channel.close()
+        daemon.stop(grace=0)
+        shutil.rmtree(root, ignore_errors=True)
+
+    def insert() -> None:  # fresh cards for every input: no state carries over
+        system.insert(infos[0].name, _fresh("pk-regular"))
+        system.insert(infos[1].name, _fresh("kzz"))
+
+    return DaemonRig(channel, tuple(info.name for info in infos), _daemon_methods(), insert,
+                     stop)
+
+
+_READER_FIELDS = ("reader", "pk_reader", "kzz_reader")
+
+
+def daemon_requests(data: bytes) -> None:
+    """A random protobuf request to any method of every servicer of a running pkcardd.
+
+    The first byte picks the method, the second decides whether reader fields
+    name a real reader (so requests get past the reader check), the rest is
+    the serialized request; bytes that are no message of the method's type
+    go as they are (the daemon must answer them INVALID_REQUEST).
+    """
+    rig = daemon_rig()
+    if len(data) < 2:
+        data = data.ljust(2, b"\0")
+    method = rig.methods[data[0] % len(rig.methods)]
+    body = data[2:]
+    try:
+        message = method.request.FromString(body)
+    except DecodeError:
+        payload = body  # the daemon answers INVALID_REQUEST (daemon/admission.py)
+    else:
+        for index, name in enumerate(_READER_FIELDS):
+            if data[1] >> index & 1 and name in message.DESCRIPTOR.fields_by_name:
+                setattr(message, name, rig.readers[(data[1] >> 4 >> index) % len(rig.readers)])
+        payload = message.SerializeToString()
+    rig.insert()
+    try:
+        if method.streaming:
+            call = rig.channel.unary_stream(method.path, None, None)
+            stream = call(payload, timeout=_CALL_TIMEOUT_S)
+            try:
+                next(iter(stream), None)
+            finally:
+                stream.cancel()  # type: ignore[no-untyped-call]
+        else:
+            rig.channel.unary_unary(method.path, None, None)(payload, timeout=_CALL_TIMEOUT_S)
+    except grpc.RpcError as error:
+        if error.code() is not grpc.StatusCode.CANCELLED:
+            _finding_if_unmapped(error, method.path)
+
+
+# --- the audit log reader and pkcard-audit verify --------------------------------
+
+
+@cache
+def _audit_dir() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="pkcard-fuzz-audit-", dir="/tmp"))
+    root.chmod(0o700)
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def _valid_audit_log(records: int) -> bytes:
+    from pkcard.daemon.audit import AuditEntry, AuditLog  # noqa: PLC0415
+
+    path = _audit_dir() / "seed.jsonl"
+    path.unlink(missing_ok=True)
+    log = AuditLog(path)
+    try:
+        for index in range(records):
+            log.append(AuditEntry(operation="VerifyPin", outcome="WRONG_PIN", uid=0,
+                                  reader="Gemalto PC Twin Reader (simulated)",
+                                  card_serial=SERIAL, tries_left=index), now=NOW)
+    finally:
+        log.close()
+    return path.read_bytes()
+
+
+def audit_log(data: bytes) -> None:
+    """The audit-log reader (start-up and ``pkcard-audit verify``) on arbitrary file content.
+
+    The verifier reports findings and never raises; the daemon's start-up
+    either opens the log (then an appended record verifies) or refuses it
+    with :class:`~pkcard.daemon.audit.AuditLogCorrupt`; ``pkcard-audit
+    verify`` exits 0 exactly when the chain is intact, else 1.
+    """
+    from pkcard.daemon import audit, audit_cli  # noqa: PLC0415
+
+    result = audit.verify_bytes(data)
+    audit.verify_bytes(data, expected_head=hashlib.sha256(data).hexdigest())
+    path = _audit_dir() / "audit.jsonl"
+    path.write_bytes(data)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = audit_cli.main(["verify", str(path)])
+    if code != (audit_cli.EXIT_INTACT if result.intact else audit_cli.EXIT_BROKEN):
+        raise AssertionError(f"pkcard-audit verify exited {code}: {out.getvalue()[-300:]}")
+    try:
+        log = audit.AuditLog(path)
+    except (audit.AuditLogCorrupt, PkcardError):
+        if result.intact:
+            raise AssertionError("an intact audit log was refused at start-up") from None
+        return
+    try:
+        log.append(audit.AuditEntry(operation="Fuzz", outcome="OK"), now=NOW)
+    finally:
+        log.close()
+    if not audit.verify_bytes(path.read_bytes()).intact:
+        raise AssertionError("a record appended to an accepted log breaks the chain")
+
+
+# --- the backend's RedeemToken ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendRig:
+    """The reference backend in process (SQLite registry, gRPC on a Unix socket)."""
+
+    redeem: Callable[[bytes], object]
+    nonce: Callable[[], bytes]
+    token: TokenRig
+    stop: Callable[[], None]
+
+
+@cache
+def backend_rig() -> BackendRig:
+    from pkcard.backend.core import SessionBackend  # noqa: PLC0415
+    from pkcard.backend.registry import Registry  # noqa: PLC0415
+    from pkcard.backend.service import ClientIdentity, build_server  # noqa: PLC0415
+
+    rig = token_rig()
+    root = Path(tempfile.mkdtemp(prefix="pkcard-fuzz-backend-", dir="/tmp"))
+    root.chmod(0o700)
+    registry = Registry(root / "backend.sqlite", scrypt_n=2**8)
+    registry.add_holder(HOLDER, "Dr Fuzz", NOW)
+    registry.add_card(SERIAL, HOLDER, CardRole.REGULAR, NOW,
+                      reactivation_password=Secret("Fuzz-pass-1"))
+    registry.grant(HOLDER, "I002", NOW)
+    anchors = TrustAnchors(Environment.TEST, (rig.pki.pk_ca.cert,), (rig.pki.kzz_ca.cert,))
+    backend = SessionBackend(registry, anchors, lambda: NOW, environment=Environment.TEST,
+                             restricted_authorizations={"I002"})
+    server = build_server(backend, registry, lambda: NOW, identity=ClientIdentity.METADATA,
+                          admins=frozenset(), max_workers=2)
+    socket = root / "backend.sock"
+    server.add_insecure_port(f"unix:{socket}")
+    server.start()
+    channel = grpc.insecure_channel(f"unix:{socket}")
+
+    def stop() -> None:
+        channel.close()
+        server.stop(None).wait()
+        registry.close()
+        shutil.rmtree(root, ignore_errors=True)
+    metadata = (("x-pkcard-backend-client", CLIENT),)
+    call = channel.unary_unary("/pkcard.backend.v1.SessionService/RedeemToken", None, None)
+    challenge = channel.unary_unary("/pkcard.backend.v1.SessionService/IssueChallenge", None,
+                                    None)
+
+    def redeem(payload: bytes) -> object:
+        return call(payload, metadata=metadata, timeout=_CALL_TIMEOUT_S)
+
+    def nonce() -> bytes:
+        from pkcard.backend.v1 import backend_pb2  # noqa: PLC0415
+
+        reply = backend_pb2.IssueChallengeResponse.FromString(
+            challenge(b"", metadata=metadata, timeout=_CALL_TIMEOUT_S))
+        return bytes(reply.nonce)
+
+    return BackendRig(redeem, nonce, rig, stop)
+
+
+def shutdown() -> None:
+    """Stop the servers the targets started in this process (pkcardd's reader workers
+    are not daemon threads: a process that started them must call this before it ends)."""
+    for started in (daemon_rig, backend_rig):
+        if started.cache_info().currsize:
+            started().stop()
+            started.cache_clear()
+
+
+def backend_redeem(data: bytes) -> None:
+    """RedeemToken of a running reference backend: a random protobuf request, or a request
+    carrying a valid token over a fresh challenge with one part replaced or one byte flipped."""
+    from pkcard.backend.v1 import backend_pb2  # noqa: PLC0415
+
+    rig = backend_rig()
+    choice, rest = (data[0] % 6, data[1:]) if data else (0, b"")
+    if choice == 0:  # the bytes as a serialized request (grpc refuses undecodable ones itself)
+        try:
+            payload = backend_pb2.RedeemTokenRequest.FromString(rest).SerializeToString()
+        except DecodeError:
+            return
+    else:
+        valid = rig.token.valid(rig.nonce()).split(".")
+        if choice == 1:
+            candidate = rest.decode("utf-8", errors="replace")
+        elif choice == 5:
+            text = ".".join(valid)
+            at = int.from_bytes(rest[:2].ljust(2, b"\0"), "big") % len(text)
+            flip = rest[2] if len(rest) > 2 else 1
+            candidate = text[:at] + chr((ord(text[at]) ^ flip) % 128) + text[at + 1 :]
+        else:
+            valid[choice - 2] = b64url_encode(rest)
+            candidate = ".".join(valid)
+        payload = backend_pb2.RedeemTokenRequest(token=candidate).SerializeToString()
+    try:
+        rig.redeem(payload)
+    except grpc.RpcError as error:
+        _finding_if_unmapped(error, "RedeemToken")
+
+
 TARGETS: dict[str, Target] = {
     "apdu": apdu,
+    "audit": audit_log,
+    "backend": backend_redeem,
+    "daemon": daemon_requests,
     "tlv": tlv_parsers,
     "transcript": transcript,
     "pk": pk_driver,
@@ -410,3 +713,16 @@ def seeds(name: str) -> Iterator[bytes]:
         _, nonces = rig.verifier()
         yield b"\0" + rig.valid(nonces.issue(CLIENT, NOW)).encode()
         yield b"\4" + hashlib.sha256(b"seed").digest()
+    elif name == "audit":
+        yield b""
+        yield _valid_audit_log(3)
+        yield _valid_audit_log(2)[:-7]  # a torn last line
+        yield b'{"seq":1,"prev":"' + b"0" * 64 + b'","hash":"x"}\n'
+    elif name == "backend":
+        yield b"\0"
+        yield b"\1" + b"e30.e30.e30"
+        yield b"\2" + b'{"alg":"ES256"}'
+        yield b"\5" + bytes([0, 40, 7])
+    elif name == "daemon":
+        for index, method in enumerate(_daemon_methods()):  # no server started here
+            yield bytes([index, 0xFF]) + method.request().SerializeToString()

@@ -202,8 +202,11 @@ class AsyncPkcardClient:
             self._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=session_id))
         return session_status(response)
 
-    async def reactivate_card(self, reader: str, password: Secret | str) -> str:
-        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password))
+    async def reactivate_card(self, reader: str, password: Secret | str, *,
+                              pin: Secret | str = "", confirm_last_try: bool = False) -> str:
+        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password),
+                                                     pin=reveal(pin),
+                                                     confirm_last_try=confirm_last_try)
         try:
             response = await self._call(self._sessions.ReactivateCard, request)
         finally:

@@ -514,9 +514,16 @@ class PkcardClient:
             self._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=session_id))
         return session_status(response)
 
-    def reactivate_card(self, reader: str, password: Secret | str) -> str:
-        """Reactivate the regular PK in ``reader`` at the backend; returns its serial."""
-        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password))
+    def reactivate_card(self, reader: str, password: Secret | str, *,
+                        pin: Secret | str = "", confirm_last_try: bool = False) -> str:
+        """Reactivate the regular PK in ``reader`` at the backend; returns its serial.
+
+        The card proves to the backend that it is in the reader, which needs its
+        ``pin`` verified; empty: already verified, or typed on the reader's PIN pad.
+        """
+        request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password),
+                                                     pin=reveal(pin),
+                                                     confirm_last_try=confirm_last_try)
         try:
             response: sessions_pb2.ReactivateCardResponse = self._call(
                 self._sessions.ReactivateCard, request)

@@ -439,7 +439,8 @@ class BackendRefused(DaemonError):
 
 
 class RefusalReason(IntEnum):
-    """Why a verifier or the backend refused a session token. Stable numbers: on the wire."""
+    """Why a verifier or the backend refused a session token (or a reactivation's proof of
+    possession). Stable numbers: on the wire."""
 
     MALFORMED = 1
     TOO_LARGE = 2
@@ -473,6 +474,9 @@ class RefusalReason(IntEnum):
     CARD_INACTIVE = 30
     REGULAR_CARD_DEACTIVATED = 31
     NO_AUTHORIZATION = 32
+    # A holder's reactivation attempt refused before its password counts (issue 12, break 8):
+    REACTIVATION_PROOF_MISSING = 33  # no proof that the card is in the reader
+    REACTIVATION_PROOF_INVALID = 34  # no valid proof of possession of THIS regular card
 
 
 class TokenRefused(PkcardError):

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from types import MappingProxyType
@@ -41,6 +41,8 @@ JWS_TYP = "pkcard-session+jwt"
 TOKEN_VERSION = 1
 NONCE_LENGTH = 32
 KZZ_PROOF_DOMAIN = b"pkcard-kzz-proof-v1\x00"
+REACTIVATION_PROOF_DOMAIN = b"pkcard-reactivation-proof-v1\x00"
+MAX_PROOF_CHAIN = 4  # certificates in a possession proof, leaf first (as x5c)
 MAX_AUTHORIZATIONS = 32
 DEFAULT_LIFETIME = timedelta(minutes=5)
 MAX_RESTRICTED_REASON = 200
@@ -51,6 +53,9 @@ __all__ = [
     "JWS_TYP",
     "KZZ_PROOF_DOMAIN",
     "NONCE_LENGTH",
+    "REACTIVATION_PROOF_DOMAIN",
+    "MAX_PROOF_CHAIN",
+    "PossessionProof",
     "TOKEN_VERSION",
     "CardRole",
     "CardSigner",
@@ -170,6 +175,39 @@ def kzz_proof_digest(nonce: bytes, pk_card_serial: str) -> bytes:
     if len(nonce) != NONCE_LENGTH:
         raise FormatError(f"nonce must be {NONCE_LENGTH} bytes")
     return hashlib.sha256(KZZ_PROOF_DOMAIN + nonce + pk_card_serial.encode("ascii")).digest()
+
+
+def reactivation_proof_digest(nonce: bytes, card_serial: str) -> bytes:
+    """The hash a regular PK signs to prove it is in the reader for a reactivation:
+    SHA-256("pkcard-reactivation-proof-v1" 00 || nonce || card serial).
+
+    The domain string keeps it apart from token signatures and KZZ proofs; the
+    nonce (a backend challenge) makes it fresh; the serial names the card.
+    """
+    if len(nonce) != NONCE_LENGTH:
+        raise FormatError(f"nonce must be {NONCE_LENGTH} bytes")
+    return hashlib.sha256(REACTIVATION_PROOF_DOMAIN + nonce + card_serial.encode("ascii")).digest()
+
+
+@dataclass(frozen=True)
+class PossessionProof:
+    """A card's signature over a backend challenge: it is in the reader, its PIN verified.
+
+    ``chain`` is the card's authentication certificate chain (DER, leaf
+    first, no root); ``signature`` the INTERNAL AUTHENTICATE answer over
+    :func:`reactivation_proof_digest` of ``nonce`` and the card serial.
+    """
+
+    nonce: bytes
+    chain: tuple[bytes, ...]
+    signature: bytes = field(repr=False)
+
+
+def make_possession_proof(nonce: bytes, card_serial: str, chain: tuple[bytes, ...],
+                          authenticate: CardSigner) -> PossessionProof:
+    """Ask the PK (PIN verified) to sign :func:`reactivation_proof_digest`."""
+    return PossessionProof(nonce, chain, authenticate(reactivation_proof_digest(nonce,
+                                                                                card_serial)))
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ caller passes in: the trust anchors of one environment, a
 The checks follow the Web eID authentication token validator, adapted to a
 compact JWS signed by a PK card (docs/token.md): size limits, strict
 base64url, a header allow-list, no duplicate JSON keys, the ``x5c`` chain
-validated with ``cryptography.x509.verification`` at the token time, key
+validated with ``cryptography.x509.verification`` at the verification time, key
 usage, ``alg`` bound to the leaf key type, the signature, the claims and
-their times, the single-use client-bound nonce, the KZZ proof over the same
-challenge, and finally the registry.
+their times (``iat`` within the skew of the verifier's clock), the
+single-use client-bound nonce, the KZZ proof over the same challenge (its
+certificate bound to the patient), and finally the registry. Certificates
+in ``x5c`` after the leaf are only candidates for path building: one that
+is not on the validated path is ignored, never trusted.
 """
 
 from __future__ import annotations
@@ -42,16 +45,19 @@ from pkcard.certs import certificate_key, load_certificate
 from pkcard.errors import FormatError, RefusalReason, TokenRefused
 from pkcard.token import (
     JWS_TYP,
+    MAX_PROOF_CHAIN,
     NONCE_LENGTH,
     TOKEN_VERSION,
     CardRole,
     Environment,
     JwsAlgorithm,
+    PossessionProof,
     SessionClaims,
     algorithm_for,
     b64_decode_strict,
     b64url_decode,
     kzz_proof_digest,
+    reactivation_proof_digest,
     wire_name,
 )
 
@@ -63,6 +69,7 @@ __all__ = [
     "InMemoryNonceStore",
     "NonceOutcome",
     "NonceStore",
+    "ProvenKey",
     "RefusalReason",
     "RegistryView",
     "SessionScope",
@@ -184,6 +191,18 @@ class VerifiedSession:
     def activates_backup(self) -> bool:
         """True for the first token of a backup card still on standby."""
         return self.card.role is CardRole.BACKUP and self.card.status is CardStatus.STANDBY
+
+
+@dataclass(frozen=True)
+class ProvenKey:
+    """A PK key whose possession a :class:`~pkcard.token.PossessionProof` proved.
+
+    ``leaf_sha256`` is SHA-256 of the leaf certificate (compare it with the
+    registry's pinned certificate); ``holder_id`` its subject serialNumber.
+    """
+
+    leaf_sha256: bytes
+    holder_id: str
 
 
 @dataclass(frozen=True)
@@ -430,18 +449,50 @@ class TokenVerifier:
                 f"{wire_name(self._environment)} verifier",
             )
         self._check_times(claims, now)
-        token_time = datetime.fromtimestamp(claims.iat, UTC)
-        chain = self._pk_chain(header_part, token_time)
+        # the chains are checked at the verifier's time, never at the token's own iat
+        chain = self._pk_chain(header_part, now)
         signature = _b64url(signature_part, "signature")
         digest = hashlib.sha256(f"{header_part}.{payload_part}".encode("ascii")).digest()
         if not verify_card_signature(chain.public_key, signature, digest):
             raise TokenRefused(RefusalReason.BAD_SIGNATURE, "the PK signature does not verify")
-        if chain.leaf_serial_attr is not None and chain.leaf_serial_attr != claims.actor_id:
+        if chain.leaf_serial_attr is None or chain.leaf_serial_attr != claims.actor_id:
             raise TokenRefused(RefusalReason.HOLDER_MISMATCH,
                                "actorId differs from the certificate's holder id")
         if not claims.proof_method.restricted:
-            self._check_kzz(claims, token_time)
+            self._check_kzz(claims, now)
         return claims, chain
+
+    def verify_possession(self, proof: PossessionProof, card_serial: str) -> ProvenKey:
+        """Check a PK's proof of possession for ``card_serial``; no nonce, no registry.
+
+        The chain must validate now to the PK trust anchors (digitalSignature,
+        a P-256 or RSA >= 2048 key, a subject serialNumber), and the signature
+        must verify over :func:`~pkcard.token.reactivation_proof_digest`. The
+        caller consumes ``proof.nonce`` and binds the key to the card. Raises
+        :class:`TokenRefused` with ``REACTIVATION_PROOF_INVALID``.
+        """
+        refused = RefusalReason.REACTIVATION_PROOF_INVALID
+        if (len(proof.nonce) != NONCE_LENGTH or not 1 <= len(proof.chain) <= MAX_PROOF_CHAIN
+                or len(proof.signature) > MAX_SIGNATURE_LENGTH or not card_serial.isascii()):
+            raise TokenRefused(refused, "the proof of possession is malformed")
+        try:
+            certs = [x509.load_der_x509_certificate(der) for der in proof.chain]
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise TokenRefused(refused, "the proof holds a malformed certificate") from exc
+        leaf = certs[0]
+        public_key = _card_key(leaf)
+        holder = _serial_attribute(leaf)
+        if public_key is None or holder is None:
+            raise TokenRefused(refused, "the proof's certificate is not a PK authentication "
+                               "certificate")
+        try:
+            self._validate_chain(self._pk_store, leaf, certs[1:], self._clock(), refused)
+        except TokenRefused as exc:
+            raise TokenRefused(refused, exc.detail) from None
+        digest = reactivation_proof_digest(proof.nonce, card_serial)
+        if not verify_card_signature(public_key, proof.signature, digest):
+            raise TokenRefused(refused, "the proof's signature does not verify")
+        return ProvenKey(hashlib.sha256(leaf.public_bytes(Encoding.DER)).digest(), holder)
 
     # --- structure and header ---------------------------------------------
 
@@ -531,8 +582,8 @@ class TokenVerifier:
         try:
             verified = verifier.verify(leaf, intermediates)
         except verification.VerificationError as exc:
-            raise TokenRefused(reason, "the certificate chain does not validate at the "
-                               "token time") from exc
+            raise TokenRefused(reason, "the certificate chain does not validate now") \
+                from exc
         if not _has_digital_signature(leaf):
             raise TokenRefused(RefusalReason.KEY_USAGE, "the certificate lacks digitalSignature")
         not_before = max(c.not_valid_before_utc for c in verified.chain)
@@ -551,6 +602,9 @@ class TokenVerifier:
                                f"exp must follow iat by at most {self._max_lifetime}")
         if now - self._max_skew >= exp:
             raise TokenRefused(RefusalReason.TOKEN_EXPIRED, "the token has expired")
+        if iat < now - self._max_skew:
+            raise TokenRefused(RefusalReason.CLOCK_SKEW,
+                               f"iat is more than {self._max_skew} in the past")
         if claims.patient_proof_time is not None:
             proof = datetime.fromtimestamp(claims.patient_proof_time, UTC)
             if proof > iat + self._max_skew or iat - proof > self._max_lifetime:
@@ -578,11 +632,12 @@ class TokenVerifier:
             chain = _ValidatedChain(window[0], window[1], public_key, algorithm_for(public_key),
                                     key, _serial_attribute(cert))
             self._kzz_chains.put(key, chain)
-        if chain.leaf_serial_attr is not None and chain.leaf_serial_attr not in (
-            claims.patient_id, claims.kzz_serial
-        ):
+        if chain.leaf_serial_attr is None:
             raise TokenRefused(RefusalReason.KZZ_PROOF_INVALID,
-                               "the KZZ certificate belongs to another card or patient")
+                               "the KZZ certificate carries no patient binding (serialNumber)")
+        if chain.leaf_serial_attr != claims.patient_id:
+            raise TokenRefused(RefusalReason.KZZ_PROOF_INVALID,
+                               "the KZZ certificate belongs to another patient")
         digest = kzz_proof_digest(claims.nonce, claims.card_serial)
         if not verify_card_signature(chain.public_key, proof, digest):
             raise TokenRefused(RefusalReason.KZZ_PROOF_INVALID,

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpkcard/backend/v1/backend.proto\x12\x11pkcard.backend.v1\"\x17\n\x15IssueChallengeRequest\"=\n\x16IssueChallengeResponse\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x14\n\x0c\x65xpires_unix\x18\x02 \x01(\x03\"#\n\x12RedeemTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xb3\x01\n\x13RedeemTokenResponse\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_serial\x18\x02 \x01(\t\x12\'\n\x05scope\x18\x03 \x01(\x0e\x32\x18.pkcard.backend.v1.Scope\x12\x1e\n\x16granted_authorizations\x18\x04 \x03(\t\x12\x12\n\npatient_id\x18\x05 \x01(\t\x12\x18\n\x10\x62\x61\x63kup_activated\x18\x06 \x01(\x08\"3\n\x10\x41\x64\x64HolderRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x13\n\x11\x41\x64\x64HolderResponse\"\x99\x01\n\x0e\x41\x64\x64\x43\x61rdRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12\x11\n\tholder_id\x18\x02 \x01(\t\x12)\n\x04role\x18\x03 \x01(\x0e\x32\x1b.pkcard.backend.v1.CardRole\x12\x15\n\rauth_cert_der\x18\x04 \x01(\x0c\x12\x1d\n\x15reactivation_password\x18\x05 \x01(\t\"\x11\n\x0f\x41\x64\x64\x43\x61rdResponse\"<\n\x19GrantAuthorizationRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\x1c\n\x1aGrantAuthorizationResponse\"t\n\x1cWithdrawAuthorizationRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x06reason\x18\x03 \x01(\x0e\x32#.pkcard.backend.v1.WithdrawalReason\"\x1f\n\x1dWithdrawAuthorizationResponse\"(\n\x11RevokeCardRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\"\x14\n\x12RevokeCardResponse\"K\n\x15ReactivateCardRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12\x1d\n\x15reactivation_password\x18\x02 \x01(\t\",\n\x16ReactivateCardResponse\x12\x12\n\ntries_left\x18\x01 \x01(\x05*D\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_FULL\x10\x01\x12\x14\n\x10SCOPE_RESTRICTED\x10\x02*R\n\x08\x43\x61rdRole\x12\x19\n\x15\x43\x41RD_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41RD_ROLE_REGULAR\x10\x01\x12\x14\n\x10\x43\x41RD_ROLE_BACKUP\x10\x02*\x9d\x02\n\x10WithdrawalReason\x12!\n\x1dWITHDRAWAL_REASON_UNSPECIFIED\x10\x00\x12\'\n#WITHDRAWAL_REASON_LICENCE_WITHDRAWN\x10\x01\x12&\n\"WITHDRAWAL_REASON_CONTRACT_EXPIRED\x10\x02\x12.\n*WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP\x10\x03\x12!\n\x1dWITHDRAWAL_REASON_COURT_ORDER\x10\x04\x12\x1c\n\x18WITHDRAWAL_REASON_MISUSE\x10\x05\x12$\n WITHDRAWAL_REASON_HOLDER_REQUEST\x10\x06\x32\xbc\x02\n\x0eSessionService\x12\x65\n\x0eIssueChallenge\x12(.pkcard.backend.v1.IssueChallengeRequest\x1a).pkcard.backend.v1.IssueChallengeResponse\x12\\\n\x0bRedeemToken\x12%.pkcard.backend.v1.RedeemTokenRequest\x1a&.pkcard.backend.v1.RedeemTokenResponse\x12\x65\n\x0eReactivateCard\x12(.pkcard.backend.v1.ReactivateCardRequest\x1a).pkcard.backend.v1.ReactivateCardResponse2\xf1\x04\n\x14RegistryAdminService\x12V\n\tAddHolder\x12#.pkcard.backend.v1.AddHolderRequest\x1a$.pkcard.backend.v1.AddHolderResponse\x12P\n\x07\x41\x64\x64\x43\x61rd\x12!.pkcard.backend.v1.AddCardRequest\x1a\".pkcard.backend.v1.AddCardResponse\x12q\n\x12GrantAuthorization\x12,.pkcard.backend.v1.GrantAuthorizationRequest\x1a-.pkcard.backend.v1.GrantAuthorizationResponse\x12z\n\x15WithdrawAuthorization\x12/.pkcard.backend.v1.WithdrawAuthorizationRequest\x1a\x30.pkcard.backend.v1.WithdrawAuthorizationResponse\x12Y\n\nRevokeCard\x12$.pkcard.backend.v1.RevokeCardRequest\x1a%.pkcard.backend.v1.RevokeCardResponse\x12\x65\n\x0eReactivateCard\x12(.pkcard.backend.v1.ReactivateCardRequest\x1a).pkcard.backend.v1.ReactivateCardResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpkcard/backend/v1/backend.proto\x12\x11pkcard.backend.v1\"\x17\n\x15IssueChallengeRequest\"=\n\x16IssueChallengeResponse\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x14\n\x0c\x65xpires_unix\x18\x02 \x01(\x03\"#\n\x12RedeemTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xb3\x01\n\x13RedeemTokenResponse\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_serial\x18\x02 \x01(\t\x12\'\n\x05scope\x18\x03 \x01(\x0e\x32\x18.pkcard.backend.v1.Scope\x12\x1e\n\x16granted_authorizations\x18\x04 \x03(\t\x12\x12\n\npatient_id\x18\x05 \x01(\t\x12\x18\n\x10\x62\x61\x63kup_activated\x18\x06 \x01(\x08\"3\n\x10\x41\x64\x64HolderRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x13\n\x11\x41\x64\x64HolderResponse\"\x99\x01\n\x0e\x41\x64\x64\x43\x61rdRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12\x11\n\tholder_id\x18\x02 \x01(\t\x12)\n\x04role\x18\x03 \x01(\x0e\x32\x1b.pkcard.backend.v1.CardRole\x12\x15\n\rauth_cert_der\x18\x04 \x01(\x0c\x12\x1d\n\x15reactivation_password\x18\x05 \x01(\t\"\x11\n\x0f\x41\x64\x64\x43\x61rdResponse\"<\n\x19GrantAuthorizationRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\x1c\n\x1aGrantAuthorizationResponse\"t\n\x1cWithdrawAuthorizationRequest\x12\x11\n\tholder_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x06reason\x18\x03 \x01(\x0e\x32#.pkcard.backend.v1.WithdrawalReason\"\x1f\n\x1dWithdrawAuthorizationResponse\"(\n\x11RevokeCardRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\"\x14\n\x12RevokeCardResponse\"N\n\x0fPossessionProof\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x19\n\x11\x63\x65rtificate_chain\x18\x02 \x03(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"~\n\x15ReactivateCardRequest\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12\x1d\n\x15reactivation_password\x18\x02 \x01(\t\x12\x31\n\x05proof\x18\x03 \x01(\x0b\x32\".pkcard.backend.v1.PossessionProof\",\n\x16ReactivateCardResponse\x12\x12\n\ntries_left\x18\x01 \x01(\x05*D\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_FULL\x10\x01\x12\x14\n\x10SCOPE_RESTRICTED\x10\x02*R\n\x08\x43\x61rdRole\x12\x19\n\x15\x43\x41RD_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41RD_ROLE_REGULAR\x10\x01\x12\x14\n\x10\x43\x41RD_ROLE_BACKUP\x10\x02*\x9d\x02\n\x10WithdrawalReason\x12!\n\x1dWITHDRAWAL_REASON_UNSPECIFIED\x10\x00\x12\'\n#WITHDRAWAL_REASON_LICENCE_WITHDRAWN\x10\x01\x12&\n\"WITHDRAWAL_REASON_CONTRACT_EXPIRED\x10\x02\x12.\n*WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP\x10\x03\x12!\n\x1dWITHDRAWAL_REASON_COURT_ORDER\x10\x04\x12\x1c\n\x18WITHDRAWAL_REASON_MISUSE\x10\x05\x12$\n WITHDRAWAL_REASON_HOLDER_REQUEST\x10\x06\x32\xbc\x02\n\x0eSessionService\x12\x65\n\x0eIssueChallenge\x12(.pkcard.backend.v1.IssueChallengeRequest\x1a).pkcard.backend.v1.IssueChallengeResponse\x12\\\n\x0bRedeemToken\x12%.pkcard.backend.v1.RedeemTokenRequest\x1a&.pkcard.backend.v1.RedeemTokenResponse\x12\x65\n\x0eReactivateCard\x12(.pkcard.backend.v1.ReactivateCardRequest\x1a).pkcard.backend.v1.ReactivateCardResponse2\xf1\x04\n\x14RegistryAdminService\x12V\n\tAddHolder\x12#.pkcard.backend.v1.AddHolderRequest\x1a$.pkcard.backend.v1.AddHolderResponse\x12P\n\x07\x41\x64\x64\x43\x61rd\x12!.pkcard.backend.v1.AddCardRequest\x1a\".pkcard.backend.v1.AddCardResponse\x12q\n\x12GrantAuthorization\x12,.pkcard.backend.v1.GrantAuthorizationRequest\x1a-.pkcard.backend.v1.GrantAuthorizationResponse\x12z\n\x15WithdrawAuthorization\x12/.pkcard.backend.v1.WithdrawAuthorizationRequest\x1a\x30.pkcard.backend.v1.WithdrawAuthorizationResponse\x12Y\n\nRevokeCard\x12$.pkcard.backend.v1.RevokeCardRequest\x1a%.pkcard.backend.v1.RevokeCardResponse\x12\x65\n\x0eReactivateCard\x12(.pkcard.backend.v1.ReactivateCardRequest\x1a).pkcard.backend.v1.ReactivateCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pkcard.backend.v1.backend_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOPE']._serialized_start=1040
-  _globals['_SCOPE']._serialized_end=1108
-  _globals['_CARDROLE']._serialized_start=1110
-  _globals['_CARDROLE']._serialized_end=1192
-  _globals['_WITHDRAWALREASON']._serialized_start=1195
-  _globals['_WITHDRAWALREASON']._serialized_end=1480
+  _globals['_SCOPE']._serialized_start=1171
+  _globals['_SCOPE']._serialized_end=1239
+  _globals['_CARDROLE']._serialized_start=1241
+  _globals['_CARDROLE']._serialized_end=1323
+  _globals['_WITHDRAWALREASON']._serialized_start=1326
+  _globals['_WITHDRAWALREASON']._serialized_end=1611
   _globals['_ISSUECHALLENGEREQUEST']._serialized_start=54
   _globals['_ISSUECHALLENGEREQUEST']._serialized_end=77
   _globals['_ISSUECHALLENGERESPONSE']._serialized_start=79
@@ -65,12 +65,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKECARDREQUEST']._serialized_end=893
   _globals['_REVOKECARDRESPONSE']._serialized_start=895
   _globals['_REVOKECARDRESPONSE']._serialized_end=915
-  _globals['_REACTIVATECARDREQUEST']._serialized_start=917
-  _globals['_REACTIVATECARDREQUEST']._serialized_end=992
-  _globals['_REACTIVATECARDRESPONSE']._serialized_start=994
-  _globals['_REACTIVATECARDRESPONSE']._serialized_end=1038
-  _globals['_SESSIONSERVICE']._serialized_start=1483
-  _globals['_SESSIONSERVICE']._serialized_end=1799
-  _globals['_REGISTRYADMINSERVICE']._serialized_start=1802
-  _globals['_REGISTRYADMINSERVICE']._serialized_end=2427
+  _globals['_POSSESSIONPROOF']._serialized_start=917
+  _globals['_POSSESSIONPROOF']._serialized_end=995
+  _globals['_REACTIVATECARDREQUEST']._serialized_start=997
+  _globals['_REACTIVATECARDREQUEST']._serialized_end=1123
+  _globals['_REACTIVATECARDRESPONSE']._serialized_start=1125
+  _globals['_REACTIVATECARDRESPONSE']._serialized_end=1169
+  _globals['_SESSIONSERVICE']._serialized_start=1614
+  _globals['_SESSIONSERVICE']._serialized_end=1930
+  _globals['_REGISTRYADMINSERVICE']._serialized_start=1933
+  _globals['_REGISTRYADMINSERVICE']._serialized_end=2558
 # @@protoc_insertion_point(module_scope)

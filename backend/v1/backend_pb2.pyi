@@ -459,6 +459,40 @@ class RevokeCardResponse(_message.Message):
 Global___RevokeCardResponse: _TypeAlias = RevokeCardResponse  # noqa: Y015
 
 @_typing.final
+class PossessionProof(_message.Message):
+    """The regular PK's proof that it is in the holder's reader (SessionService only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NONCE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_CHAIN_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    nonce: _builtins.bytes
+    """32 bytes from IssueChallenge, issued to the same client id."""
+    signature: _builtins.bytes
+    """INTERNAL AUTHENTICATE over SHA-256("pkcard-reactivation-proof-v1" 00 || nonce ||
+    card_serial); EC: raw r || s, RSA: PSS (docs/token.md).
+    """
+    @_builtins.property
+    def certificate_chain(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The PK authentication certificate (DER), leaf first, 1-4 entries."""
+
+    def __init__(
+        self,
+        *,
+        nonce: _builtins.bytes = ...,
+        certificate_chain: _abc.Iterable[_builtins.bytes] | None = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_chain", b"certificate_chain", "nonce", b"nonce", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PossessionProof: _TypeAlias = PossessionProof  # noqa: Y015
+
+@_typing.final
 class ReactivateCardRequest(_message.Message):
     """A regular card to reactivate, with its reactivation password."""
 
@@ -466,19 +500,25 @@ class ReactivateCardRequest(_message.Message):
 
     CARD_SERIAL_FIELD_NUMBER: _builtins.int
     REACTIVATION_PASSWORD_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
     card_serial: _builtins.str
     """The regular card."""
     reactivation_password: _builtins.str
     """Never logged."""
+    @_builtins.property
+    def proof(self) -> Global___PossessionProof:
+        """The card's proof of possession: SessionService requires it; the admin call ignores it."""
+
     def __init__(
         self,
         *,
         card_serial: _builtins.str = ...,
         reactivation_password: _builtins.str = ...,
+        proof: Global___PossessionProof | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "reactivation_password", b"reactivation_password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "proof", b"proof", "reactivation_password", b"reactivation_password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

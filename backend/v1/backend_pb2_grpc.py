@@ -71,10 +71,19 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReactivateCard(self, request, context):
-        """Holder-facing: the reactivation password is the authorization (salted
-        scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
-        reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
-        a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+        """Holder-facing: the regular card's proof of possession and its
+        reactivation password are the authorization. A try counts only with a
+        proof: the regular PK (PIN verified) signs a fresh challenge of this
+        client (IssueChallenge; single use, bound to the client id). Without a
+        proof: PERMISSION_DENIED, reason REACTIVATION_PROOF_MISSING; with one
+        that does not verify or does not belong to this regular card (an
+        unknown serial looks exactly the same): REACTIVATION_PROOF_INVALID; a
+        challenge problem: NONCE_UNKNOWN / NONCE_EXPIRED / NONCE_REUSED /
+        NONCE_FOREIGN_CLIENT. None of these counts a try. Then the password
+        (salted scrypt, 5 tries, then blocked): a wrong one is
+        PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
+        metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
+        Every attempt is audited with the client id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

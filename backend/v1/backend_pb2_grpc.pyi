@@ -53,10 +53,19 @@ class SessionServiceStub:
     RedeemToken: _grpc.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]
     """Check a session token and grant what it may reach (docs/token.md)."""
     ReactivateCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]
-    """Holder-facing: the reactivation password is the authorization (salted
-    scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
-    reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
-    a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+    """Holder-facing: the regular card's proof of possession and its
+    reactivation password are the authorization. A try counts only with a
+    proof: the regular PK (PIN verified) signs a fresh challenge of this
+    client (IssueChallenge; single use, bound to the client id). Without a
+    proof: PERMISSION_DENIED, reason REACTIVATION_PROOF_MISSING; with one
+    that does not verify or does not belong to this regular card (an
+    unknown serial looks exactly the same): REACTIVATION_PROOF_INVALID; a
+    challenge problem: NONCE_UNKNOWN / NONCE_EXPIRED / NONCE_REUSED /
+    NONCE_FOREIGN_CLIENT. None of these counts a try. Then the password
+    (salted scrypt, 5 tries, then blocked): a wrong one is
+    PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
+    metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
+    Every attempt is audited with the client id.
     """
 
 @_typing.type_check_only
@@ -69,10 +78,19 @@ class SessionServiceAsyncStub(SessionServiceStub):
     RedeemToken: _aio.UnaryUnaryMultiCallable[_backend_pb2.RedeemTokenRequest, _backend_pb2.RedeemTokenResponse]  # type: ignore[assignment]
     """Check a session token and grant what it may reach (docs/token.md)."""
     ReactivateCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]  # type: ignore[assignment]
-    """Holder-facing: the reactivation password is the authorization (salted
-    scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
-    reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
-    a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+    """Holder-facing: the regular card's proof of possession and its
+    reactivation password are the authorization. A try counts only with a
+    proof: the regular PK (PIN verified) signs a fresh challenge of this
+    client (IssueChallenge; single use, bound to the client id). Without a
+    proof: PERMISSION_DENIED, reason REACTIVATION_PROOF_MISSING; with one
+    that does not verify or does not belong to this regular card (an
+    unknown serial looks exactly the same): REACTIVATION_PROOF_INVALID; a
+    challenge problem: NONCE_UNKNOWN / NONCE_EXPIRED / NONCE_REUSED /
+    NONCE_FOREIGN_CLIENT. None of these counts a try. Then the password
+    (salted scrypt, 5 tries, then blocked): a wrong one is
+    PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
+    metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
+    Every attempt is audited with the client id.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -100,10 +118,19 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _backend_pb2.ReactivateCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_backend_pb2.ReactivateCardResponse, _abc.Awaitable[_backend_pb2.ReactivateCardResponse]]:
-        """Holder-facing: the reactivation password is the authorization (salted
-        scrypt, 5 tries, then blocked). A wrong password is PERMISSION_DENIED,
-        reason REACTIVATION_PASSWORD_WRONG, ErrorInfo metadata "tries_left";
-        a blocked one REACTIVATION_PASSWORD_BLOCKED. Audited with the client id.
+        """Holder-facing: the regular card's proof of possession and its
+        reactivation password are the authorization. A try counts only with a
+        proof: the regular PK (PIN verified) signs a fresh challenge of this
+        client (IssueChallenge; single use, bound to the client id). Without a
+        proof: PERMISSION_DENIED, reason REACTIVATION_PROOF_MISSING; with one
+        that does not verify or does not belong to this regular card (an
+        unknown serial looks exactly the same): REACTIVATION_PROOF_INVALID; a
+        challenge problem: NONCE_UNKNOWN / NONCE_EXPIRED / NONCE_REUSED /
+        NONCE_FOREIGN_CLIENT. None of these counts a try. Then the password
+        (salted scrypt, 5 tries, then blocked): a wrong one is
+        PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
+        metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
+        Every attempt is audited with the client id.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

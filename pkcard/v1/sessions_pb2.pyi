@@ -486,21 +486,33 @@ class ReactivateCardRequest(_message.Message):
 
     READER_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
     reader: _builtins.str
     """The reader holding the holder's regular PK; the daemon reads its serial."""
     password: _builtins.str
     """The reactivation password, checked by the backend (salted scrypt, limited
     tries). Never logged.
     """
+    pin: _builtins.str
+    """The regular PK's PIN: the card proves to the backend that it is in the
+    reader by signing a backend challenge, which needs the PIN verified.
+    Empty: already verified, or typed on the reader's PIN pad (as OpenSession).
+    Never logged.
+    """
+    confirm_last_try: _builtins.bool
+    """Only one PIN try is left and the caller really wants to spend it."""
     def __init__(
         self,
         *,
         reader: _builtins.str = ...,
         password: _builtins.str = ...,
+        pin: _builtins.str = ...,
+        confirm_last_try: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "reader", b"reader"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm_last_try", b"confirm_last_try", "password", b"password", "pin", b"pin", "reader", b"reader"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

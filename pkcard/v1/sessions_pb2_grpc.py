@@ -108,12 +108,15 @@ class SessionServiceServicer:
 
     def ReactivateCard(self, request, context):
         """Make the holder's regular PK active again after a backup card was used
-        (pkpin reactivate). The daemon reads the serial of the regular card in
-        `reader` and asks the backend configured as `backend`.
+        (pkpin reactivate). The daemon reads the regular card in `reader`, has
+        its PIN verified (as OpenSession), lets it sign a fresh challenge of the
+        backend configured as `backend` (the proof of possession) and sends the
+        proof with the password.
         Errors: NOT_SUPPORTED (no backend configured, or the card is not a
-        regular PK); WRONG_PIN with tries_left (password wrong); PIN_BLOCKED
-        (no tries left); BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend
-        refused for another reason, `backend_reason` in the metadata).
+        regular PK); PIN errors as OpenSession (the card's PIN); WRONG_PIN with
+        tries_left (reactivation password wrong); PIN_BLOCKED (no tries left);
+        BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend refused for another
+        reason, `backend_reason` in the metadata).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -73,12 +73,15 @@ class SessionServiceStub:
     """The session's state. Errors: SESSION_NOT_FOUND (unknown, or ended long ago)."""
     ReactivateCard: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.ReactivateCardRequest, _sessions_pb2.ReactivateCardResponse]
     """Make the holder's regular PK active again after a backup card was used
-    (pkpin reactivate). The daemon reads the serial of the regular card in
-    `reader` and asks the backend configured as `backend`.
+    (pkpin reactivate). The daemon reads the regular card in `reader`, has
+    its PIN verified (as OpenSession), lets it sign a fresh challenge of the
+    backend configured as `backend` (the proof of possession) and sends the
+    proof with the password.
     Errors: NOT_SUPPORTED (no backend configured, or the card is not a
-    regular PK); WRONG_PIN with tries_left (password wrong); PIN_BLOCKED
-    (no tries left); BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend
-    refused for another reason, `backend_reason` in the metadata).
+    regular PK); PIN errors as OpenSession (the card's PIN); WRONG_PIN with
+    tries_left (reactivation password wrong); PIN_BLOCKED (no tries left);
+    BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend refused for another
+    reason, `backend_reason` in the metadata).
     """
 
 @_typing.type_check_only
@@ -110,12 +113,15 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """The session's state. Errors: SESSION_NOT_FOUND (unknown, or ended long ago)."""
     ReactivateCard: _aio.UnaryUnaryMultiCallable[_sessions_pb2.ReactivateCardRequest, _sessions_pb2.ReactivateCardResponse]  # type: ignore[assignment]
     """Make the holder's regular PK active again after a backup card was used
-    (pkpin reactivate). The daemon reads the serial of the regular card in
-    `reader` and asks the backend configured as `backend`.
+    (pkpin reactivate). The daemon reads the regular card in `reader`, has
+    its PIN verified (as OpenSession), lets it sign a fresh challenge of the
+    backend configured as `backend` (the proof of possession) and sends the
+    proof with the password.
     Errors: NOT_SUPPORTED (no backend configured, or the card is not a
-    regular PK); WRONG_PIN with tries_left (password wrong); PIN_BLOCKED
-    (no tries left); BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend
-    refused for another reason, `backend_reason` in the metadata).
+    regular PK); PIN errors as OpenSession (the card's PIN); WRONG_PIN with
+    tries_left (reactivation password wrong); PIN_BLOCKED (no tries left);
+    BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend refused for another
+    reason, `backend_reason` in the metadata).
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -174,12 +180,15 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sessions_pb2.ReactivateCardResponse, _abc.Awaitable[_sessions_pb2.ReactivateCardResponse]]:
         """Make the holder's regular PK active again after a backup card was used
-        (pkpin reactivate). The daemon reads the serial of the regular card in
-        `reader` and asks the backend configured as `backend`.
+        (pkpin reactivate). The daemon reads the regular card in `reader`, has
+        its PIN verified (as OpenSession), lets it sign a fresh challenge of the
+        backend configured as `backend` (the proof of possession) and sends the
+        proof with the password.
         Errors: NOT_SUPPORTED (no backend configured, or the card is not a
-        regular PK); WRONG_PIN with tries_left (password wrong); PIN_BLOCKED
-        (no tries left); BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend
-        refused for another reason, `backend_reason` in the metadata).
+        regular PK); PIN errors as OpenSession (the card's PIN); WRONG_PIN with
+        tries_left (reactivation password wrong); PIN_BLOCKED (no tries left);
+        BACKEND_UNAVAILABLE; BACKEND_REFUSED (the backend refused for another
+        reason, `backend_reason` in the metadata).
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

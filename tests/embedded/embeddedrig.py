@@ -26,9 +26,14 @@ from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
 from pkcard.client import PkcardClient
 from pkcard.daemon.embedded_backend import DATABASE_NAME, SOCKET_NAME
+from pkcard.pin import PinRef
+from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
+from pkcard.simcard.card import SimulatedCard
+from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.simcard.profile import load_profile
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import make_possession_proof
 from pkcard.tools.pkpin.cli import run
 from pkcard.tools.pkpin.messages import ExitCode
 from pkcard.tools.pkpin.terminal import Terminal
@@ -51,6 +56,21 @@ def refusal_reason(error: grpc.RpcError) -> str:
         if detail.Unpack(info):
             return info.reason
     return ""
+
+
+def possession_proof(stub: bpb_grpc.SessionServiceStub, client: str, serial: str,
+                     profile: str = "pk-regular") -> bpb.PossessionProof:
+    """A simulated ``profile`` card (PIN verified) signs a fresh challenge of ``client``."""
+    nonce = stub.IssueChallenge(bpb.IssueChallengeRequest(),
+                                metadata=((CLIENT_METADATA_KEY, client),), timeout=10).nonce
+    card = ProfessionalCard.over(InProcessConnection(
+        SimulatedCard.from_profile(load_profile(profile))))
+    data = card.read_card()
+    with Secret(profile_secret(profile, SecretRef.PIN)) as pin:
+        card.verify(PinRef.PIN, pin)
+    proof = make_possession_proof(nonce, serial, (data.auth_certificate.der,), card.authenticate)
+    return bpb.PossessionProof(nonce=proof.nonce, certificate_chain=list(proof.chain),
+                               signature=proof.signature)
 
 
 @dataclass
@@ -149,9 +169,10 @@ class ScriptedTerminal(Terminal):
 
 
 def pkpin_reactivate(daemon: EmbeddedDaemon, reader: str, password: str) -> tuple[ExitCode, str]:
-    """``pkpin --socket ... --reader READER reactivate`` with ``password`` typed."""
+    """``pkpin --socket ... --reader READER reactivate`` with ``password`` and the PIN typed."""
     out, err = io.StringIO(), io.StringIO()
-    terminal: Callable[[], Terminal] = lambda: ScriptedTerminal([password])  # noqa: E731
+    pin = profile_secret("pk-regular", SecretRef.PIN)  # the card proves it is in the reader
+    terminal: Callable[[], Terminal] = lambda: ScriptedTerminal([password, pin])  # noqa: E731
     code = run(["--socket", str(daemon.socket_path), "--reader", reader, "reactivate"],
                environ={"LANG": "C"}, out=out, err=err, open_terminal=terminal)
     return code, out.getvalue() + err.getvalue()

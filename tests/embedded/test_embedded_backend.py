@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from embeddedrig import DEVELOPER, refusal_reason
+from embeddedrig import DEVELOPER, possession_proof, refusal_reason
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -79,9 +79,12 @@ def embedded(tmp_path: Path) -> Iterator[EmbeddedBackend]:
 
 
 def reactivate(backend: EmbeddedBackend, password: str) -> bpb.ReactivateCardResponse:
+    """The holder's call, with the regular card's proof of possession (issue 12, break 8)."""
     with grpc.insecure_channel(f"unix:{backend.public_socket}") as channel:
-        reply: bpb.ReactivateCardResponse = bpb_grpc.SessionServiceStub(channel).ReactivateCard(
-            bpb.ReactivateCardRequest(card_serial=REGULAR, reactivation_password=password),
+        stub = bpb_grpc.SessionServiceStub(channel)
+        reply: bpb.ReactivateCardResponse = stub.ReactivateCard(
+            bpb.ReactivateCardRequest(card_serial=REGULAR, reactivation_password=password,
+                                      proof=possession_proof(stub, DEVELOPER, REGULAR)),
             metadata=((CLIENT_METADATA_KEY, DEVELOPER),), timeout=10)
     return reply
 
@@ -133,12 +136,17 @@ def test_wrong_passwords_count_down_then_block(embedded: EmbeddedBackend) -> Non
 def test_malformed_and_unknown(embedded: EmbeddedBackend) -> None:
     code, reason, _ = refused(embedded, "short")
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_PASSWORD")
-    with grpc.insecure_channel(f"unix:{embedded.public_socket}") as channel, \
-            pytest.raises(grpc.RpcError) as unknown:
-        bpb_grpc.SessionServiceStub(channel).ReactivateCard(
-            bpb.ReactivateCardRequest(card_serial=BACKUP, reactivation_password=PASSWORD),
-            metadata=((CLIENT_METADATA_KEY, DEVELOPER),), timeout=10)
-    assert unknown.value.code() is grpc.StatusCode.NOT_FOUND  # a backup has no password
+    with grpc.insecure_channel(f"unix:{embedded.public_socket}") as channel:
+        stub = bpb_grpc.SessionServiceStub(channel)
+        request = bpb.ReactivateCardRequest(card_serial=BACKUP, reactivation_password=PASSWORD,
+                                            proof=possession_proof(stub, DEVELOPER, BACKUP))
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.ReactivateCard(request, metadata=((CLIENT_METADATA_KEY, DEVELOPER),),
+                                timeout=10)
+    # A backup has no password; since issue 12 break 8 the answer no longer says NOT_FOUND,
+    # it is the one answer for every serial this proof does not belong to.
+    assert unknown.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert refusal_reason(unknown.value) == "REACTIVATION_PROOF_INVALID"
 
 
 def test_a_second_instance_on_the_same_sockets_is_refused(

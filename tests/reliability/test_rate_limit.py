@@ -124,3 +124,26 @@ def test_pin_status_reports_the_pause_before_any_pin_is_asked(
         with pytest.raises(RateLimited) as caught:
             client.verify_pin(PK_READER, PinRef.PIN, "0000", confirm_last_try=True)
         assert 0 < caught.value.retry_after_s <= report.retry_after_s
+
+
+def test_issue13_spin_failures_through_sign_document_are_rate_limited(
+    limited_daemon: RunningDaemon,
+) -> None:
+    """Issue 13 finding 1: wrong signing PINs (SignDocument) count against the same limit."""
+    spin = load_profile("pk-regular").secret_value(SecretRef.SPIN)
+    wrong = spin[:-1] + str((int(spin[-1]) + 1) % 10)
+    document = b"pkcard rate-limit test document\n"
+    with limited_daemon.client(timeout=20) as client:
+        for _ in range(2):
+            with pytest.raises(WrongPin):
+                client.sign_document(PK_READER, document, spin=wrong, confirm_last_try=True)
+        tries = client.get_pin_status(PK_READER, PinRef.SPIN)[0].tries_left
+        with pytest.raises(RateLimited) as caught:
+            client.sign_document(PK_READER, document, spin=spin, confirm_last_try=True)
+        assert caught.value.retry_after_s > 0
+        # refused before the card: the right SPIN spent no try either
+        assert client.get_pin_status(PK_READER, PinRef.SPIN)[0].tries_left == tries
+        with pytest.raises(RateLimited):  # and the card's other PIN operations share the limit
+            client.verify_pin(PK_READER, PinRef.PIN, "0000", confirm_last_try=True)
+    assert spin not in limited_daemon.stderr() + limited_daemon.audit_path.read_text()
+    assert wrong not in limited_daemon.stderr() + limited_daemon.audit_path.read_text()

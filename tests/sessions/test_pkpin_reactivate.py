@@ -55,18 +55,20 @@ def use_backup_card(rig: Rig) -> None:
 def test_pkpin_reactivate(simulated_rig: Rig) -> None:
     use_backup_card(simulated_rig)
     simulated_rig.daemon.insert(PK_READER, "pk-regular")
-    code, text, prompts = pkpin(simulated_rig, [WRONG], "--reader", PK_READER)
+    pin = profile_secret("pk-regular", SecretRef.PIN)  # the card proves it is in the reader
+    code, text, prompts = pkpin(simulated_rig, [WRONG, pin], "--reader", PK_READER)
     assert code == ExitCode.WRONG_PIN
     assert "Wrong reactivation password: 4 tries left" in text
-    assert prompts == ["Reactivation password: "]
+    assert prompts == ["Reactivation password: ", "Current PIN: "]
 
     password = profile_secret("pk-regular", SecretRef.REACTIVATION)
-    code, text, _ = pkpin(simulated_rig, [password], "--reader", PK_READER)
+    code, text, _ = pkpin(simulated_rig, [password, pin], "--reader", PK_READER)
     assert code == ExitCode.OK
     assert "Your regular card PK0000100001 is active again" in text
     assert password not in text
     assert password not in simulated_rig.daemon.log()
     assert WRONG not in simulated_rig.daemon.audit_path.read_text()
+    assert pin not in simulated_rig.daemon.log() + simulated_rig.daemon.audit_path.read_text()
 
 
 def test_pkpin_reactivate_needs_the_daemon(simulated_rig: Rig) -> None:
@@ -74,3 +76,22 @@ def test_pkpin_reactivate_needs_the_daemon(simulated_rig: Rig) -> None:
     code = run(["--direct", "reactivate"], environ={"LANG": "C"}, out=out, err=err)
     assert code == ExitCode.USAGE
     assert "works only through pkcardd" in err.getvalue() + out.getvalue()
+
+
+def test_break8_pkpin_reactivate_with_a_wrong_card_pin_spends_no_password_try(
+    simulated_rig: Rig,
+) -> None:
+    """Without the card's PIN there is no proof of possession, so no reactivation try counts;
+    pkpin words the refusal as a PIN error, not as a wrong reactivation password."""
+    simulated_rig.daemon.insert(PK_READER, "pk-regular")
+    pin = profile_secret("pk-regular", SecretRef.PIN)
+    wrong_pin = pin[:-1] + str((int(pin[-1]) + 1) % 10)
+    password = profile_secret("pk-regular", SecretRef.REACTIVATION)
+    code, text, _ = pkpin(simulated_rig, [password, wrong_pin], "--reader", PK_READER)
+    assert code == ExitCode.WRONG_PIN
+    assert "reactivation password" not in text.lower()
+    tries = simulated_rig.backend.registry._connection().execute(
+        "SELECT tries_left FROM reactivation").fetchall()
+    assert tries == [(5,)]
+    code, text, _ = pkpin(simulated_rig, [password, pin], "--reader", PK_READER)
+    assert code == ExitCode.OK, text

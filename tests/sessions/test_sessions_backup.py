@@ -42,14 +42,16 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
         # the backup card is not what gets reactivated
         rig.daemon.insert(PK_READER, "pk-backup")
         with pytest.raises(NotSupported):
-            client.reactivate_card(PK_READER, "Wrong!password-1")
+            client.reactivate_card(PK_READER, "Wrong!password-1",
+                                   pin=profile_secret("pk-backup", SecretRef.PIN))
 
         rig.daemon.insert(PK_READER, "pk-regular")
+        pin = profile_secret("pk-regular", SecretRef.PIN)  # the card proves it is here
         with pytest.raises(WrongPin) as wrong:
-            client.reactivate_card(PK_READER, "Wrong!password-1")
+            client.reactivate_card(PK_READER, "Wrong!password-1", pin=pin)
         assert wrong.value.tries_left == 4
         password = profile_secret("pk-regular", SecretRef.REACTIVATION)
-        serial = client.reactivate_card(PK_READER, password)
+        serial = client.reactivate_card(PK_READER, password, pin=pin)
         assert serial == "PK0000100001"
 
         again = _redeem(rig, client, "pk-regular")
@@ -58,3 +60,4 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
     log = rig.daemon.log() + rig.daemon.audit_path.read_text()
     assert password not in log
     assert "Wrong!password-1" not in log
+    assert pin not in log

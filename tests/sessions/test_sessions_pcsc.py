@@ -135,8 +135,9 @@ def test_backup_first_use_and_reactivate(cards: tuple[PcscdHarness, Rig, str, st
     assert refusal_reason(refused.value) == "REGULAR_CARD_DEACTIVATED"
     with env_rig.daemon.client() as client:
         with pytest.raises(WrongPin):
-            client.reactivate_card(pk_reader, "Wrong!password-1")
+            client.reactivate_card(pk_reader, "Wrong!password-1", pin=_pin("pk-regular"))
         serial = client.reactivate_card(
-            pk_reader, profile_secret("pk-regular", SecretRef.REACTIVATION))
+            pk_reader, profile_secret("pk-regular", SecretRef.REACTIVATION),
+            pin=_pin("pk-regular"))
     assert serial == "PK0000100001"
     assert not redeem("pk-regular").backup_activated

@@ -143,7 +143,17 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
             action="store_true",
             help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
         )
-    commands.add_parser(reactivate.COMMAND, words=words, help=reactivate.help_text(t))
+    again = commands.add_parser(reactivate.COMMAND, words=words, help=reactivate.help_text(t))
+    again.add_argument(
+        "--confirm-last-try",
+        action="store_true",
+        help=t.tr("do not ask before spending the last try"),
+    )
+    again.add_argument(
+        "--pinpad",
+        action="store_true",
+        help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
+    )
     return parser
 
 
@@ -275,7 +285,9 @@ def _reactivate(
     if args.wait:
         with DaemonService(socket) as service:
             reader = _reader(service, args, console)
-    return reactivate.run_reactivate(socket, console, open_terminal, reader)
+    return reactivate.run_reactivate(socket, console, open_terminal, reader,
+                                     use_pin_pad=args.pinpad,
+                                     confirm_last_try=args.confirm_last_try)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
