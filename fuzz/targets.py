@@ -525,11 +525,18 @@ def _audit_dir() -> Path:
     return root
 
 
+def _fresh_log_path(name: str) -> Path:
+    """``name`` in the audit scratch folder, with no log, head file or rotated file of an
+    earlier input left (the head file would make the next log look cut off)."""
+    for old in _audit_dir().glob(name + "*"):
+        old.unlink()
+    return _audit_dir() / name
+
+
 def _valid_audit_log(records: int) -> bytes:
     from pkcard.daemon.audit import AuditEntry, AuditLog  # noqa: PLC0415
 
-    path = _audit_dir() / "seed.jsonl"
-    path.unlink(missing_ok=True)
+    path = _fresh_log_path("seed.jsonl")
     log = AuditLog(path)
     try:
         for index in range(records):
@@ -553,7 +560,7 @@ def audit_log(data: bytes) -> None:
 
     result = audit.verify_bytes(data)
     audit.verify_bytes(data, expected_head=hashlib.sha256(data).hexdigest())
-    path = _audit_dir() / "audit.jsonl"
+    path = _fresh_log_path("audit.jsonl")
     path.write_bytes(data)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

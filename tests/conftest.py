@@ -113,3 +113,18 @@ def pcscd_env(_pcscd_session: PcscdHarness) -> Iterator[PcscdHarness]:
     harness.remove_all(wait=True)
     if harness.readers != DEFAULT_READERS or not harness.running:
         harness.restart_pcscd(DEFAULT_READERS, reinsert=False)
+
+
+@pytest.fixture(autouse=True)
+def _entry_points_keep_the_test_process_dumpable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that calls an entry point's ``main()`` in this process must not take away
+    the process's core-dump limit and dumpable flag for every later test:
+    ``forbid_core_dumps`` lowers the hard limit, which the children of this process
+    (tests/reliability/test_core_dumps.py raises theirs) could then never raise again.
+    That test runs the entry points in child processes, where the guard is real."""
+    import pkcard.backend.main as backend_main  # noqa: PLC0415
+    import pkcard.daemon.main as daemon_main  # noqa: PLC0415
+    import pkcard.tools.pkpin.cli as pkpin_cli  # noqa: PLC0415
+
+    for module in (backend_main, daemon_main, pkpin_cli):
+        monkeypatch.setattr(module, "forbid_core_dumps", lambda: None)

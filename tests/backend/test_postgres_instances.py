@@ -29,6 +29,7 @@ from tokenrig import FAST_SCRYPT_N, PASSWORD, Pki
 from pkcard.backend.pg_harness import PostgresServer
 from pkcard.backend.registry import REACTIVATION_TRIES, AuditEvent, Registry
 from pkcard.backend.v1 import backend_pb2 as pb
+from pkcard.errors import tries_left_text
 from pkcard.verify import CardStatus
 
 WRONG = "Wrong-pass-123"
@@ -139,8 +140,8 @@ def test_reactivation_tries_are_counted_exactly(rig: Rig) -> None:
                    if r.event is AuditEvent.REACTIVATION_REFUSED
                    and r.card_serial == holder.regular.serial]
         # five tries counted, each once (4, 3, 2, 1, 0 left); the sixth met a blocked counter
-        assert sorted(r.detail for r in refused) == [
-            f"{n} tries left" for n in range(REACTIVATION_TRIES)]
+        assert sorted(r.detail for r in refused) == sorted(
+            tries_left_text(n) for n in range(REACTIVATION_TRIES))
         with pytest.raises(grpc.RpcError) as blocked:
             _reactivate(rig, 0, holder.regular.serial, PASSWORD)
         assert reason(blocked.value) == "REACTIVATION_PASSWORD_BLOCKED"

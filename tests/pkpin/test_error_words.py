@@ -34,6 +34,8 @@ SAMPLES: dict[str, object] = {
     "detail": None,
     "message": None,
     "found_uid": 1000,
+    "path": "/var/lib/pkcardd/audit.jsonl",
+    "why": "writable by others",
     "trusted_uids": (0,),
 }
 

@@ -159,6 +159,9 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
     row(e.AccessDenied, CODE.DAEMON,
         lambda w, _, c: w.tr("pkcardd refused access: your user may not use the cards.")),
     row(e.DaemonBusy, CODE.DAEMON, lambda w, _, c: w.tr("pkcardd is busy: try again.")),
+    row(e.UnsafeFile, CODE.DAEMON,
+        lambda w, err, c: w.tr("A file of pkcard is not safe to use: {path}. Ask your IT staff"
+                               " to check it.").format(path=err.path)),
     row(e.UntrustedDaemonSocket, CODE.DAEMON,
         lambda w, err, c: w.tr("The pkcardd socket belongs to uid {uid}, not to a trusted user:"
                                " nothing was sent to it. Ask your IT staff to check it.")
