@@ -18,14 +18,19 @@ import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 
+import grpc
 import pytest
 import serving
 from daemon_harness import PK_READER, RunningDaemon, daemon_command, make_root, start_daemon
+from dropped_uid import spawn_as
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from pkcard.client import PkcardClient
 
@@ -67,24 +72,11 @@ def reachable(stranger: pwd.struct_passwd) -> Iterator[RunningDaemon]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _hog(uid: int, gid: int, socket_path: str, report: Queue[tuple[int, int, int]],
-         release: Event) -> None:
-    """In a spawned child: become ``uid``, hold streams and idle connections until ``release``.
+def _hog(socket_path: str, release: Event, report: Queue[tuple[int, int, int]]) -> None:
+    """In a spawned child, as the stranger: hold streams and idle connections until ``release``.
 
-    Every module is imported while still root (the interpreter lives under /root).
+    Every module is imported while still root (see ``dropped_uid``).
     """
-    import threading  # noqa: PLC0415
-
-    import grpc  # noqa: PLC0415
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
-    from grpc_reflection.v1alpha import (  # noqa: PLC0415
-        reflection_pb2,
-        reflection_pb2_grpc,
-    )
-
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
     stop = threading.Event()
 
     def hold_open() -> Iterator[reflection_pb2.ServerReflectionRequest]:
@@ -134,14 +126,11 @@ def _hog(uid: int, gid: int, socket_path: str, report: Queue[tuple[int, int, int
 def test_break3_a_stranger_with_streams_and_idle_connections_cannot_starve_root(
     stranger: pwd.struct_passwd, reachable: RunningDaemon
 ) -> None:
-    context = multiprocessing.get_context("spawn")
-    report: Queue[tuple[int, int, int]] = context.Queue()
-    release = context.Event()
-    child = context.Process(target=_hog, args=(stranger.pw_uid, stranger.pw_gid,
-                                               str(reachable.socket_path), report, release))
-    child.start()
+    release = multiprocessing.get_context("spawn").Event()
+    child = spawn_as(stranger.pw_uid, stranger.pw_gid, [], _hog, str(reachable.socket_path),
+                     release)
     try:
-        held, connected, _ = report.get(timeout=120)
+        held, connected, _ = child.get(timeout=120)
         latencies = []
         with PkcardClient(reachable.socket_path, timeout=20) as client:
             for _ in range(5):
@@ -151,12 +140,10 @@ def test_break3_a_stranger_with_streams_and_idle_connections_cannot_starve_root(
                 latencies.append(time.monotonic() - started)
                 assert reading.pk is not None
         release.set()
-        held, connected, still_open = report.get(timeout=120)
+        held, connected, still_open = child.get(timeout=120)
     finally:
         release.set()
-        child.join(60)
-        if child.exitcode is None:
-            child.kill()
+        child.close(60)
     print(f"\nbreak 3: stranger held {held} of {WATCHES + REFLECTIONS} streams and "
           f"{still_open} of {connected} idle connections; root ListReaders+GetCard "
           f"max {max(latencies) * 1000:.1f} ms, min {min(latencies) * 1000:.1f} ms")

@@ -15,7 +15,6 @@ calls from processes running as them:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pwd
 import shutil
@@ -26,9 +25,10 @@ from multiprocessing.queues import Queue
 
 import pytest
 from daemon_harness import KZZ_READER, PK_READER, RunningDaemon, make_root, start_daemon
+from dropped_uid import spawn_as
 
 from pkcard.client import PkcardClient
-from pkcard.errors import DaemonBusy, PinError, SessionEnded, SessionEndReason
+from pkcard.errors import DaemonBusy, PinError, PkcardError, SessionEnded, SessionEndReason
 from pkcard.pin import PinRef
 from pkcard.sessions import RestrictedMode, RestrictedReason
 from pkcard.simcard.profile import load_profile
@@ -101,18 +101,11 @@ def daemon(users: object, limits: str) -> Iterator[RunningDaemon]:
 Action = tuple[str, ...]
 
 
-def _act(uid: int, gid: int, name: str, socket_path: str, actions: list[Action],
-         answers: Queue[list[str]]) -> None:
-    """In a spawned child: become ``uid`` and run ``actions``; report each outcome.
+def _act(socket_path: str, actions: list[Action], answers: Queue[list[str]]) -> None:
+    """In a spawned child, already running as the user: run ``actions``; report each outcome.
 
-    Everything is imported while still root (the interpreter lives under /root).
+    Everything is imported while still root (see ``dropped_uid``).
     """
-    from pkcard.client import PkcardClient  # noqa: PLC0415
-    from pkcard.errors import PkcardError  # noqa: PLC0415
-
-    os.setgroups(os.getgrouplist(name, gid))
-    os.setgid(gid)
-    os.setuid(uid)
     results: list[str] = []
     with PkcardClient(socket_path, timeout=30) as client:
         for action in actions:
@@ -150,15 +143,13 @@ def _open(client: PkcardClient, reader: str, pin: str | None = None) -> str:
 
 
 def as_user(user: pwd.struct_passwd, daemon: RunningDaemon, *actions: Action) -> list[str]:
-    context = multiprocessing.get_context("spawn")
-    answers: Queue[list[str]] = context.Queue()
-    child = context.Process(target=_act, args=(user.pw_uid, user.pw_gid, user.pw_name,
-                                               str(daemon.socket_path), list(actions), answers))
-    child.start()
+    child = spawn_as(user.pw_uid, user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid), _act,
+                     str(daemon.socket_path), list(actions))
     try:
-        return answers.get(timeout=120)
+        answer: list[str] = child.get(timeout=120)
+        return answer
     finally:
-        child.join(30)
+        child.close()
 
 
 def test_break7_another_uid_can_neither_see_nor_refresh_nor_close_a_session(

@@ -10,22 +10,22 @@ process running as that user. The test user is removed afterwards.
 from __future__ import annotations
 
 import grp
-import importlib
-import importlib.abc
 import json
-import multiprocessing
 import os
 import pwd
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
 from daemon_harness import RunningDaemon, make_root, start_daemon
+from dropped_uid import spawn_as
+
+from pkcard.client import PkcardClient
+from pkcard.errors import AccessDenied
 
 USER = f"pkrel{os.getpid() % 100000}"
 SYSTEM_PYTHON = "/usr/bin/python3"  # the venv's interpreter lives under /root, mode 0700
@@ -92,38 +92,8 @@ def test_a_user_outside_owner_and_group_cannot_connect(
     assert stranger.pw_uid not in callers
 
 
-# Imported lazily, on the first channel or call: loaded before the uid drops (see below).
-LAZY_MODULES = ("grpc._channel", "grpc._interceptor")
-
-
-class _NoMoreImports(importlib.abc.MetaPathFinder):
-    """Refuses to find any module not imported yet, as the file system would after the drop.
-
-    The dropped user may be unable to read the checkout, its venv and even the
-    interpreter's standard library (CI clones into ``mktemp -d``, mode 0700; the
-    interpreter may live under /root). Where they happen to be readable, this
-    finder refuses all the same, so a missing preload fails on every machine.
-    """
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        raise ImportError(f"{name} is imported after the uid drop; add it to LAZY_MODULES")
-
-
-def _list_readers_as(uid: int, gid: int, socket_path: str, answers: Queue[str]) -> None:
-    """In a spawned child: drop to ``uid``/``gid`` and make one real gRPC call.
-
-    Everything is imported while still root: the interpreter's venv and the
-    checkout may lie where the dropped user cannot read (``mktemp -d``).
-    """
-    from pkcard.client import PkcardClient  # noqa: PLC0415
-    from pkcard.errors import AccessDenied  # noqa: PLC0415
-
-    for module in LAZY_MODULES:
-        importlib.import_module(module)
-    sys.meta_path.insert(0, _NoMoreImports())
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
+def _list_readers(socket_path: str, answers: Queue[str]) -> None:
+    """In a spawned child, already the user (see ``dropped_uid``): make one real gRPC call."""
     try:
         with PkcardClient(socket_path, timeout=20) as client:
             client.list_readers()
@@ -136,15 +106,13 @@ def _list_readers_as(uid: int, gid: int, socket_path: str, answers: Queue[str]) 
 
 
 def call_as(user: pwd.struct_passwd, socket_path: Path) -> str:
-    context = multiprocessing.get_context("spawn")
-    answers: Queue[str] = context.Queue()
-    child = context.Process(
-        target=_list_readers_as, args=(user.pw_uid, user.pw_gid, str(socket_path), answers)
-    )
-    child.start()
-    child.join(60)
-    assert child.exitcode == 0, f"the client process ended with {child.exitcode}"
-    return answers.get(timeout=5)
+    child = spawn_as(user.pw_uid, user.pw_gid, [], _list_readers, str(socket_path))
+    try:
+        answer: str = child.get(timeout=60)
+    finally:
+        exitcode = child.close(60)
+    assert exitcode == 0, f"the client process ended with {exitcode}"
+    return answer
 
 
 def _reachable_daemon(user: pwd.struct_passwd, access: str) -> tuple[Path, RunningDaemon]:
