@@ -113,6 +113,16 @@ class KzzDriver(abc.ABC):
         """Sign ``digest`` with the card authentication key."""
 
 
+def parse_insured(ef: bytes) -> InsuredPerson:
+    """EF.Insured (template 7F62, docs/card-profile.md), as every KZZ driver reads it."""
+    fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_INSURED, ef))
+    return InsuredPerson(
+        zzzs_number=ZzzsNumber(required(fields, 0xDF20).decode("ascii", errors="replace")),
+        name=parse_text(required(fields, 0x5F20), "insured person's name"),
+        birth_date=parse_date(required(fields, 0xDF12)),
+    )
+
+
 class IsoKzzDriver(KzzDriver):
     """:class:`KzzDriver` for the documented ISO 7816-4 profile (docs/card-profile.md)."""
 
@@ -133,13 +143,7 @@ class IsoKzzDriver(KzzDriver):
         return read_card_info(self._protocol, IssuedKind.KZZ)
 
     def read_insured(self) -> InsuredPerson:
-        ef = read_ef(self._protocol, FID_INSURED)
-        fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_INSURED, ef))
-        return InsuredPerson(
-            zzzs_number=ZzzsNumber(required(fields, 0xDF20).decode("ascii", errors="replace")),
-            name=parse_text(required(fields, 0x5F20), "insured person's name"),
-            birth_date=parse_date(required(fields, 0xDF12)),
-        )
+        return parse_insured(read_ef(self._protocol, FID_INSURED))
 
     def read_certificate(self) -> bytes:
         return read_ef(self._protocol, FID_AUTH_CERT)
@@ -159,6 +163,12 @@ class HealthInsuranceCard:
     @classmethod
     def over(cls, connection: SmartCardConnection) -> HealthInsuranceCard:
         return cls(IsoKzzDriver.over(connection))
+
+    def card_info(self) -> CardInfo:
+        """EF.CardInfo alone (serial, validity, environment): one short transaction."""
+        with self._driver.transaction():
+            self._driver.select()
+            return self._driver.read_card_info()
 
     def read_card(self) -> KzzCardData:
         """Read EF.CardInfo, EF.Insured and the certificate in one transaction."""

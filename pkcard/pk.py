@@ -435,6 +435,16 @@ class ProfessionalCard:
 
     # --- card data ---------------------------------------------------------
 
+    def card_info(self) -> CardInfo:
+        """EF.CardInfo alone (serial, validity, role, environment): one short transaction."""
+        with self._session():
+            return self._driver.read_card_info()
+
+    def certificate(self, slot: KeySlot) -> bytes | None:
+        """The DER of one certificate, or ``None`` when the card has none in ``slot``."""
+        with self._session():
+            return self._driver.read_certificate(slot)
+
     def read_card(self) -> PkCardData:
         """Read EF.CardInfo, EF.Holder and the certificates (no PIN needed)."""
         with self._session():

@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cryptography import x509
+
 try:
     import PyKCS11
 except ImportError as _missing:  # the optional extra: say which one to install
@@ -73,9 +75,12 @@ __all__ = [
     "PinFlags",
     "Pkcs11Module",
     "Pkcs11PkDriver",
+    "Pkcs11Token",
     "TokenInfo",
     "TokenSelector",
     "digest_info_sha256",
+    "key_usage",
+    "rsa_pss_sha256",
 ]
 
 DATA_APPLICATION = "pkcard"
@@ -292,7 +297,7 @@ class Pkcs11Module:
 # --- one token, one session ---------------------------------------------------------------
 
 
-class _Token:
+class Pkcs11Token:
     """One token of the card and the driver's session on it."""
 
     def __init__(self, module: Pkcs11Module, selector: TokenSelector) -> None:
@@ -417,6 +422,59 @@ class _Token:
     def sign(self, handle: Any, data: bytes, mechanism: Any) -> bytes:
         return bytes(self._call(lambda s: s.sign(handle, data, mechanism)))
 
+    def data_object(self, label: str) -> bytes:
+        """The value of the public ``pkcard`` data object ``label`` (EF.CardInfo, ...)."""
+        handle = self.find_one(
+            [
+                (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
+                (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
+                (PyKCS11.CKA_LABEL, label),
+            ]
+        )
+        if handle is None:
+            raise NotSupported(f"the token carries no {label} data object")
+        return self.value(handle)
+
+    def find_key_object(self, key: KeyId, cls: int) -> Any | None:
+        """The certificate or private key (``cls``) of ``key``: by ID, label or key usage.
+
+        First ``CKA_ID`` = the profile's key reference (01 / 02), then
+        ``CKA_LABEL`` = ``auth`` / ``sign``, then the ``CKA_ID`` of the token's
+        certificate whose key usage fits (a card maker's module names its
+        objects its own way): the authentication certificate has
+        digitalSignature without nonRepudiation, the KPEP nonRepudiation.
+        """
+        for attribute, value in ((PyKCS11.CKA_ID, bytes([key])),
+                                 (PyKCS11.CKA_LABEL, key.label)):
+            handle = self.find_one([(PyKCS11.CKA_CLASS, cls), (attribute, value)])
+            if handle is not None:
+                return handle
+        cka_id = self._id_by_usage(key)
+        if cka_id is None:
+            return None
+        return self.find_one([(PyKCS11.CKA_CLASS, cls), (PyKCS11.CKA_ID, cka_id)])
+
+    def _id_by_usage(self, key: KeyId) -> bytes | None:
+        certificates = self._call(
+            lambda s: s.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_CERTIFICATE)]))
+        for handle in certificates:
+            der, cka_id = self._call(lambda s, h=handle: s.getAttributeValue(
+                h, [PyKCS11.CKA_VALUE, PyKCS11.CKA_ID], True))
+            usage = key_usage(bytes(der))
+            if usage is not None and usage.digital_signature and (
+                    usage.content_commitment == (key is KeyId.SIGN)) and cka_id:
+                return bytes(cka_id)
+        return None
+
+
+def key_usage(der: bytes) -> x509.KeyUsage | None:
+    """The certificate's key usage; None when it has none or cannot be parsed."""
+    try:
+        return x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.KeyUsage).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+
 
 def _answer_for(code: int, flags: PinFlags, max_tries: int) -> PinAnswer:
     """The answer to a C_Login / C_SetPIN that did not succeed, from the flags after it."""
@@ -429,11 +487,7 @@ def _answer_for(code: int, flags: PinFlags, max_tries: int) -> PinAnswer:
     return flags.answer(max_tries)
 
 
-def _key_template(key: KeyId, cls: int) -> list[tuple[int, Any]]:
-    return [(PyKCS11.CKA_CLASS, cls), (PyKCS11.CKA_ID, bytes([key]))]
-
-
-def _rsa_pss_sha256() -> Any:
+def rsa_pss_sha256() -> Any:
     return PyKCS11.RSA_PSS_Mechanism(
         PyKCS11.CKM_RSA_PKCS_PSS, PyKCS11.CKM_SHA256, PyKCS11.CKG_MGF1_SHA256, _PSS_SALT
     )
@@ -456,8 +510,8 @@ class Pkcs11PkDriver(PkDriver):
         card: TokenSelector,
         signature: TokenSelector | None = None,
     ) -> None:
-        self._card = _Token(module, card)
-        self._signature = _Token(module, signature) if signature is not None else None
+        self._card = Pkcs11Token(module, card)
+        self._signature = Pkcs11Token(module, signature) if signature is not None else None
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -483,26 +537,14 @@ class Pkcs11PkDriver(PkDriver):
 
     # --- card data -------------------------------------------------------------
 
-    def _data_object(self, label: str) -> bytes:
-        handle = self._card.find_one(
-            [
-                (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
-                (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
-                (PyKCS11.CKA_LABEL, label),
-            ]
-        )
-        if handle is None:
-            raise NotSupported(f"the token carries no {label} data object")
-        return self._card.value(handle)
-
     def read_card_info(self) -> CardInfo:
-        info = parse_card_info(self._data_object(LABEL_CARD_INFO))
+        info = parse_card_info(self._card.data_object(LABEL_CARD_INFO))
         if info.kind is not IssuedKind.PK:
             raise WrongCardKind("EF.CardInfo says this is not a PK")
         return info
 
     def read_holder(self) -> PkHolder:
-        return parse_holder(self._data_object(LABEL_HOLDER))
+        return parse_holder(self._card.data_object(LABEL_HOLDER))
 
     def read_certificate(self, slot: KeySlot) -> bytes | None:
         key = KeyId.AUTH if slot is KeySlot.AUTHENTICATION else KeyId.SIGN
@@ -510,7 +552,7 @@ class Pkcs11PkDriver(PkDriver):
         for token in tokens:
             if token is None:
                 continue
-            handle = token.find_one(_key_template(key, PyKCS11.CKO_CERTIFICATE))
+            handle = token.find_key_object(key, PyKCS11.CKO_CERTIFICATE)
             if handle is not None:
                 return token.value(handle)
         return None
@@ -540,7 +582,7 @@ class Pkcs11PkDriver(PkDriver):
             return PinAnswer(PinOutcome.OK)
         return flags.answer(max_tries)
 
-    def _token_for(self, ref: PinRef) -> _Token:
+    def _token_for(self, ref: PinRef) -> Pkcs11Token:
         if ref is PinRef.PIN:
             return self._card
         if ref is PinRef.SPIN and self._signature is not None:
@@ -600,8 +642,8 @@ class Pkcs11PkDriver(PkDriver):
 
     # --- keys ------------------------------------------------------------------
 
-    def _private_key(self, token: _Token, key: KeyId) -> Any:
-        handle = token.find_one(_key_template(key, PyKCS11.CKO_PRIVATE_KEY))
+    def _private_key(self, token: Pkcs11Token, key: KeyId) -> Any:
+        handle = token.find_key_object(key, PyKCS11.CKO_PRIVATE_KEY)
         if handle is None:
             if not token.logged_in():
                 # Private objects are invisible before C_Login.
@@ -618,7 +660,7 @@ class Pkcs11PkDriver(PkDriver):
         if key_type == PyKCS11.CKK_EC:
             return self._card.sign(handle, digest, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA))
         if key_type == PyKCS11.CKK_RSA:
-            return self._card.sign(handle, digest, _rsa_pss_sha256())
+            return self._card.sign(handle, digest, rsa_pss_sha256())
         raise NotSupported("the authentication key is neither EC nor RSA")
 
     def compute_signature(self, digest: bytes) -> bytes:
