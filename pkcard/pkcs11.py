@@ -75,6 +75,7 @@ __all__ = [
     "PinFlags",
     "Pkcs11Module",
     "Pkcs11PkDriver",
+    "Pkcs11Serialised",
     "Pkcs11Token",
     "TokenInfo",
     "TokenSelector",
@@ -422,6 +423,24 @@ class Pkcs11Token:
     def sign(self, handle: Any, data: bytes, mechanism: Any) -> bytes:
         return bytes(self._call(lambda s: s.sign(handle, data, mechanism)))
 
+    def card_info(self, kind: IssuedKind) -> CardInfo:
+        """EF.CardInfo from its data object; :class:`WrongCardKind` for another ``kind``."""
+        info = parse_card_info(self.data_object(LABEL_CARD_INFO))
+        if info.kind is not kind:
+            raise WrongCardKind(f"EF.CardInfo says this is not a {kind.name}")
+        return info
+
+    def authenticate(self, key: KeyId, handle: Any, digest: bytes) -> bytes:
+        """ECDSA (raw ``r || s``) or RSASSA-PSS (SHA-256, salt 32) over a SHA-256 hash."""
+        if len(digest) != _SHA256_LENGTH:
+            raise FormatError("the hash must be a 32-byte SHA-256 digest")
+        key_type = self.key_type(key, handle)
+        if key_type == PyKCS11.CKK_EC:
+            return self.sign(handle, digest, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA))
+        if key_type == PyKCS11.CKK_RSA:
+            return self.sign(handle, digest, rsa_pss_sha256())
+        raise NotSupported("the authentication key is neither EC nor RSA")
+
     def data_object(self, label: str) -> bytes:
         """The value of the public ``pkcard`` data object ``label`` (EF.CardInfo, ...)."""
         handle = self.find_one(
@@ -461,8 +480,11 @@ class Pkcs11Token:
             der, cka_id = self._call(lambda s, h=handle: s.getAttributeValue(
                 h, [PyKCS11.CKA_VALUE, PyKCS11.CKA_ID], True))
             usage = key_usage(bytes(der))
-            if usage is not None and usage.digital_signature and (
-                    usage.content_commitment == (key is KeyId.SIGN)) and cka_id:
+            if usage is None or not cka_id:
+                continue
+            fits = usage.content_commitment if key is KeyId.SIGN else (
+                usage.digital_signature and not usage.content_commitment)
+            if fits:
                 return bytes(cka_id)
         return None
 
@@ -496,7 +518,23 @@ def rsa_pss_sha256() -> Any:
 # --- the driver ---------------------------------------------------------------------------
 
 
-class Pkcs11PkDriver(PkDriver):
+class Pkcs11Serialised:
+    """One lock over a driver's operations: :meth:`transaction` (the module locks the token)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Serialises this driver's operations; the module locks the token itself."""
+        return self._locked()
+
+
+class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
     """:class:`~pkcard.pk.PkDriver` over the tokens of a PKCS#11 module.
 
     ``card`` selects the card token (PIN, PUK, authentication key);
@@ -510,9 +548,9 @@ class Pkcs11PkDriver(PkDriver):
         card: TokenSelector,
         signature: TokenSelector | None = None,
     ) -> None:
+        super().__init__()
         self._card = Pkcs11Token(module, card)
         self._signature = Pkcs11Token(module, signature) if signature is not None else None
-        self._lock = threading.RLock()
 
     def close(self) -> None:
         with self._lock:
@@ -522,15 +560,6 @@ class Pkcs11PkDriver(PkDriver):
 
     # --- session ---------------------------------------------------------------
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            yield
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """Serialises this driver's operations; the module locks the token itself."""
-        return self._locked()
-
     def select(self) -> None:
         """Check the card token's session (the signature token opens when first used)."""
         self._card.open()
@@ -538,10 +567,7 @@ class Pkcs11PkDriver(PkDriver):
     # --- card data -------------------------------------------------------------
 
     def read_card_info(self) -> CardInfo:
-        info = parse_card_info(self._card.data_object(LABEL_CARD_INFO))
-        if info.kind is not IssuedKind.PK:
-            raise WrongCardKind("EF.CardInfo says this is not a PK")
-        return info
+        return self._card.card_info(IssuedKind.PK)
 
     def read_holder(self) -> PkHolder:
         return parse_holder(self._card.data_object(LABEL_HOLDER))
@@ -656,12 +682,7 @@ class Pkcs11PkDriver(PkDriver):
         if len(digest) != _SHA256_LENGTH:
             raise FormatError("the hash must be a 32-byte SHA-256 digest")
         handle = self._private_key(self._card, KeyId.AUTH)
-        key_type = self._card.key_type(KeyId.AUTH, handle)
-        if key_type == PyKCS11.CKK_EC:
-            return self._card.sign(handle, digest, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA))
-        if key_type == PyKCS11.CKK_RSA:
-            return self._card.sign(handle, digest, rsa_pss_sha256())
-        raise NotSupported("the authentication key is neither EC nor RSA")
+        return self._card.authenticate(KeyId.AUTH, handle, digest)
 
     def compute_signature(self, digest: bytes) -> bytes:
         """RSASSA-PKCS1-v1_5 (CKM_RSA_PKCS over the DigestInfo); consumes the SPIN."""
