@@ -31,7 +31,8 @@ from pkcard.daemon.pin_entry import PAD, PadEntry, PinEntry, PinEntryPolicy, Pre
 from pkcard.daemon.services import AuditNote, Auditor, Intent
 from pkcard.errors import InvalidRequest, NotSupported, TransportPinActive
 from pkcard.pin import PinRef
-from pkcard.pk import KeySlot, ProfessionalCard
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import KeySlot
 from pkcard.secret import Secret
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
 

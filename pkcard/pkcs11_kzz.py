@@ -21,7 +21,7 @@ import PyKCS11
 
 from pkcard.cardinfo import CardInfo, IssuedKind
 from pkcard.errors import FormatError, NotSupported
-from pkcard.kzz import InsuredPerson, KzzDriver, parse_insured
+from pkcard.kzz_driver import InsuredPerson, KzzDriver, parse_insured
 from pkcard.pkcs11 import KeyId, Pkcs11Module, Pkcs11Serialised, Pkcs11Token, TokenSelector
 
 __all__ = ["LABEL_INSURED", "Pkcs11KzzDriver"]
