@@ -5,6 +5,8 @@ from pathlib import Path
 
 from test_opensc_tools import _pkcs11_tool, opensc  # noqa: F401
 
+import pytest
+
 from pkcard.simcard.pkcs15 import TOKEN_LABEL
 from pkcard.simcard.spec import SecretRef
 
@@ -21,3 +23,4 @@ def test_measure(opensc, tmp_path: Path) -> None:  # noqa: F811
                   "--output-file", str(tmp_path / ("sig-" + mech)), check=False)
         sig = tmp_path / ("sig-" + mech)
         print("SIGN", mech, out, sig.exists() and sig.read_bytes().hex())
+pytestmark = pytest.mark.pcsc
