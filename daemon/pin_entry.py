@@ -2,13 +2,16 @@
 
 Every RPC that presents a PIN, PUK, TPIN, SPIN or password (CardService's PIN
 calls, OpenSession and ReactivateCard, SignDocument) goes through a
-:class:`PinEntry`, so these rules live here and nowhere else:
+:class:`PinPresenter`, so these rules live here and nowhere else:
 
 * **Pad or host.** A reader with a PIN pad asks the holder for the secret; a
   secret sent from the host for such a reader is refused
   (:class:`~pkcard.errors.HostPinEntryRefused`) unless ``allow_host_pin_entry``.
-  A request without a secret is typed on the pad (:class:`PadEntry`), never
-  an empty string standing for "the pad".
+  A request without a secret is typed on the pad: each secret is a
+  :data:`pkcard.pin.PinEntry`, a :class:`~pkcard.secret.Secret` or a
+  :class:`~pkcard.pin.PadEntry` (:func:`pkcard.pin.entry_from_field` turns
+  the wire's empty field into the latter), never an empty string standing
+  for "the pad".
 * **Events.** While the pad asks, WatchEvents clients see PIN_ENTRY_STARTED
   and then PIN_ENTRY_FINISHED for the reader.
 * **The failed-PIN limit.** A card over :class:`~pkcard.daemon.ratelimit.FailedPinLimiter`'s
@@ -24,7 +27,7 @@ card's serial) and *what* to run; this module decides *how*.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -33,6 +36,7 @@ import grpc
 from pkcard.daemon.pin_credits import PinCredits
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.errors import HostPinEntryRefused, PinBlocked, PinNotVerified, WrongPin
+from pkcard.pin import PadEntry, PinEntry
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
 
@@ -41,20 +45,9 @@ T = TypeVar("T")
 Announce = Callable[[ReaderEvent], None]
 
 
-@dataclass(frozen=True)
-class PadEntry:
-    """The holder types the secrets on the reader's PIN pad; the request carried none."""
-
-
-PAD = PadEntry()
-
-Presented = tuple[Secret, ...] | PadEntry
-"""What a request presents: the secrets sent from the host, or :data:`PAD`."""
-
-
-def presented(*secrets: Secret) -> Presented:
-    """A request's secrets: :data:`PAD` when every one is empty, else the secrets."""
-    return secrets if any(len(secret) for secret in secrets) else PAD
+def from_host(entries: Sequence[PinEntry]) -> bool:
+    """Whether the request sent any secret from the host (else: everything on the pad)."""
+    return any(isinstance(entry, Secret) for entry in entries)
 
 
 @dataclass(frozen=True)
@@ -66,15 +59,16 @@ class PinEntryPolicy:
     credits: PinCredits | None = None  # None: any verified PIN may be relied on
     announce: Announce | None = None  # the event hub's publish
 
-    def entry(self, reader: str, context: grpc.ServicerContext | None = None) -> PinEntry:
-        """The entry of one call on ``reader``; ``context`` names the caller for credits."""
+    def presenter(self, reader: str,
+                  context: grpc.ServicerContext | None = None) -> PinPresenter:
+        """The presenter of one call on ``reader``; ``context`` names the caller for credits."""
         caller = None
         if context is not None and self.credits is not None:
             caller = self.credits.caller_of(context)
-        return PinEntry(self, reader, caller)
+        return PinPresenter(self, reader, caller)
 
 
-class PinEntry:
+class PinPresenter:
     """Presents the secrets of one call on one reader, under :class:`PinEntryPolicy`."""
 
     def __init__(self, policy: PinEntryPolicy, reader: str, caller: str | None) -> None:
@@ -84,7 +78,7 @@ class PinEntry:
 
     # --- pad or host --------------------------------------------------------------
 
-    def on_pad(self, secrets: Presented, pin_pad: bool, what: str = "PIN") -> bool:
+    def on_pad(self, secrets: Sequence[PinEntry], pin_pad: bool, what: str = "PIN") -> bool:
         """Whether the pad takes ``secrets``; :class:`HostPinEntryRefused` by policy.
 
         Secrets from the host on a PIN-pad reader are refused unless
@@ -92,7 +86,7 @@ class PinEntry:
         a pad goes to the host path, where the card application refuses the
         empty secret (:class:`~pkcard.errors.MalformedPin`).
         """
-        if isinstance(secrets, PadEntry):
+        if not from_host(secrets):
             return pin_pad
         if pin_pad and not self._policy.allow_host_pin_entry:
             raise HostPinEntryRefused(
@@ -134,7 +128,7 @@ class PinEntry:
     # --- presenting ---------------------------------------------------------------
 
     def present(
-        self, serial: str, secrets: Presented, pin_pad: bool, *,
+        self, serial: str, secrets: Sequence[PinEntry], pin_pad: bool, *,
         host: Callable[[], T], pad: Callable[[], T], what: str = "PIN",
     ) -> T:
         """Run ``pad`` (announced) or ``host`` for card ``serial``, under the limit."""
@@ -153,18 +147,18 @@ class PinEntry:
         return credits is None or self._caller is None or credits.fresh(serial, self._caller)
 
     def ensure_verified(
-        self, serial: str, pin: Secret | None, pin_pad: bool, *, verified: bool,
+        self, serial: str, pin: PinEntry, pin_pad: bool, *, verified: bool,
         host: Callable[[Secret], object], pad: Callable[[], object],
     ) -> bool:
         """Get the PIN verified for a session; True if verified now, False if relied on.
 
-        ``pin`` is the client's PIN (None: rely on an earlier verification, or
-        the pad); ``verified`` is the card's state now. Without a PIN, a
-        verified card counts only under :meth:`may_reuse`, and a reader without
-        a pad refuses (:class:`~pkcard.errors.PinNotVerified`).
+        ``pin`` is the client's PIN, or :class:`~pkcard.pin.PadEntry` (rely on an
+        earlier verification, or the pad); ``verified`` is the card's state now.
+        Without a PIN, a verified card counts only under :meth:`may_reuse`, and a
+        reader without a pad refuses (:class:`~pkcard.errors.PinNotVerified`).
         """
         self.check(serial)  # a card over the limit is refused even when nothing is typed
-        if pin is None:
+        if isinstance(pin, PadEntry):
             if verified and self.may_reuse(serial):
                 return False
             if not pin_pad:
@@ -173,7 +167,7 @@ class PinEntry:
                     "send the PIN: this caller has not verified this card's PIN within "
                     "limits.pin_reuse_s (an earlier verification by another caller does not count)"
                 )
-            self.present(serial, PAD, pin_pad, host=pad, pad=pad)
+            self.present(serial, (pin,), pin_pad, host=pad, pad=pad)
         else:
             secret = pin
             self.present(serial, (secret,), pin_pad, host=lambda: host(secret), pad=pad)

@@ -25,17 +25,16 @@ from pkcard.daemon.audit import STARTED, AuditEntry, AuditLog
 from pkcard.daemon.card_backends import CardBackends, PkJob, Served
 from pkcard.daemon.errors import internal_error
 from pkcard.daemon.events import EventHub, SessionEndedEvent
-from pkcard.daemon.pin_entry import PinEntryPolicy, presented
+from pkcard.daemon.pin_entry import PinEntryPolicy
 from pkcard.error_codes import Reason, describe
 from pkcard.errors import (
     AuditUnavailable,
     InvalidRequest,
     PkcardError,
 )
-from pkcard.pin import PinRef
+from pkcard.pin import PinRef, entry_from_field, host_secret
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
-from pkcard.secret import Secret
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
@@ -326,23 +325,25 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         with self._auditor.call(context, operation, reader=reader, reference=ref,
                                 intent=Intent.DURABLE_AT_CARD) as note, ExitStack() as wipe:
             reader = cards.require_reader(reader)
-            entry = self._pin_entry.entry(reader, context)
-            wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
-            given = presented(*wrapped)
+            presenter = self._pin_entry.presenter(reader, context)
+            entries = [entry_from_field(value) for value in secrets]
+            for entry in entries:
+                wipe.push(entry)  # wiped when the call ends
+            wrapped = [host_secret(entry) for entry in entries]  # the host job's secrets
 
             def job(card: ProfessionalCard, pin_pad: bool) -> cards.PinResult:
                 note.before_card()  # the intent record is durable before any command
-                entry.on_pad(given, pin_pad)  # a refused host secret never reads the card
+                presenter.on_pad(entries, pin_pad)  # a refused host secret never reads the card
                 serial = card.card_info().serial
                 note.set_serial(serial)
-                statuses = entry.present(serial, given, pin_pad,
-                                         host=lambda: build(*wrapped)(card),
-                                         pad=lambda: on_pad(card))
+                statuses = presenter.present(serial, entries, pin_pad,
+                                             host=lambda: build(*wrapped)(card),
+                                             pad=lambda: on_pad(card))
                 return cards.PinResult(serial, statuses)
 
             result = self._pk(context, reader, job).value
             if ref is PinRef.PIN:
-                entry.credit(result.serial)
+                presenter.credit(result.serial)
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))

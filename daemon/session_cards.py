@@ -8,7 +8,7 @@ applications, so they run over whichever driver serves the reader: APDUs or
 a PKCS#11 module. Each card application call is one card transaction. The
 jobs that follow the first check the card is still the one the session was
 opened with. The PIN is presented under the daemon's one entry policy
-(:class:`~pkcard.daemon.pin_entry.PinEntry`).
+(:class:`~pkcard.daemon.pin_entry.PinPresenter`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import load_certificate
-from pkcard.daemon.pin_entry import PinEntry
+from pkcard.daemon.pin_entry import PinPresenter
 from pkcard.errors import (
     EnvironmentMismatch,
     NotSupported,
@@ -27,9 +27,8 @@ from pkcard.errors import (
     SessionEndReason,
 )
 from pkcard.kzz import HealthInsuranceCard, KzzCardData
-from pkcard.pin import PinRef, PinState
+from pkcard.pin import PinEntry, PinRef, PinState
 from pkcard.pk import PkCardData, ProfessionalCard
-from pkcard.secret import Secret
 from pkcard.token import (
     PossessionProof,
     SessionClaims,
@@ -43,8 +42,8 @@ from pkcard.token import (
 class PinRequest:
     """How :func:`prepare_pk` gets the PK's PIN verified."""
 
-    entry: PinEntry  # the call's entry (pad or host, limit, credits)
-    pin: Secret | None  # from the client; None: already verified, or the PIN pad
+    presenter: PinPresenter  # the call's presenter (pad or host, limit, credits)
+    pin: PinEntry  # from the client; PadEntry: already verified, or the PIN pad
     confirm_last_try: bool
 
 
@@ -58,7 +57,7 @@ class KzzProof:
 
 def _verify_pin(card: ProfessionalCard, pin_pad: bool, serial: str, request: PinRequest) -> None:
     confirm = request.confirm_last_try
-    request.entry.ensure_verified(
+    request.presenter.ensure_verified(
         serial, request.pin, pin_pad,
         verified=card.pin_status(PinRef.PIN).state is PinState.VERIFIED,
         host=lambda pin: card.verify(PinRef.PIN, pin, confirm_last_try=confirm),

@@ -49,6 +49,7 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.kzz import KzzCardData
+from pkcard.pin import PinEntry, entry_from_field
 from pkcard.pk import PkCardData
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
@@ -423,9 +424,9 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             return view
         raise SessionNotFound("no session with that id")
 
-    def _pin_request(self, context: grpc.ServicerContext, reader: str, pin: Secret | None,
+    def _pin_request(self, context: grpc.ServicerContext, reader: str, pin: PinEntry,
                      confirm_last_try: bool) -> session_cards.PinRequest:
-        return session_cards.PinRequest(self._pin_entry.entry(reader, context), pin,
+        return session_cards.PinRequest(self._pin_entry.presenter(reader, context), pin,
                                         confirm_last_try)
 
     def OpenSession(
@@ -447,7 +448,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 restricted = _restricted(request.restricted)
             else:
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
-            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            pin = entry_from_field(request.pin)
+            wipe.push(pin)  # wiped when the call ends
             pin_request = self._pin_request(context, pk_reader, pin, request.confirm_last_try)
             caller = self._caller(context)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
@@ -562,7 +564,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         with self._auditor.call(context, "ReactivateCard", reader=request.reader,
                                 intent=Intent.DURABLE) as note, \
                 Secret(request.password) as password, ExitStack() as wipe:
-            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            pin = entry_from_field(request.pin)
+            wipe.push(pin)  # wiped when the call ends
             request.pin = ""
             reader = require_reader(request.reader)
             if self._backend is None:

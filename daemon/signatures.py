@@ -27,13 +27,12 @@ from pkcard.certs import parse_certificate
 from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
 from pkcard.daemon import cards
 from pkcard.daemon.card_backends import CardBackends, PkJob
-from pkcard.daemon.pin_entry import PAD, PadEntry, PinEntry, PinEntryPolicy, Presented
+from pkcard.daemon.pin_entry import PinEntryPolicy, PinPresenter
 from pkcard.daemon.services import AuditNote, Auditor, Intent
 from pkcard.errors import InvalidRequest, NotSupported, TransportPinActive
-from pkcard.pin import PinRef
+from pkcard.pin import PinEntry, PinRef, entry_from_field, host_secret
 from pkcard.pk import ProfessionalCard
 from pkcard.pk_driver import KeySlot
-from pkcard.secret import Secret
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
 
 MAX_DOCUMENT_BYTES = 768 * 1024
@@ -65,11 +64,6 @@ def _timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
-
-
-def _host_spin(spin: Presented) -> Secret:
-    """The SPIN sent from the host; an empty one when none was (the card refuses its format)."""
-    return Secret("") if isinstance(spin, PadEntry) else spin[0]
 
 
 def _document_sha256(request: signatures_pb2.SignDocumentRequest) -> bytes:
@@ -113,17 +107,17 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         self._pin_entry = pin_entry or PinEntryPolicy()
 
     def _sign_job(
-        self, entry: PinEntry, digest: bytes, spin: Presented, *, confirm: bool,
+        self, presenter: PinPresenter, digest: bytes, spin: PinEntry, *, confirm: bool,
         note: AuditNote,
     ) -> PkJob[SignedDocument]:
         """The card job: read the KPEP certificate, present the SPIN, sign."""
 
         def run(card: ProfessionalCard, pin_pad: bool) -> SignedDocument:
             signing_time = datetime.now(UTC).replace(microsecond=0)
-            entry.on_pad(spin, pin_pad, "SPIN")  # a refused host SPIN never reads the card
+            presenter.on_pad((spin,), pin_pad, "SPIN")  # a refused host SPIN never reads the card
             serial = card.card_info().serial
             note.card_serial = serial
-            entry.check(serial)  # before the certificate is read and the SPIN presented
+            presenter.check(serial)  # before the certificate is read and the SPIN presented
             certificate_der = card.certificate(KeySlot.SIGNATURE)
             if certificate_der is None:
                 raise NotSupported(
@@ -134,9 +128,9 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             note.certificate_serial = format(signer.serial_number, "x")
 
             def sign(to_be_signed: bytes) -> bytes:
-                return entry.present(
-                    serial, spin, pin_pad, what="SPIN",
-                    host=lambda: card.sign(to_be_signed, _host_spin(spin),
+                return presenter.present(
+                    serial, (spin,), pin_pad, what="SPIN",
+                    host=lambda: card.sign(to_be_signed, host_secret(spin),
                                            confirm_last_try=confirm),
                     pad=lambda: card.sign_on_pad(to_be_signed, confirm_last_try=confirm))
 
@@ -157,9 +151,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             context, "SignDocument", reader=request.reader, reference=PinRef.SPIN,
             intent=Intent.DURABLE,
         ) as note, ExitStack() as wipe:
-            spin: Presented = PAD
-            if request.spin:
-                spin = (wipe.enter_context(Secret(request.spin)),)
+            spin = entry_from_field(request.spin)
+            wipe.push(spin)  # wiped when the call ends
             request.spin = ""
             reader = cards.require_reader(request.reader)
             digest = _document_sha256(request)
@@ -167,7 +160,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             remaining = context.time_remaining()
             signed = self._backends.pk(
                 reader,
-                self._sign_job(self._pin_entry.entry(reader, context), digest, spin,
+                self._sign_job(self._pin_entry.presenter(reader, context), digest, spin,
                                confirm=request.confirm_last_try, note=note),
                 timeout=None if remaining is None else max(0.0, remaining),
                 is_active=context.is_active,

@@ -3,9 +3,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from test_opensc_tools import _pkcs11_tool, opensc  # noqa: F401
-
 import pytest
+from test_opensc_tools import _pkcs11_tool, opensc  # noqa: F401
 
 from pkcard.simcard.pkcs15 import TOKEN_LABEL
 from pkcard.simcard.spec import SecretRef

@@ -24,7 +24,7 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.kzz import HealthInsuranceCard
-from pkcard.pin import PinRef, PinState
+from pkcard.pin import PadEntry, PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
@@ -57,8 +57,8 @@ def backends(readers: SimulatedReaderSystem) -> Iterator[CardBackends]:
 
 def _request(pin: str | None, announce: Callable[[ReaderEvent], None] | None = None,
              reader: str = PINPAD_READER.name) -> PinRequest:
-    entry = PinEntryPolicy(announce=announce).entry(reader)
-    return PinRequest(entry, None if pin is None else Secret(pin), False)
+    presenter = PinEntryPolicy(announce=announce).presenter(reader)
+    return PinRequest(presenter, PadEntry() if pin is None else Secret(pin), False)
 
 
 def _pk_status(readers: SimulatedReaderSystem, reader: str) -> PinState:
