@@ -473,6 +473,15 @@ class Pkcs11Token:
             return None
         return self.find_one([(PyKCS11.CKA_CLASS, cls), (PyKCS11.CKA_ID, cka_id)])
 
+    def certificate(self, key: KeyId) -> bytes | None:
+        """The DER of ``key``'s certificate, or None when the token has none."""
+        handle = self.find_key_object(key, PyKCS11.CKO_CERTIFICATE)
+        return None if handle is None else self.value(handle)
+
+    def private_key(self, key: KeyId) -> Any | None:
+        """The handle of ``key``'s private key, or None when this session sees none."""
+        return self.find_key_object(key, PyKCS11.CKO_PRIVATE_KEY)
+
     def _id_by_usage(self, key: KeyId) -> bytes | None:
         certificates = self._call(
             lambda s: s.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_CERTIFICATE)]))
@@ -578,9 +587,9 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         for token in tokens:
             if token is None:
                 continue
-            handle = token.find_key_object(key, PyKCS11.CKO_CERTIFICATE)
-            if handle is not None:
-                return token.value(handle)
+            der = token.certificate(key)
+            if der is not None:
+                return der
         return None
 
     # --- PINs ------------------------------------------------------------------
@@ -669,7 +678,7 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
     # --- keys ------------------------------------------------------------------
 
     def _private_key(self, token: Pkcs11Token, key: KeyId) -> Any:
-        handle = token.find_key_object(key, PyKCS11.CKO_PRIVATE_KEY)
+        handle = token.private_key(key)
         if handle is None:
             if not token.logged_in():
                 # Private objects are invisible before C_Login.

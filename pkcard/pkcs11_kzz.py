@@ -1,4 +1,4 @@
-"""A :class:`~pkcard.kzz.KzzDriver` over a PKCS#11 module (PyKCS11).
+"""A :class:`~pkcard.kzz_driver.KzzDriver` over a PKCS#11 module (through :mod:`pkcard.pkcs11`).
 
 Where a module exposes a health insurance card (KZZ) as a token, this driver
 lets :class:`~pkcard.kzz.HealthInsuranceCard` read it and have it sign the
@@ -16,8 +16,6 @@ RSASSA-PSS (SHA-256, salt 32), the schemes the backend checks.
 """
 
 from __future__ import annotations
-
-import PyKCS11
 
 from pkcard.cardinfo import CardInfo, IssuedKind
 from pkcard.errors import FormatError, NotSupported
@@ -53,13 +51,13 @@ class Pkcs11KzzDriver(Pkcs11Serialised, KzzDriver):
         return parse_insured(self._card.data_object(LABEL_INSURED))
 
     def read_certificate(self) -> bytes:
-        handle = self._card.find_key_object(KeyId.AUTH, PyKCS11.CKO_CERTIFICATE)
-        if handle is None:
+        der = self._card.certificate(KeyId.AUTH)
+        if der is None:
             raise FormatError("the KZZ token has no authentication certificate")
-        return self._card.value(handle)
+        return der
 
     def internal_authenticate(self, digest: bytes) -> bytes:
-        handle = self._card.find_key_object(KeyId.AUTH, PyKCS11.CKO_PRIVATE_KEY)
+        handle = self._card.private_key(KeyId.AUTH)
         if handle is None:
             raise NotSupported("the module exposes no authentication key of this KZZ")
         return self._card.authenticate(KeyId.AUTH, handle, digest)
