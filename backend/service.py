@@ -57,6 +57,7 @@ from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
 CLIENT_METADATA_KEY = "x-pkcard-backend-client"
+METADATA_PREFIX = "authorization_"  # NO_AUTHORIZATION: one ErrorInfo metadata key per code
 MAX_REQUEST_BYTES = 65536  # a token is at most 16 KiB
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _log = logging.getLogger(__name__)
@@ -90,8 +91,10 @@ def status_for(exc: Exception) -> StatusDetail:
     if isinstance(exc, TokenRefused):
         code = (grpc.StatusCode.FAILED_PRECONDITION if exc.reason in _CARD_STATE
                 else grpc.StatusCode.PERMISSION_DENIED)
-        # NO_AUTHORIZATION: each requested code and why (metadata keys are the codes)
-        why = exc.explanations if isinstance(exc, AuthorizationsRefused) else ()
+        # NO_AUTHORIZATION: each requested code and why, as "authorization_<code>" keys
+        # (ErrorInfo keys start lower-case: [a-z][a-zA-Z0-9-_]+, at most 64 characters)
+        why = tuple((f"{METADATA_PREFIX}{code}", text) for code, text in exc.explanations) \
+            if isinstance(exc, AuthorizationsRefused) else ()
         return StatusDetail(code, exc.reason.name, exc.detail, why)
     if isinstance(exc, WrongPin):
         return StatusDetail(grpc.StatusCode.PERMISSION_DENIED, "REACTIVATION_PASSWORD_WRONG",

@@ -328,9 +328,9 @@ class RedeemTokenResponse(_message.Message):
     def authorizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizationOutcome]:
         """Every requested code, in request order: granted, or refused and why, so
         the clinic can tell the person. A redemption where nothing is granted is
-        refused instead (NO_AUTHORIZATION), its ErrorInfo metadata mapping each
-        code to the same words: "NOT_HELD", "NOT_IN_RESTRICTED_SET",
-        "WITHDRAWN:<WithdrawalReason name without prefix>".
+        refused instead (NO_AUTHORIZATION), its ErrorInfo metadata holding for
+        each code the key "authorization_<code>" with the same words: "NOT_HELD",
+        "NOT_IN_RESTRICTED_SET", "WITHDRAWN:<WithdrawalReason name without prefix>".
         """
 
     def __init__(

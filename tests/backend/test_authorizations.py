@@ -9,6 +9,7 @@ Each scenario runs on SQLite (an in-process server on a real TCP socket) and on 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,8 +204,10 @@ def test_nothing_granted_names_each_code_and_why(backend: Backend) -> None:
         backend.redeem(token)
     code, reason, why = error_of(refused.value)
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_AUTHORIZATION")
-    assert why == {"I002": "WITHDRAWN:COURT_ORDER", "I003": "WITHDRAWN:NO_LONGER_ENTITLED",
-                   "X999": "NOT_HELD"}
+    assert why == {"authorization_I002": "WITHDRAWN:COURT_ORDER",
+                   "authorization_I003": "WITHDRAWN:NO_LONGER_ENTITLED",
+                   "authorization_X999": "NOT_HELD"}
+    assert all(re.fullmatch(r"[a-z][a-zA-Z0-9_-]{1,63}", key) for key in why)  # ErrorInfo rule
     assert "I002 WITHDRAWN:COURT_ORDER" in (refused.value.details() or "")
     detail = [d for e, _c, d in backend.audit() if e is AuditEvent.REFUSED][-1]
     assert detail is not None
