@@ -353,6 +353,8 @@ class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):
         def order() -> tuple[ChangeRecord, ...]:
             if request.changed_unix <= 0:
                 raise ValueError("changed_unix must be set: when the change took effect")
+            if request.changed_unix > now.timestamp() + 86400:  # before it overflows datetime
+                raise ValueError("changed_unix lies in the future")
             changed = datetime.fromtimestamp(request.changed_unix, UTC)
             changes = check_order(
                 request.employer_id, request.holder_id,

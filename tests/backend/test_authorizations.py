@@ -96,11 +96,12 @@ class Backend:
         self.admin.WithdrawAuthorization(pb.WithdrawAuthorizationRequest(
             holder_id=HOLDER, code=code, reason=reason), metadata=md(ADMIN), timeout=30)
 
-    def order(self, changed: datetime, *changes: tuple[str, int],
+    def order(self, changed: datetime | int, *changes: tuple[str, int],
               client: str = ADMIN) -> pb.ChangeAuthorizationsResponse:
+        unix = changed if isinstance(changed, int) else int(changed.timestamp())
         reply: pb.ChangeAuthorizationsResponse = self.admin.ChangeAuthorizations(
             pb.ChangeAuthorizationsRequest(
-                employer_id=EMPLOYER, holder_id=HOLDER, changed_unix=int(changed.timestamp()),
+                employer_id=EMPLOYER, holder_id=HOLDER, changed_unix=unix,
                 changes=[pb.AuthorizationChange(code=c, action=a) for c, a in changes]),
             metadata=md(client), timeout=30)
         return reply
@@ -314,12 +315,13 @@ def test_changes_reported_after_eight_days_are_listed_as_late(backend: Backend) 
     ([("I002", pb.CHANGE_ACTION_UNSPECIFIED)], 1, grpc.StatusCode.INVALID_ARGUMENT),
     ([], 1, grpc.StatusCode.INVALID_ARGUMENT),
     ([("I002", pb.CHANGE_ACTION_WITHDRAW)], -3, grpc.StatusCode.INVALID_ARGUMENT),  # future
+    ([("I002", pb.CHANGE_ACTION_WITHDRAW)], None, grpc.StatusCode.INVALID_ARGUMENT),  # 2**62
 ])
-def test_bad_orders_change_nothing(backend: Backend, changes: list[tuple[str, int]], days: int,
-                                   status: grpc.StatusCode) -> None:
+def test_bad_orders_change_nothing(backend: Backend, changes: list[tuple[str, int]],
+                                   days: int | None, status: grpc.StatusCode) -> None:
     before = backend.audit()
     with pytest.raises(grpc.RpcError) as refused:
-        backend.order(backend.now() - timedelta(days=days), *changes)
+        backend.order(2**62 if days is None else backend.now() - timedelta(days=days), *changes)
     assert error_of(refused.value)[0] == status
     assert backend.audit() == before
     reply = backend.redeem(backend.token())
