@@ -7,21 +7,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pkcard.backend.authorizations import AuthorizationOutcome, explain_all, outcomes
 from pkcard.backend.registry import Challenge, HolderProof, NonceCheck, Registry
-from pkcard.errors import RefusalReason, TokenRefused
+from pkcard.errors import AuthorizationsRefused, RefusalReason, TokenRefused
 from pkcard.secret import Secret
 from pkcard.token import Environment, PossessionProof
-from pkcard.verify import Clock, TokenVerifier, TrustAnchors, VerifiedSession
+from pkcard.verify import Clock, SessionScope, TokenVerifier, TrustAnchors, VerifiedSession
 
 CHALLENGE_LIFETIME = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
 class Redemption:
-    """An accepted token and whether it activated a backup card."""
+    """An accepted token, whether it activated a backup card, and each requested code's
+    outcome (request order)."""
 
     session: VerifiedSession
     backup_activated: bool
+    authorizations: tuple[AuthorizationOutcome, ...] = ()
 
 
 class SessionBackend:
@@ -61,11 +64,29 @@ class SessionBackend:
         """Verify ``token`` for ``client_id`` and record it; raises :class:`TokenRefused`."""
         try:
             session = self._verifier.verify(token, client_id)
-            activated = self._registry.commit_redemption(session, client_id, self._clock())
+            answer = outcomes(session.claims.authorizations, session.granted,
+                              self._registry.held_authorizations(session.card.holder_id),
+                              restricted=session.scope is SessionScope.RESTRICTED)
+            activated = self._registry.commit_redemption(session, client_id, self._clock(),
+                                                         answer)
+        except AuthorizationsRefused as refusal:  # say why for each code
+            explained = self._explain(refusal)
+            self._registry.record_refusal(self._clock(), client_id, explained)
+            raise explained from None
         except TokenRefused as refusal:
             self._registry.record_refusal(self._clock(), client_id, refusal)
             raise
-        return Redemption(session, activated)
+        return Redemption(session, activated, answer)
+
+    def _explain(self, refusal: AuthorizationsRefused) -> AuthorizationsRefused:
+        """``refusal`` with each requested code's reason, in its detail and explanations."""
+        answer = outcomes(refusal.requested, frozenset(),
+                          self._registry.held_authorizations(refusal.holder_id),
+                          restricted=refusal.restricted)
+        return AuthorizationsRefused(
+            f"{refusal.detail}: {explain_all(answer)}", holder_id=refusal.holder_id,
+            requested=refusal.requested, restricted=refusal.restricted,
+            explanations=tuple((item.code, item.explain()) for item in answer))
 
     def reactivate(self, card_serial: str, password: Secret, client_id: str,
                    proof: PossessionProof | None) -> int:

@@ -75,4 +75,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             " FROM audit",
         ),
     ),
+    (
+        4,
+        (
+            # the catalogue of authorization codes an employer may order (the annex of the
+            # Pravilnik o KZZ); seeded with the codes pkcard knows, extended by the admin call
+            "CREATE TABLE authorization_codes ("
+            " code TEXT PRIMARY KEY,"
+            " name TEXT NOT NULL,"
+            " added INTEGER NOT NULL)",
+            "INSERT INTO authorization_codes (code, name, added) VALUES"
+            " ('I002', 'Urejevalec pooblastil in PK za imetnike PK', 0),"
+            " ('I003', 'pkcard test authorization (not from the ZZZS annex)', 0)",
+            # every code of every employer's order: when the change took effect at the
+            # employer and when it was reported here (the eight-day rule compares the two)
+            "CREATE TABLE authorization_changes ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " employer_id TEXT NOT NULL,"
+            " holder_id TEXT NOT NULL REFERENCES holders (holder_id),"
+            " code TEXT NOT NULL REFERENCES authorization_codes (code),"
+            " action INTEGER NOT NULL CHECK (action IN (1, 2)),"
+            " changed INTEGER NOT NULL,"
+            " reported INTEGER NOT NULL,"
+            " client_id TEXT)",
+            "CREATE INDEX authorization_changes_by_holder ON authorization_changes (holder_id)",
+            "CREATE INDEX authorization_changes_by_lateness ON authorization_changes"
+            " ((reported - changed))",
+        ),
+    ),
 )

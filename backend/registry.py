@@ -34,6 +34,17 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from pkcard.backend.authorizations import (
+    REPORTING_DEADLINE,
+    AuthorizationOutcome,
+    CatalogueCode,
+    ChangeAction,
+    ChangeRecord,
+    HeldAuthorization,
+    WithdrawalReason,
+    explain_all,
+    is_late,
+)
 from pkcard.backend.database import (
     Connection,
     Engine,
@@ -54,7 +65,7 @@ from pkcard.errors import (
     tries_left_text,
 )
 from pkcard.secret import Secret
-from pkcard.token import NONCE_LENGTH, CardRole
+from pkcard.token import NONCE_LENGTH, CardRole, wire_name
 from pkcard.verify import (
     NONCE_REFUSALS,
     CardRecord,
@@ -78,17 +89,6 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class WithdrawalReason(IntEnum):
-    """Why an authorization was withdrawn."""
-
-    LICENCE_WITHDRAWN = 1
-    CONTRACT_EXPIRED = 2
-    WRONG_PROFESSIONAL_GROUP = 3
-    COURT_ORDER = 4
-    MISUSE = 5
-    HOLDER_REQUEST = 6
-
-
 class AuditEvent(IntEnum):
     """What an audit row records."""
 
@@ -103,6 +103,9 @@ class AuditEvent(IntEnum):
     REACTIVATED = 9
     REACTIVATION_REFUSED = 10
     CHALLENGE_ISSUED = 11
+    # 21 on: authorizations (issue 15 point 4); numbered apart from other additions
+    AUTHORIZATIONS_ORDERED = 21  # an employer's order (ChangeAuthorizations)
+    AUTHORIZATION_CODE_ADDED = 22  # a code added to the catalogue
 
 
 @dataclass(frozen=True)
@@ -547,6 +550,118 @@ class Registry:
         ).fetchall()
         return frozenset(row[0] for row in rows)
 
+    def held_authorizations(self, holder_id: str) -> dict[str, HeldAuthorization]:
+        """Every authorization row of the holder, withdrawn ones with their reason."""
+        rows = self._connection().execute(
+            "SELECT code, granted, withdrawn, reason FROM authorizations WHERE holder_id = ?",
+            (holder_id,),
+        ).fetchall()
+        return {row[0]: HeldAuthorization(row[0], int(row[1]), row[2],
+                                          None if row[3] is None else WithdrawalReason(row[3]))
+                for row in rows}
+
+    # --- the employer's side: the catalogue and orders ---------------------------
+
+    def catalogue(self) -> tuple[CatalogueCode, ...]:
+        """The authorization codes an employer may order, by code."""
+        rows = self._connection().execute(
+            "SELECT code, name FROM authorization_codes ORDER BY code").fetchall()
+        return tuple(CatalogueCode(row[0], row[1]) for row in rows)
+
+    @_retried
+    def add_catalogue_code(self, code: str, name: str, now: datetime, *,
+                           client_id: str | None = None) -> None:
+        """Add a code to the catalogue (RegistryConflict if it is there)."""
+        with self._write() as conn:
+            try:
+                conn.execute("INSERT INTO authorization_codes (code, name, added) "
+                             "VALUES (?, ?, ?)", (code, name, _unix(now)))
+            except IntegrityViolation as exc:
+                raise RegistryConflict("the code is already in the catalogue") from exc
+            self._audit(conn, now, AuditEvent.AUTHORIZATION_CODE_ADDED, client_id=client_id,
+                        detail=code)
+
+    @_retried
+    def order_authorizations(
+        self,
+        employer_id: str,
+        holder_id: str,
+        changes: tuple[tuple[str, ChangeAction], ...],
+        changed: datetime,
+        now: datetime,
+        *,
+        client_id: str | None = None,
+    ) -> tuple[ChangeRecord, ...]:
+        """Apply an employer's order (validated by
+        :func:`~pkcard.backend.authorizations.check_order`) in one transaction.
+
+        A GRANT grants the code (again); a WITHDRAW withdraws a granted code
+        with :attr:`WithdrawalReason.EMPLOYER_ORDER`. Every code must be in the
+        catalogue (RegistryNotFound), a withdrawn one granted now
+        (RegistryConflict); then nothing is applied. Each code is recorded with
+        ``changed`` (when it took effect at the employer) and ``now`` (when it
+        was reported); the audit row names the order and whether it came later
+        than the eight days the seed allows.
+        """
+        changed_at, reported = _unix(changed), _unix(now)
+        records: list[ChangeRecord] = []
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM holders WHERE holder_id = ?",
+                            (holder_id,)).fetchone() is None:
+                raise RegistryNotFound("no such holder")
+            for code, action in changes:
+                if conn.execute("SELECT 1 FROM authorization_codes WHERE code = ?",
+                                (code,)).fetchone() is None:
+                    raise RegistryNotFound(f"{code} is not in the catalogue of authorization "
+                                           "codes")
+                if action is ChangeAction.GRANT:
+                    conn.execute(
+                        "INSERT INTO authorizations (holder_id, code, granted, withdrawn, reason) "
+                        "VALUES (?, ?, ?, NULL, NULL) ON CONFLICT (holder_id, code) DO UPDATE "
+                        "SET granted = excluded.granted, withdrawn = NULL, reason = NULL",
+                        (holder_id, code, reported),
+                    )
+                elif conn.execute(
+                    "UPDATE authorizations SET withdrawn = ?, reason = ? "
+                    "WHERE holder_id = ? AND code = ? AND withdrawn IS NULL",
+                    (reported, int(WithdrawalReason.EMPLOYER_ORDER), holder_id, code),
+                ).rowcount != 1:
+                    raise RegistryConflict(f"{code} is not granted to the holder: nothing to "
+                                           "withdraw")
+                row = conn.execute(
+                    "INSERT INTO authorization_changes (employer_id, holder_id, code, action, "
+                    "changed, reported, client_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (employer_id, holder_id, code, int(action), changed_at, reported, client_id),
+                ).fetchone()
+                assert row is not None
+                records.append(ChangeRecord(int(row[0]), employer_id, holder_id, code, action,
+                                            changed_at, reported, client_id))
+            late = is_late(changed_at, reported)
+            listed = ", ".join(f"{action.name} {code}" for code, action in changes)
+            self._audit(conn, now, AuditEvent.AUTHORIZATIONS_ORDERED, client_id=client_id,
+                        holder_id=holder_id,
+                        detail=f"employer {employer_id}: {listed}; changed {changed_at}, "
+                        f"reported {(reported - changed_at) // 86400} days later"
+                        + (" (LATE: more than 8 days)" if late else ""))
+        return tuple(records)
+
+    def authorization_changes(self, *, late_only: bool = False, holder_id: str | None = None,
+                              employer_id: str | None = None,
+                              limit: int = 1000) -> tuple[ChangeRecord, ...]:
+        """Recorded changes, oldest first; ``late_only``: those reported more than eight
+        days after they took effect."""
+        rows = self._connection().execute(
+            "SELECT id, employer_id, holder_id, code, action, changed, reported, client_id "
+            "FROM authorization_changes WHERE (? = 0 OR reported - changed > ?) "
+            "AND (CAST(? AS TEXT) IS NULL OR holder_id = ?) "
+            "AND (CAST(? AS TEXT) IS NULL OR employer_id = ?) "
+            "ORDER BY id LIMIT ?",
+            (int(late_only), int(REPORTING_DEADLINE.total_seconds()), holder_id, holder_id,
+             employer_id, employer_id, limit),
+        ).fetchall()
+        return tuple(ChangeRecord(int(r[0]), r[1], r[2], r[3], ChangeAction(r[4]), int(r[5]),
+                                  int(r[6]), r[7]) for r in rows)
+
     # --- challenges (NonceStore) -----------------------------------------------
 
     def issue_challenge(self, client_id: str, now: datetime, lifetime: timedelta) -> Challenge:
@@ -621,7 +736,8 @@ class Registry:
     # --- redemption ------------------------------------------------------------
 
     @_retried
-    def commit_redemption(self, session: VerifiedSession, client_id: str, now: datetime) -> bool:
+    def commit_redemption(self, session: VerifiedSession, client_id: str, now: datetime,
+                          outcomes: tuple[AuthorizationOutcome, ...] = ()) -> bool:
         """Consume the token's nonce and record the redemption; True when it activated a backup.
 
         One ``BEGIN IMMEDIATE`` transaction: the nonce is marked used with a
@@ -671,9 +787,22 @@ class Registry:
                 }.get(status, RefusalReason.CARD_INACTIVE)
                 raise TokenRefused(reason, "the card changed state during redemption")
             self._audit(conn, now, AuditEvent.REDEEMED, client_id=client_id, card_serial=serial,
-                        holder_id=holder_id,
-                        detail=f"{session.scope.name} {' '.join(sorted(session.granted))}".strip())
+                        holder_id=holder_id, detail=redemption_detail(session, outcomes))
         return activated
+
+
+def redemption_detail(session: VerifiedSession,
+                      outcomes: tuple[AuthorizationOutcome, ...] = ()) -> str:
+    """The REDEEMED audit row's detail: scope and granted codes; a restricted session's
+    proof method and its text; each refused code with why."""
+    detail = f"{session.scope.name} {' '.join(sorted(session.granted))}".strip()
+    claims = session.claims
+    if claims.proof_method.restricted:
+        detail += f"; {wire_name(claims.proof_method)}: {claims.restricted_reason or ''}"
+    refused = [item for item in outcomes if not item.granted]
+    if refused:
+        detail += f"; refused {explain_all(refused)}"
+    return detail
 
 
 class NonceCheck:

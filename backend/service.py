@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import NoReturn, TypeVar
 
@@ -25,11 +25,21 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from pkcard.backend.authorizations import (
+    AUTH_CODE_RE,
+    MAX_CODE_NAME,
+    AuthorizationOutcome,
+    ChangeAction,
+    ChangeRecord,
+    WithdrawalReason,
+    check_order,
+)
 from pkcard.backend.core import SessionBackend
-from pkcard.backend.registry import Registry, WithdrawalReason
+from pkcard.backend.registry import Registry
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 from pkcard.errors import (
+    AuthorizationsRefused,
     MalformedPin,
     PinBlocked,
     PkcardError,
@@ -42,11 +52,12 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.secret import Secret
-from pkcard.token import CardRole, PossessionProof
+from pkcard.token import CardRole, PossessionProof, ProofMethod
 from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
 CLIENT_METADATA_KEY = "x-pkcard-backend-client"
+METADATA_PREFIX = "authorization_"  # NO_AUTHORIZATION: one ErrorInfo metadata key per code
 MAX_REQUEST_BYTES = 65536  # a token is at most 16 KiB
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _log = logging.getLogger(__name__)
@@ -80,7 +91,11 @@ def status_for(exc: Exception) -> StatusDetail:
     if isinstance(exc, TokenRefused):
         code = (grpc.StatusCode.FAILED_PRECONDITION if exc.reason in _CARD_STATE
                 else grpc.StatusCode.PERMISSION_DENIED)
-        return StatusDetail(code, exc.reason.name, exc.detail)
+        # NO_AUTHORIZATION: each requested code and why, as "authorization_<code>" keys
+        # (ErrorInfo keys start lower-case: [a-z][a-zA-Z0-9-_]+, at most 64 characters)
+        why = tuple((f"{METADATA_PREFIX}{code}", text) for code, text in exc.explanations) \
+            if isinstance(exc, AuthorizationsRefused) else ()
+        return StatusDetail(code, exc.reason.name, exc.detail, why)
     if isinstance(exc, WrongPin):
         return StatusDetail(grpc.StatusCode.PERMISSION_DENIED, "REACTIVATION_PASSWORD_WRONG",
                             str(exc), (("tries_left", str(exc.tries_left)),))
@@ -145,6 +160,35 @@ def client_id(context: grpc.ServicerContext, identity: ClientIdentity) -> str:
     return value
 
 
+_RESTRICTED_REASONS = {
+    ProofMethod.RESTRICTED_EMERGENCY: pb.RESTRICTED_REASON_EMERGENCY,
+    ProofMethod.RESTRICTED_KZZ_UNUSABLE: pb.RESTRICTED_REASON_KZZ_UNUSABLE,
+    ProofMethod.RESTRICTED_PATIENT_ABSENT: pb.RESTRICTED_REASON_PATIENT_ABSENT,
+    ProofMethod.RESTRICTED_OTHER: pb.RESTRICTED_REASON_OTHER,
+}
+
+
+def _outcome_message(item: AuthorizationOutcome) -> pb.AuthorizationOutcome:
+    return pb.AuthorizationOutcome(
+        code=item.code, granted=item.granted,
+        refusal=pb.AuthorizationRefusal.ValueType(0 if item.refusal is None
+                                                   else int(item.refusal)),
+        withdrawal_reason=pb.WithdrawalReason.ValueType(
+            0 if item.withdrawal_reason is None else int(item.withdrawal_reason)),
+        withdrawn_unix=item.withdrawn or 0,
+    )
+
+
+def _change_message(record: ChangeRecord) -> pb.AuthorizationChangeRecord:
+    return pb.AuthorizationChangeRecord(
+        employer_id=record.employer_id, holder_id=record.holder_id, code=record.code,
+        action=pb.ChangeAction.ValueType(int(record.action)),
+        changed_unix=record.changed, reported_unix=record.reported,
+        days_after_change=record.days_after_change, late=record.late,
+        client_id=record.client_id or "",
+    )
+
+
 def _guarded(context: grpc.ServicerContext, call: Callable[[], _T]) -> _T:
     try:
         return call()
@@ -181,6 +225,10 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             granted_authorizations=sorted(session.granted),
             patient_id=session.claims.patient_id or "",
             backup_activated=redemption.backup_activated,
+            restricted_reason=_RESTRICTED_REASONS.get(session.claims.proof_method,
+                                                      pb.RESTRICTED_REASON_UNSPECIFIED),
+            restricted_note=session.claims.restricted_reason or "",
+            authorizations=[_outcome_message(item) for item in redemption.authorizations],
         )
 
     def ReactivateCard(
@@ -215,11 +263,14 @@ class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):
         self._admins = admins
 
     def _now_for_admin(self, context: grpc.ServicerContext) -> datetime:
-        if client_id(context, self._identity) not in self._admins:
+        if self._admin(context) not in self._admins:
             context.abort_with_status(to_grpc_status(StatusDetail(
                 grpc.StatusCode.PERMISSION_DENIED, "NOT_AN_ADMIN",
                 "this client may not administer the registry")))
         return self._clock()
+
+    def _admin(self, context: grpc.ServicerContext) -> str:
+        return client_id(context, self._identity)
 
     def AddHolder(
         self, request: pb.AddHolderRequest, context: grpc.ServicerContext
@@ -266,6 +317,8 @@ class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):
 
         def withdraw() -> None:
             reason = WithdrawalReason(int(request.reason))  # ValueError for UNSPECIFIED
+            if reason is WithdrawalReason.EMPLOYER_ORDER:
+                raise ValueError("EMPLOYER_ORDER is the employer's: use ChangeAuthorizations")
             self._registry.withdraw(request.holder_id, request.code, reason, now)
 
         _guarded(context, withdraw)
@@ -289,6 +342,67 @@ class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):
 
         tries = _guarded(context, reactivate)
         return pb.ReactivateCardResponse(tries_left=tries)
+
+
+    def ChangeAuthorizations(
+        self, request: pb.ChangeAuthorizationsRequest, context: grpc.ServicerContext
+    ) -> pb.ChangeAuthorizationsResponse:
+        now = self._now_for_admin(context)
+        admin = self._admin(context)
+
+        def order() -> tuple[ChangeRecord, ...]:
+            if request.changed_unix <= 0:
+                raise ValueError("changed_unix must be set: when the change took effect")
+            if request.changed_unix > now.timestamp() + 86400:  # before it overflows datetime
+                raise ValueError("changed_unix lies in the future")
+            changed = datetime.fromtimestamp(request.changed_unix, UTC)
+            changes = check_order(
+                request.employer_id, request.holder_id,
+                [(change.code, ChangeAction(int(change.action))) for change in request.changes],
+                changed=changed, now=now)
+            return self._registry.order_authorizations(request.employer_id, request.holder_id,
+                                                       changes, changed, now, client_id=admin)
+
+        records = _guarded(context, order)
+        first = records[0]
+        return pb.ChangeAuthorizationsResponse(reported_unix=first.reported,
+                                               days_after_change=first.days_after_change,
+                                               late=first.late)
+
+    def ListAuthorizationChanges(
+        self, request: pb.ListAuthorizationChangesRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuthorizationChangesResponse:
+        self._now_for_admin(context)
+        records = _guarded(context, lambda: self._registry.authorization_changes(
+            late_only=request.late_only, holder_id=request.holder_id or None,
+            employer_id=request.employer_id or None))
+        return pb.ListAuthorizationChangesResponse(
+            changes=[_change_message(record) for record in records])
+
+    def ListAuthorizationCodes(
+        self, request: pb.ListAuthorizationCodesRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuthorizationCodesResponse:
+        self._now_for_admin(context)
+        codes = _guarded(context, self._registry.catalogue)
+        return pb.ListAuthorizationCodesResponse(
+            codes=[pb.AuthorizationCode(code=item.code, name=item.name) for item in codes])
+
+    def AddAuthorizationCode(
+        self, request: pb.AddAuthorizationCodeRequest, context: grpc.ServicerContext
+    ) -> pb.AddAuthorizationCodeResponse:
+        now = self._now_for_admin(context)
+        admin = self._admin(context)
+
+        def add() -> None:
+            if not AUTH_CODE_RE.fullmatch(request.code):
+                raise ValueError("code must be [A-Z][A-Z0-9]{1,15}")
+            name = request.name
+            if not name.strip() or len(name) > MAX_CODE_NAME or not name.isprintable():
+                raise ValueError(f"name must be 1-{MAX_CODE_NAME} printable characters")
+            self._registry.add_catalogue_code(request.code, name, now, client_id=admin)
+
+        _guarded(context, add)
+        return pb.AddAuthorizationCodeResponse()
 
 
 def build_server(

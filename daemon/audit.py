@@ -54,12 +54,15 @@ from typing import Any, BinaryIO
 
 from pkcard.errors import AuditUnavailable
 from pkcard.safefile import fsync_directory, open_private
+from pkcard.token import MAX_RESTRICTED_REASON
 
 _log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 MAX_FIELD_CHARS = 128  # longer string fields are stored as prefix + length + SHA-256
 _PREFIX_CHARS = 32
+# fields kept whole up to a larger bound: a restricted session's free text (the token's limit)
+_FIELD_LIMITS = {"restricted_note": MAX_RESTRICTED_REASON}
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is not an audit record
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 HEAD_SUFFIX = ".head"
@@ -100,6 +103,10 @@ class AuditEntry:
     removed_sha256: str | None = None
     previous_file: str | None = None  # AUDIT_ROTATED: the file this one continues
     previous_head: str | None = None
+    # Restricted-mode sessions: the reason (pkcard.sessions.RestrictedReason name, e.g.
+    # "OTHER") and the text that goes into the token's restrictedReason.
+    restricted_reason: str | None = None
+    restricted_note: str | None = None
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -111,9 +118,10 @@ def record_hash(prev: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(prev.encode("ascii") + canonical_json(body).encode("ascii")).hexdigest()
 
 
-def bounded(value: str) -> str:
-    """``value`` if short and printable, else an escaped prefix, its length and its SHA-256."""
-    if len(value) <= MAX_FIELD_CHARS and value.isprintable():
+def bounded(value: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """``value`` if at most ``limit`` characters and printable, else an escaped prefix, its
+    length and its SHA-256."""
+    if len(value) <= limit and value.isprintable():
         return value
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     prefix = value[:_PREFIX_CHARS].encode("unicode_escape").decode("ascii")[: 2 * _PREFIX_CHARS]
@@ -125,7 +133,8 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
     for item in fields(entry):
         value = getattr(entry, item.name)
         if value is not None:
-            result[item.name] = bounded(value) if isinstance(value, str) else value
+            result[item.name] = (bounded(value, _FIELD_LIMITS.get(item.name, MAX_FIELD_CHARS))
+                                 if isinstance(value, str) else value)
     return result
 
 

@@ -72,6 +72,8 @@ class AuditNote:
     certificate_serial: str | None = None
     intent_seq: int | None = None
     commit: Callable[[], None] = field(default=_no_commit, repr=False)
+    restricted_reason: str | None = None  # restricted-mode sessions: the reason's name
+    restricted_note: str | None = None  # and the token's restrictedReason text
 
     def set_serial(self, serial: str) -> None:
         self.card_serial = serial
@@ -139,6 +141,7 @@ class Auditor:
         reference: PinRef | None = None,
         session_id: str | None = None,
         intent: Intent = Intent.NONE,
+        restricted: tuple[str, str] | None = None,
     ) -> Iterator[AuditNote]:
         """Audit one call: an intent record before it (per ``intent``), its outcome after.
 
@@ -148,9 +151,16 @@ class Auditor:
         cannot be written: :class:`AuditUnavailable`, and the call body never
         runs. The outcome cannot be written: the daemon log says so and the
         caller still gets the call's result (the card already acted).
+
+        ``restricted`` (a restricted-mode session: the reason's name and the
+        request's note) goes into every record of the call, the intent record
+        included; the call may replace the note with the text it puts into the
+        token (``note.restricted_note``).
         """
         caller = self._access.identify(context)
         note = AuditNote()
+        if restricted is not None:
+            note.restricted_reason, note.restricted_note = restricted[0], restricted[1] or None
         ref_name = None if reference is None else reference.name
 
         def entry(outcome: str, incident: str | None = None) -> AuditEntry:
@@ -161,6 +171,7 @@ class Auditor:
                 session_id=note.session_id, document_sha256=note.document_sha256,
                 certificate_sha256=note.certificate_sha256,
                 certificate_serial=note.certificate_serial, intent_seq=note.intent_seq,
+                restricted_reason=note.restricted_reason, restricted_note=note.restricted_note,
             )
 
         try:

@@ -77,6 +77,7 @@ _PROOF_METHODS = {
     sessions_pb2.RESTRICTED_REASON_EMERGENCY: ProofMethod.RESTRICTED_EMERGENCY,
     sessions_pb2.RESTRICTED_REASON_KZZ_UNUSABLE: ProofMethod.RESTRICTED_KZZ_UNUSABLE,
     sessions_pb2.RESTRICTED_REASON_PATIENT_ABSENT: ProofMethod.RESTRICTED_PATIENT_ABSENT,
+    sessions_pb2.RESTRICTED_REASON_OTHER: ProofMethod.RESTRICTED_OTHER,
 }
 _REASONS_BACK = {method: value for value, method in _PROOF_METHODS.items()}
 _STANDARD_NOTES = {
@@ -322,12 +323,26 @@ class _Restricted:
     note: str
 
 
+def _restricted_audit(request: sessions_pb2.OpenSessionRequest) -> tuple[str, str] | None:
+    """A restricted request's reason name and note, as given, for the audit records."""
+    if request.WhichOneof("patient") != "restricted":
+        return None
+    value = request.restricted.reason
+    name = (sessions_pb2.RestrictedReason.Name(value)
+            if value in sessions_pb2.RestrictedReason.values() else str(value))
+    return name.removeprefix("RESTRICTED_REASON_"), request.restricted.note
+
+
 def _restricted(message: sessions_pb2.RestrictedMode) -> _Restricted:
     method = _PROOF_METHODS.get(message.reason)
     if method is None:
-        raise InvalidRequest("restricted.reason must be EMERGENCY, KZZ_UNUSABLE or PATIENT_ABSENT")
+        raise InvalidRequest("restricted.reason must be EMERGENCY, KZZ_UNUSABLE, PATIENT_ABSENT "
+                             "or OTHER")
     if not _ZZZS_RE.fullmatch(message.patient_zzzs_number):
         raise InvalidRequest("restricted.patient_zzzs_number must be 9 digits")
+    if method is ProofMethod.RESTRICTED_OTHER and not message.note.strip():
+        raise InvalidRequest("restricted.note is required for reason OTHER: say why there is "
+                             f"no KZZ (1-{MAX_RESTRICTED_REASON} printable characters)")
     note = message.note or _STANDARD_NOTES[method]
     if not note.strip() or len(note) > MAX_RESTRICTED_REASON or not note.isprintable():
         raise InvalidRequest(f"restricted.note: 1-{MAX_RESTRICTED_REASON} printable characters")
@@ -433,7 +448,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.OpenSessionRequest, context: grpc.ServicerContext
     ) -> sessions_pb2.OpenSessionResponse:
         with self._auditor.call(context, "OpenSession", reader=request.pk_reader,
-                                intent=Intent.DURABLE) as note, ExitStack() as wipe:
+                                intent=Intent.DURABLE, restricted=_restricted_audit(request),
+                                ) as note, ExitStack() as wipe:
             pk_reader = require_reader(request.pk_reader)
             nonce = _challenge(request.challenge)
             authorizations = _authorizations(request.authorizations)
@@ -446,6 +462,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                     raise InvalidRequest("kzz_reader must differ from pk_reader")
             elif patient == "restricted":
                 restricted = _restricted(request.restricted)
+                note.restricted_note = restricted.note  # the text the token carries
             else:
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
             pin = entry_from_field(request.pin)
@@ -495,6 +512,10 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             info = self._registry.active(request.session_id)
             nonce = _challenge(request.challenge)
             note.card_serial = info.pk.card_serial
+            if info.claims.proof_method.restricted:  # the new token carries the same reason
+                note.restricted_reason = sessions_pb2.RestrictedReason.Name(
+                    _REASONS_BACK[info.claims.proof_method]).removeprefix("RESTRICTED_REASON_")
+                note.restricted_note = info.claims.restricted_reason
             iat = int(self._clock().timestamp())
             claims = replace(info.claims, nonce=nonce, iat=iat,
                              exp=iat + info.claims.exp - info.claims.iat)

@@ -491,6 +491,24 @@ class TokenRefused(PkcardError):
         super().__init__(f"token refused ({reason.name}): {self.detail}")
 
 
+class AuthorizationsRefused(TokenRefused):
+    """``NO_AUTHORIZATION``: the token is valid, but none of the requested codes is granted.
+
+    ``holder_id``, ``requested`` (in request order) and ``restricted`` let the
+    backend say why for each code; ``explanations`` holds its (code, why) pairs,
+    such as ``("I003", "WITHDRAWN:COURT_ORDER")``, once it has.
+    """
+
+    def __init__(self, detail: str | None = None, *, holder_id: str = "",
+                 requested: tuple[str, ...] = (), restricted: bool = False,
+                 explanations: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(RefusalReason.NO_AUTHORIZATION, detail)
+        self.holder_id = holder_id
+        self.requested = requested
+        self.restricted = restricted
+        self.explanations = explanations
+
+
 class RegistryError(PkcardError):
     """The backend's card registry refused an administrative change."""
 

@@ -43,11 +43,14 @@ class RestrictedReason(IntEnum):
     EMERGENCY = 1
     KZZ_UNUSABLE = 2
     PATIENT_ABSENT = 3
+    OTHER = 4  # another exceptional case: ``note`` (required) says which
 
 
 @dataclass(frozen=True)
 class RestrictedMode:
-    """A session without the patient's KZZ. ``note``: the token's restrictedReason text."""
+    """A session without the patient's KZZ. ``note``: the token's restrictedReason text
+    (1..200 printable characters; empty: a standard sentence, except for OTHER, which needs
+    it)."""
 
     reason: RestrictedReason
     patient_zzzs_number: str

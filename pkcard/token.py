@@ -105,6 +105,7 @@ class ProofMethod(IntEnum):
     RESTRICTED_EMERGENCY = 2
     RESTRICTED_KZZ_UNUSABLE = 3
     RESTRICTED_PATIENT_ABSENT = 4
+    RESTRICTED_OTHER = 5  # another exceptional case: restrictedReason is the caller's own text
 
     @property
     def restricted(self) -> bool:

@@ -42,7 +42,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from pkcard.certs import certificate_key, load_certificate
-from pkcard.errors import FormatError, RefusalReason, TokenRefused
+from pkcard.errors import AuthorizationsRefused, FormatError, RefusalReason, TokenRefused
 from pkcard.token import (
     JWS_TYP,
     MAX_PROOF_CHAIN,
@@ -685,6 +685,8 @@ class TokenVerifier:
             scope = SessionScope.RESTRICTED
             granted &= self._restricted
         if requested and not granted:
-            raise TokenRefused(RefusalReason.NO_AUTHORIZATION,
-                               "none of the requested authorizations is granted")
+            raise AuthorizationsRefused("none of the requested authorizations is granted",
+                                        holder_id=card.holder_id,
+                                        requested=claims.authorizations,
+                                        restricted=claims.proof_method.restricted)
         return VerifiedSession(claims, card, chain.algorithm, scope, granted, chain.leaf_sha256)

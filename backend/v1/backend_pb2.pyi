@@ -91,17 +91,25 @@ class _WithdrawalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_With
     WITHDRAWAL_REASON_UNSPECIFIED: _WithdrawalReason.ValueType  # 0
     """Not set: refused (INVALID_ARGUMENT)."""
     WITHDRAWAL_REASON_LICENCE_WITHDRAWN: _WithdrawalReason.ValueType  # 1
-    """The holder's licence was withdrawn."""
+    """The health worker's licence was revoked."""
     WITHDRAWAL_REASON_CONTRACT_EXPIRED: _WithdrawalReason.ValueType  # 2
-    """The holder's contract expired."""
+    """The provider's contract with ZZZS expired."""
     WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP: _WithdrawalReason.ValueType  # 3
     """The code does not belong to the holder's professional group."""
     WITHDRAWAL_REASON_COURT_ORDER: _WithdrawalReason.ValueType  # 4
     """A court ordered it."""
     WITHDRAWAL_REASON_MISUSE: _WithdrawalReason.ValueType  # 5
-    """The authorization was misused."""
+    """Misuse of the PK or of its qualified signing certificate (KPEP)."""
     WITHDRAWAL_REASON_HOLDER_REQUEST: _WithdrawalReason.ValueType  # 6
     """The holder asked for it."""
+    WITHDRAWAL_REASON_IRREGULAR_DATA_ACCESS: _WithdrawalReason.ValueType  # 7
+    """Irregular access to personal data in the backend was found."""
+    WITHDRAWAL_REASON_NO_LONGER_ENTITLED: _WithdrawalReason.ValueType  # 8
+    """Other cases where the holder is no longer entitled to the data."""
+    WITHDRAWAL_REASON_EMPLOYER_ORDER: _WithdrawalReason.ValueType  # 9
+    """Not ZZZS's: the employer withdrew it (ChangeAuthorizations). Refused in
+    WithdrawAuthorization (INVALID_ARGUMENT).
+    """
 
 class WithdrawalReason(_WithdrawalReason, metaclass=_WithdrawalReasonEnumTypeWrapper):
     """Why an authorization was withdrawn."""
@@ -109,18 +117,110 @@ class WithdrawalReason(_WithdrawalReason, metaclass=_WithdrawalReasonEnumTypeWra
 WITHDRAWAL_REASON_UNSPECIFIED: WithdrawalReason.ValueType  # 0
 """Not set: refused (INVALID_ARGUMENT)."""
 WITHDRAWAL_REASON_LICENCE_WITHDRAWN: WithdrawalReason.ValueType  # 1
-"""The holder's licence was withdrawn."""
+"""The health worker's licence was revoked."""
 WITHDRAWAL_REASON_CONTRACT_EXPIRED: WithdrawalReason.ValueType  # 2
-"""The holder's contract expired."""
+"""The provider's contract with ZZZS expired."""
 WITHDRAWAL_REASON_WRONG_PROFESSIONAL_GROUP: WithdrawalReason.ValueType  # 3
 """The code does not belong to the holder's professional group."""
 WITHDRAWAL_REASON_COURT_ORDER: WithdrawalReason.ValueType  # 4
 """A court ordered it."""
 WITHDRAWAL_REASON_MISUSE: WithdrawalReason.ValueType  # 5
-"""The authorization was misused."""
+"""Misuse of the PK or of its qualified signing certificate (KPEP)."""
 WITHDRAWAL_REASON_HOLDER_REQUEST: WithdrawalReason.ValueType  # 6
 """The holder asked for it."""
+WITHDRAWAL_REASON_IRREGULAR_DATA_ACCESS: WithdrawalReason.ValueType  # 7
+"""Irregular access to personal data in the backend was found."""
+WITHDRAWAL_REASON_NO_LONGER_ENTITLED: WithdrawalReason.ValueType  # 8
+"""Other cases where the holder is no longer entitled to the data."""
+WITHDRAWAL_REASON_EMPLOYER_ORDER: WithdrawalReason.ValueType  # 9
+"""Not ZZZS's: the employer withdrew it (ChangeAuthorizations). Refused in
+WithdrawAuthorization (INVALID_ARGUMENT).
+"""
 Global___WithdrawalReason: _TypeAlias = WithdrawalReason  # noqa: Y015
+
+class _RestrictedReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RestrictedReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RestrictedReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESTRICTED_REASON_UNSPECIFIED: _RestrictedReason.ValueType  # 0
+    """FULL scope: the KZZ proved presence."""
+    RESTRICTED_REASON_EMERGENCY: _RestrictedReason.ValueType  # 1
+    """restricted-emergency."""
+    RESTRICTED_REASON_KZZ_UNUSABLE: _RestrictedReason.ValueType  # 2
+    """restricted-kzz-unusable."""
+    RESTRICTED_REASON_PATIENT_ABSENT: _RestrictedReason.ValueType  # 3
+    """restricted-patient-absent."""
+    RESTRICTED_REASON_OTHER: _RestrictedReason.ValueType  # 4
+    """restricted-other: restricted_note says which case."""
+
+class RestrictedReason(_RestrictedReason, metaclass=_RestrictedReasonEnumTypeWrapper):
+    """Why a session has no KZZ proof (the token's proofMethod; numbers as pkcard.v1.RestrictedReason)."""
+
+RESTRICTED_REASON_UNSPECIFIED: RestrictedReason.ValueType  # 0
+"""FULL scope: the KZZ proved presence."""
+RESTRICTED_REASON_EMERGENCY: RestrictedReason.ValueType  # 1
+"""restricted-emergency."""
+RESTRICTED_REASON_KZZ_UNUSABLE: RestrictedReason.ValueType  # 2
+"""restricted-kzz-unusable."""
+RESTRICTED_REASON_PATIENT_ABSENT: RestrictedReason.ValueType  # 3
+"""restricted-patient-absent."""
+RESTRICTED_REASON_OTHER: RestrictedReason.ValueType  # 4
+"""restricted-other: restricted_note says which case."""
+Global___RestrictedReason: _TypeAlias = RestrictedReason  # noqa: Y015
+
+class _AuthorizationRefusal:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuthorizationRefusalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuthorizationRefusal.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTHORIZATION_REFUSAL_UNSPECIFIED: _AuthorizationRefusal.ValueType  # 0
+    """Granted (AuthorizationOutcome.granted is true)."""
+    AUTHORIZATION_REFUSAL_NOT_HELD: _AuthorizationRefusal.ValueType  # 1
+    """The holder was never given this code."""
+    AUTHORIZATION_REFUSAL_WITHDRAWN: _AuthorizationRefusal.ValueType  # 2
+    """The code was withdrawn; withdrawal_reason says why."""
+    AUTHORIZATION_REFUSAL_NOT_IN_RESTRICTED_SET: _AuthorizationRefusal.ValueType  # 3
+    """The holder has it, but a restricted session may not use it."""
+
+class AuthorizationRefusal(_AuthorizationRefusal, metaclass=_AuthorizationRefusalEnumTypeWrapper):
+    """Why a requested authorization code was not granted."""
+
+AUTHORIZATION_REFUSAL_UNSPECIFIED: AuthorizationRefusal.ValueType  # 0
+"""Granted (AuthorizationOutcome.granted is true)."""
+AUTHORIZATION_REFUSAL_NOT_HELD: AuthorizationRefusal.ValueType  # 1
+"""The holder was never given this code."""
+AUTHORIZATION_REFUSAL_WITHDRAWN: AuthorizationRefusal.ValueType  # 2
+"""The code was withdrawn; withdrawal_reason says why."""
+AUTHORIZATION_REFUSAL_NOT_IN_RESTRICTED_SET: AuthorizationRefusal.ValueType  # 3
+"""The holder has it, but a restricted session may not use it."""
+Global___AuthorizationRefusal: _TypeAlias = AuthorizationRefusal  # noqa: Y015
+
+class _ChangeAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChangeActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANGE_ACTION_UNSPECIFIED: _ChangeAction.ValueType  # 0
+    """Not set: refused (INVALID_ARGUMENT)."""
+    CHANGE_ACTION_GRANT: _ChangeAction.ValueType  # 1
+    """Grant the code (again)."""
+    CHANGE_ACTION_WITHDRAW: _ChangeAction.ValueType  # 2
+    """Withdraw the code (withdrawal reason EMPLOYER_ORDER)."""
+
+class ChangeAction(_ChangeAction, metaclass=_ChangeActionEnumTypeWrapper):
+    """What an employer's order does to one code."""
+
+CHANGE_ACTION_UNSPECIFIED: ChangeAction.ValueType  # 0
+"""Not set: refused (INVALID_ARGUMENT)."""
+CHANGE_ACTION_GRANT: ChangeAction.ValueType  # 1
+"""Grant the code (again)."""
+CHANGE_ACTION_WITHDRAW: ChangeAction.ValueType  # 2
+"""Withdraw the code (withdrawal reason EMPLOYER_ORDER)."""
+Global___ChangeAction: _TypeAlias = ChangeAction  # noqa: Y015
 
 @_typing.final
 class IssueChallengeRequest(_message.Message):
@@ -199,6 +299,9 @@ class RedeemTokenResponse(_message.Message):
     GRANTED_AUTHORIZATIONS_FIELD_NUMBER: _builtins.int
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     BACKUP_ACTIVATED_FIELD_NUMBER: _builtins.int
+    RESTRICTED_REASON_FIELD_NUMBER: _builtins.int
+    RESTRICTED_NOTE_FIELD_NUMBER: _builtins.int
+    AUTHORIZATIONS_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
     """The holder id (ZZZS practitioner number) of the PK that signed."""
     card_serial: _builtins.str
@@ -209,9 +312,26 @@ class RedeemTokenResponse(_message.Message):
     """Empty for restricted sessions."""
     backup_activated: _builtins.bool
     """This redemption activated a backup card."""
+    restricted_reason: Global___RestrictedReason.ValueType
+    """RESTRICTED scope: why there was no KZZ (the token's proofMethod);
+    UNSPECIFIED for FULL.
+    """
+    restricted_note: _builtins.str
+    """RESTRICTED scope: the token's restrictedReason text (for OTHER, the
+    caller's own words); empty for FULL.
+    """
     @_builtins.property
     def granted_authorizations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sorted."""
+
+    @_builtins.property
+    def authorizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizationOutcome]:
+        """Every requested code, in request order: granted, or refused and why, so
+        the clinic can tell the person. A redemption where nothing is granted is
+        refused instead (NO_AUTHORIZATION), its ErrorInfo metadata holding for
+        each code the key "authorization_<code>" with the same words: "NOT_HELD",
+        "NOT_IN_RESTRICTED_SET", "WITHDRAWN:<WithdrawalReason name without prefix>".
+        """
 
     def __init__(
         self,
@@ -222,10 +342,13 @@ class RedeemTokenResponse(_message.Message):
         granted_authorizations: _abc.Iterable[_builtins.str] | None = ...,
         patient_id: _builtins.str = ...,
         backup_activated: _builtins.bool = ...,
+        restricted_reason: Global___RestrictedReason.ValueType = ...,
+        restricted_note: _builtins.str = ...,
+        authorizations: _abc.Iterable[Global___AuthorizationOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "backup_activated", b"backup_activated", "card_serial", b"card_serial", "granted_authorizations", b"granted_authorizations", "patient_id", b"patient_id", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "authorizations", b"authorizations", "backup_activated", b"backup_activated", "card_serial", b"card_serial", "granted_authorizations", b"granted_authorizations", "patient_id", b"patient_id", "restricted_note", b"restricted_note", "restricted_reason", b"restricted_reason", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -545,3 +668,353 @@ class ReactivateCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReactivateCardResponse: _TypeAlias = ReactivateCardResponse  # noqa: Y015
+
+@_typing.final
+class AuthorizationOutcome(_message.Message):
+    """One requested code in RedeemTokenResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_UNIX_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The code as requested."""
+    granted: _builtins.bool
+    """Granted in this session."""
+    refusal: Global___AuthorizationRefusal.ValueType
+    """Refused: why."""
+    withdrawal_reason: Global___WithdrawalReason.ValueType
+    """WITHDRAWN: the reason it was withdrawn."""
+    withdrawn_unix: _builtins.int
+    """WITHDRAWN: when (seconds since the epoch)."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        granted: _builtins.bool = ...,
+        refusal: Global___AuthorizationRefusal.ValueType = ...,
+        withdrawal_reason: Global___WithdrawalReason.ValueType = ...,
+        withdrawn_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "granted", b"granted", "refusal", b"refusal", "withdrawal_reason", b"withdrawal_reason", "withdrawn_unix", b"withdrawn_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationOutcome: _TypeAlias = AuthorizationOutcome  # noqa: Y015
+
+@_typing.final
+class AuthorizationChange(_message.Message):
+    """One code of an employer's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """A code of the catalogue, e.g. "I002"."""
+    action: Global___ChangeAction.ValueType
+    """Grant or withdraw."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        action: Global___ChangeAction.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationChange: _TypeAlias = AuthorizationChange  # noqa: Y015
+
+@_typing.final
+class ChangeAuthorizationsRequest(_message.Message):
+    """An employer's order of authorizations for one holder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMPLOYER_ID_FIELD_NUMBER: _builtins.int
+    HOLDER_ID_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    CHANGED_UNIX_FIELD_NUMBER: _builtins.int
+    employer_id: _builtins.str
+    """The employer (the provider's ZZZS number), 1-64 of [A-Za-z0-9._:-]."""
+    holder_id: _builtins.str
+    """The holder."""
+    changed_unix: _builtins.int
+    """When the change took effect at the employer (seconds since the epoch);
+    required, not in the future.
+    """
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizationChange]:
+        """1-32 changes, each code once."""
+
+    def __init__(
+        self,
+        *,
+        employer_id: _builtins.str = ...,
+        holder_id: _builtins.str = ...,
+        changes: _abc.Iterable[Global___AuthorizationChange] | None = ...,
+        changed_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_unix", b"changed_unix", "changes", b"changes", "employer_id", b"employer_id", "holder_id", b"holder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeAuthorizationsRequest: _TypeAlias = ChangeAuthorizationsRequest  # noqa: Y015
+
+@_typing.final
+class ChangeAuthorizationsResponse(_message.Message):
+    """The recorded order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTED_UNIX_FIELD_NUMBER: _builtins.int
+    DAYS_AFTER_CHANGE_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    reported_unix: _builtins.int
+    """When the backend received it (seconds since the epoch)."""
+    days_after_change: _builtins.int
+    """Whole days between the change and its report."""
+    late: _builtins.bool
+    """Reported more than eight days after the change (recorded all the same)."""
+    def __init__(
+        self,
+        *,
+        reported_unix: _builtins.int = ...,
+        days_after_change: _builtins.int = ...,
+        late: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_after_change", b"days_after_change", "late", b"late", "reported_unix", b"reported_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeAuthorizationsResponse: _TypeAlias = ChangeAuthorizationsResponse  # noqa: Y015
+
+@_typing.final
+class ListAuthorizationChangesRequest(_message.Message):
+    """Which recorded changes to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LATE_ONLY_FIELD_NUMBER: _builtins.int
+    HOLDER_ID_FIELD_NUMBER: _builtins.int
+    EMPLOYER_ID_FIELD_NUMBER: _builtins.int
+    late_only: _builtins.bool
+    """Only changes reported more than eight days after they took effect."""
+    holder_id: _builtins.str
+    """Only this holder's (empty: all)."""
+    employer_id: _builtins.str
+    """Only this employer's (empty: all)."""
+    def __init__(
+        self,
+        *,
+        late_only: _builtins.bool = ...,
+        holder_id: _builtins.str = ...,
+        employer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employer_id", b"employer_id", "holder_id", b"holder_id", "late_only", b"late_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthorizationChangesRequest: _TypeAlias = ListAuthorizationChangesRequest  # noqa: Y015
+
+@_typing.final
+class AuthorizationChangeRecord(_message.Message):
+    """One recorded change of one code."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMPLOYER_ID_FIELD_NUMBER: _builtins.int
+    HOLDER_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CHANGED_UNIX_FIELD_NUMBER: _builtins.int
+    REPORTED_UNIX_FIELD_NUMBER: _builtins.int
+    DAYS_AFTER_CHANGE_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    employer_id: _builtins.str
+    """The employer that ordered it."""
+    holder_id: _builtins.str
+    """The holder."""
+    code: _builtins.str
+    """The code."""
+    action: Global___ChangeAction.ValueType
+    """Granted or withdrawn."""
+    changed_unix: _builtins.int
+    """When it took effect at the employer."""
+    reported_unix: _builtins.int
+    """When it was reported here."""
+    days_after_change: _builtins.int
+    """Whole days between the two."""
+    late: _builtins.bool
+    """More than eight days."""
+    client_id: _builtins.str
+    """The admin client id that sent the order."""
+    def __init__(
+        self,
+        *,
+        employer_id: _builtins.str = ...,
+        holder_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        action: Global___ChangeAction.ValueType = ...,
+        changed_unix: _builtins.int = ...,
+        reported_unix: _builtins.int = ...,
+        days_after_change: _builtins.int = ...,
+        late: _builtins.bool = ...,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "changed_unix", b"changed_unix", "client_id", b"client_id", "code", b"code", "days_after_change", b"days_after_change", "employer_id", b"employer_id", "holder_id", b"holder_id", "late", b"late", "reported_unix", b"reported_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationChangeRecord: _TypeAlias = AuthorizationChangeRecord  # noqa: Y015
+
+@_typing.final
+class ListAuthorizationChangesResponse(_message.Message):
+    """The recorded changes (at most 1000)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizationChangeRecord]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___AuthorizationChangeRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthorizationChangesResponse: _TypeAlias = ListAuthorizationChangesResponse  # noqa: Y015
+
+@_typing.final
+class ListAuthorizationCodesRequest(_message.Message):
+    """ListAuthorizationCodes takes no arguments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthorizationCodesRequest: _TypeAlias = ListAuthorizationCodesRequest  # noqa: Y015
+
+@_typing.final
+class AuthorizationCode(_message.Message):
+    """One code of the catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """E.g. "I002"."""
+    name: _builtins.str
+    """What it allows, e.g. "Urejevalec pooblastil in PK za imetnike PK"."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizationCode: _TypeAlias = AuthorizationCode  # noqa: Y015
+
+@_typing.final
+class ListAuthorizationCodesResponse(_message.Message):
+    """The catalogue, by code."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizationCode]:
+        """Every code."""
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[Global___AuthorizationCode] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthorizationCodesResponse: _TypeAlias = ListAuthorizationCodesResponse  # noqa: Y015
+
+@_typing.final
+class AddAuthorizationCodeRequest(_message.Message):
+    """A code to add to the catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """[A-Z][A-Z0-9]{1,15}."""
+    name: _builtins.str
+    """1-200 printable characters."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddAuthorizationCodeRequest: _TypeAlias = AddAuthorizationCodeRequest  # noqa: Y015
+
+@_typing.final
+class AddAuthorizationCodeResponse(_message.Message):
+    """AddAuthorizationCode returns nothing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddAuthorizationCodeResponse: _TypeAlias = AddAuthorizationCodeResponse  # noqa: Y015

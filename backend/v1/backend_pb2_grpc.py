@@ -241,6 +241,26 @@ class RegistryAdminServiceStub:
                 request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
                 response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
                 _registered_method=True)
+        self.ChangeAuthorizations = channel.unary_unary(
+                '/pkcard.backend.v1.RegistryAdminService/ChangeAuthorizations',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsResponse.FromString,
+                _registered_method=True)
+        self.ListAuthorizationChanges = channel.unary_unary(
+                '/pkcard.backend.v1.RegistryAdminService/ListAuthorizationChanges',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesResponse.FromString,
+                _registered_method=True)
+        self.ListAuthorizationCodes = channel.unary_unary(
+                '/pkcard.backend.v1.RegistryAdminService/ListAuthorizationCodes',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesResponse.FromString,
+                _registered_method=True)
+        self.AddAuthorizationCode = channel.unary_unary(
+                '/pkcard.backend.v1.RegistryAdminService/AddAuthorizationCode',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryAdminServiceServicer:
@@ -289,6 +309,42 @@ class RegistryAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeAuthorizations(self, request, context):
+        """The employer's order: grant or withdraw codes of the catalogue for one
+        holder, with the date the change took effect at the employer. Applied
+        all or nothing; audited. The employer must report every change within
+        eight days (the seed); a later one is applied, recorded as late, and
+        listed by ListAuthorizationChanges(late_only). Errors: INVALID_ARGUMENT
+        (malformed order, changed_unix unset or in the future), NOT_FOUND (no
+        such holder, a code not in the catalogue), FAILED_PRECONDITION/CONFLICT
+        (withdrawing a code the holder does not hold).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorizationChanges(self, request, context):
+        """The recorded employer changes, oldest first; late_only: those reported
+        more than eight days after they took effect.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorizationCodes(self, request, context):
+        """The catalogue of authorization codes an employer may order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAuthorizationCode(self, request, context):
+        """Add a code to the catalogue (audited). CONFLICT if it is there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -321,6 +377,26 @@ def add_RegistryAdminServiceServicer_to_server(servicer, server):
                     servicer.ReactivateCard,
                     request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.FromString,
                     response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.SerializeToString,
+            ),
+            'ChangeAuthorizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeAuthorizations,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsResponse.SerializeToString,
+            ),
+            'ListAuthorizationChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorizationChanges,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesResponse.SerializeToString,
+            ),
+            'ListAuthorizationCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorizationCodes,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesResponse.SerializeToString,
+            ),
+            'AddAuthorizationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAuthorizationCode,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +562,114 @@ class RegistryAdminService:
             '/pkcard.backend.v1.RegistryAdminService/ReactivateCard',
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeAuthorizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.RegistryAdminService/ChangeAuthorizations',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeAuthorizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorizationChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.RegistryAdminService/ListAuthorizationChanges',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorizationCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.RegistryAdminService/ListAuthorizationCodes',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ListAuthorizationCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAuthorizationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.RegistryAdminService/AddAuthorizationCode',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.AddAuthorizationCodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

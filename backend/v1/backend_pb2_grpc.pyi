@@ -154,6 +154,24 @@ class RegistryAdminServiceStub:
     """Revoke a card for good."""
     ReactivateCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]
     """Reactivate a regular card after its backup card was used (admin path)."""
+    ChangeAuthorizations: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ChangeAuthorizationsRequest, _backend_pb2.ChangeAuthorizationsResponse]
+    """The employer's order: grant or withdraw codes of the catalogue for one
+    holder, with the date the change took effect at the employer. Applied
+    all or nothing; audited. The employer must report every change within
+    eight days (the seed); a later one is applied, recorded as late, and
+    listed by ListAuthorizationChanges(late_only). Errors: INVALID_ARGUMENT
+    (malformed order, changed_unix unset or in the future), NOT_FOUND (no
+    such holder, a code not in the catalogue), FAILED_PRECONDITION/CONFLICT
+    (withdrawing a code the holder does not hold).
+    """
+    ListAuthorizationChanges: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ListAuthorizationChangesRequest, _backend_pb2.ListAuthorizationChangesResponse]
+    """The recorded employer changes, oldest first; late_only: those reported
+    more than eight days after they took effect.
+    """
+    ListAuthorizationCodes: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ListAuthorizationCodesRequest, _backend_pb2.ListAuthorizationCodesResponse]
+    """The catalogue of authorization codes an employer may order."""
+    AddAuthorizationCode: _grpc.UnaryUnaryMultiCallable[_backend_pb2.AddAuthorizationCodeRequest, _backend_pb2.AddAuthorizationCodeResponse]
+    """Add a code to the catalogue (audited). CONFLICT if it is there."""
 
 @_typing.type_check_only
 class RegistryAdminServiceAsyncStub(RegistryAdminServiceStub):
@@ -172,6 +190,24 @@ class RegistryAdminServiceAsyncStub(RegistryAdminServiceStub):
     """Revoke a card for good."""
     ReactivateCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReactivateCardRequest, _backend_pb2.ReactivateCardResponse]  # type: ignore[assignment]
     """Reactivate a regular card after its backup card was used (admin path)."""
+    ChangeAuthorizations: _aio.UnaryUnaryMultiCallable[_backend_pb2.ChangeAuthorizationsRequest, _backend_pb2.ChangeAuthorizationsResponse]  # type: ignore[assignment]
+    """The employer's order: grant or withdraw codes of the catalogue for one
+    holder, with the date the change took effect at the employer. Applied
+    all or nothing; audited. The employer must report every change within
+    eight days (the seed); a later one is applied, recorded as late, and
+    listed by ListAuthorizationChanges(late_only). Errors: INVALID_ARGUMENT
+    (malformed order, changed_unix unset or in the future), NOT_FOUND (no
+    such holder, a code not in the catalogue), FAILED_PRECONDITION/CONFLICT
+    (withdrawing a code the holder does not hold).
+    """
+    ListAuthorizationChanges: _aio.UnaryUnaryMultiCallable[_backend_pb2.ListAuthorizationChangesRequest, _backend_pb2.ListAuthorizationChangesResponse]  # type: ignore[assignment]
+    """The recorded employer changes, oldest first; late_only: those reported
+    more than eight days after they took effect.
+    """
+    ListAuthorizationCodes: _aio.UnaryUnaryMultiCallable[_backend_pb2.ListAuthorizationCodesRequest, _backend_pb2.ListAuthorizationCodesResponse]  # type: ignore[assignment]
+    """The catalogue of authorization codes an employer may order."""
+    AddAuthorizationCode: _aio.UnaryUnaryMultiCallable[_backend_pb2.AddAuthorizationCodeRequest, _backend_pb2.AddAuthorizationCodeResponse]  # type: ignore[assignment]
+    """Add a code to the catalogue (audited). CONFLICT if it is there."""
 
 class RegistryAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """The card registry, for admin clients only."""
@@ -223,5 +259,47 @@ class RegistryAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backend_pb2.ReactivateCardResponse, _abc.Awaitable[_backend_pb2.ReactivateCardResponse]]:
         """Reactivate a regular card after its backup card was used (admin path)."""
+
+    @_abc_1.abstractmethod
+    def ChangeAuthorizations(
+        self,
+        request: _backend_pb2.ChangeAuthorizationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ChangeAuthorizationsResponse, _abc.Awaitable[_backend_pb2.ChangeAuthorizationsResponse]]:
+        """The employer's order: grant or withdraw codes of the catalogue for one
+        holder, with the date the change took effect at the employer. Applied
+        all or nothing; audited. The employer must report every change within
+        eight days (the seed); a later one is applied, recorded as late, and
+        listed by ListAuthorizationChanges(late_only). Errors: INVALID_ARGUMENT
+        (malformed order, changed_unix unset or in the future), NOT_FOUND (no
+        such holder, a code not in the catalogue), FAILED_PRECONDITION/CONFLICT
+        (withdrawing a code the holder does not hold).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuthorizationChanges(
+        self,
+        request: _backend_pb2.ListAuthorizationChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ListAuthorizationChangesResponse, _abc.Awaitable[_backend_pb2.ListAuthorizationChangesResponse]]:
+        """The recorded employer changes, oldest first; late_only: those reported
+        more than eight days after they took effect.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuthorizationCodes(
+        self,
+        request: _backend_pb2.ListAuthorizationCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ListAuthorizationCodesResponse, _abc.Awaitable[_backend_pb2.ListAuthorizationCodesResponse]]:
+        """The catalogue of authorization codes an employer may order."""
+
+    @_abc_1.abstractmethod
+    def AddAuthorizationCode(
+        self,
+        request: _backend_pb2.AddAuthorizationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.AddAuthorizationCodeResponse, _abc.Awaitable[_backend_pb2.AddAuthorizationCodeResponse]]:
+        """Add a code to the catalogue (audited). CONFLICT if it is there."""
 
 def add_RegistryAdminServiceServicer_to_server(servicer: RegistryAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -52,6 +52,10 @@ class _RestrictedReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rest
     """The patient's KZZ does not work."""
     RESTRICTED_REASON_PATIENT_ABSENT: _RestrictedReason.ValueType  # 3
     """A service where the patient need not be present."""
+    RESTRICTED_REASON_OTHER: _RestrictedReason.ValueType  # 4
+    """Another exceptional case (the seed's "idr."): `note` must say which
+    (1..200 printable characters); without it INVALID_REQUEST.
+    """
 
 class RestrictedReason(_RestrictedReason, metaclass=_RestrictedReasonEnumTypeWrapper):
     """Why a session has no KZZ proof. The token's proofMethod says which."""
@@ -64,6 +68,10 @@ RESTRICTED_REASON_KZZ_UNUSABLE: RestrictedReason.ValueType  # 2
 """The patient's KZZ does not work."""
 RESTRICTED_REASON_PATIENT_ABSENT: RestrictedReason.ValueType  # 3
 """A service where the patient need not be present."""
+RESTRICTED_REASON_OTHER: RestrictedReason.ValueType  # 4
+"""Another exceptional case (the seed's "idr."): `note` must say which
+(1..200 printable characters); without it INVALID_REQUEST.
+"""
 Global___RestrictedReason: _TypeAlias = RestrictedReason  # noqa: Y015
 
 class _SessionState:
@@ -104,8 +112,9 @@ class RestrictedMode(_message.Message):
     patient_zzzs_number: _builtins.str
     """The patient's ZZZS number (9 digits); it goes into the token's patientId."""
     note: _builtins.str
-    """Free text for the token's restrictedReason (1..200 characters). Empty:
-    a standard sentence for `reason`.
+    """Free text for the token's restrictedReason (1..200 printable
+    characters). Empty: a standard sentence for `reason`; required for OTHER.
+    The daemon's audit records the reason and this text.
     """
     def __init__(
         self,
