@@ -33,7 +33,7 @@ from sessionrig import AUTHORIZATIONS, Rig, profile_secret, rig
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.cms import verify_detached
 from pkcard.daemon.signatures import load_trust_anchors, simulated_trust_anchor_paths
-from pkcard.errors import CardRemoved, NotSupported
+from pkcard.errors import CardRemoved, CardReset, NotSupported
 from pkcard.pin import PinRef, PinState
 from pkcard.simcard.card import load_card
 from pkcard.simcard.opensc import (
@@ -100,11 +100,16 @@ def cards(pcscd_env: PcscdHarness, opensc_rig: Rig) -> tuple[Rig, str, str]:
 
 
 def _once_bound(call: Callable[[], T]) -> T:
-    """``call()`` once OpenSC has bound the newly inserted card to its token."""
+    """``call()`` once OpenSC has bound the newly inserted card to its token.
+
+    Until OpenSC's next slot scan no token matches (CardRemoved); a session the
+    daemon held on the previous test's card answers once with CardReset (its
+    verified states are gone) and is reopened.
+    """
     for _ in range(TOKEN_SCANS - 1):
         try:
             return call()
-        except CardRemoved:  # "no PKCS#11 token matches" until OpenSC's next slot scan
+        except (CardRemoved, CardReset):
             continue
     return call()
 
