@@ -27,9 +27,9 @@ from pkcard.errors import (
     WrongCardKind,
     WrongPin,
 )
-from pkcard.kzz import HealthInsuranceCard, IsoKzzDriver, KzzCardData
+from pkcard.kzz import HealthInsuranceCard, KzzCardData
 from pkcard.pin import PinRef, PinState
-from pkcard.pk import IsoPkDriver, PkCardData, ProfessionalCard
+from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import CardKind, ReaderEventKind, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.token import (
@@ -161,10 +161,7 @@ def prove_regular_pk(
 
 def _same_pk(connection: SmartCardConnection, serial: str) -> None:
     _require(connection, CardKind.PK)
-    driver = IsoPkDriver.over(connection)
-    with driver.transaction():
-        driver.select()
-        found = driver.read_card_info().serial
+    found = ProfessionalCard.over(connection).card_info().serial
     if found != serial:
         raise SessionEnded(SessionEndReason.CARD_RESET, "another PK is now in the reader")
 
@@ -191,10 +188,7 @@ def prove_kzz(
         if expected_kzz is None:
             kzz = HealthInsuranceCard.over(connection).read_card()
         else:
-            driver = IsoKzzDriver.over(connection)
-            with driver.transaction():
-                driver.select()
-                serial = driver.read_card_info().serial
+            serial = HealthInsuranceCard.over(connection).card_info().serial
             if serial != expected_kzz.card_serial:
                 raise SessionEnded(SessionEndReason.CARD_RESET, "another KZZ is now in the reader")
             kzz = expected_kzz

@@ -39,7 +39,8 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.pin import PinRef
-from pkcard.pk import KeySlot, PkDriver, ProfessionalCard
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import KeySlot, PkDriver
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
@@ -135,13 +136,13 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                     f"reader {reader!r} has a PIN pad: type the SPIN on the reader"
                 )
             on_pad = pin_pad and not from_host
-            with driver.transaction():
-                driver.select()
-                serial = driver.read_card_info().serial
+            card = ProfessionalCard(driver)
+            with driver.transaction():  # one hold from the serial to the signature
+                serial = card.card_info().serial
                 note.card_serial = serial
                 if self._limiter is not None:
                     self._limiter.check(serial)  # before the SPIN reaches the card
-                certificate_der = driver.read_certificate(KeySlot.SIGNATURE)
+                certificate_der = card.certificate(KeySlot.SIGNATURE)
                 if certificate_der is None:
                     raise NotSupported(
                         "this PK has no qualified signing certificate (KPEP): it cannot sign"
@@ -149,7 +150,6 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                 signer = parse_certificate(certificate_der)
                 note.certificate_sha256 = signer.sha256_fingerprint.hex()
                 note.certificate_serial = format(signer.serial_number, "x")
-                card = ProfessionalCard(driver)
 
                 def sign(to_be_signed: bytes) -> bytes:
                     if not on_pad:

@@ -41,9 +41,11 @@ from pkcard.errors import (
     PkcardError,
 )
 from pkcard.expiry import ExpiryKind, ExpiryWarning
-from pkcard.kzz import KzzCardData, ZzzsNumber
+from pkcard.kzz import KzzCardData
+from pkcard.kzz_driver import ZzzsNumber
 from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import PkCardData, Profession
+from pkcard.pk import PkCardData
+from pkcard.pk_driver import Profession
 from pkcard.readers import (
     CardKind,
     ReaderEvent,

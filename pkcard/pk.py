@@ -1,19 +1,16 @@
-"""The professional card (PK): driver interface, ISO-profile driver, application.
+"""The professional card (PK) application: :class:`ProfessionalCard` and its card data.
 
-Three layers:
-
-* :class:`PkDriver` is what a card driver implements: the card's commands
-  with typed inputs and typed answers (:class:`PinAnswer`), no rules. A
-  driver for the real PK can be added beside :class:`IsoPkDriver`, which
-  implements docs/card-profile.md over :class:`~pkcard.protocol.SmartCardProtocol`.
-* :class:`ProfessionalCard` is the application: the PIN rules (format
-  checks and policy before any APDU, the last-try guard, one transaction
-  per operation, typed errors) and the card data.
+The application holds the rules: the PIN format checks and policy before any
+APDU, the last-try guard, one transaction per operation, typed errors, and
+the card data (:class:`PkCardData`). It talks to the card through a
+:class:`~pkcard.pk_driver.PkDriver` (the interface, :mod:`pkcard.pk_driver`);
+:class:`~pkcard.pk_iso.IsoPkDriver` (:mod:`pkcard.pk_iso`) is the APDU driver
+for the documented profile, :class:`~pkcard.pkcs11.Pkcs11PkDriver` the one
+over a PKCS#11 module.
 
 Secrets are checked and their PIN blocks built before the card sees
 anything; the caller collects every secret first, so no transaction is
-held while a person types. PIN blocks are bytearrays wiped after use; the
-immutable APDU bytes built from them cannot be wiped (a limit of Python).
+held while a person types.
 
 Card resets: the card drops every verified state on reset or power off. When
 the transport reports :class:`~pkcard.errors.CardReset` or
@@ -23,33 +20,13 @@ as verified (:attr:`ProfessionalCard.verified`) and re-raises.
 
 from __future__ import annotations
 
-import abc
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from enum import IntEnum
 
-from pkcard import tlv
-from pkcard.apdu import CommandApdu
-from pkcard.cardinfo import (
-    FID_AUTH_CERT,
-    FID_HOLDER,
-    FID_SIGN_CERT,
-    PK_AID,
-    CardInfo,
-    CardRole,
-    Environment,
-    IssuedKind,
-    parse_date,
-    parse_enum,
-    parse_text,
-    read_card_info,
-    read_ef,
-    required,
-    select_application,
-)
+from pkcard.cardinfo import CardInfo, CardRole, Environment
 from pkcard.certs import SHA256_LENGTH, CertificateInfo, parse_certificate
 from pkcard.errors import (
     CardDead,
@@ -69,90 +46,22 @@ from pkcard.errors import (
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.pin import (
     PIN_FORMATS,
-    PinFormat,
     PinRef,
     PinState,
     PinStatus,
     check_new_pin,
     check_presented,
-    format_pin_block,
     guard_last_try,
     require_usable,
-    wipe,
 )
-from pkcard.pinpad import PinPad
-from pkcard.protocol import SmartCardProtocol
+from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, Profession
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.secret import Secret
-from pkcard.sw import SW, error_for_sw, retries_left
 from pkcard.transport import SmartCardConnection
 
-__all__ = [
-    "CardRole",
-    "Environment",
-    "IsoPkDriver",
-    "PinAnswer",
-    "PinOutcome",
-    "PkCardData",
-    "PkDriver",
-    "PkHolder",
-    "ProfessionalCard",
-    "Profession",
-]
+__all__ = ["PkCardData", "ProfessionalCard"]
 
 _log = logging.getLogger(__name__)
-
-INS_VERIFY = 0x20
-INS_CHANGE_REFERENCE_DATA = 0x24
-INS_RESET_RETRY_COUNTER = 0x2C
-INS_PSO = 0x2A
-INS_INTERNAL_AUTHENTICATE = 0x88
-PSO_CDS_P1P2 = (0x9E, 0x9A)
-KEY_AUTH = 0x01
-
-TAG_HOLDER = 0x7F61
-
-
-class Profession(IntEnum):
-    DOCTOR = 1
-    DENTIST = 2
-    NURSE = 3
-    PHARMACIST = 4
-    BLOOD_DONATION_STAFF = 5
-    OTHER_HEALTH_WORKER = 6
-    ADMINISTRATIVE = 7
-
-
-class KeySlot(IntEnum):
-    """Certificates on the PK, by what their key does."""
-
-    AUTHENTICATION = 1  # EF.C.Auth, key 01
-    SIGNATURE = 2  # EF.C.Sign, key 02 (KPEP)
-
-
-class PinOutcome(IntEnum):
-    """How the card answered a PIN command, as the driver saw it."""
-
-    OK = 1  # 9000
-    WRONG = 2  # 63Cx, with tries left
-    BLOCKED = 3  # 6983
-    NOT_USABLE = 4  # 6984: SPIN in transport state, TPIN used
-    NOT_FOUND = 5  # 6A88: the card has no such reference
-
-
-@dataclass(frozen=True)
-class PinAnswer:
-    outcome: PinOutcome
-    tries_left: int | None = None  # set for WRONG
-
-
-@dataclass(frozen=True)
-class PkHolder:
-    """EF.Holder. The birth date is only for the PIN policy."""
-
-    name: str
-    holder_id: str
-    profession: Profession
-    birth_date: date
 
 
 @dataclass(frozen=True)
@@ -179,201 +88,6 @@ class PkCardData:
             card_valid_until=self.valid_until,
             kpep_not_after=kpep.not_after if kpep is not None else None,
         )
-
-
-class PkDriver(abc.ABC):
-    """The PK's commands, typed. No rules: those live in :class:`ProfessionalCard`."""
-
-    @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
-        """An exclusive transaction on the card."""
-
-    @abc.abstractmethod
-    def select(self) -> None:
-        """Select the PK application; :class:`WrongCardKind` if absent."""
-
-    @abc.abstractmethod
-    def read_card_info(self) -> CardInfo: ...
-
-    @abc.abstractmethod
-    def read_holder(self) -> PkHolder: ...
-
-    @abc.abstractmethod
-    def read_certificate(self, slot: KeySlot) -> bytes | None:
-        """The certificate's DER, or ``None`` when the card has none in that slot."""
-
-    @abc.abstractmethod
-    def pin_answer(self, ref: PinRef) -> PinAnswer:
-        """The reference's state without presenting a secret (spends no try)."""
-
-    @abc.abstractmethod
-    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer: ...
-
-    @abc.abstractmethod
-    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer: ...
-
-    @abc.abstractmethod
-    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
-        """Unblock the PIN with the PUK; a WRONG answer counts the PUK's tries."""
-
-    @abc.abstractmethod
-    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
-        """Set the first SPIN with the TPIN; a WRONG answer counts the TPIN's tries."""
-
-    @abc.abstractmethod
-    def internal_authenticate(self, digest: bytes) -> bytes:
-        """Sign ``digest`` with the authentication key (needs the PIN verified)."""
-
-    @abc.abstractmethod
-    def compute_signature(self, digest: bytes) -> bytes:
-        """Sign ``digest`` with the KPEP key (needs the SPIN verified just before)."""
-
-    # Secure PIN entry on the reader's PIN pad (pkcard.pinpad). The holder types
-    # the secrets on the reader; none of them reaches the host. Drivers without
-    # PIN-pad support keep these defaults.
-
-    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
-        """VERIFY ``ref`` with the secret typed on the reader's PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
-        """CHANGE REFERENCE DATA with the old and new secret typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def reset_retry_counter_on_pad(self) -> PinAnswer:
-        """RESET RETRY COUNTER with the PUK and the new PIN typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def activate_signature_on_pad(self) -> PinAnswer:
-        """Signature activation with the TPIN and the new SPIN typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-
-def _pin_answer(sw: int) -> PinAnswer:
-    tries = retries_left(sw)
-    if sw == SW.OK:
-        return PinAnswer(PinOutcome.OK)
-    if tries is not None:
-        return PinAnswer(PinOutcome.WRONG, tries)
-    if sw == SW.AUTH_METHOD_BLOCKED:
-        return PinAnswer(PinOutcome.BLOCKED)
-    if sw == SW.REFERENCE_DATA_NOT_USABLE:
-        return PinAnswer(PinOutcome.NOT_USABLE)
-    if sw == SW.REFERENCE_NOT_FOUND:
-        return PinAnswer(PinOutcome.NOT_FOUND)
-    raise error_for_sw(sw)
-
-
-def parse_holder(ef: bytes) -> PkHolder:
-    """EF.Holder (template 7F61, docs/card-profile.md), as every PK driver reads it."""
-    fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_HOLDER, ef))
-    holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
-    if not holder_id.isdigit():
-        raise FormatError("holder id must be ASCII digits")
-    return PkHolder(
-        name=parse_text(required(fields, 0x5F20), "holder name"),
-        holder_id=holder_id,
-        profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
-        birth_date=parse_date(required(fields, 0xDF12)),
-    )
-
-
-class IsoPkDriver(PkDriver):
-    """:class:`PkDriver` for the documented ISO 7816-4 profile (docs/card-profile.md)."""
-
-    def __init__(self, protocol: SmartCardProtocol) -> None:
-        self._protocol = protocol
-        self._pad: PinPad | None = None
-
-    @classmethod
-    def over(cls, connection: SmartCardConnection) -> IsoPkDriver:
-        return cls(SmartCardProtocol(connection))
-
-    def transaction(self) -> AbstractContextManager[None]:
-        return self._protocol.connection.transaction()
-
-    def select(self) -> None:
-        select_application(self._protocol, PK_AID)
-
-    def read_card_info(self) -> CardInfo:
-        return read_card_info(self._protocol, IssuedKind.PK)
-
-    def read_holder(self) -> PkHolder:
-        return parse_holder(read_ef(self._protocol, FID_HOLDER))
-
-    def read_certificate(self, slot: KeySlot) -> bytes | None:
-        fid = FID_AUTH_CERT if slot is KeySlot.AUTHENTICATION else FID_SIGN_CERT
-        try:
-            return read_ef(self._protocol, fid)
-        except FileNotFound:
-            return None
-
-    def _pin_command(self, ins: int, ref: PinRef, *secrets: tuple[Secret, PinFormat]) -> PinAnswer:
-        blocks = [format_pin_block(secret, fmt) for secret, fmt in secrets]
-        try:
-            body = b"".join(bytes(block) for block in blocks)
-            response = self._protocol.transmit(CommandApdu(0x00, ins, 0x00, ref, body))
-        finally:
-            for block in blocks:
-                wipe(block)
-        return _pin_answer(response.sw)
-
-    def pin_answer(self, ref: PinRef) -> PinAnswer:
-        return self._pin_command(INS_VERIFY, ref)
-
-    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer:
-        return self._pin_command(INS_VERIFY, ref, (secret, PIN_FORMATS[ref]))
-
-    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer:
-        fmt = PIN_FORMATS[ref]
-        return self._pin_command(INS_CHANGE_REFERENCE_DATA, ref, (old, fmt), (new, fmt))
-
-    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
-        return self._pin_command(
-            INS_RESET_RETRY_COUNTER,
-            PinRef.PIN,
-            (puk, PIN_FORMATS[PinRef.PUK]),
-            (new_pin, PIN_FORMATS[PinRef.PIN]),
-        )
-
-    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
-        return self._pin_command(
-            INS_CHANGE_REFERENCE_DATA,
-            PinRef.SPIN,
-            (tpin, PIN_FORMATS[PinRef.TPIN]),
-            (new_spin, PIN_FORMATS[PinRef.SPIN]),
-        )
-
-    def _pin_pad(self) -> PinPad:
-        if self._pad is None:
-            self._pad = PinPad.open(self._protocol.connection)
-        return self._pad
-
-    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
-        return _pin_answer(self._pin_pad().verify(INS_VERIFY, ref, PIN_FORMATS[ref]))
-
-    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
-        fmt = PIN_FORMATS[ref]
-        return _pin_answer(self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, ref, fmt, fmt))
-
-    def reset_retry_counter_on_pad(self) -> PinAnswer:
-        puk, pin = PIN_FORMATS[PinRef.PUK], PIN_FORMATS[PinRef.PIN]
-        sw = self._pin_pad().modify(INS_RESET_RETRY_COUNTER, PinRef.PIN, puk, pin)
-        return _pin_answer(sw)
-
-    def activate_signature_on_pad(self) -> PinAnswer:
-        tpin, spin = PIN_FORMATS[PinRef.TPIN], PIN_FORMATS[PinRef.SPIN]
-        sw = self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, PinRef.SPIN, tpin, spin)
-        return _pin_answer(sw)
-
-    def internal_authenticate(self, digest: bytes) -> bytes:
-        return self._protocol.send_apdu(
-            0x00, INS_INTERNAL_AUTHENTICATE, 0x00, KEY_AUTH, digest, le=256
-        )
-
-    def compute_signature(self, digest: bytes) -> bytes:
-        p1, p2 = PSO_CDS_P1P2
-        return self._protocol.send_apdu(0x00, INS_PSO, p1, p2, digest, le=256)
 
 
 # The references a holder presents or changes directly; the PUK and TPIN are
@@ -434,6 +148,16 @@ class ProfessionalCard:
             raise
 
     # --- card data ---------------------------------------------------------
+
+    def card_info(self) -> CardInfo:
+        """EF.CardInfo alone (serial, validity, role, environment): one short transaction."""
+        with self._session():
+            return self._driver.read_card_info()
+
+    def certificate(self, slot: KeySlot) -> bytes | None:
+        """The DER of one certificate, or ``None`` when the card has none in ``slot``."""
+        with self._session():
+            return self._driver.read_certificate(slot)
 
     def read_card(self) -> PkCardData:
         """Read EF.CardInfo, EF.Holder and the certificates (no PIN needed)."""

@@ -1,4 +1,4 @@
-"""A :class:`~pkcard.pk.PkDriver` over a PKCS#11 module (PyKCS11).
+"""A :class:`~pkcard.pk_driver.PkDriver` over a PKCS#11 module (PyKCS11).
 
 Real PKs are used through the card maker's PKCS#11 module; this driver makes
 :class:`~pkcard.pk.ProfessionalCard` (the PIN rules, the last-try guard, the
@@ -19,7 +19,7 @@ table and what each backend can model):
 * the reactivation password has no PKCS#11 equivalent (``NOT_FOUND``).
 
 PKCS#11 exposes no try counter, only flags: :class:`PinFlags` turns them into
-a :class:`~pkcard.pk.PinAnswer`. Secrets go to the module as bytes and are
+a :class:`~pkcard.pk_driver.PinAnswer`. Secrets go to the module as bytes and are
 never logged; PyKCS11 errors carry only a return code.
 
 The driver does not own the module: a :class:`Pkcs11Module` is loaded and
@@ -63,7 +63,7 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.pin import PIN_FORMATS, PinRef
-from pkcard.pk import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
+from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
 from pkcard.pkcs11_select import TokenSelector
 from pkcard.secret import Secret
 
@@ -443,7 +443,7 @@ def _rsa_pss_sha256() -> Any:
 
 
 class Pkcs11PkDriver(PkDriver):
-    """:class:`~pkcard.pk.PkDriver` over the tokens of a PKCS#11 module.
+    """:class:`~pkcard.pk_driver.PkDriver` over the tokens of a PKCS#11 module.
 
     ``card`` selects the card token (PIN, PUK, authentication key);
     ``signature`` the signature token (SPIN, KPEP key), or ``None`` for a PK

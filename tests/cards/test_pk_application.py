@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from cardrig import PkRig, make_card
 
+from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import KeyAlgorithm, SignatureScheme, verify_card_signature
 from pkcard.errors import (
     CardDead,
@@ -27,7 +28,8 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import CardRole, Environment, Profession, ProfessionalCard
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import KeySlot, Profession
 from pkcard.secret import Secret
 from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.simcard.spec import SecretRef
@@ -89,6 +91,28 @@ def test_expiry_warnings_from_card(pk: Build) -> None:
     assert data.expiry_warnings(date(2026, 11, 25)) == ()
     soon = data.expiry_warnings(data.valid_until.replace(day=1))
     assert any(w.kind.name == "CARD_REPLACEMENT_DUE" for w in soon)
+
+
+def test_card_info_alone_in_one_transaction(pk: Build) -> None:
+    rig = pk("pk-regular")
+    info = rig.app.card_info()
+    assert info.serial == "PK0000100001"
+    assert info.role is CardRole.REGULAR
+    assert info.environment is Environment.TEST
+    assert info.valid_until == date(2030, 2, 28)
+    assert rig.spy.transactions == 1
+    assert all(s.in_transaction for s in rig.spy.sent)
+    with pytest.raises(WrongCardKind):
+        ProfessionalCard.over(make_card("kzz")[1]).card_info()
+
+
+def test_certificate_by_slot(pk: Build) -> None:
+    rig = pk("pk-regular")
+    data = rig.app.read_card()
+    assert data.kpep_certificate is not None
+    assert rig.app.certificate(KeySlot.SIGNATURE) == data.kpep_certificate.der
+    assert rig.app.certificate(KeySlot.AUTHENTICATION) == data.auth_certificate.der
+    assert pk("pk-nurse").app.certificate(KeySlot.SIGNATURE) is None
 
 
 def test_pk_app_refuses_a_kzz() -> None:

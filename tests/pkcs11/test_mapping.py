@@ -20,7 +20,7 @@ from pkcard.errors import (
     SecurityStatusNotSatisfied,
     TransportError,
 )
-from pkcard.pk import PinOutcome
+from pkcard.pk_driver import PinOutcome
 from pkcard.pkcs11 import (
     PinFlags,
     TokenInfo,
