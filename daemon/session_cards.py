@@ -28,7 +28,7 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.kzz import HealthInsuranceCard, KzzCardData
-from pkcard.pin import PinRef, PinState
+from pkcard.pin import PinEntry, PinRef, PinState
 from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import CardKind, ReaderEventKind, card_kind_from_atr
 from pkcard.secret import Secret
@@ -49,7 +49,7 @@ Announce = Callable[[ReaderEventKind], None]
 class PinPolicy:
     """How :func:`prepare_pk` gets the PK's PIN verified."""
 
-    pin: Secret | None  # from the client; None: already verified, or the PIN pad
+    pin: PinEntry  # from the client; PadEntry: already verified, or the PIN pad
     confirm_last_try: bool
     allow_host_pin_entry: bool
     limiter: FailedPinLimiter | None = None  # the daemon's failed-PIN limit (shared)
@@ -75,7 +75,7 @@ def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy:
                 announce: Announce, reuse: bool) -> bool:
     """Get the PIN verified; True if it was verified now, False if an earlier one is relied on."""
     pad = connection.capabilities.pin_pad is True
-    if policy.pin is not None:
+    if isinstance(policy.pin, Secret):
         if pad and not policy.allow_host_pin_entry:
             raise HostPinEntryRefused("the PK reader has a PIN pad: type the PIN on the reader")
         card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
@@ -91,7 +91,7 @@ def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy:
         )
     announce(ReaderEventKind.PIN_ENTRY_STARTED)
     try:
-        card.verify_on_pad(PinRef.PIN, confirm_last_try=policy.confirm_last_try)
+        card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
     finally:
         announce(ReaderEventKind.PIN_ENTRY_FINISHED)
     return True

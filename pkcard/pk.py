@@ -46,12 +46,15 @@ from pkcard.errors import (
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.pin import (
     PIN_FORMATS,
+    PadEntry,
+    PinEntry,
     PinRef,
     PinState,
     PinStatus,
     check_new_pin,
     check_presented,
     guard_last_try,
+    require_transport,
     require_usable,
 )
 from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, Profession
@@ -95,6 +98,10 @@ class PkCardData:
 _DIRECT_REFS = frozenset({PinRef.PIN, PinRef.SPIN, PinRef.REACTIVATION})
 # The password is printable ASCII in a 16-byte block: no PIN pad can type it.
 _PAD_REFS = frozenset({PinRef.PIN, PinRef.SPIN})
+
+
+def _on_pad_text(entry: PinEntry) -> str:
+    return " on the PIN pad" if isinstance(entry, PadEntry) else ""
 
 
 def _check_digest(digest: bytes) -> None:
@@ -234,14 +241,7 @@ class ProfessionalCard:
                     continue
         return tuple(found)
 
-    # --- guards ------------------------------------------------------------
-
-    # The pure pre-checks live in pkcard.pin, shared with pkpin.
-    _require_usable = staticmethod(require_usable)
-
-    @staticmethod
-    def _guard_last_try(status: PinStatus, confirm_last_try: bool) -> None:
-        guard_last_try(status, confirm_last_try=confirm_last_try)
+    # --- the guarded PIN operation ------------------------------------------
 
     def _refuse(self, ref: PinRef, answer: PinAnswer, *, counted: PinRef) -> None:
         """Raise the error for a non-OK answer to a command whose secret is ``counted``."""
@@ -262,30 +262,95 @@ class ProfessionalCard:
             raise PinDisabled(f"the {counted.name} can no longer be used")
         raise NotSupported(f"this card has no {counted.name}")
 
-    # --- PIN operations ----------------------------------------------------
+    def _guarded(
+        self,
+        counted: PinRef,
+        command: Callable[[], PinAnswer],
+        *,
+        ref: PinRef,
+        confirm_last_try: bool,
+    ) -> None:
+        """The one guarded PIN operation, inside an open session, for host and PIN-pad entry.
 
-    def verify(self, ref: PinRef, secret: Secret, *, confirm_last_try: bool = False) -> PinStatus:
-        """Present ``secret`` for ``ref`` (PIN, SPIN or REACTIVATION)."""
+        1. the status of ``counted``, the reference whose tries the command
+           spends (read without spending a try);
+        2. :func:`~pkcard.pin.require_usable` and
+           :func:`~pkcard.pin.guard_last_try` on it (the pure pre-checks
+           pkpin runs too);
+        3. ``command``, the driver call that presents the secret(s);
+        4. a refusal raises the typed error for ``ref``, the reference the
+           operation is about.
+
+        A refusal always drops ``counted`` from :attr:`verified`: the card
+        drops a reference's verified state when its secret is refused
+        (docs/card-profile.md), whoever typed it.
+        """
+        status = self._status(counted)
+        require_usable(status)
+        guard_last_try(status, confirm_last_try=confirm_last_try)
+        answer = command()
+        if answer.outcome is not PinOutcome.OK:
+            self._verified.discard(counted)
+            self._refuse(ref, answer, counted=counted)
+
+    def _signature(self, digest: bytes) -> bytes:
+        """COMPUTE DIGITAL SIGNATURE right after the SPIN's verification; consumes the SPIN."""
+        try:
+            return self._driver.compute_signature(digest)
+        except (ReferenceNotFound, FileNotFound):
+            raise NotSupported("this card has no KPEP signing key") from None
+        finally:
+            self._verified.discard(PinRef.SPIN)  # sole control: consumed
+
+    # --- PIN operations ----------------------------------------------------
+    #
+    # Each takes the secrets typed on the host, or (the *_on_pad variants, or a
+    # :class:`~pkcard.pin.PadEntry`) has the holder type them on the reader's
+    # PIN pad. Both run the same guards (:meth:`_guarded`). The PIN policy
+    # cannot run on the host for a pad entry: the new value never reaches it;
+    # the card still checks length and digits.
+
+    def _verify_command(self, ref: PinRef, secret: PinEntry) -> Callable[[], PinAnswer]:
+        if isinstance(secret, PadEntry):
+            if ref not in _PAD_REFS:
+                raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+            return lambda: self._driver.verify_on_pad(ref)
         if ref not in _DIRECT_REFS:
             raise NotSupported(f"the {ref.name} is not verified on its own")
         check_presented(secret, PIN_FORMATS[ref])
+        return lambda: self._driver.verify(ref, secret)
+
+    def verify(self, ref: PinRef, secret: PinEntry, *, confirm_last_try: bool = False) -> PinStatus:
+        """Present ``secret`` for ``ref`` (PIN, SPIN or REACTIVATION).
+
+        With a :class:`~pkcard.pin.PadEntry` the holder types it on the reader's
+        PIN pad (PIN or SPIN only).
+        """
+        command = self._verify_command(ref, secret)
         with self._session():
-            status = self._status(ref)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.verify(ref, secret)
-            if answer.outcome is not PinOutcome.OK:
-                self._verified.discard(ref)
-                self._refuse(ref, answer, counted=ref)
+            self._guarded(ref, command, ref=ref, confirm_last_try=confirm_last_try)
         self._verified.add(ref)
-        _log.debug("%s verified", ref.name)
-        return PinStatus(ref, PinState.VERIFIED, status.max_tries, status.max_tries)
+        _log.debug("%s verified%s", ref.name, _on_pad_text(secret))
+        max_tries = PIN_FORMATS[ref].max_tries
+        return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
+
+    def verify_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Verify the PIN or SPIN typed on the reader's PIN pad."""
+        return self.verify(ref, PadEntry(), confirm_last_try=confirm_last_try)
 
     def present_reactivation_password(
         self, password: Secret, *, confirm_last_try: bool = False
     ) -> PinStatus:
         """Present the reactivation password (reference 85) for the backend flow."""
         return self.verify(PinRef.REACTIVATION, password, confirm_last_try=confirm_last_try)
+
+    def _change(
+        self, ref: PinRef, command: Callable[[], PinAnswer], *, confirm_last_try: bool
+    ) -> PinStatus:
+        with self._session():
+            self._guarded(ref, command, ref=ref, confirm_last_try=confirm_last_try)
+            _log.debug("%s changed", ref.name)
+            return self._status(ref)
 
     def change(
         self, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool = False
@@ -296,30 +361,51 @@ class ProfessionalCard:
         fmt = PIN_FORMATS[ref]
         check_presented(old, fmt)
         check_new_pin(new, fmt, birth_date=self._holder_birth_date(), old=old)
+        return self._change(
+            ref,
+            lambda: self._driver.change_reference_data(ref, old, new),
+            confirm_last_try=confirm_last_try,
+        )
+
+    def change_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
+        if ref not in _PAD_REFS:
+            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+        return self._change(
+            ref,
+            lambda: self._driver.change_reference_data_on_pad(ref),
+            confirm_last_try=confirm_last_try,
+        )
+
+    def _unblock(self, command: Callable[[], PinAnswer], *, confirm_last_try: bool) -> PinStatus:
         with self._session():
-            status = self._status(ref)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.change_reference_data(ref, old, new)
-            if answer.outcome is not PinOutcome.OK:
-                self._verified.discard(ref)
-                self._refuse(ref, answer, counted=ref)
-            _log.debug("%s changed", ref.name)
-            return self._status(ref)
+            self._guarded(PinRef.PUK, command, ref=PinRef.PIN, confirm_last_try=confirm_last_try)
+            _log.debug("PIN unblocked")
+            return self._status(PinRef.PIN)
 
     def unblock(self, puk: Secret, new_pin: Secret, *, confirm_last_try: bool = False) -> PinStatus:
         """Set a new PIN with the PUK (resets both counters). Returns the PIN's status."""
         check_presented(puk, PIN_FORMATS[PinRef.PUK])
         check_new_pin(new_pin, PIN_FORMATS[PinRef.PIN], birth_date=self._holder_birth_date())
+        return self._unblock(
+            lambda: self._driver.reset_retry_counter(puk, new_pin),
+            confirm_last_try=confirm_last_try,
+        )
+
+    def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
+        """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
+        return self._unblock(
+            self._driver.reset_retry_counter_on_pad, confirm_last_try=confirm_last_try
+        )
+
+    def _activate(
+        self, command: Callable[[], PinAnswer], *, confirm_last_try: bool
+    ) -> PinStatus:
         with self._session():
-            status = self._status(PinRef.PUK)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.reset_retry_counter(puk, new_pin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.PIN, answer, counted=PinRef.PUK)
-            _log.debug("PIN unblocked")
-            return self._status(PinRef.PIN)
+            require_transport(self._status(PinRef.SPIN))
+            self._guarded(PinRef.TPIN, command, ref=PinRef.SPIN, confirm_last_try=confirm_last_try)
+            _log.debug("signing PIN activated")
+            return self._status(PinRef.SPIN)
 
     def activate_signature(
         self, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool = False
@@ -332,134 +418,34 @@ class ProfessionalCard:
         check_new_pin(
             new_spin, PIN_FORMATS[PinRef.SPIN], birth_date=self._holder_birth_date(), old=tpin
         )
-        with self._session():
-            spin = self._status(PinRef.SPIN)
-            if spin.state is not PinState.TRANSPORT:
-                raise PinDisabled("the signing PIN is already active: the TPIN was used")
-            status = self._status(PinRef.TPIN)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.activate_signature(tpin, new_spin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.SPIN, answer, counted=PinRef.TPIN)
-            _log.debug("signing PIN activated")
-            return self._status(PinRef.SPIN)
-
-    # --- keys --------------------------------------------------------------
-
-    def sign(self, digest: bytes, spin: Secret, *, confirm_last_try: bool = False) -> bytes:
-        """A KPEP signature (PKCS#1 v1.5) over a SHA-256 ``digest``; the SPIN each time."""
-        _check_digest(digest)
-        check_presented(spin, PIN_FORMATS[PinRef.SPIN])
-        with self._session():
-            status = self._status(PinRef.SPIN)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.verify(PinRef.SPIN, spin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.SPIN, answer, counted=PinRef.SPIN)
-            try:
-                return self._driver.compute_signature(digest)
-            except (ReferenceNotFound, FileNotFound):
-                raise NotSupported("this card has no KPEP signing key") from None
-            finally:
-                self._verified.discard(PinRef.SPIN)  # sole control: consumed
-
-    # --- PIN operations with the secrets typed on the reader's PIN pad ----------
-    #
-    # The same guards as above (status read, usable, last-try guard) run before
-    # the reader asks the holder. The PIN policy cannot run on the host: the
-    # new value never reaches it; the card still checks length and digits.
-
-    def _on_pad(
-        self,
-        status_ref: PinRef,
-        ask: Callable[[], PinAnswer],
-        *,
-        ref: PinRef,
-        confirm_last_try: bool,
-    ) -> None:
-        """Inside a session: guard ``status_ref``, have the holder type, raise a refusal."""
-        status = self._status(status_ref)
-        self._require_usable(status)
-        self._guard_last_try(status, confirm_last_try)
-        answer = ask()
-        if answer.outcome is not PinOutcome.OK:
-            self._verified.discard(status_ref)
-            self._refuse(ref, answer, counted=status_ref)
-
-    def verify_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
-        """Verify the PIN or SPIN typed on the reader's PIN pad."""
-        if ref not in _PAD_REFS:
-            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
-        with self._session():
-            self._on_pad(
-                ref,
-                lambda: self._driver.verify_on_pad(ref),
-                ref=ref,
-                confirm_last_try=confirm_last_try,
-            )
-        self._verified.add(ref)
-        _log.debug("%s verified on the PIN pad", ref.name)
-        max_tries = PIN_FORMATS[ref].max_tries
-        return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
-
-    def change_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
-        """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
-        if ref not in _PAD_REFS:
-            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
-        with self._session():
-            self._on_pad(
-                ref,
-                lambda: self._driver.change_reference_data_on_pad(ref),
-                ref=ref,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("%s changed on the PIN pad", ref.name)
-            return self._status(ref)
-
-    def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
-        """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
-        with self._session():
-            self._on_pad(
-                PinRef.PUK,
-                self._driver.reset_retry_counter_on_pad,
-                ref=PinRef.PIN,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("PIN unblocked on the PIN pad")
-            return self._status(PinRef.PIN)
+        return self._activate(
+            lambda: self._driver.activate_signature(tpin, new_spin),
+            confirm_last_try=confirm_last_try,
+        )
 
     def activate_signature_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
         """Leave transport state with the TPIN and the first SPIN typed on the PIN pad."""
+        return self._activate(
+            self._driver.activate_signature_on_pad, confirm_last_try=confirm_last_try
+        )
+
+    # --- keys --------------------------------------------------------------
+
+    def sign(self, digest: bytes, spin: PinEntry, *, confirm_last_try: bool = False) -> bytes:
+        """A KPEP signature (PKCS#1 v1.5) over a SHA-256 ``digest``; the SPIN each time.
+
+        With a :class:`~pkcard.pin.PadEntry` the holder types the SPIN on the
+        reader's PIN pad.
+        """
+        _check_digest(digest)
+        command = self._verify_command(PinRef.SPIN, spin)
         with self._session():
-            if self._status(PinRef.SPIN).state is not PinState.TRANSPORT:
-                raise PinDisabled("the signing PIN is already active: the TPIN was used")
-            self._on_pad(
-                PinRef.TPIN,
-                self._driver.activate_signature_on_pad,
-                ref=PinRef.SPIN,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("signing PIN activated on the PIN pad")
-            return self._status(PinRef.SPIN)
+            self._guarded(PinRef.SPIN, command, ref=PinRef.SPIN, confirm_last_try=confirm_last_try)
+            return self._signature(digest)
 
     def sign_on_pad(self, digest: bytes, *, confirm_last_try: bool = False) -> bytes:
         """A KPEP signature with the SPIN typed on the reader's PIN pad."""
-        _check_digest(digest)
-        with self._session():
-            self._on_pad(
-                PinRef.SPIN,
-                lambda: self._driver.verify_on_pad(PinRef.SPIN),
-                ref=PinRef.SPIN,
-                confirm_last_try=confirm_last_try,
-            )
-            try:
-                return self._driver.compute_signature(digest)
-            except (ReferenceNotFound, FileNotFound):
-                raise NotSupported("this card has no KPEP signing key") from None
-            finally:
-                self._verified.discard(PinRef.SPIN)  # sole control: consumed
+        return self.sign(digest, PadEntry(), confirm_last_try=confirm_last_try)
 
     def authenticate(self, digest: bytes) -> bytes:
         """Sign a SHA-256 ``digest`` with the authentication key (ES256 raw or PS256).

@@ -371,6 +371,17 @@ def test_sign_needs_spin_each_time(pk: Build) -> None:
         rig.app.sign(DIGEST, S("60718293"))
 
 
+def test_a_refused_spin_drops_the_verified_spin_like_the_card(pk: Build) -> None:
+    """One rule for every guarded operation: a refused secret is no longer verified."""
+    rig = pk("pk-regular")
+    rig.app.verify(PinRef.SPIN, S(rig.secret(SecretRef.SPIN)))
+    assert PinRef.SPIN in rig.app.verified
+    with pytest.raises(WrongPin):
+        rig.app.sign(DIGEST, S("60718293"))
+    assert not rig.card.is_verified(SecretRef.SPIN)
+    assert PinRef.SPIN not in rig.app.verified
+
+
 def test_sign_refusals(pk: Build) -> None:
     rig = pk("pk-transport")
     with pytest.raises(TransportPinActive):
