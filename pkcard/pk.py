@@ -32,13 +32,12 @@ from pkcard.errors import (
     CardDead,
     CardRemoved,
     CardReset,
-    FileNotFound,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     NotSupported,
     PinBlocked,
     PinDisabled,
-    ReferenceNotFound,
-    SecurityStatusNotSatisfied,
     TransportPinActive,
     WrongPin,
     tries_left_text,
@@ -297,7 +296,7 @@ class ProfessionalCard:
         """COMPUTE DIGITAL SIGNATURE right after the SPIN's verification; consumes the SPIN."""
         try:
             return self._driver.compute_signature(digest)
-        except (ReferenceNotFound, FileNotFound):
+        except KeyNotFound:
             raise NotSupported("this card has no KPEP signing key") from None
         finally:
             self._verified.discard(PinRef.SPIN)  # sole control: consumed
@@ -451,12 +450,13 @@ class ProfessionalCard:
         """Sign a SHA-256 ``digest`` with the authentication key (ES256 raw or PS256).
 
         Needs the PIN verified in this card session:
-        :class:`~pkcard.errors.SecurityStatusNotSatisfied` otherwise.
+        :class:`~pkcard.errors.KeyNeedsPin` otherwise (from an APDU card its
+        subclass :class:`~pkcard.errors.SecurityStatusNotSatisfied`).
         """
         _check_digest(digest)
         with self._session():
             try:
                 return self._driver.internal_authenticate(digest)
-            except SecurityStatusNotSatisfied:
+            except KeyNeedsPin:
                 self._verified.discard(PinRef.PIN)
                 raise
