@@ -2,10 +2,10 @@
 
 :class:`CardBackends` follows the ``[[card_backends]]`` rules of the
 configuration (first match wins). The APDU driver
-(:class:`~pkcard.pk.IsoPkDriver`) runs on the reader's worker over a fresh
+(:class:`~pkcard.pk_iso.IsoPkDriver`) runs on the reader's worker over a fresh
 connection; a PKCS#11 driver (:class:`~pkcard.pkcs11.Pkcs11PkDriver`) runs on
 the calling thread under the driver's own lock (the module talks to its
-token itself). Either way the job gets a :class:`~pkcard.pk.PkDriver` and
+token itself). Either way the job gets a :class:`~pkcard.pk_driver.PkDriver` and
 the caller cannot tell which served it, apart from :attr:`PkJobResult.backend`.
 
 PKCS#11 modules are loaded on first use (one per library path) and owned
@@ -28,7 +28,8 @@ from pkcard.daemon.cards import BACKEND_APDU
 from pkcard.daemon.config import CardBackendRule, CardDriver
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import DaemonUnavailable, NotSupported, WrongCardKind
-from pkcard.pk import IsoPkDriver, PkDriver
+from pkcard.pk_driver import PkDriver
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.readers import CardKind, card_kind_from_atr
 from pkcard.transport import SmartCardConnection
 

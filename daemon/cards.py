@@ -18,7 +18,8 @@ from pkcard.errors import InvalidRequest, WrongCardKind
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.kzz import HealthInsuranceCard, KzzCardData
 from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import IsoPkDriver, PkCardData, PkDriver, ProfessionalCard
+from pkcard.pk import PkCardData, ProfessionalCard
+from pkcard.pk_driver import PkDriver
 from pkcard.readers import CardKind, ReaderModel, ReaderState, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.transport import SmartCardConnection
@@ -146,10 +147,7 @@ def read_pk(driver: PkDriver, _pin_pad: bool) -> CardRead:
 def _pk_serial(connection: SmartCardConnection) -> str:
     if card_kind_from_atr(connection.atr) is not CardKind.PK:
         raise WrongCardKind("this operation needs a professional card (PK)")
-    driver = IsoPkDriver.over(connection)
-    with driver.transaction():
-        driver.select()
-        return driver.read_card_info().serial
+    return ProfessionalCard.over(connection).card_info().serial
 
 
 PkOperation = Callable[[ProfessionalCard], tuple[PinStatus, ...]]
@@ -161,11 +159,10 @@ def on_pk_driver(
     """:func:`on_pk` for a PK served by any driver (a :class:`~daemon.card_backends.PkJob`)."""
 
     def job(driver: PkDriver, _pin_pad: bool) -> PinResult:
-        with driver.transaction():
-            driver.select()
-            serial = driver.read_card_info().serial
+        card = ProfessionalCard(driver)
+        serial = card.card_info().serial
         on_serial(serial)
-        return PinResult(serial, operation(ProfessionalCard(driver)))
+        return PinResult(serial, operation(card))
 
     return job
 

@@ -37,7 +37,7 @@ from pkcard.errors import (
     PkcardError,
     WrongPin,
 )
-from pkcard.pin import PinRef
+from pkcard.pin import PinRef, entry_from_field, host_secret
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.transport import SmartCardConnection
@@ -371,8 +371,11 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         with self._auditor.call(context, operation, reader=reader, reference=ref,
                                 intent=Intent.DURABLE_AT_CARD) as note, ExitStack() as wipe:
             reader = cards.require_reader(reader)
-            from_host = any(secrets)
-            wrapped = [wipe.enter_context(Secret(value)) for value in secrets]
+            entries = [entry_from_field(value) for value in secrets]
+            for entry in entries:
+                wipe.push(entry)  # wiped when the call ends
+            from_host = any(isinstance(entry, Secret) for entry in entries)
+            wrapped = [host_secret(entry) for entry in entries]  # the host job's secrets
             serials: list[str] = []
 
             def on_serial(serial: str) -> None:

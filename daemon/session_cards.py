@@ -27,9 +27,9 @@ from pkcard.errors import (
     WrongCardKind,
     WrongPin,
 )
-from pkcard.kzz import HealthInsuranceCard, IsoKzzDriver, KzzCardData
-from pkcard.pin import PinRef, PinState
-from pkcard.pk import IsoPkDriver, PkCardData, ProfessionalCard
+from pkcard.kzz import HealthInsuranceCard, KzzCardData
+from pkcard.pin import PinEntry, PinRef, PinState
+from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import CardKind, ReaderEventKind, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.token import (
@@ -49,7 +49,7 @@ Announce = Callable[[ReaderEventKind], None]
 class PinPolicy:
     """How :func:`prepare_pk` gets the PK's PIN verified."""
 
-    pin: Secret | None  # from the client; None: already verified, or the PIN pad
+    pin: PinEntry  # from the client; PadEntry: already verified, or the PIN pad
     confirm_last_try: bool
     allow_host_pin_entry: bool
     limiter: FailedPinLimiter | None = None  # the daemon's failed-PIN limit (shared)
@@ -75,7 +75,7 @@ def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy:
                 announce: Announce, reuse: bool) -> bool:
     """Get the PIN verified; True if it was verified now, False if an earlier one is relied on."""
     pad = connection.capabilities.pin_pad is True
-    if policy.pin is not None:
+    if isinstance(policy.pin, Secret):
         if pad and not policy.allow_host_pin_entry:
             raise HostPinEntryRefused("the PK reader has a PIN pad: type the PIN on the reader")
         card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
@@ -91,7 +91,7 @@ def _ensure_pin(card: ProfessionalCard, connection: SmartCardConnection, policy:
         )
     announce(ReaderEventKind.PIN_ENTRY_STARTED)
     try:
-        card.verify_on_pad(PinRef.PIN, confirm_last_try=policy.confirm_last_try)
+        card.verify(PinRef.PIN, policy.pin, confirm_last_try=policy.confirm_last_try)
     finally:
         announce(ReaderEventKind.PIN_ENTRY_FINISHED)
     return True
@@ -161,10 +161,7 @@ def prove_regular_pk(
 
 def _same_pk(connection: SmartCardConnection, serial: str) -> None:
     _require(connection, CardKind.PK)
-    driver = IsoPkDriver.over(connection)
-    with driver.transaction():
-        driver.select()
-        found = driver.read_card_info().serial
+    found = ProfessionalCard.over(connection).card_info().serial
     if found != serial:
         raise SessionEnded(SessionEndReason.CARD_RESET, "another PK is now in the reader")
 
@@ -191,10 +188,7 @@ def prove_kzz(
         if expected_kzz is None:
             kzz = HealthInsuranceCard.over(connection).read_card()
         else:
-            driver = IsoKzzDriver.over(connection)
-            with driver.transaction():
-                driver.select()
-                serial = driver.read_card_info().serial
+            serial = HealthInsuranceCard.over(connection).card_info().serial
             if serial != expected_kzz.card_serial:
                 raise SessionEnded(SessionEndReason.CARD_RESET, "another KZZ is now in the reader")
             kzz = expected_kzz

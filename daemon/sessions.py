@@ -50,6 +50,7 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.kzz import KzzCardData
+from pkcard.pin import PinEntry, entry_from_field
 from pkcard.pk import PkCardData
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
@@ -440,7 +441,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             return view
         raise SessionNotFound("no session with that id")
 
-    def _pin_policy(self, context: grpc.ServicerContext, pin: Secret | None,
+    def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
                     confirm_last_try: bool) -> session_cards.PinPolicy:
         caller, credits = self._caller(context), self._credits
         if caller is None or credits is None:
@@ -477,7 +478,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 note.restricted_note = restricted.note  # the text the token carries
             else:
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
-            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            pin = entry_from_field(request.pin)
+            wipe.push(pin)  # wiped when the call ends
             policy = self._pin_policy(context, pin, request.confirm_last_try)
             caller = self._caller(context)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
@@ -596,7 +598,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         with self._auditor.call(context, "ReactivateCard", reader=request.reader,
                                 intent=Intent.DURABLE) as note, \
                 Secret(request.password) as password, ExitStack() as wipe:
-            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            pin = entry_from_field(request.pin)
+            wipe.push(pin)  # wiped when the call ends
             request.pin = ""
             reader = require_reader(request.reader)
             if self._backend is None:

@@ -38,8 +38,9 @@ from pkcard.errors import (
     TransportPinActive,
     WrongPin,
 )
-from pkcard.pin import PinRef
-from pkcard.pk import KeySlot, PkDriver, ProfessionalCard
+from pkcard.pin import PinEntry, PinRef, entry_from_field, host_secret
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import KeySlot, PkDriver
 from pkcard.readers import ReaderEvent, ReaderEventKind
 from pkcard.secret import Secret
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
@@ -123,25 +124,24 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             self._hub.publish(ReaderEvent(kind, reader))
 
     def _sign_job(
-        self, reader: str, digest: bytes, spin: Secret, *, from_host: bool, confirm: bool,
-        note: AuditNote,
+        self, reader: str, digest: bytes, spin: PinEntry, *, confirm: bool, note: AuditNote,
     ) -> PkJob[SignedDocument]:
-        """The card job; ``from_host``: the client sent a SPIN (else: the PIN pad)."""
+        """The card job; ``spin``: the client's SPIN, or :class:`PadEntry` (the PIN pad)."""
 
         def run(driver: PkDriver, pin_pad: bool) -> SignedDocument:
             signing_time = datetime.now(UTC).replace(microsecond=0)
-            if pin_pad and from_host and not self._allow_host_pin_entry:
+            if pin_pad and isinstance(spin, Secret) and not self._allow_host_pin_entry:
                 raise HostPinEntryRefused(
                     f"reader {reader!r} has a PIN pad: type the SPIN on the reader"
                 )
-            on_pad = pin_pad and not from_host
-            with driver.transaction():
-                driver.select()
-                serial = driver.read_card_info().serial
+            entry = spin if pin_pad else host_secret(spin)  # no pad: the host's SPIN
+            card = ProfessionalCard(driver)
+            with driver.transaction():  # one hold from the serial to the signature
+                serial = card.card_info().serial
                 note.card_serial = serial
                 if self._limiter is not None:
                     self._limiter.check(serial)  # before the SPIN reaches the card
-                certificate_der = driver.read_certificate(KeySlot.SIGNATURE)
+                certificate_der = card.certificate(KeySlot.SIGNATURE)
                 if certificate_der is None:
                     raise NotSupported(
                         "this PK has no qualified signing certificate (KPEP): it cannot sign"
@@ -149,14 +149,13 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                 signer = parse_certificate(certificate_der)
                 note.certificate_sha256 = signer.sha256_fingerprint.hex()
                 note.certificate_serial = format(signer.serial_number, "x")
-                card = ProfessionalCard(driver)
 
                 def sign(to_be_signed: bytes) -> bytes:
-                    if not on_pad:
-                        return card.sign(to_be_signed, spin, confirm_last_try=confirm)
+                    if isinstance(entry, Secret):
+                        return card.sign(to_be_signed, entry, confirm_last_try=confirm)
                     self._announce(ReaderEventKind.PIN_ENTRY_STARTED, reader)
                     try:
-                        return card.sign_on_pad(to_be_signed, confirm_last_try=confirm)
+                        return card.sign(to_be_signed, entry, confirm_last_try=confirm)
                     finally:
                         self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
 
@@ -183,8 +182,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             context, "SignDocument", reader=request.reader, reference=PinRef.SPIN,
             intent=Intent.DURABLE,
         ) as note, ExitStack() as wipe:
-            from_host = bool(request.spin)
-            spin = wipe.enter_context(Secret(request.spin))
+            spin = entry_from_field(request.spin)
+            wipe.push(spin)  # wiped when the call ends
             request.spin = ""
             reader = cards.require_reader(request.reader)
             digest = _document_sha256(request)
@@ -192,8 +191,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             remaining = context.time_remaining()
             signed = self._backends.run(
                 reader,
-                self._sign_job(reader, digest, spin, from_host=from_host,
-                               confirm=request.confirm_last_try, note=note),
+                self._sign_job(reader, digest, spin, confirm=request.confirm_last_try, note=note),
                 timeout=None if remaining is None else max(0.0, remaining),
                 is_active=context.is_active,
             ).value

@@ -33,7 +33,7 @@ from pkcard.client import (
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.endpoint import client_socket
-from pkcard.pin import PinRef, PinStatus
+from pkcard.pin import PinEntry, PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
 from pkcard.sessions import (
@@ -127,7 +127,7 @@ class AsyncPkcardClient:
         return pin_report(response)
 
     async def verify_pin(
-        self, reader: str, ref: PinRef, pin: Secret | str, *, confirm_last_try: bool = False
+        self, reader: str, ref: PinRef, pin: PinEntry | str, *, confirm_last_try: bool = False
     ) -> PinStatus:
         response = await self._call(self._cards.VerifyPin, cards_pb2.VerifyPinRequest(
             reader=reader, reference=reference(ref), pin=reveal(pin),
@@ -136,7 +136,7 @@ class AsyncPkcardClient:
         return pin_status(response.status)
 
     async def change_pin(
-        self, reader: str, ref: PinRef, old: Secret | str, new: Secret | str, *,
+        self, reader: str, ref: PinRef, old: PinEntry | str, new: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         response = await self._call(self._cards.ChangePin, cards_pb2.ChangePinRequest(
@@ -146,7 +146,7 @@ class AsyncPkcardClient:
         return pin_status(response.status)
 
     async def unblock_pin(
-        self, reader: str, puk: Secret | str, new_pin: Secret | str, *,
+        self, reader: str, puk: PinEntry | str, new_pin: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         response = await self._call(self._cards.UnblockPin, cards_pb2.UnblockPinRequest(
@@ -156,7 +156,7 @@ class AsyncPkcardClient:
         return pin_status(response.status)
 
     async def activate_signature_pin(
-        self, reader: str, tpin: Secret | str, new_spin: Secret | str, *,
+        self, reader: str, tpin: PinEntry | str, new_spin: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         response = await self._call(
@@ -173,7 +173,7 @@ class AsyncPkcardClient:
     async def open_session(
         self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
         kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
-        pin: Secret | str = "", confirm_last_try: bool = False,
+        pin: PinEntry | str = "", confirm_last_try: bool = False,
     ) -> OpenedSession:
         request = open_request(
             pk_reader, challenge, authorizations, kzz_reader=kzz_reader, restricted=restricted,
@@ -203,7 +203,7 @@ class AsyncPkcardClient:
         return session_status(response)
 
     async def reactivate_card(self, reader: str, password: Secret | str, *,
-                              pin: Secret | str = "", confirm_last_try: bool = False) -> str:
+                              pin: PinEntry | str = "", confirm_last_try: bool = False) -> str:
         request = sessions_pb2.ReactivateCardRequest(reader=reader, password=reveal(password),
                                                      pin=reveal(pin),
                                                      confirm_last_try=confirm_last_try)
@@ -215,7 +215,7 @@ class AsyncPkcardClient:
 
     async def sign_document(
         self, reader: str, document: bytes | None = None, *,
-        document_sha256: bytes | None = None, spin: Secret | str = "",
+        document_sha256: bytes | None = None, spin: PinEntry | str = "",
         confirm_last_try: bool = False,
     ) -> SignedDocument:
         request = sign_request(reader, document, document_sha256, reveal(spin), confirm_last_try)

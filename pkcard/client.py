@@ -41,9 +41,11 @@ from pkcard.errors import (
     PkcardError,
 )
 from pkcard.expiry import ExpiryKind, ExpiryWarning
-from pkcard.kzz import KzzCardData, ZzzsNumber
-from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import PkCardData, Profession
+from pkcard.kzz import KzzCardData
+from pkcard.kzz_driver import ZzzsNumber
+from pkcard.pin import PinEntry, PinRef, PinState, PinStatus, field_of
+from pkcard.pk import PkCardData
+from pkcard.pk_driver import Profession
 from pkcard.readers import (
     CardKind,
     ReaderEvent,
@@ -294,11 +296,13 @@ def reference(ref: PinRef) -> cards_pb2.PinReference.ValueType:
     return _REFS[ref]
 
 
-def reveal(secret: Secret | str) -> str:
-    """The text for a request's secret field. Prefer passing a :class:`Secret`."""
-    if isinstance(secret, Secret):
-        return secret.reveal().decode("utf-8")
-    return secret
+def reveal(secret: PinEntry | str) -> str:
+    """The text for a request's secret field (empty for :class:`~pkcard.pin.PadEntry`).
+
+    Prefer passing a :class:`Secret`, or a :class:`~pkcard.pin.PadEntry` to have
+    the holder type it on the reader's PIN pad.
+    """
+    return field_of(secret)
 
 
 def error_from_rpc(error: grpc.RpcError) -> PkcardError:
@@ -436,7 +440,7 @@ class PkcardClient:
         return pin_status(response.status)
 
     def verify_pin(
-        self, reader: str, ref: PinRef, pin: Secret | str, *, confirm_last_try: bool = False
+        self, reader: str, ref: PinRef, pin: PinEntry | str, *, confirm_last_try: bool = False
     ) -> PinStatus:
         return self._pin_call(self._cards.VerifyPin, cards_pb2.VerifyPinRequest(
             reader=reader, reference=_REFS[ref], pin=reveal(pin),
@@ -444,7 +448,7 @@ class PkcardClient:
         ))
 
     def change_pin(
-        self, reader: str, ref: PinRef, old: Secret | str, new: Secret | str, *,
+        self, reader: str, ref: PinRef, old: PinEntry | str, new: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         return self._pin_call(self._cards.ChangePin, cards_pb2.ChangePinRequest(
@@ -453,7 +457,7 @@ class PkcardClient:
         ))
 
     def unblock_pin(
-        self, reader: str, puk: Secret | str, new_pin: Secret | str, *,
+        self, reader: str, puk: PinEntry | str, new_pin: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         return self._pin_call(self._cards.UnblockPin, cards_pb2.UnblockPinRequest(
@@ -462,7 +466,7 @@ class PkcardClient:
         ))
 
     def activate_signature_pin(
-        self, reader: str, tpin: Secret | str, new_spin: Secret | str, *,
+        self, reader: str, tpin: PinEntry | str, new_spin: PinEntry | str, *,
         confirm_last_try: bool = False,
     ) -> PinStatus:
         return self._pin_call(self._cards.ActivateSignaturePin,
@@ -476,7 +480,7 @@ class PkcardClient:
     def open_session(
         self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
         kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
-        pin: Secret | str = "", confirm_last_try: bool = False,
+        pin: PinEntry | str = "", confirm_last_try: bool = False,
     ) -> OpenedSession:
         """Open a session over the backend's ``challenge``; returns its id and first token.
 
@@ -515,7 +519,7 @@ class PkcardClient:
         return session_status(response)
 
     def reactivate_card(self, reader: str, password: Secret | str, *,
-                        pin: Secret | str = "", confirm_last_try: bool = False) -> str:
+                        pin: PinEntry | str = "", confirm_last_try: bool = False) -> str:
         """Reactivate the regular PK in ``reader`` at the backend; returns its serial.
 
         The card proves to the backend that it is in the reader, which needs its
@@ -535,7 +539,7 @@ class PkcardClient:
 
     def sign_document(
         self, reader: str, document: bytes | None = None, *,
-        document_sha256: bytes | None = None, spin: Secret | str = "",
+        document_sha256: bytes | None = None, spin: PinEntry | str = "",
         confirm_last_try: bool = False,
     ) -> SignedDocument:
         """A detached CAdES-BES signature by the KPEP of the PK in ``reader``.

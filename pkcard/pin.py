@@ -35,6 +35,12 @@ repeated character and ``SAME_AS_OLD`` only.
 A refusal names the rule, never the PIN. Digit lists derived from a secret
 are plain tuples that Python cannot wipe; they live only inside these
 functions.
+
+How a secret is entered is a type, :data:`PinEntry`: a :class:`Secret` typed
+on the host, or :class:`PadEntry`, the holder types it on the reader's PIN
+pad and nothing reaches the host. The API's wire convention (an empty secret
+field asks for the PIN pad, docs/api.md) is turned into it in one place,
+:func:`entry_from_field`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from datetime import date
 from enum import IntEnum
 from itertools import pairwise
 from types import MappingProxyType
+from typing import TypeAlias
 
 from pkcard.errors import (
     CardDead,
@@ -60,6 +67,52 @@ from pkcard.errors import (
 from pkcard.secret import Secret
 
 PAD_BYTE = 0xFF
+
+
+@dataclass(frozen=True)
+class PadEntry:
+    """The holder types the secret on the reader's PIN pad: no secret reaches the host.
+
+    A context manager like :class:`Secret` (it holds nothing to wipe), so a
+    :data:`PinEntry` is wiped the same way whichever it is.
+    """
+
+    def __enter__(self) -> PadEntry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to wipe: the secret never reached the host."""
+
+
+PinEntry: TypeAlias = Secret | PadEntry
+"""How one secret is entered: typed on the host, or on the reader's PIN pad."""
+
+
+def entry_from_field(value: str) -> PinEntry:
+    """A request's secret field as an entry: empty asks for the PIN pad (docs/api.md).
+
+    The caller owns the returned :class:`Secret` (wipe it when done).
+    """
+    return Secret(value) if value else PadEntry()
+
+
+def host_secret(entry: PinEntry) -> Secret:
+    """The secret typed on the host: an empty :class:`Secret` for a :class:`PadEntry`.
+
+    Where the secret must come from the host (no PIN pad on the reader), nothing
+    typed is an empty secret, which the checks refuse before any APDU
+    (:class:`MalformedPin`, or ``WeakPin(LENGTH)`` for a new value).
+    """
+    return entry if isinstance(entry, Secret) else Secret(b"")
+
+
+def field_of(entry: PinEntry | str) -> str:
+    """The text for a request's secret field: empty for :class:`PadEntry` (docs/api.md)."""
+    if isinstance(entry, PadEntry):
+        return ""
+    if isinstance(entry, Secret):
+        return entry.reveal().decode("utf-8")
+    return entry
 
 
 class PinRef(IntEnum):
@@ -151,6 +204,17 @@ def require_usable(status: PinStatus) -> None:
         raise TransportPinActive("the signing PIN is in transport state: activate it first")
     if state is PinState.DISABLED:
         raise PinDisabled(f"the {status.ref.name} can no longer be used")
+
+
+def require_transport(spin: PinStatus) -> None:
+    """Refuse signature activation unless the SPIN is in transport state (pure).
+
+    Raises :class:`PinDisabled`: the TPIN was used, the SPIN is already active.
+    The card application runs it before activation, and pkpin before it asks
+    for the TPIN.
+    """
+    if spin.state is not PinState.TRANSPORT:
+        raise PinDisabled("the signing PIN is already active: the TPIN was used")
 
 
 def is_last_try(status: PinStatus) -> bool:

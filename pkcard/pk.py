@@ -1,19 +1,16 @@
-"""The professional card (PK): driver interface, ISO-profile driver, application.
+"""The professional card (PK) application: :class:`ProfessionalCard` and its card data.
 
-Three layers:
-
-* :class:`PkDriver` is what a card driver implements: the card's commands
-  with typed inputs and typed answers (:class:`PinAnswer`), no rules. A
-  driver for the real PK can be added beside :class:`IsoPkDriver`, which
-  implements docs/card-profile.md over :class:`~pkcard.protocol.SmartCardProtocol`.
-* :class:`ProfessionalCard` is the application: the PIN rules (format
-  checks and policy before any APDU, the last-try guard, one transaction
-  per operation, typed errors) and the card data.
+The application holds the rules: the PIN format checks and policy before any
+APDU, the last-try guard, one transaction per operation, typed errors, and
+the card data (:class:`PkCardData`). It talks to the card through a
+:class:`~pkcard.pk_driver.PkDriver` (the interface, :mod:`pkcard.pk_driver`);
+:class:`~pkcard.pk_iso.IsoPkDriver` (:mod:`pkcard.pk_iso`) is the APDU driver
+for the documented profile, :class:`~pkcard.pkcs11.Pkcs11PkDriver` the one
+over a PKCS#11 module.
 
 Secrets are checked and their PIN blocks built before the card sees
 anything; the caller collects every secret first, so no transaction is
-held while a person types. PIN blocks are bytearrays wiped after use; the
-immutable APDU bytes built from them cannot be wiped (a limit of Python).
+held while a person types.
 
 Card resets: the card drops every verified state on reset or power off. When
 the transport reports :class:`~pkcard.errors.CardReset` or
@@ -23,45 +20,24 @@ as verified (:attr:`ProfessionalCard.verified`) and re-raises.
 
 from __future__ import annotations
 
-import abc
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from enum import IntEnum
 
-from pkcard import tlv
-from pkcard.apdu import CommandApdu
-from pkcard.cardinfo import (
-    FID_AUTH_CERT,
-    FID_HOLDER,
-    FID_SIGN_CERT,
-    PK_AID,
-    CardInfo,
-    CardRole,
-    Environment,
-    IssuedKind,
-    parse_date,
-    parse_enum,
-    parse_text,
-    read_card_info,
-    read_ef,
-    required,
-    select_application,
-)
+from pkcard.cardinfo import CardInfo, CardRole, Environment
 from pkcard.certs import SHA256_LENGTH, CertificateInfo, parse_certificate
 from pkcard.errors import (
     CardDead,
     CardRemoved,
     CardReset,
-    FileNotFound,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     NotSupported,
     PinBlocked,
     PinDisabled,
-    ReferenceNotFound,
-    SecurityStatusNotSatisfied,
     TransportPinActive,
     WrongPin,
     tries_left_text,
@@ -69,90 +45,25 @@ from pkcard.errors import (
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.pin import (
     PIN_FORMATS,
-    PinFormat,
+    PadEntry,
+    PinEntry,
     PinRef,
     PinState,
     PinStatus,
     check_new_pin,
     check_presented,
-    format_pin_block,
     guard_last_try,
+    require_transport,
     require_usable,
-    wipe,
 )
-from pkcard.pinpad import PinPad
-from pkcard.protocol import SmartCardProtocol
+from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, Profession
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.secret import Secret
-from pkcard.sw import SW, error_for_sw, retries_left
 from pkcard.transport import SmartCardConnection
 
-__all__ = [
-    "CardRole",
-    "Environment",
-    "IsoPkDriver",
-    "PinAnswer",
-    "PinOutcome",
-    "PkCardData",
-    "PkDriver",
-    "PkHolder",
-    "ProfessionalCard",
-    "Profession",
-]
+__all__ = ["PkCardData", "ProfessionalCard"]
 
 _log = logging.getLogger(__name__)
-
-INS_VERIFY = 0x20
-INS_CHANGE_REFERENCE_DATA = 0x24
-INS_RESET_RETRY_COUNTER = 0x2C
-INS_PSO = 0x2A
-INS_INTERNAL_AUTHENTICATE = 0x88
-PSO_CDS_P1P2 = (0x9E, 0x9A)
-KEY_AUTH = 0x01
-
-TAG_HOLDER = 0x7F61
-
-
-class Profession(IntEnum):
-    DOCTOR = 1
-    DENTIST = 2
-    NURSE = 3
-    PHARMACIST = 4
-    BLOOD_DONATION_STAFF = 5
-    OTHER_HEALTH_WORKER = 6
-    ADMINISTRATIVE = 7
-
-
-class KeySlot(IntEnum):
-    """Certificates on the PK, by what their key does."""
-
-    AUTHENTICATION = 1  # EF.C.Auth, key 01
-    SIGNATURE = 2  # EF.C.Sign, key 02 (KPEP)
-
-
-class PinOutcome(IntEnum):
-    """How the card answered a PIN command, as the driver saw it."""
-
-    OK = 1  # 9000
-    WRONG = 2  # 63Cx, with tries left
-    BLOCKED = 3  # 6983
-    NOT_USABLE = 4  # 6984: SPIN in transport state, TPIN used
-    NOT_FOUND = 5  # 6A88: the card has no such reference
-
-
-@dataclass(frozen=True)
-class PinAnswer:
-    outcome: PinOutcome
-    tries_left: int | None = None  # set for WRONG
-
-
-@dataclass(frozen=True)
-class PkHolder:
-    """EF.Holder. The birth date is only for the PIN policy."""
-
-    name: str
-    holder_id: str
-    profession: Profession
-    birth_date: date
 
 
 @dataclass(frozen=True)
@@ -181,206 +92,15 @@ class PkCardData:
         )
 
 
-class PkDriver(abc.ABC):
-    """The PK's commands, typed. No rules: those live in :class:`ProfessionalCard`."""
-
-    @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
-        """An exclusive transaction on the card."""
-
-    @abc.abstractmethod
-    def select(self) -> None:
-        """Select the PK application; :class:`WrongCardKind` if absent."""
-
-    @abc.abstractmethod
-    def read_card_info(self) -> CardInfo: ...
-
-    @abc.abstractmethod
-    def read_holder(self) -> PkHolder: ...
-
-    @abc.abstractmethod
-    def read_certificate(self, slot: KeySlot) -> bytes | None:
-        """The certificate's DER, or ``None`` when the card has none in that slot."""
-
-    @abc.abstractmethod
-    def pin_answer(self, ref: PinRef) -> PinAnswer:
-        """The reference's state without presenting a secret (spends no try)."""
-
-    @abc.abstractmethod
-    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer: ...
-
-    @abc.abstractmethod
-    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer: ...
-
-    @abc.abstractmethod
-    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
-        """Unblock the PIN with the PUK; a WRONG answer counts the PUK's tries."""
-
-    @abc.abstractmethod
-    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
-        """Set the first SPIN with the TPIN; a WRONG answer counts the TPIN's tries."""
-
-    @abc.abstractmethod
-    def internal_authenticate(self, digest: bytes) -> bytes:
-        """Sign ``digest`` with the authentication key (needs the PIN verified)."""
-
-    @abc.abstractmethod
-    def compute_signature(self, digest: bytes) -> bytes:
-        """Sign ``digest`` with the KPEP key (needs the SPIN verified just before)."""
-
-    # Secure PIN entry on the reader's PIN pad (pkcard.pinpad). The holder types
-    # the secrets on the reader; none of them reaches the host. Drivers without
-    # PIN-pad support keep these defaults.
-
-    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
-        """VERIFY ``ref`` with the secret typed on the reader's PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
-        """CHANGE REFERENCE DATA with the old and new secret typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def reset_retry_counter_on_pad(self) -> PinAnswer:
-        """RESET RETRY COUNTER with the PUK and the new PIN typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-    def activate_signature_on_pad(self) -> PinAnswer:
-        """Signature activation with the TPIN and the new SPIN typed on the PIN pad."""
-        raise NotSupported("this driver has no PIN-pad entry")
-
-
-def _pin_answer(sw: int) -> PinAnswer:
-    tries = retries_left(sw)
-    if sw == SW.OK:
-        return PinAnswer(PinOutcome.OK)
-    if tries is not None:
-        return PinAnswer(PinOutcome.WRONG, tries)
-    if sw == SW.AUTH_METHOD_BLOCKED:
-        return PinAnswer(PinOutcome.BLOCKED)
-    if sw == SW.REFERENCE_DATA_NOT_USABLE:
-        return PinAnswer(PinOutcome.NOT_USABLE)
-    if sw == SW.REFERENCE_NOT_FOUND:
-        return PinAnswer(PinOutcome.NOT_FOUND)
-    raise error_for_sw(sw)
-
-
-def parse_holder(ef: bytes) -> PkHolder:
-    """EF.Holder (template 7F61, docs/card-profile.md), as every PK driver reads it."""
-    fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_HOLDER, ef))
-    holder_id = required(fields, 0xDF10).decode("ascii", errors="replace")
-    if not holder_id.isdigit():
-        raise FormatError("holder id must be ASCII digits")
-    return PkHolder(
-        name=parse_text(required(fields, 0x5F20), "holder name"),
-        holder_id=holder_id,
-        profession=parse_enum(Profession, required(fields, 0xDF11), "profession"),
-        birth_date=parse_date(required(fields, 0xDF12)),
-    )
-
-
-class IsoPkDriver(PkDriver):
-    """:class:`PkDriver` for the documented ISO 7816-4 profile (docs/card-profile.md)."""
-
-    def __init__(self, protocol: SmartCardProtocol) -> None:
-        self._protocol = protocol
-        self._pad: PinPad | None = None
-
-    @classmethod
-    def over(cls, connection: SmartCardConnection) -> IsoPkDriver:
-        return cls(SmartCardProtocol(connection))
-
-    def transaction(self) -> AbstractContextManager[None]:
-        return self._protocol.connection.transaction()
-
-    def select(self) -> None:
-        select_application(self._protocol, PK_AID)
-
-    def read_card_info(self) -> CardInfo:
-        return read_card_info(self._protocol, IssuedKind.PK)
-
-    def read_holder(self) -> PkHolder:
-        return parse_holder(read_ef(self._protocol, FID_HOLDER))
-
-    def read_certificate(self, slot: KeySlot) -> bytes | None:
-        fid = FID_AUTH_CERT if slot is KeySlot.AUTHENTICATION else FID_SIGN_CERT
-        try:
-            return read_ef(self._protocol, fid)
-        except FileNotFound:
-            return None
-
-    def _pin_command(self, ins: int, ref: PinRef, *secrets: tuple[Secret, PinFormat]) -> PinAnswer:
-        blocks = [format_pin_block(secret, fmt) for secret, fmt in secrets]
-        try:
-            body = b"".join(bytes(block) for block in blocks)
-            response = self._protocol.transmit(CommandApdu(0x00, ins, 0x00, ref, body))
-        finally:
-            for block in blocks:
-                wipe(block)
-        return _pin_answer(response.sw)
-
-    def pin_answer(self, ref: PinRef) -> PinAnswer:
-        return self._pin_command(INS_VERIFY, ref)
-
-    def verify(self, ref: PinRef, secret: Secret) -> PinAnswer:
-        return self._pin_command(INS_VERIFY, ref, (secret, PIN_FORMATS[ref]))
-
-    def change_reference_data(self, ref: PinRef, old: Secret, new: Secret) -> PinAnswer:
-        fmt = PIN_FORMATS[ref]
-        return self._pin_command(INS_CHANGE_REFERENCE_DATA, ref, (old, fmt), (new, fmt))
-
-    def reset_retry_counter(self, puk: Secret, new_pin: Secret) -> PinAnswer:
-        return self._pin_command(
-            INS_RESET_RETRY_COUNTER,
-            PinRef.PIN,
-            (puk, PIN_FORMATS[PinRef.PUK]),
-            (new_pin, PIN_FORMATS[PinRef.PIN]),
-        )
-
-    def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
-        return self._pin_command(
-            INS_CHANGE_REFERENCE_DATA,
-            PinRef.SPIN,
-            (tpin, PIN_FORMATS[PinRef.TPIN]),
-            (new_spin, PIN_FORMATS[PinRef.SPIN]),
-        )
-
-    def _pin_pad(self) -> PinPad:
-        if self._pad is None:
-            self._pad = PinPad.open(self._protocol.connection)
-        return self._pad
-
-    def verify_on_pad(self, ref: PinRef) -> PinAnswer:
-        return _pin_answer(self._pin_pad().verify(INS_VERIFY, ref, PIN_FORMATS[ref]))
-
-    def change_reference_data_on_pad(self, ref: PinRef) -> PinAnswer:
-        fmt = PIN_FORMATS[ref]
-        return _pin_answer(self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, ref, fmt, fmt))
-
-    def reset_retry_counter_on_pad(self) -> PinAnswer:
-        puk, pin = PIN_FORMATS[PinRef.PUK], PIN_FORMATS[PinRef.PIN]
-        sw = self._pin_pad().modify(INS_RESET_RETRY_COUNTER, PinRef.PIN, puk, pin)
-        return _pin_answer(sw)
-
-    def activate_signature_on_pad(self) -> PinAnswer:
-        tpin, spin = PIN_FORMATS[PinRef.TPIN], PIN_FORMATS[PinRef.SPIN]
-        sw = self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, PinRef.SPIN, tpin, spin)
-        return _pin_answer(sw)
-
-    def internal_authenticate(self, digest: bytes) -> bytes:
-        return self._protocol.send_apdu(
-            0x00, INS_INTERNAL_AUTHENTICATE, 0x00, KEY_AUTH, digest, le=256
-        )
-
-    def compute_signature(self, digest: bytes) -> bytes:
-        p1, p2 = PSO_CDS_P1P2
-        return self._protocol.send_apdu(0x00, INS_PSO, p1, p2, digest, le=256)
-
-
 # The references a holder presents or changes directly; the PUK and TPIN are
 # only used through unblock() and activate_signature().
 _DIRECT_REFS = frozenset({PinRef.PIN, PinRef.SPIN, PinRef.REACTIVATION})
 # The password is printable ASCII in a 16-byte block: no PIN pad can type it.
 _PAD_REFS = frozenset({PinRef.PIN, PinRef.SPIN})
+
+
+def _on_pad_text(entry: PinEntry) -> str:
+    return " on the PIN pad" if isinstance(entry, PadEntry) else ""
 
 
 def _check_digest(digest: bytes) -> None:
@@ -434,6 +154,16 @@ class ProfessionalCard:
             raise
 
     # --- card data ---------------------------------------------------------
+
+    def card_info(self) -> CardInfo:
+        """EF.CardInfo alone (serial, validity, role, environment): one short transaction."""
+        with self._session():
+            return self._driver.read_card_info()
+
+    def certificate(self, slot: KeySlot) -> bytes | None:
+        """The DER of one certificate, or ``None`` when the card has none in ``slot``."""
+        with self._session():
+            return self._driver.read_certificate(slot)
 
     def read_card(self) -> PkCardData:
         """Read EF.CardInfo, EF.Holder and the certificates (no PIN needed)."""
@@ -510,14 +240,7 @@ class ProfessionalCard:
                     continue
         return tuple(found)
 
-    # --- guards ------------------------------------------------------------
-
-    # The pure pre-checks live in pkcard.pin, shared with pkpin.
-    _require_usable = staticmethod(require_usable)
-
-    @staticmethod
-    def _guard_last_try(status: PinStatus, confirm_last_try: bool) -> None:
-        guard_last_try(status, confirm_last_try=confirm_last_try)
+    # --- the guarded PIN operation ------------------------------------------
 
     def _refuse(self, ref: PinRef, answer: PinAnswer, *, counted: PinRef) -> None:
         """Raise the error for a non-OK answer to a command whose secret is ``counted``."""
@@ -538,24 +261,81 @@ class ProfessionalCard:
             raise PinDisabled(f"the {counted.name} can no longer be used")
         raise NotSupported(f"this card has no {counted.name}")
 
-    # --- PIN operations ----------------------------------------------------
+    def _guarded(
+        self,
+        counted: PinRef,
+        command: Callable[[], PinAnswer],
+        *,
+        ref: PinRef,
+        confirm_last_try: bool,
+    ) -> None:
+        """The one guarded PIN operation, inside an open session, for host and PIN-pad entry.
 
-    def verify(self, ref: PinRef, secret: Secret, *, confirm_last_try: bool = False) -> PinStatus:
-        """Present ``secret`` for ``ref`` (PIN, SPIN or REACTIVATION)."""
+        1. the status of ``counted``, the reference whose tries the command
+           spends (read without spending a try);
+        2. :func:`~pkcard.pin.require_usable` and
+           :func:`~pkcard.pin.guard_last_try` on it (the pure pre-checks
+           pkpin runs too);
+        3. ``command``, the driver call that presents the secret(s);
+        4. a refusal raises the typed error for ``ref``, the reference the
+           operation is about.
+
+        A refusal always drops ``counted`` from :attr:`verified`: the card
+        drops a reference's verified state when its secret is refused
+        (docs/card-profile.md), whoever typed it.
+        """
+        status = self._status(counted)
+        require_usable(status)
+        guard_last_try(status, confirm_last_try=confirm_last_try)
+        answer = command()
+        if answer.outcome is not PinOutcome.OK:
+            self._verified.discard(counted)
+            self._refuse(ref, answer, counted=counted)
+
+    def _signature(self, digest: bytes) -> bytes:
+        """COMPUTE DIGITAL SIGNATURE right after the SPIN's verification; consumes the SPIN."""
+        try:
+            return self._driver.compute_signature(digest)
+        except KeyNotFound:
+            raise NotSupported("this card has no KPEP signing key") from None
+        finally:
+            self._verified.discard(PinRef.SPIN)  # sole control: consumed
+
+    # --- PIN operations ----------------------------------------------------
+    #
+    # Each takes the secrets typed on the host, or (the *_on_pad variants, or a
+    # :class:`~pkcard.pin.PadEntry`) has the holder type them on the reader's
+    # PIN pad. Both run the same guards (:meth:`_guarded`). The PIN policy
+    # cannot run on the host for a pad entry: the new value never reaches it;
+    # the card still checks length and digits.
+
+    def _verify_command(self, ref: PinRef, secret: PinEntry) -> Callable[[], PinAnswer]:
+        if isinstance(secret, PadEntry):
+            if ref not in _PAD_REFS:
+                raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+            return lambda: self._driver.verify_on_pad(ref)
         if ref not in _DIRECT_REFS:
             raise NotSupported(f"the {ref.name} is not verified on its own")
         check_presented(secret, PIN_FORMATS[ref])
+        return lambda: self._driver.verify(ref, secret)
+
+    def verify(self, ref: PinRef, secret: PinEntry, *, confirm_last_try: bool = False) -> PinStatus:
+        """Present ``secret`` for ``ref`` (PIN, SPIN or REACTIVATION).
+
+        With a :class:`~pkcard.pin.PadEntry` the holder types it on the reader's
+        PIN pad (PIN or SPIN only).
+        """
+        command = self._verify_command(ref, secret)
         with self._session():
-            status = self._status(ref)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.verify(ref, secret)
-            if answer.outcome is not PinOutcome.OK:
-                self._verified.discard(ref)
-                self._refuse(ref, answer, counted=ref)
+            self._guarded(ref, command, ref=ref, confirm_last_try=confirm_last_try)
         self._verified.add(ref)
-        _log.debug("%s verified", ref.name)
-        return PinStatus(ref, PinState.VERIFIED, status.max_tries, status.max_tries)
+        _log.debug("%s verified%s", ref.name, _on_pad_text(secret))
+        max_tries = PIN_FORMATS[ref].max_tries
+        return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
+
+    def verify_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Verify the PIN or SPIN typed on the reader's PIN pad."""
+        return self.verify(ref, PadEntry(), confirm_last_try=confirm_last_try)
 
     def present_reactivation_password(
         self, password: Secret, *, confirm_last_try: bool = False
@@ -563,39 +343,81 @@ class ProfessionalCard:
         """Present the reactivation password (reference 85) for the backend flow."""
         return self.verify(PinRef.REACTIVATION, password, confirm_last_try=confirm_last_try)
 
+    def _check_new(
+        self, presented: Secret, presented_ref: PinRef, new: Secret, target: PinRef, *,
+        same_as_old: bool,
+    ) -> None:
+        """Refuse a malformed presented secret, then a new value the PIN policy refuses.
+
+        ``same_as_old``: the new value may not equal the presented one (SAME_AS_OLD).
+        """
+        check_presented(presented, PIN_FORMATS[presented_ref])
+        check_new_pin(
+            new,
+            PIN_FORMATS[target],
+            birth_date=self._holder_birth_date(),
+            old=presented if same_as_old else None,
+        )
+
+    def _set(
+        self, counted: PinRef, ref: PinRef, command: Callable[[], PinAnswer], *,
+        confirm_last_try: bool,
+    ) -> PinStatus:
+        """One session: the guarded ``command`` that sets ``ref`` with ``counted``'s secret.
+
+        Returns ``ref``'s status afterwards. Signature activation (the TPIN) runs
+        only from transport state.
+        """
+        with self._session():
+            if counted is PinRef.TPIN:
+                require_transport(self._status(PinRef.SPIN))
+            self._guarded(counted, command, ref=ref, confirm_last_try=confirm_last_try)
+            _log.debug("%s set with the %s", ref.name, counted.name)
+            return self._status(ref)
+
     def change(
         self, ref: PinRef, old: Secret, new: Secret, *, confirm_last_try: bool = False
     ) -> PinStatus:
         """Change the PIN, SPIN or password. The new value must pass the PIN policy."""
         if ref not in _DIRECT_REFS:
             raise NotSupported(f"the {ref.name} cannot be changed")
-        fmt = PIN_FORMATS[ref]
-        check_presented(old, fmt)
-        check_new_pin(new, fmt, birth_date=self._holder_birth_date(), old=old)
-        with self._session():
-            status = self._status(ref)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.change_reference_data(ref, old, new)
-            if answer.outcome is not PinOutcome.OK:
-                self._verified.discard(ref)
-                self._refuse(ref, answer, counted=ref)
-            _log.debug("%s changed", ref.name)
-            return self._status(ref)
+        self._check_new(old, ref, new, ref, same_as_old=True)
+        return self._set(
+            ref,
+            ref,
+            lambda: self._driver.change_reference_data(ref, old, new),
+            confirm_last_try=confirm_last_try,
+        )
+
+    def change_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
+        """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
+        if ref not in _PAD_REFS:
+            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
+        return self._set(
+            ref,
+            ref,
+            lambda: self._driver.change_reference_data_on_pad(ref),
+            confirm_last_try=confirm_last_try,
+        )
 
     def unblock(self, puk: Secret, new_pin: Secret, *, confirm_last_try: bool = False) -> PinStatus:
         """Set a new PIN with the PUK (resets both counters). Returns the PIN's status."""
-        check_presented(puk, PIN_FORMATS[PinRef.PUK])
-        check_new_pin(new_pin, PIN_FORMATS[PinRef.PIN], birth_date=self._holder_birth_date())
-        with self._session():
-            status = self._status(PinRef.PUK)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.reset_retry_counter(puk, new_pin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.PIN, answer, counted=PinRef.PUK)
-            _log.debug("PIN unblocked")
-            return self._status(PinRef.PIN)
+        self._check_new(puk, PinRef.PUK, new_pin, PinRef.PIN, same_as_old=False)
+        return self._set(
+            PinRef.PUK,
+            PinRef.PIN,
+            lambda: self._driver.reset_retry_counter(puk, new_pin),
+            confirm_last_try=confirm_last_try,
+        )
+
+    def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
+        """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
+        return self._set(
+            PinRef.PUK,
+            PinRef.PIN,
+            self._driver.reset_retry_counter_on_pad,
+            confirm_last_try=confirm_last_try,
+        )
 
     def activate_signature(
         self, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool = False
@@ -604,149 +426,52 @@ class ProfessionalCard:
 
         The new SPIN must pass the PIN policy and differ from the TPIN.
         """
-        check_presented(tpin, PIN_FORMATS[PinRef.TPIN])
-        check_new_pin(
-            new_spin, PIN_FORMATS[PinRef.SPIN], birth_date=self._holder_birth_date(), old=tpin
+        self._check_new(tpin, PinRef.TPIN, new_spin, PinRef.SPIN, same_as_old=True)
+        return self._set(
+            PinRef.TPIN,
+            PinRef.SPIN,
+            lambda: self._driver.activate_signature(tpin, new_spin),
+            confirm_last_try=confirm_last_try,
         )
-        with self._session():
-            spin = self._status(PinRef.SPIN)
-            if spin.state is not PinState.TRANSPORT:
-                raise PinDisabled("the signing PIN is already active: the TPIN was used")
-            status = self._status(PinRef.TPIN)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.activate_signature(tpin, new_spin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.SPIN, answer, counted=PinRef.TPIN)
-            _log.debug("signing PIN activated")
-            return self._status(PinRef.SPIN)
-
-    # --- keys --------------------------------------------------------------
-
-    def sign(self, digest: bytes, spin: Secret, *, confirm_last_try: bool = False) -> bytes:
-        """A KPEP signature (PKCS#1 v1.5) over a SHA-256 ``digest``; the SPIN each time."""
-        _check_digest(digest)
-        check_presented(spin, PIN_FORMATS[PinRef.SPIN])
-        with self._session():
-            status = self._status(PinRef.SPIN)
-            self._require_usable(status)
-            self._guard_last_try(status, confirm_last_try)
-            answer = self._driver.verify(PinRef.SPIN, spin)
-            if answer.outcome is not PinOutcome.OK:
-                self._refuse(PinRef.SPIN, answer, counted=PinRef.SPIN)
-            try:
-                return self._driver.compute_signature(digest)
-            except (ReferenceNotFound, FileNotFound):
-                raise NotSupported("this card has no KPEP signing key") from None
-            finally:
-                self._verified.discard(PinRef.SPIN)  # sole control: consumed
-
-    # --- PIN operations with the secrets typed on the reader's PIN pad ----------
-    #
-    # The same guards as above (status read, usable, last-try guard) run before
-    # the reader asks the holder. The PIN policy cannot run on the host: the
-    # new value never reaches it; the card still checks length and digits.
-
-    def _on_pad(
-        self,
-        status_ref: PinRef,
-        ask: Callable[[], PinAnswer],
-        *,
-        ref: PinRef,
-        confirm_last_try: bool,
-    ) -> None:
-        """Inside a session: guard ``status_ref``, have the holder type, raise a refusal."""
-        status = self._status(status_ref)
-        self._require_usable(status)
-        self._guard_last_try(status, confirm_last_try)
-        answer = ask()
-        if answer.outcome is not PinOutcome.OK:
-            self._verified.discard(status_ref)
-            self._refuse(ref, answer, counted=status_ref)
-
-    def verify_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
-        """Verify the PIN or SPIN typed on the reader's PIN pad."""
-        if ref not in _PAD_REFS:
-            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
-        with self._session():
-            self._on_pad(
-                ref,
-                lambda: self._driver.verify_on_pad(ref),
-                ref=ref,
-                confirm_last_try=confirm_last_try,
-            )
-        self._verified.add(ref)
-        _log.debug("%s verified on the PIN pad", ref.name)
-        max_tries = PIN_FORMATS[ref].max_tries
-        return PinStatus(ref, PinState.VERIFIED, max_tries, max_tries)
-
-    def change_on_pad(self, ref: PinRef, *, confirm_last_try: bool = False) -> PinStatus:
-        """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
-        if ref not in _PAD_REFS:
-            raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
-        with self._session():
-            self._on_pad(
-                ref,
-                lambda: self._driver.change_reference_data_on_pad(ref),
-                ref=ref,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("%s changed on the PIN pad", ref.name)
-            return self._status(ref)
-
-    def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
-        """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
-        with self._session():
-            self._on_pad(
-                PinRef.PUK,
-                self._driver.reset_retry_counter_on_pad,
-                ref=PinRef.PIN,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("PIN unblocked on the PIN pad")
-            return self._status(PinRef.PIN)
 
     def activate_signature_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
         """Leave transport state with the TPIN and the first SPIN typed on the PIN pad."""
+        return self._set(
+            PinRef.TPIN,
+            PinRef.SPIN,
+            self._driver.activate_signature_on_pad,
+            confirm_last_try=confirm_last_try,
+        )
+
+    # --- keys --------------------------------------------------------------
+
+    def sign(self, digest: bytes, spin: PinEntry, *, confirm_last_try: bool = False) -> bytes:
+        """A KPEP signature (PKCS#1 v1.5) over a SHA-256 ``digest``; the SPIN each time.
+
+        With a :class:`~pkcard.pin.PadEntry` the holder types the SPIN on the
+        reader's PIN pad.
+        """
+        _check_digest(digest)
+        command = self._verify_command(PinRef.SPIN, spin)
         with self._session():
-            if self._status(PinRef.SPIN).state is not PinState.TRANSPORT:
-                raise PinDisabled("the signing PIN is already active: the TPIN was used")
-            self._on_pad(
-                PinRef.TPIN,
-                self._driver.activate_signature_on_pad,
-                ref=PinRef.SPIN,
-                confirm_last_try=confirm_last_try,
-            )
-            _log.debug("signing PIN activated on the PIN pad")
-            return self._status(PinRef.SPIN)
+            self._guarded(PinRef.SPIN, command, ref=PinRef.SPIN, confirm_last_try=confirm_last_try)
+            return self._signature(digest)
 
     def sign_on_pad(self, digest: bytes, *, confirm_last_try: bool = False) -> bytes:
         """A KPEP signature with the SPIN typed on the reader's PIN pad."""
-        _check_digest(digest)
-        with self._session():
-            self._on_pad(
-                PinRef.SPIN,
-                lambda: self._driver.verify_on_pad(PinRef.SPIN),
-                ref=PinRef.SPIN,
-                confirm_last_try=confirm_last_try,
-            )
-            try:
-                return self._driver.compute_signature(digest)
-            except (ReferenceNotFound, FileNotFound):
-                raise NotSupported("this card has no KPEP signing key") from None
-            finally:
-                self._verified.discard(PinRef.SPIN)  # sole control: consumed
+        return self.sign(digest, PadEntry(), confirm_last_try=confirm_last_try)
 
     def authenticate(self, digest: bytes) -> bytes:
         """Sign a SHA-256 ``digest`` with the authentication key (ES256 raw or PS256).
 
         Needs the PIN verified in this card session:
-        :class:`~pkcard.errors.SecurityStatusNotSatisfied` otherwise.
+        :class:`~pkcard.errors.KeyNeedsPin` otherwise (from an APDU card its
+        subclass :class:`~pkcard.errors.SecurityStatusNotSatisfied`).
         """
         _check_digest(digest)
         with self._session():
             try:
                 return self._driver.internal_authenticate(digest)
-            except SecurityStatusNotSatisfied:
+            except KeyNeedsPin:
                 self._verified.discard(PinRef.PIN)
                 raise

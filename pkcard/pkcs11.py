@@ -1,4 +1,4 @@
-"""A :class:`~pkcard.pk.PkDriver` over a PKCS#11 module (PyKCS11).
+"""A :class:`~pkcard.pk_driver.PkDriver` over a PKCS#11 module (PyKCS11).
 
 Real PKs are used through the card maker's PKCS#11 module; this driver makes
 :class:`~pkcard.pk.ProfessionalCard` (the PIN rules, the last-try guard, the
@@ -19,7 +19,7 @@ table and what each backend can model):
 * the reactivation password has no PKCS#11 equivalent (``NOT_FOUND``).
 
 PKCS#11 exposes no try counter, only flags: :class:`PinFlags` turns them into
-a :class:`~pkcard.pk.PinAnswer`. Secrets go to the module as bytes and are
+a :class:`~pkcard.pk_driver.PinAnswer`. Secrets go to the module as bytes and are
 never logged; PyKCS11 errors carry only a return code.
 
 The driver does not own the module: a :class:`Pkcs11Module` is loaded and
@@ -53,17 +53,17 @@ from pkcard.errors import (
     CardRemoved,
     CardReset,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     MalformedPin,
     NotSupported,
     PinPadCancelled,
     PkcardError,
-    ReferenceNotFound,
-    SecurityStatusNotSatisfied,
     TransportError,
     WrongCardKind,
 )
 from pkcard.pin import PIN_FORMATS, PinRef
-from pkcard.pk import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
+from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
 from pkcard.pkcs11_select import TokenSelector
 from pkcard.secret import Secret
 
@@ -81,8 +81,6 @@ __all__ = [
 DATA_APPLICATION = "pkcard"
 LABEL_CARD_INFO = "EF.CardInfo"
 LABEL_HOLDER = "EF.Holder"
-_SW_SECURITY_STATUS = 0x6982
-_SW_REFERENCE_NOT_FOUND = 0x6A88
 _SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 _SHA256_LENGTH = 32
 _PSS_SALT = 32
@@ -191,7 +189,7 @@ def _module_error(exc: PyKCS11.PyKCS11Error) -> PkcardError:
     if code in (PyKCS11.CKR_SESSION_HANDLE_INVALID, PyKCS11.CKR_SESSION_CLOSED):
         return CardReset(f"the token session was lost ({name})")
     if code == PyKCS11.CKR_USER_NOT_LOGGED_IN:
-        return SecurityStatusNotSatisfied(_SW_SECURITY_STATUS, f"the key needs its PIN ({name})")
+        return KeyNeedsPin(f"the key needs its PIN ({name})")
     if code in (PyKCS11.CKR_PIN_LEN_RANGE, PyKCS11.CKR_PIN_INVALID):
         return MalformedPin(f"the token refused the secret's format ({name})")
     if code == PyKCS11.CKR_FUNCTION_CANCELED:
@@ -443,7 +441,7 @@ def _rsa_pss_sha256() -> Any:
 
 
 class Pkcs11PkDriver(PkDriver):
-    """:class:`~pkcard.pk.PkDriver` over the tokens of a PKCS#11 module.
+    """:class:`~pkcard.pk_driver.PkDriver` over the tokens of a PKCS#11 module.
 
     ``card`` selects the card token (PIN, PUK, authentication key);
     ``signature`` the signature token (SPIN, KPEP key), or ``None`` for a PK
@@ -605,8 +603,8 @@ class Pkcs11PkDriver(PkDriver):
         if handle is None:
             if not token.logged_in():
                 # Private objects are invisible before C_Login.
-                raise SecurityStatusNotSatisfied(_SW_SECURITY_STATUS, "the key needs its PIN")
-            raise ReferenceNotFound(_SW_REFERENCE_NOT_FOUND, f"no {key.label} key on the token")
+                raise KeyNeedsPin("the key needs its PIN")
+            raise KeyNotFound(f"no {key.label} key on the token")
         return handle
 
     def internal_authenticate(self, digest: bytes) -> bytes:
@@ -625,7 +623,7 @@ class Pkcs11PkDriver(PkDriver):
         """RSASSA-PKCS1-v1_5 (CKM_RSA_PKCS over the DigestInfo); consumes the SPIN."""
         token = self._signature
         if token is None:
-            raise ReferenceNotFound(_SW_REFERENCE_NOT_FOUND, "this card has no signature token")
+            raise KeyNotFound("this card has no signature token")
         data = digest_info_sha256(digest)
         try:
             handle = self._private_key(token, KeyId.SIGN)

@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.errors import SessionEndReason
-from pkcard.pk import Profession
+from pkcard.pk_driver import Profession
 from pkcard.v1 import readers_pb2, sessions_pb2
 
 __all__ = [

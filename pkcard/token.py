@@ -35,7 +35,8 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import certificate_key
 from pkcard.errors import FormatError
 from pkcard.kzz import KzzCardData
-from pkcard.pk import PkCardData, Profession
+from pkcard.pk import PkCardData
+from pkcard.pk_driver import Profession
 
 JWS_TYP = "pkcard-session+jwt"
 TOKEN_VERSION = 1

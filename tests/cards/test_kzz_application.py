@@ -9,10 +9,11 @@ from datetime import date
 import pytest
 from cardrig import KzzRig, make_card
 
+from pkcard.cardinfo import Environment
 from pkcard.certs import KeyAlgorithm, verify_card_signature
 from pkcard.errors import FormatError, WrongCardKind
-from pkcard.kzz import HealthInsuranceCard, ZzzsNumber
-from pkcard.pk import Environment
+from pkcard.kzz import HealthInsuranceCard
+from pkcard.kzz_driver import ZzzsNumber
 
 Build = Callable[..., KzzRig]
 CHALLENGE = hashlib.sha256(b"pkcard presence challenge").digest()
@@ -58,6 +59,16 @@ def test_kzz_app_refuses_a_pk() -> None:
     _card, spy = make_card("pk-regular")
     with pytest.raises(WrongCardKind):
         HealthInsuranceCard.over(spy).read_card()
+    with pytest.raises(WrongCardKind):
+        HealthInsuranceCard.over(spy).card_info()
+
+
+def test_card_info_alone_in_one_transaction(kzz: Build) -> None:
+    rig = kzz("kzz")
+    info = rig.app.card_info()
+    assert info.serial == "KZ0000200001"
+    assert info.environment is Environment.TEST
+    assert rig.spy.transactions == 1
 
 
 @pytest.mark.parametrize("value", ["", "12345678", "1234567890", "12345678a", "١٢٣٤٥٦٧٨٩"])

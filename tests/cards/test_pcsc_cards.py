@@ -25,7 +25,8 @@ from pkcard.errors import (
 from pkcard.kzz import HealthInsuranceCard
 from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef, PinState
-from pkcard.pk import Profession, ProfessionalCard
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import Profession
 from pkcard.secret import Secret
 from pkcard.simcard.card import SimulatedCard
 from pkcard.simcard.pcscd_harness import PcscdHarness

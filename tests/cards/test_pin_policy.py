@@ -20,15 +20,20 @@ from pkcard.errors import (
 )
 from pkcard.pin import (
     PIN_FORMATS,
+    PadEntry,
     PinRef,
     PinState,
     PinStatus,
     check_confirmation,
     check_new_pin,
     check_presented,
+    entry_from_field,
+    field_of,
     format_pin_block,
     guard_last_try,
+    host_secret,
     is_last_try,
+    require_transport,
     require_usable,
     wipe,
 )
@@ -275,3 +280,26 @@ def test_require_usable_and_the_last_try_guard() -> None:
     with pytest.raises(LastTryNotConfirmed):
         guard_last_try(last, confirm_last_try=False)
     guard_last_try(last, confirm_last_try=True)
+
+
+def test_pin_entry_from_and_to_a_request_field() -> None:
+    assert entry_from_field("") == PadEntry()
+    typed = entry_from_field("1234")
+    assert isinstance(typed, Secret)
+    assert typed == Secret("1234")
+    assert field_of(PadEntry()) == ""
+    assert field_of(Secret("1234")) == "1234"
+    assert field_of("5678") == "5678"
+    empty = host_secret(PadEntry())
+    assert isinstance(empty, Secret)
+    assert len(empty) == 0
+    assert host_secret(typed) is typed
+    with PadEntry() as pad:
+        assert pad == PadEntry()
+
+
+@pytest.mark.parametrize("state", [s for s in PinState if s is not PinState.TRANSPORT])
+def test_require_transport_refuses_an_active_spin(state: PinState) -> None:
+    require_transport(PinStatus(PinRef.SPIN, PinState.TRANSPORT, 3, 3))
+    with pytest.raises(PinDisabled):
+        require_transport(PinStatus(PinRef.SPIN, state, 3, 3))

@@ -9,11 +9,15 @@ from datetime import date
 import pytest
 from cardrig import PkRig, make_card
 
+from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import KeyAlgorithm, SignatureScheme, verify_card_signature
 from pkcard.errors import (
+    ApduError,
     CardDead,
     CardReset,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     LastTryNotConfirmed,
     MalformedPin,
     NotSupported,
@@ -27,7 +31,9 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.pin import PinRef, PinState, PinStatus
-from pkcard.pk import CardRole, Environment, Profession, ProfessionalCard
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_driver import KeySlot, Profession
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.secret import Secret
 from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.simcard.spec import SecretRef
@@ -89,6 +95,28 @@ def test_expiry_warnings_from_card(pk: Build) -> None:
     assert data.expiry_warnings(date(2026, 11, 25)) == ()
     soon = data.expiry_warnings(data.valid_until.replace(day=1))
     assert any(w.kind.name == "CARD_REPLACEMENT_DUE" for w in soon)
+
+
+def test_card_info_alone_in_one_transaction(pk: Build) -> None:
+    rig = pk("pk-regular")
+    info = rig.app.card_info()
+    assert info.serial == "PK0000100001"
+    assert info.role is CardRole.REGULAR
+    assert info.environment is Environment.TEST
+    assert info.valid_until == date(2030, 2, 28)
+    assert rig.spy.transactions == 1
+    assert all(s.in_transaction for s in rig.spy.sent)
+    with pytest.raises(WrongCardKind):
+        ProfessionalCard.over(make_card("kzz")[1]).card_info()
+
+
+def test_certificate_by_slot(pk: Build) -> None:
+    rig = pk("pk-regular")
+    data = rig.app.read_card()
+    assert data.kpep_certificate is not None
+    assert rig.app.certificate(KeySlot.SIGNATURE) == data.kpep_certificate.der
+    assert rig.app.certificate(KeySlot.AUTHENTICATION) == data.auth_certificate.der
+    assert pk("pk-nurse").app.certificate(KeySlot.SIGNATURE) is None
 
 
 def test_pk_app_refuses_a_kzz() -> None:
@@ -345,6 +373,32 @@ def test_sign_needs_spin_each_time(pk: Build) -> None:
         assert PinRef.SPIN not in rig.app.verified
     with pytest.raises(WrongPin):
         rig.app.sign(DIGEST, S("60718293"))
+
+
+def test_a_refused_spin_drops_the_verified_spin_like_the_card(pk: Build) -> None:
+    """One rule for every guarded operation: a refused secret is no longer verified."""
+    rig = pk("pk-regular")
+    rig.app.verify(PinRef.SPIN, S(rig.secret(SecretRef.SPIN)))
+    assert PinRef.SPIN in rig.app.verified
+    with pytest.raises(WrongPin):
+        rig.app.sign(DIGEST, S("60718293"))
+    assert not rig.card.is_verified(SecretRef.SPIN)
+    assert PinRef.SPIN not in rig.app.verified
+
+
+def test_the_iso_driver_reports_a_missing_key_typed(pk: Build) -> None:
+    """6A88 from the card becomes KeyNotFound; 6982 stays a KeyNeedsPin with its status word."""
+    rig = pk("pk-nurse")
+    driver = IsoPkDriver.over(rig.spy)
+    with driver.transaction():
+        driver.select()
+        with pytest.raises(KeyNotFound) as missing:
+            driver.compute_signature(DIGEST)
+        assert not isinstance(missing.value, ApduError)
+        with pytest.raises(KeyNeedsPin) as locked:
+            driver.internal_authenticate(DIGEST)
+        assert isinstance(locked.value, SecurityStatusNotSatisfied)
+        assert locked.value.sw == 0x6982
 
 
 def test_sign_refusals(pk: Build) -> None:

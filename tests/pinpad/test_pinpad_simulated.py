@@ -27,7 +27,7 @@ from pkcard.errors import (
     WeakPin,
     WrongPin,
 )
-from pkcard.pin import PinRef, PinState
+from pkcard.pin import PadEntry, PinRef, PinState
 from pkcard.pinpad import (
     CM_IOCTL_GET_FEATURE_REQUEST,
     FeatureTag,
@@ -215,6 +215,20 @@ def test_sign_on_pad_consumes_the_spin(rig: Rig) -> None:
     assert len(signature) == 256
     assert PinRef.SPIN not in r.pk.verified
     assert r.structures(VERIFY)[0][19:23] == hex_("00200083")
+
+
+def test_a_pad_entry_is_the_same_as_the_on_pad_methods(rig: Rig) -> None:
+    r = rig(CT700)
+    r.pad.keypad.type(PIN)
+    status = r.pk.verify(PinRef.PIN, PadEntry())
+    assert status.state is PinState.VERIFIED
+    assert PinRef.PIN in r.pk.verified
+    r.pad.keypad.type(SPIN)
+    assert len(r.pk.sign(bytes(32), PadEntry())) == 256
+    assert PinRef.SPIN not in r.pk.verified
+    assert [s[19:23] for s in r.structures(VERIFY)] == [hex_("00200081"), hex_("00200083")]
+    with pytest.raises(NotSupported):
+        r.pk.verify(PinRef.REACTIVATION, PadEntry())
 
 
 def test_spin_in_transport_state_is_refused_before_the_reader_asks(rig: Rig) -> None:

@@ -16,7 +16,7 @@ from pkcard.errors import (
     SessionEndReason,
     WrongCardKind,
 )
-from pkcard.pin import PinRef, PinState
+from pkcard.pin import PadEntry, PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEventKind
 from pkcard.secret import Secret
@@ -50,7 +50,7 @@ def test_pin_pad_flow_announces_and_verifies(readers: SimulatedReaderSystem) -> 
     assert pad is not None
     pad.keypad.type(_pin())
     announced: list[ReaderEventKind] = []
-    job = prepare_pk(PinPolicy(None, False, allow_host_pin_entry=False), announced.append)
+    job = prepare_pk(PinPolicy(PadEntry(), False, allow_host_pin_entry=False), announced.append)
     with readers.connect(PINPAD_READER.name) as connection:
         data = job(connection)
     assert data.card_serial == "PK0000100001"
@@ -69,7 +69,7 @@ def test_host_pin_for_a_pin_pad_reader_is_refused(readers: SimulatedReaderSystem
 
 def test_no_pin_without_pad_is_refused_before_signing(readers: SimulatedReaderSystem) -> None:
     readers.insert(TWIN_READER.name, load_card("pk-regular"))
-    job = prepare_pk(PinPolicy(None, False, allow_host_pin_entry=False), lambda _: None)
+    job = prepare_pk(PinPolicy(PadEntry(), False, allow_host_pin_entry=False), lambda _: None)
     with readers.connect(TWIN_READER.name) as connection, pytest.raises(PinNotVerified):
         job(connection)
 

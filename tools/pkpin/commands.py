@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TextIO
 
-from pkcard.errors import PinDisabled, RateLimited, WeakPin
+from pkcard.errors import RateLimited, WeakPin
 from pkcard.pin import (
     PIN_FORMATS,
     PinRef,
-    PinState,
     PinStatus,
     check_confirmation,
     check_new_pin,
     check_presented,
     is_last_try,
+    require_transport,
     require_usable,
 )
 from pkcard.readers import CardKind, ReaderState
@@ -326,9 +326,7 @@ def run_pin_command(
     if options.use_pin_pad and not has_pad:
         raise NoPinPad("the reader has no PIN pad")
     if command is PinCommand.ACTIVATE_SIGNATURE:
-        spin = service.status(reader, PinRef.SPIN)
-        if spin.state is not PinState.TRANSPORT:
-            raise PinDisabled("the signing PIN is already active")
+        require_transport(service.status(reader, PinRef.SPIN))
     report = service.pin_report(reader, plan.presented)
     (status,) = report.statuses
     require_usable(status)

@@ -16,7 +16,7 @@ from pkcard import errors as e
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
-from pkcard.pk import Profession
+from pkcard.pk_driver import Profession
 from pkcard.tools.pkpin import error_words
 from pkcard.tools.pkpin.error_words import ErrorContext, ErrorWords
 from pkcard.tools.pkpin.outcome import ExitCode, Outcome

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pkcard.client import PkcardClient
 from pkcard.errors import BackendRefused, MalformedPin, PkcardError
-from pkcard.pin import PinRef
-from pkcard.secret import Secret
+from pkcard.pin import PadEntry, PinEntry, PinRef
 from pkcard.tools.pkpin.commands import Console
 from pkcard.tools.pkpin.error_words import row
 from pkcard.tools.pkpin.errors import Cancelled, NoPinPad
@@ -76,7 +75,7 @@ def run_reactivate(
     with open_terminal() as terminal:
         try:
             password = terminal.read_secret(words.tr("Reactivation password: "))
-            pin = Secret("") if use_pin_pad else terminal.read_secret(
+            pin: PinEntry = PadEntry() if use_pin_pad else terminal.read_secret(
                 words.prompt_current(PinRef.PIN))
         except (KeyboardInterrupt, EOFError):
             raise Cancelled("cancelled at a prompt") from None

@@ -16,7 +16,7 @@ from typing import TypeVar
 from pkcard.client import PinReport, PkcardClient
 from pkcard.errors import WrongCardKind
 from pkcard.expiry import ExpiryWarning
-from pkcard.pin import PinRef, PinStatus
+from pkcard.pin import PadEntry, PinRef, PinStatus
 from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import ReaderState, ReaderSystem
 from pkcard.secret import Secret
@@ -141,17 +141,20 @@ class DaemonService(PinService):
             reader, tpin, new_spin, confirm_last_try=confirm_last_try
         )
 
-    # A PIN call with every secret empty asks pkcardd to use the reader's PIN pad.
+    # A PIN call whose every secret is a PadEntry asks pkcardd to use the reader's PIN pad.
 
     def change_on_pad(self, reader: str, ref: PinRef, *, confirm_last_try: bool) -> PinStatus:
-        return self._client.change_pin(reader, ref, "", "", confirm_last_try=confirm_last_try)
+        pad = PadEntry()
+        return self._client.change_pin(reader, ref, pad, pad, confirm_last_try=confirm_last_try)
 
     def unblock_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
-        return self._client.unblock_pin(reader, "", "", confirm_last_try=confirm_last_try)
+        pad = PadEntry()
+        return self._client.unblock_pin(reader, pad, pad, confirm_last_try=confirm_last_try)
 
     def activate_signature_on_pad(self, reader: str, *, confirm_last_try: bool) -> PinStatus:
+        pad = PadEntry()
         return self._client.activate_signature_pin(
-            reader, "", "", confirm_last_try=confirm_last_try
+            reader, pad, pad, confirm_last_try=confirm_last_try
         )
 
     def close(self) -> None:
