@@ -85,6 +85,8 @@ class Reason(StrEnum):
     BACKEND_REFUSED = "BACKEND_REFUSED"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    KEY_NEEDS_PIN = "KEY_NEEDS_PIN"
+    KEY_NOT_FOUND = "KEY_NOT_FOUND"
 
 
 Metadata = Mapping[str, str]
@@ -214,6 +216,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "the PIN pad refused the entry (e.g. wrong PIN length); no try was spent"),
     ErrorCode(e.HostPinEntryRefused, Reason.HOST_PIN_ENTRY_REFUSED, RpcCode.FAILED_PRECONDITION,
               "a secret was sent for a reader with a PIN pad: type it on the reader instead"),
+    ErrorCode(e.KeyNeedsPin, Reason.KEY_NEEDS_PIN, RpcCode.FAILED_PRECONDITION,
+              "a card key was used before its PIN (SPIN) was verified in this card session"),
     ErrorCode(e.PinError, Reason.PIN_ERROR, RpcCode.FAILED_PRECONDITION,
               "any other refusal about a secret"),
     ErrorCode(e.CardRemoved, Reason.CARD_REMOVED, RpcCode.FAILED_PRECONDITION,
@@ -234,6 +238,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "a test card and a production card in one session; nothing was signed"),
     ErrorCode(e.WrongCardKind, Reason.WRONG_CARD_KIND, RpcCode.FAILED_PRECONDITION,
               "the card is not the kind the call needs (PK vs KZZ)"),
+    ErrorCode(e.KeyNotFound, Reason.KEY_NOT_FOUND, RpcCode.FAILED_PRECONDITION,
+              "the card has no such key"),
     ErrorCode(e.NotSupported, Reason.NOT_SUPPORTED, RpcCode.FAILED_PRECONDITION,
               "the card, reader or backend cannot do this"),
     ErrorCode(e.ApduError, Reason.CARD_ERROR, RpcCode.FAILED_PRECONDITION,

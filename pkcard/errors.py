@@ -105,10 +105,6 @@ class FileNotFound(ApduError):
     """6A82: file or application not found."""
 
 
-class SecurityStatusNotSatisfied(ApduError):
-    """6982: the operation needs a verified PIN first."""
-
-
 class ConditionsNotSatisfied(ApduError):
     """6985: conditions of use not satisfied."""
 
@@ -258,6 +254,25 @@ class WeakPin(PinError, ValueError):
         super().__init__(message or f"new PIN refused by policy rule {rule.name}")
 
 
+# --- the card's keys: what every card driver reports, whatever the path -------------
+
+
+class KeyNeedsPin(PinError):
+    """A card key was used before its secret was verified in this card session.
+
+    The authentication key needs the PIN; the KPEP key needs the SPIN just
+    before each signature. A :class:`~pkcard.pk_driver.PkDriver` reports it
+    with this type whatever the path to the card, so no driver invents a
+    status word: a PKCS#11 module's ``CKR_USER_NOT_LOGGED_IN`` is this class,
+    an APDU card's 6982 is :class:`SecurityStatusNotSatisfied`, a subclass
+    that keeps the card's status word.
+    """
+
+
+class SecurityStatusNotSatisfied(KeyNeedsPin, ApduError):
+    """6982: the operation needs a verified PIN first."""
+
+
 # --- card application level -------------------------------------------------
 
 
@@ -271,6 +286,15 @@ class EnvironmentMismatch(PkcardError):
 
 class NotSupported(PkcardError):
     """The card, reader or backend cannot do this (for example no KPEP on a nurse's PK)."""
+
+
+class KeyNotFound(NotSupported):
+    """The card has no such key (for example no KPEP key on a nurse's PK).
+
+    A :class:`~pkcard.pk_driver.PkDriver` reports a missing key with this
+    type, never with a status word (6A88/6A82 on an APDU card, no key object
+    on a PKCS#11 token).
+    """
 
 
 class MissingExtra(NotSupported, ImportError):

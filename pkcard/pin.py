@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum
 from itertools import pairwise
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import TypeAlias
 
 from pkcard.errors import (
@@ -80,13 +80,8 @@ class PadEntry:
     def __enter__(self) -> PadEntry:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to wipe: the secret never reached the host."""
 
 
 PinEntry: TypeAlias = Secret | PadEntry

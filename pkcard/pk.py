@@ -32,13 +32,12 @@ from pkcard.errors import (
     CardDead,
     CardRemoved,
     CardReset,
-    FileNotFound,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     NotSupported,
     PinBlocked,
     PinDisabled,
-    ReferenceNotFound,
-    SecurityStatusNotSatisfied,
     TransportPinActive,
     WrongPin,
     tries_left_text,
@@ -297,7 +296,7 @@ class ProfessionalCard:
         """COMPUTE DIGITAL SIGNATURE right after the SPIN's verification; consumes the SPIN."""
         try:
             return self._driver.compute_signature(digest)
-        except (ReferenceNotFound, FileNotFound):
+        except KeyNotFound:
             raise NotSupported("this card has no KPEP signing key") from None
         finally:
             self._verified.discard(PinRef.SPIN)  # sole control: consumed
@@ -344,12 +343,36 @@ class ProfessionalCard:
         """Present the reactivation password (reference 85) for the backend flow."""
         return self.verify(PinRef.REACTIVATION, password, confirm_last_try=confirm_last_try)
 
-    def _change(
-        self, ref: PinRef, command: Callable[[], PinAnswer], *, confirm_last_try: bool
+    def _check_new(
+        self, presented: Secret, presented_ref: PinRef, new: Secret, target: PinRef, *,
+        same_as_old: bool,
+    ) -> None:
+        """Refuse a malformed presented secret, then a new value the PIN policy refuses.
+
+        ``same_as_old``: the new value may not equal the presented one (SAME_AS_OLD).
+        """
+        check_presented(presented, PIN_FORMATS[presented_ref])
+        check_new_pin(
+            new,
+            PIN_FORMATS[target],
+            birth_date=self._holder_birth_date(),
+            old=presented if same_as_old else None,
+        )
+
+    def _set(
+        self, counted: PinRef, ref: PinRef, command: Callable[[], PinAnswer], *,
+        confirm_last_try: bool,
     ) -> PinStatus:
+        """One session: the guarded ``command`` that sets ``ref`` with ``counted``'s secret.
+
+        Returns ``ref``'s status afterwards. Signature activation (the TPIN) runs
+        only from transport state.
+        """
         with self._session():
-            self._guarded(ref, command, ref=ref, confirm_last_try=confirm_last_try)
-            _log.debug("%s changed", ref.name)
+            if counted is PinRef.TPIN:
+                require_transport(self._status(PinRef.SPIN))
+            self._guarded(counted, command, ref=ref, confirm_last_try=confirm_last_try)
+            _log.debug("%s set with the %s", ref.name, counted.name)
             return self._status(ref)
 
     def change(
@@ -358,10 +381,9 @@ class ProfessionalCard:
         """Change the PIN, SPIN or password. The new value must pass the PIN policy."""
         if ref not in _DIRECT_REFS:
             raise NotSupported(f"the {ref.name} cannot be changed")
-        fmt = PIN_FORMATS[ref]
-        check_presented(old, fmt)
-        check_new_pin(new, fmt, birth_date=self._holder_birth_date(), old=old)
-        return self._change(
+        self._check_new(old, ref, new, ref, same_as_old=True)
+        return self._set(
+            ref,
             ref,
             lambda: self._driver.change_reference_data(ref, old, new),
             confirm_last_try=confirm_last_try,
@@ -371,41 +393,31 @@ class ProfessionalCard:
         """Change the PIN or SPIN; old and new (twice) typed on the reader's PIN pad."""
         if ref not in _PAD_REFS:
             raise NotSupported(f"the {ref.name} cannot be typed on a PIN pad")
-        return self._change(
+        return self._set(
+            ref,
             ref,
             lambda: self._driver.change_reference_data_on_pad(ref),
             confirm_last_try=confirm_last_try,
         )
 
-    def _unblock(self, command: Callable[[], PinAnswer], *, confirm_last_try: bool) -> PinStatus:
-        with self._session():
-            self._guarded(PinRef.PUK, command, ref=PinRef.PIN, confirm_last_try=confirm_last_try)
-            _log.debug("PIN unblocked")
-            return self._status(PinRef.PIN)
-
     def unblock(self, puk: Secret, new_pin: Secret, *, confirm_last_try: bool = False) -> PinStatus:
         """Set a new PIN with the PUK (resets both counters). Returns the PIN's status."""
-        check_presented(puk, PIN_FORMATS[PinRef.PUK])
-        check_new_pin(new_pin, PIN_FORMATS[PinRef.PIN], birth_date=self._holder_birth_date())
-        return self._unblock(
+        self._check_new(puk, PinRef.PUK, new_pin, PinRef.PIN, same_as_old=False)
+        return self._set(
+            PinRef.PUK,
+            PinRef.PIN,
             lambda: self._driver.reset_retry_counter(puk, new_pin),
             confirm_last_try=confirm_last_try,
         )
 
     def unblock_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
         """Set a new PIN with the PUK, both typed on the reader's PIN pad."""
-        return self._unblock(
-            self._driver.reset_retry_counter_on_pad, confirm_last_try=confirm_last_try
+        return self._set(
+            PinRef.PUK,
+            PinRef.PIN,
+            self._driver.reset_retry_counter_on_pad,
+            confirm_last_try=confirm_last_try,
         )
-
-    def _activate(
-        self, command: Callable[[], PinAnswer], *, confirm_last_try: bool
-    ) -> PinStatus:
-        with self._session():
-            require_transport(self._status(PinRef.SPIN))
-            self._guarded(PinRef.TPIN, command, ref=PinRef.SPIN, confirm_last_try=confirm_last_try)
-            _log.debug("signing PIN activated")
-            return self._status(PinRef.SPIN)
 
     def activate_signature(
         self, tpin: Secret, new_spin: Secret, *, confirm_last_try: bool = False
@@ -414,19 +426,21 @@ class ProfessionalCard:
 
         The new SPIN must pass the PIN policy and differ from the TPIN.
         """
-        check_presented(tpin, PIN_FORMATS[PinRef.TPIN])
-        check_new_pin(
-            new_spin, PIN_FORMATS[PinRef.SPIN], birth_date=self._holder_birth_date(), old=tpin
-        )
-        return self._activate(
+        self._check_new(tpin, PinRef.TPIN, new_spin, PinRef.SPIN, same_as_old=True)
+        return self._set(
+            PinRef.TPIN,
+            PinRef.SPIN,
             lambda: self._driver.activate_signature(tpin, new_spin),
             confirm_last_try=confirm_last_try,
         )
 
     def activate_signature_on_pad(self, *, confirm_last_try: bool = False) -> PinStatus:
         """Leave transport state with the TPIN and the first SPIN typed on the PIN pad."""
-        return self._activate(
-            self._driver.activate_signature_on_pad, confirm_last_try=confirm_last_try
+        return self._set(
+            PinRef.TPIN,
+            PinRef.SPIN,
+            self._driver.activate_signature_on_pad,
+            confirm_last_try=confirm_last_try,
         )
 
     # --- keys --------------------------------------------------------------
@@ -451,12 +465,13 @@ class ProfessionalCard:
         """Sign a SHA-256 ``digest`` with the authentication key (ES256 raw or PS256).
 
         Needs the PIN verified in this card session:
-        :class:`~pkcard.errors.SecurityStatusNotSatisfied` otherwise.
+        :class:`~pkcard.errors.KeyNeedsPin` otherwise (from an APDU card its
+        subclass :class:`~pkcard.errors.SecurityStatusNotSatisfied`).
         """
         _check_digest(digest)
         with self._session():
             try:
                 return self._driver.internal_authenticate(digest)
-            except SecurityStatusNotSatisfied:
+            except KeyNeedsPin:
                 self._verified.discard(PinRef.PIN)
                 raise

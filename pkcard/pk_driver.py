@@ -130,6 +130,10 @@ class PkDriver(abc.ABC):
     def activate_signature(self, tpin: Secret, new_spin: Secret) -> PinAnswer:
         """Set the first SPIN with the TPIN; a WRONG answer counts the TPIN's tries."""
 
+    # The key commands report, whatever the path to the card, a key used before
+    # its secret was verified as KeyNeedsPin and a missing key as KeyNotFound
+    # (pkcard.errors), never as a status word.
+
     @abc.abstractmethod
     def internal_authenticate(self, digest: bytes) -> bytes:
         """Sign ``digest`` with the authentication key (needs the PIN verified)."""

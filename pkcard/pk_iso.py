@@ -22,7 +22,7 @@ from pkcard.cardinfo import (
     read_ef,
     select_application,
 )
-from pkcard.errors import FileNotFound
+from pkcard.errors import FileNotFound, KeyNotFound, ReferenceNotFound
 from pkcard.pin import PIN_FORMATS, PinFormat, PinRef, format_pin_block, wipe
 from pkcard.pinpad import PinPad
 from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
@@ -145,11 +145,21 @@ class IsoPkDriver(PkDriver):
         sw = self._pin_pad().modify(INS_CHANGE_REFERENCE_DATA, PinRef.SPIN, tpin, spin)
         return _pin_answer(sw)
 
+    def _key_command(self, ins: int, p1: int, p2: int, digest: bytes, key: str) -> bytes:
+        """A command that uses a card key: a missing key is :class:`KeyNotFound`.
+
+        6982 stays :class:`~pkcard.errors.SecurityStatusNotSatisfied`, which is a
+        :class:`~pkcard.errors.KeyNeedsPin` with the card's status word.
+        """
+        try:
+            return self._protocol.send_apdu(0x00, ins, p1, p2, digest, le=256)
+        except (ReferenceNotFound, FileNotFound):
+            raise KeyNotFound(f"this card has no {key} key") from None
+
     def internal_authenticate(self, digest: bytes) -> bytes:
-        return self._protocol.send_apdu(
-            0x00, INS_INTERNAL_AUTHENTICATE, 0x00, KEY_AUTH, digest, le=256
-        )
+        ins = INS_INTERNAL_AUTHENTICATE
+        return self._key_command(ins, 0x00, KEY_AUTH, digest, "authentication")
 
     def compute_signature(self, digest: bytes) -> bytes:
         p1, p2 = PSO_CDS_P1P2
-        return self._protocol.send_apdu(0x00, INS_PSO, p1, p2, digest, le=256)
+        return self._key_command(INS_PSO, p1, p2, digest, "KPEP signing")

@@ -55,12 +55,12 @@ from pkcard.errors import (
     CardRemoved,
     CardReset,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     MalformedPin,
     NotSupported,
     PinPadCancelled,
     PkcardError,
-    ReferenceNotFound,
-    SecurityStatusNotSatisfied,
     TransportError,
     WrongCardKind,
 )
@@ -87,8 +87,6 @@ __all__ = [
 DATA_APPLICATION = "pkcard"
 LABEL_CARD_INFO = "EF.CardInfo"
 LABEL_HOLDER = "EF.Holder"
-_SW_SECURITY_STATUS = 0x6982
-_SW_REFERENCE_NOT_FOUND = 0x6A88
 _SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 _SHA256_LENGTH = 32
 _PSS_SALT = 32
@@ -197,7 +195,7 @@ def _module_error(exc: PyKCS11.PyKCS11Error) -> PkcardError:
     if code in (PyKCS11.CKR_SESSION_HANDLE_INVALID, PyKCS11.CKR_SESSION_CLOSED):
         return CardReset(f"the token session was lost ({name})")
     if code == PyKCS11.CKR_USER_NOT_LOGGED_IN:
-        return SecurityStatusNotSatisfied(_SW_SECURITY_STATUS, f"the key needs its PIN ({name})")
+        return KeyNeedsPin(f"the key needs its PIN ({name})")
     if code in (PyKCS11.CKR_PIN_LEN_RANGE, PyKCS11.CKR_PIN_INVALID):
         return MalformedPin(f"the token refused the secret's format ({name})")
     if code == PyKCS11.CKR_FUNCTION_CANCELED:
@@ -682,8 +680,8 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         if handle is None:
             if not token.logged_in():
                 # Private objects are invisible before C_Login.
-                raise SecurityStatusNotSatisfied(_SW_SECURITY_STATUS, "the key needs its PIN")
-            raise ReferenceNotFound(_SW_REFERENCE_NOT_FOUND, f"no {key.label} key on the token")
+                raise KeyNeedsPin("the key needs its PIN")
+            raise KeyNotFound(f"no {key.label} key on the token")
         return handle
 
     def internal_authenticate(self, digest: bytes) -> bytes:
@@ -697,7 +695,7 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         """RSASSA-PKCS1-v1_5 (CKM_RSA_PKCS over the DigestInfo); consumes the SPIN."""
         token = self._signature
         if token is None:
-            raise ReferenceNotFound(_SW_REFERENCE_NOT_FOUND, "this card has no signature token")
+            raise KeyNotFound("this card has no signature token")
         data = digest_info_sha256(digest)
         try:
             handle = self._private_key(token, KeyId.SIGN)

@@ -7,6 +7,9 @@ Rules (each is one test):
   simulation (``pkcard.simcard.softhsm``);
 - the reference backend imports only the library: never the daemon, the PC/SC
   bridge, the simulation or the tools.
+
+tests/test_runtime_imports.py checks the same rules, and the lazy imports
+(pkpin through pkcardd, pkcardd without a PKCS#11 backend), at run time.
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ from cardrig import PkRig, make_card
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import KeyAlgorithm, SignatureScheme, verify_card_signature
 from pkcard.errors import (
+    ApduError,
     CardDead,
     CardReset,
     FormatError,
+    KeyNeedsPin,
+    KeyNotFound,
     LastTryNotConfirmed,
     MalformedPin,
     NotSupported,
@@ -30,6 +33,7 @@ from pkcard.errors import (
 from pkcard.pin import PinRef, PinState, PinStatus
 from pkcard.pk import ProfessionalCard
 from pkcard.pk_driver import KeySlot, Profession
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.secret import Secret
 from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.simcard.spec import SecretRef
@@ -380,6 +384,21 @@ def test_a_refused_spin_drops_the_verified_spin_like_the_card(pk: Build) -> None
         rig.app.sign(DIGEST, S("60718293"))
     assert not rig.card.is_verified(SecretRef.SPIN)
     assert PinRef.SPIN not in rig.app.verified
+
+
+def test_the_iso_driver_reports_a_missing_key_typed(pk: Build) -> None:
+    """6A88 from the card becomes KeyNotFound; 6982 stays a KeyNeedsPin with its status word."""
+    rig = pk("pk-nurse")
+    driver = IsoPkDriver.over(rig.spy)
+    with driver.transaction():
+        driver.select()
+        with pytest.raises(KeyNotFound) as missing:
+            driver.compute_signature(DIGEST)
+        assert not isinstance(missing.value, ApduError)
+        with pytest.raises(KeyNeedsPin) as locked:
+            driver.internal_authenticate(DIGEST)
+        assert isinstance(locked.value, SecurityStatusNotSatisfied)
+        assert locked.value.sw == 0x6982
 
 
 def test_sign_refusals(pk: Build) -> None:

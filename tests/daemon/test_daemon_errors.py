@@ -75,6 +75,20 @@ def test_reasons_are_unique_and_subclasses_find_their_row() -> None:
     assert error_codes.describe(e.PkcardError("unlisted")) is None
 
 
+def test_a_key_that_needs_its_pin_travels_the_same_from_every_driver() -> None:
+    """No status word on the wire for it: a PKCS#11 token has none to give."""
+    for error in (e.KeyNeedsPin("x"), e.SecurityStatusNotSatisfied(0x6982)):
+        detail = error_codes.describe(error)
+        assert detail is not None
+        assert detail.reason is error_codes.Reason.KEY_NEEDS_PIN
+        assert dict(detail.metadata) == {}
+    missing = error_codes.describe(e.KeyNotFound("x"))
+    assert missing is not None
+    assert missing.reason is error_codes.Reason.KEY_NOT_FOUND
+    rebuilt = error_codes.rebuild("KEY_NEEDS_PIN", {}, "x")
+    assert type(rebuilt) is e.KeyNeedsPin
+
+
 def test_unknown_reason_is_not_rebuilt() -> None:
     assert error_codes.rebuild("NO_SUCH_REASON", {}, "x") is None
 

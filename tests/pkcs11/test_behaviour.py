@@ -19,7 +19,9 @@ from pkcs11rig import OPENSC_NO_AUTHENTICATION, SOFTHSM_NEVER_LOCKS, Backend
 from pkcard.certs import SignatureScheme, verify_card_signature
 from pkcard.cms import sign_detached, verify_detached
 from pkcard.errors import (
+    ApduError,
     CardDead,
+    KeyNeedsPin,
     LastTryNotConfirmed,
     NotSupported,
     PinBlocked,
@@ -50,6 +52,13 @@ def assert_tries(pk: Backend, seen: int, expected: int, max_tries: int) -> None:
         assert seen == expected
     else:
         assert expected <= seen <= max_tries
+
+
+def assert_needs_pin(refused: KeyNeedsPin, pk: Backend) -> None:
+    """One typed error on every backend; only an APDU card has a status word (6982)."""
+    apdu = pk.name.startswith("apdu-")
+    assert isinstance(refused, SecurityStatusNotSatisfied) is apdu
+    assert isinstance(refused, ApduError) is apdu
 
 
 def needs_authentication(pk: Backend) -> None:
@@ -125,8 +134,9 @@ def test_wrong_pin_drops_verified_state(open_pk: OpenPk) -> None:
     with pytest.raises(WrongPin):
         pk.app.verify(PinRef.PIN, Secret(WRONG_PIN))
     assert pk.app.pin_status(PinRef.PIN).state is PinState.VERIFIABLE
-    with pytest.raises(SecurityStatusNotSatisfied):
+    with pytest.raises(KeyNeedsPin) as refused:
         pk.app.authenticate(DIGEST)
+    assert_needs_pin(refused.value, pk)
 
 
 def test_change_pin(open_pk: OpenPk) -> None:
@@ -167,8 +177,9 @@ def test_unblock_with_wrong_puk(open_pk: OpenPk) -> None:
 
 def test_authenticate_needs_the_pin(open_pk: OpenPk) -> None:
     pk = open_pk()
-    with pytest.raises(SecurityStatusNotSatisfied):
+    with pytest.raises(KeyNeedsPin) as refused:
         pk.app.authenticate(DIGEST)
+    assert_needs_pin(refused.value, pk)
 
 
 @pytest.mark.parametrize("profile", ["pk-regular", "pk-backup"])  # EC P-256, RSA-2048

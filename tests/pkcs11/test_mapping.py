@@ -14,10 +14,10 @@ from pkcard.errors import (
     CardRemoved,
     CardReset,
     FormatError,
+    KeyNeedsPin,
     MalformedPin,
     NotSupported,
     PinPadCancelled,
-    SecurityStatusNotSatisfied,
     TransportError,
 )
 from pkcard.pk_driver import PinOutcome
@@ -118,7 +118,7 @@ def test_login_answers(flags: int) -> None:
         (PyKCS11.CKR_DEVICE_REMOVED, CardRemoved),
         (PyKCS11.CKR_SESSION_HANDLE_INVALID, CardReset),
         (PyKCS11.CKR_SESSION_CLOSED, CardReset),
-        (PyKCS11.CKR_USER_NOT_LOGGED_IN, SecurityStatusNotSatisfied),
+        (PyKCS11.CKR_USER_NOT_LOGGED_IN, KeyNeedsPin),
         (PyKCS11.CKR_PIN_LEN_RANGE, MalformedPin),
         (PyKCS11.CKR_FUNCTION_CANCELED, PinPadCancelled),
         (PyKCS11.CKR_MECHANISM_INVALID, NotSupported),

@@ -7,7 +7,15 @@ import hashlib
 import pytest
 from pkcs11rig import SoftHsmGolden
 
-from pkcard.errors import CardRemoved, CardReset, ProfileError, SecurityStatusNotSatisfied
+from pkcard.errors import (
+    ApduError,
+    CardRemoved,
+    CardReset,
+    KeyNeedsPin,
+    KeyNotFound,
+    NotSupported,
+    ProfileError,
+)
 from pkcard.pin import PinRef, PinState
 from pkcard.pk import ProfessionalCard
 from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
@@ -63,8 +71,9 @@ def test_lost_session_is_a_reset(
     assert app.verified == frozenset()
     # the next operation opens a new session; the login went with the old one
     assert app.pin_status(PinRef.PIN).state is PinState.VERIFIABLE
-    with pytest.raises(SecurityStatusNotSatisfied):
+    with pytest.raises(KeyNeedsPin) as refused:
         app.authenticate(DIGEST)
+    assert not isinstance(refused.value, ApduError)  # a PKCS#11 token has no status word
     driver.close()
 
 
@@ -74,11 +83,25 @@ def test_signature_token_logged_out_after_each_signature(
     driver, app = _regular(softhsm_golden, softhsm_module)
     profile = load_profile("pk-regular")
     app.sign(DIGEST, Secret(profile.secret_value(SecretRef.SPIN)))
-    with pytest.raises(SecurityStatusNotSatisfied):
+    with pytest.raises(KeyNeedsPin) as refused:
         driver.compute_signature(DIGEST)  # straight to the driver: no SPIN, no signature
+    assert not isinstance(refused.value, ApduError)
     driver.close()
 
 
 def test_provisioning_refuses_a_transport_spin(softhsm_module: Pkcs11Module) -> None:
     with pytest.raises(ProfileError):
         provision_pk(softhsm_module, load_profile("pk-transport"))
+
+
+def test_a_missing_key_is_typed_without_a_status_word(
+    softhsm_golden: SoftHsmGolden, softhsm_module: Pkcs11Module
+) -> None:
+    tokens = softhsm_golden.tokens["pk-regular"]
+    card_only = Pkcs11PkDriver(softhsm_module, TokenSelector(serial=tokens.card_serial))
+    with pytest.raises(KeyNotFound) as missing:
+        card_only.compute_signature(DIGEST)  # no signature token: no KPEP key
+    assert not isinstance(missing.value, ApduError)
+    with pytest.raises(NotSupported):
+        ProfessionalCard(card_only).sign(DIGEST, Secret("000000"))
+    card_only.close()

@@ -164,3 +164,10 @@ def test_no_isinstance_chain_is_left_in_pkpin() -> None:
                 if isinstance(name, ast.Name | ast.Attribute)
             }
             assert not used & error_names, f"{path.name}:{node.lineno}: isinstance on an error"
+
+
+def test_a_key_that_needs_its_pin_has_its_own_words_on_every_path() -> None:
+    """The PKCS#11 driver's KeyNeedsPin and an APDU card's 6982 read the same."""
+    for error_type in (e.KeyNeedsPin, e.SecurityStatusNotSatisfied):
+        assert error_words.lookup(error_type).error_type is e.KeyNeedsPin
+    assert error_words.lookup(e.KeyNotFound).error_type is e.KeyNotFound

@@ -1,6 +1,11 @@
 """pkpin's command line: arguments, the path to the card, and exit codes.
 
 ``pkpin [--socket PATH | --direct | --simulated] COMMAND``; see docs/pkpin.md.
+
+Talking to pkcardd (the default) loads neither pyscard nor the simulated
+cards: the PC/SC bridge is imported only for ``--direct`` and the simulator
+only for ``--simulated`` or a ``--profile`` to check
+(tests/test_runtime_imports.py keeps this true).
 """
 
 from __future__ import annotations
@@ -17,11 +22,7 @@ from pkcard import __version__
 from pkcard.client import DEFAULT_SOCKET
 from pkcard.coredump import forbid_core_dumps
 from pkcard.errors import PkcardError
-from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pin import PinRef
-from pkcard.simcard.card import load_card
-from pkcard.simcard.inprocess import PINPAD_READER, SimulatedReaderSystem
-from pkcard.simcard.profile import profile_names
 from pkcard.tools.pkpin import reactivate
 from pkcard.tools.pkpin.commands import (
     PLANS,
@@ -48,6 +49,20 @@ _PIN_COMMANDS = {
     "unblock": PinCommand.UNBLOCK,
     "activate-signature": PinCommand.ACTIVATE_SIGNATURE,
 }
+
+
+def _simulated_profile(value: str) -> str:
+    """``--profile``: a profile of the simulator, which is loaded only when one is named.
+
+    Not ``choices=``: argparse lists choices for ``--help`` too, which would load it.
+    """
+    from pkcard.simcard.profile import profile_names  # noqa: PLC0415 - see the docstring
+
+    names = profile_names()
+    if value not in names:
+        choices = ", ".join(map(repr, names))
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {choices})")
+    return value
 
 
 def exit_code_table(words: Messages) -> str:
@@ -98,8 +113,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--profile",
-        default=SIMULATED_PROFILE,
-        choices=profile_names(),
+        type=_simulated_profile,  # default None: SIMULATED_PROFILE, checked without the simulator
         metavar="NAME",
         help=t.tr("the simulated card's profile (with --simulated)"),
     )
@@ -164,10 +178,15 @@ def _socket(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
 def _service(args: argparse.Namespace, environ: Mapping[str, str]) -> PinService:
     """The path to the card the arguments ask for."""
     if args.direct:
+        from pkcard.pcsc_bridge import PcscReaderSystem  # noqa: PLC0415 - pyscard for --direct only
+
         return DirectService(PcscReaderSystem())
     if args.simulated:
+        from pkcard.simcard.card import load_card  # noqa: PLC0415 - for --simulated only
+        from pkcard.simcard.inprocess import PINPAD_READER, SimulatedReaderSystem  # noqa: PLC0415
+
         system = SimulatedReaderSystem()
-        system.insert(PINPAD_READER.name, load_card(args.profile))
+        system.insert(PINPAD_READER.name, load_card(args.profile or SIMULATED_PROFILE))
         return DirectService(system)
     return DaemonService(_socket(args, environ))
 

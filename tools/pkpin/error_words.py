@@ -131,6 +131,8 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
         lambda w, _, c: w.tr("The PIN typed on the reader had the wrong length.")),
     row(e.PinPadError, CODE.CARD,
         lambda w, _, c: w.tr("The PIN-pad reader failed the PIN entry.")),
+    row(e.KeyNeedsPin, CODE.CARD, lambda w, _, c: w.tr(
+        "The card's key needs its PIN verified first: try again.")),
     row(e.PinError, CODE.BLOCKED, lambda w, _, c: w.disabled(c.ref)),
     # --- the card and the path to it ----------------------------------------------
     row(e.CardRemoved, CODE.CARD,
@@ -149,6 +151,7 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
         lambda w, _, c: w.tr("The card in the reader is not a professional card (PK).")),
     row(e.EnvironmentMismatch, CODE.CARD, lambda w, _, c: w.tr(
         "A test card and a production card cannot be used together.")),
+    row(e.KeyNotFound, CODE.CARD, lambda w, _, c: w.tr("This card has no key for that.")),
     row(e.NotSupported, CODE.CARD, _not_supported),
     row(e.ApduError, CODE.CARD, lambda w, _, c: w.tr("The card refused the command.")),
     row(e.ProtocolError, CODE.CARD,
