@@ -11,7 +11,7 @@ the driver under that application, as a :class:`~pkcard.daemon.config.CardDriver
   connection; the card kind comes from the ATR.
 * ``PKCS11``: the card maker's module. One driver per rule (PK:
   :class:`~pkcard.pkcs11.Pkcs11PkDriver`, KZZ:
-  :class:`~pkcard.pkcs11_kzz.Pkcs11KzzDriver`) serialises its jobs under its
+  :class:`~pkcard.pkcs11.Pkcs11KzzDriver`) serialises its jobs under its
   own lock, on the calling thread: the module talks to its token itself, and
   a module call cannot be abandoned. The card kind comes from the token's
   EF.CardInfo object.
@@ -42,8 +42,7 @@ from pkcard.readers import CardKind, card_kind_from_atr
 from pkcard.transport import SmartCardConnection
 
 if TYPE_CHECKING:
-    from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver
-    from pkcard.pkcs11_kzz import Pkcs11KzzDriver
+    from pkcard.pkcs11 import Pkcs11KzzDriver, Pkcs11Module, Pkcs11PkDriver
 
 T = TypeVar("T")
 
@@ -134,7 +133,7 @@ class CardBackends:
         with self._lock:
             driver = self._kzz_drivers.get(rule)
             if driver is None:
-                from pkcard.pkcs11_kzz import Pkcs11KzzDriver  # noqa: PLC0415
+                from pkcard.pkcs11 import Pkcs11KzzDriver  # noqa: PLC0415
 
                 module = self._module(rule)
                 assert rule.card_token is not None  # checked by _module

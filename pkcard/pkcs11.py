@@ -1,4 +1,4 @@
-"""A :class:`~pkcard.pk_driver.PkDriver` over a PKCS#11 module (PyKCS11).
+"""A :class:`~pkcard.pk_driver.PkDriver` (and a KZZ driver) over a PKCS#11 module (PyKCS11).
 
 Real PKs are used through the card maker's PKCS#11 module; this driver makes
 :class:`~pkcard.pk.ProfessionalCard` (the PIN rules, the last-try guard, the
@@ -17,6 +17,11 @@ table and what each backend can model):
   ``pkcard`` on the card token, labelled ``EF.CardInfo`` / ``EF.Holder``,
   holding the bytes docs/card-profile.md defines;
 * the reactivation password has no PKCS#11 equivalent (``NOT_FOUND``).
+
+Keys and certificates are found by that ``CKA_ID``, else that label, else by
+the certificate's key usage (a card maker's module names objects its own way).
+:class:`Pkcs11KzzDriver` serves a KZZ token the same way (EF.CardInfo and
+EF.Insured objects, a public authentication key).
 
 PKCS#11 exposes no try counter, only flags: :class:`PinFlags` turns them into
 a :class:`~pkcard.pk_driver.PinAnswer`. Secrets go to the module as bytes and are
@@ -64,6 +69,7 @@ from pkcard.errors import (
     TransportError,
     WrongCardKind,
 )
+from pkcard.kzz_driver import InsuredPerson, KzzDriver, parse_insured
 from pkcard.pin import PIN_FORMATS, PinRef
 from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
 from pkcard.pkcs11_select import TokenSelector
@@ -74,6 +80,7 @@ __all__ = [
     "KeyId",
     "PinFlags",
     "Pkcs11Module",
+    "Pkcs11KzzDriver",
     "Pkcs11PkDriver",
     "Pkcs11Serialised",
     "Pkcs11Token",
@@ -702,3 +709,52 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
             return token.sign(handle, data, PyKCS11.Mechanism(PyKCS11.CKM_RSA_PKCS))
         finally:
             token.logout()  # sole control: the SPIN is consumed by each signature
+
+
+# --- the KZZ ---------------------------------------------------------------------------
+
+LABEL_INSURED = "EF.Insured"
+
+
+class Pkcs11KzzDriver(Pkcs11Serialised, KzzDriver):
+    """:class:`~pkcard.kzz_driver.KzzDriver` over the token ``card`` of a PKCS#11 module.
+
+    Where a module exposes a health insurance card (KZZ) as a token, this lets
+    :class:`~pkcard.kzz.HealthInsuranceCard` read it and sign the proof of
+    presence as over APDUs. The token carries EF.CardInfo and EF.Insured as
+    public ``pkcard`` data objects and the card authentication certificate and
+    key, found by ID, label or key usage (:meth:`Pkcs11Token.find_key_object`).
+    The KZZ has no secret: the key is a public object (``CKA_PRIVATE`` false),
+    used without C_Login; it signs with CKM_ECDSA (raw ``r || s``) or
+    RSASSA-PSS. Call :meth:`close` to close the session; the module stays its
+    owner's.
+    """
+
+    def __init__(self, module: Pkcs11Module, card: TokenSelector) -> None:
+        super().__init__()
+        self._card = Pkcs11Token(module, card)
+
+    def close(self) -> None:
+        with self._lock:
+            self._card.close()
+
+    def select(self) -> None:
+        self._card.open()
+
+    def read_card_info(self) -> CardInfo:
+        return self._card.card_info(IssuedKind.KZZ)
+
+    def read_insured(self) -> InsuredPerson:
+        return parse_insured(self._card.data_object(LABEL_INSURED))
+
+    def read_certificate(self) -> bytes:
+        der = self._card.certificate(KeyId.AUTH)
+        if der is None:
+            raise FormatError("the KZZ token has no authentication certificate")
+        return der
+
+    def internal_authenticate(self, digest: bytes) -> bytes:
+        handle = self._card.private_key(KeyId.AUTH)
+        if handle is None:
+            raise NotSupported("the module exposes no authentication key of this KZZ")
+        return self._card.authenticate(KeyId.AUTH, handle, digest)
