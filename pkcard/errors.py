@@ -244,6 +244,12 @@ class PinRule(IntEnum):
     BIRTH_DATE = 6
     SAME_AS_OLD = 7
     CONFIRMATION_MISMATCH = 8
+    YEAR = 9  # a 4-digit year 1900-2099
+    REPEATED_GROUP = 10  # 1212, 123123, 1122
+    MIRRORED = 11  # 1221, 123321
+    STEP = 12  # 2468, 102030
+    KEYPAD = 13  # 2580, 159753, 1254
+    COMMON = 14  # in a published list of the most frequent PINs (pkcard/pin_data)
 
 
 class WeakPin(PinError, ValueError):
