@@ -303,6 +303,16 @@ class KeyNotFound(NotSupported):
     """
 
 
+class ActivationReaderUnsupported(NotSupported):
+    """Signature activation refused before the TPIN reached the card: ``reader`` is not
+    one of the readers the seed names (Gemalto/Thales IDBridge CT30, CT700, CT710,
+    GCR5500-Si)."""
+
+    def __init__(self, reader: str, message: str | None = None) -> None:
+        self.reader = reader
+        super().__init__(message or "signature activation needs a supported reader")
+
+
 class MissingExtra(NotSupported, ImportError):
     """The configuration needs an optional dependency that is not installed.
 
@@ -455,6 +465,11 @@ class PinNotVerified(PinError):
 
 class BackendUnavailable(DaemonError):
     """pkcardd cannot reach the backend configured as ``backend``."""
+
+
+class ActivationOffline(BackendUnavailable):
+    """Signature activation refused before the TPIN reached the card: the backend (the
+    seed's "sistem on-line") is not configured or cannot be reached."""
 
 
 class BackendRefused(DaemonError):
