@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
 from pkcard.daemon.access import AccessControl
+from pkcard.daemon.activation import ActivationPrerequisites
 from pkcard.daemon.admission import AdmissionInterceptor, CallExecutor, unknown_method_handler
 from pkcard.daemon.audit import AuditEntry, AuditLog
 from pkcard.daemon.backend_link import BackendLink
@@ -265,6 +266,7 @@ class Daemon:
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
                 backends=self._card_backends,
                 limiter=pin_limiter, credits=credits,
+                activation=ActivationPrerequisites(self._readers, self._backend),
             ),
             server,
         )

@@ -21,6 +21,7 @@ import grpc
 
 from pkcard.daemon import cards
 from pkcard.daemon.access import AccessControl, Caller
+from pkcard.daemon.activation import ActivationPrerequisites
 from pkcard.daemon.audit import STARTED, AuditEntry, AuditLog
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.errors import internal_error
@@ -293,7 +294,9 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         backends: CardBackends | None = None,
         limiter: FailedPinLimiter | None = None,
         credits: PinCredits | None = None,
+        activation: ActivationPrerequisites | None = None,
     ) -> None:
+        self._activation = activation  # KPEP activation prerequisites (daemon/activation.py)
         self._credits = credits  # who verified which card's PIN when (daemon/pin_credits.py)
         self._workers = workers
         self._auditor = auditor
@@ -366,11 +369,13 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     def _pin_operation(
         self, context: grpc.ServicerContext, operation: str, *, reader: str, ref: PinRef,
         secrets: tuple[str, ...], build: Callable[..., cards.PkOperation],
-        on_pad: cards.PkOperation,
+        on_pad: cards.PkOperation, precheck: Callable[[str], None] | None = None,
     ) -> cards_pb2.PinOperationResponse:
         with self._auditor.call(context, operation, reader=reader, reference=ref,
                                 intent=Intent.DURABLE_AT_CARD) as note, ExitStack() as wipe:
             reader = cards.require_reader(reader)
+            if precheck is not None:
+                precheck(reader)  # before any secret is wrapped or any APDU is sent
             entries = [entry_from_field(value) for value in secrets]
             for entry in entries:
                 wipe.push(entry)  # wiped when the call ends
@@ -469,4 +474,5 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             secrets=(request.tpin, request.new_spin),
             build=lambda tpin, new: cards.activate_signature(tpin, new, confirm),
             on_pad=cards.activate_signature_on_pad(confirm),
+            precheck=None if self._activation is None else self._activation.check,
         )

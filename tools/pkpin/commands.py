@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TextIO
 
-from pkcard.errors import RateLimited, WeakPin
+from pkcard.activation import require_supported_reader
+from pkcard.errors import PinRule, RateLimited, WeakPin
 from pkcard.pin import (
     PIN_FORMATS,
     PinRef,
@@ -253,6 +254,8 @@ def _pad_operation(service: PinService, command: PinCommand) -> PadOperation:
 
 
 NEW_PIN_ATTEMPTS = 3
+BIRTH_DATE_SHADOWED = frozenset({PinRule.DATE, PinRule.YEAR})
+"""Rules pkpin leaves to the card library, whose BIRTH_DATE rule takes priority over them."""
 """How often pkpin asks for a new value that the PIN policy or the confirmation refused."""
 
 
@@ -266,12 +269,18 @@ def _new_value(
     with _prompting():
         new = terminal.read_secret(words.prompt_new(plan.target))
     try:
-        check_new_pin(
-            new,
-            PIN_FORMATS[plan.target],
-            birth_date=None,  # the card library knows it and checks it too
-            old=old,
-        )
+        try:
+            check_new_pin(
+                new,
+                PIN_FORMATS[plan.target],
+                birth_date=None,  # the card library knows it and checks it too
+                old=old,
+            )
+        except WeakPin as refused:
+            # A date or a year may be the holder's birth date, which only the card
+            # library knows: it refuses it before any APDU with the more precise rule.
+            if refused.rule not in BIRTH_DATE_SHADOWED:
+                raise
         with _prompting():
             again = terminal.read_secret(words.prompt_again(plan.target))
         with again:
@@ -297,6 +306,7 @@ def _keyboard_entry(
     with presented:
         check_presented(presented, PIN_FORMATS[plan.presented])
         old = presented if plan.old_is_previous else None
+        terminal.write(f"{words.choice_advice()}\n")
         for attempt in range(1, NEW_PIN_ATTEMPTS + 1):
             try:
                 with _new_value(terminal, words, plan, old=old) as new:
@@ -327,11 +337,14 @@ def run_pin_command(
         raise NoPinPad("the reader has no PIN pad")
     if command is PinCommand.ACTIVATE_SIGNATURE:
         require_transport(service.status(reader, PinRef.SPIN))
+        require_supported_reader(state.reader)  # before anybody types the TPIN
     report = service.pin_report(reader, plan.presented)
     (status,) = report.statuses
     require_usable(status)
     if report.retry_after_s:  # pkcardd would refuse it: ask for nothing
         raise RateLimited(report.retry_after_s)
+    if command is PinCommand.ACTIVATE_SIGNATURE:
+        console.note(words.tpin_notice())
     confirm = options.confirm_last_try
     if is_last_try(status) and not confirm:
         with open_terminal() as terminal, _prompting():
@@ -342,6 +355,7 @@ def run_pin_command(
         confirm = True
     if options.use_pin_pad:
         console.note(words.pin_pad_steps(plan.presented, plan.target))
+        console.note(words.choice_advice())
         _pad_operation(service, command)(reader, confirm)
     else:
         with open_terminal() as terminal:

@@ -198,6 +198,10 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
     row(NoTerminal, CODE.USAGE, lambda w, _, c: w.no_terminal(), reason="NO_TERMINAL"),
     row(Cancelled, CODE.CANCELLED, lambda w, _, c: w.cancelled(), reason="CANCELLED"),
     row(NoPinPad, CODE.CARD, lambda w, _, c: w.no_pin_pad(), reason="NO_PIN_PAD"),
+    # --- KPEP activation prerequisites (issue 15) ------------------------------------
+    row(e.ActivationReaderUnsupported, CODE.CARD,
+        lambda w, err, c: w.activation_reader(err.reader)),
+    row(e.ActivationOffline, CODE.DAEMON, lambda w, _, c: w.activation_offline()),
     # --- the catch-all --------------------------------------------------------------
     row(e.PkcardError, CODE.INTERNAL, _unexpected, reason="INTERNAL"),
 )
