@@ -40,6 +40,7 @@ from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.services import AuditNote, Auditor, Intent
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import (
+    BackendRefused,
     BackupSwitchNotConfirmed,
     InvalidRequest,
     NotSupported,
@@ -87,7 +88,12 @@ def backup_gate(backend: BackendLink | None, serial: str,
     if confirmed is not None:
         return
     if backend is not None:
-        status = backend.card_status(serial).status
+        try:
+            status = backend.card_status(serial).status
+        except BackendRefused as refused:
+            if refused.backend_reason != "NOT_FOUND":
+                raise
+            status = backend_pb2.CARD_STATUS_UNSPECIFIED  # unknown there: not active
         if status == backend_pb2.CARD_STATUS_ACTIVE:
             return
     raise BackupSwitchNotConfirmed(SWITCH_HINT)
@@ -181,10 +187,16 @@ class HolderCalls:
 
     def check_signature(self, serial: str) -> None:
         """Refuse (:class:`SignatureRevoked`) when the backend revoked the KPEP of ``serial``
-        or the card. Without a backend there is nothing to ask."""
+        or the card. Without a backend, or for a card its registry does not know, there is
+        nothing revoked; an unreachable backend refuses (BackendUnavailable): fail closed."""
         if self._backend is None:
             return
-        status = self._backend.card_status(serial)
+        try:
+            status = self._backend.card_status(serial)
+        except BackendRefused as refused:
+            if refused.backend_reason == "NOT_FOUND":  # not in this registry: none revoked it
+                return
+            raise
         if status.signature_revoked or status.status == backend_pb2.CARD_STATUS_REVOKED:
             raise SignatureRevoked(
                 "the qualified signing certificate (KPEP) of this PK is revoked: it no "
