@@ -18,7 +18,7 @@ from pkcard.backend.registry import (
 )
 from pkcard.errors import AuthorizationsRefused, RefusalReason, TokenRefused
 from pkcard.secret import Secret
-from pkcard.token import Environment, PossessionProof
+from pkcard.token import BackupSwitchReason, Environment, PossessionProof
 from pkcard.verify import Clock, SessionScope, TokenVerifier, TrustAnchors, VerifiedSession
 
 CHALLENGE_LIFETIME = timedelta(seconds=120)
@@ -143,6 +143,22 @@ class SessionBackend:
                                                        refusal)
             raise
         return self._registry.change_password(card_serial, old, new, self._clock(),
+                                              client_id=client_id,
+                                              proof=HolderProof(proof.nonce, key))
+
+    def activate_backup(self, card_serial: str, reason: BackupSwitchReason, client_id: str,
+                        proof: PossessionProof | None) -> bool:
+        """Switch to the backup card now: its proof of possession and the confirmed reason."""
+        try:
+            if proof is None:
+                raise TokenRefused(RefusalReason.REACTIVATION_PROOF_MISSING,
+                                   "a switch needs the backup card's proof of possession")
+            key = self._verifier.verify_possession(proof, card_serial)
+        except TokenRefused as refusal:
+            self._registry.record_reactivation_refusal(self._clock(), client_id, card_serial,
+                                                       refusal)
+            raise
+        return self._registry.activate_backup(card_serial, reason, self._clock(),
                                               client_id=client_id,
                                               proof=HolderProof(proof.nonce, key))
 

@@ -215,14 +215,14 @@ class HolderProof:
 
 
 def proof_binds(card: tuple[str, CardRole, bytes | None] | None, key: ProvenKey,
-                key_of_another_card: bool) -> bool:
-    """Whether a proven key is the regular card's: the store-independent rule.
+                key_of_another_card: bool, role: CardRole = CardRole.REGULAR) -> bool:
+    """Whether a proven key is the card's (a ``role`` card): the store-independent rule.
 
     ``card`` is (holder id, role, registered certificate SHA-256) of the
     serial asked for, None when unknown. A registered certificate decides;
     without one, the key must be the holder's and registered to no other card.
     """
-    if card is None or card[1] is not CardRole.REGULAR:
+    if card is None or card[1] is not role:
         return False
     holder_id, _role, pinned = card
     if pinned is not None:
@@ -472,7 +472,8 @@ class Registry:
                         detail=refusal.detail)
 
     def _bind_proof(self, conn: Connection, serial: str, proof: HolderProof,
-                    client_id: str, now: datetime) -> TokenRefused | None:
+                    client_id: str, now: datetime, *,
+                    role: CardRole = CardRole.REGULAR) -> TokenRefused | None:
         """Consume the proof's challenge and bind its key to the regular card ``serial``.
 
         Inside a write transaction; returns the refusal (audited) or None. An
@@ -495,7 +496,8 @@ class Registry:
             elsewhere = conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
                                      "serial != ?", (proof.key.leaf_sha256, serial)).fetchone()
             record = None if row is None else (row[0], CardRole(row[1]), row[2])
-            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None):
+            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None,
+                                                   role):
                 refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
         if refusal is not None:
             self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
@@ -679,6 +681,43 @@ class Registry:
 
         self._password_attempt(regular, value, now, client_id=client_id, audit_serial=serial,
                                refuse_revoked=False, on_success=report)
+
+    @_retried
+    def activate_backup(self, serial: str, reason: BackupSwitchReason, now: datetime, *,
+                        client_id: str, proof: HolderProof) -> bool:
+        """Switch the holder to the backup card ``serial`` now (its proof of possession and
+        the holder's confirmed ``reason``); False when it was already active.
+
+        The proof binds to the backup card as :meth:`reactivate`'s to the
+        regular one (else :class:`TokenRefused`, audited). The backup becomes
+        ACTIVE and the holder's active regular card INACTIVE, in one
+        transaction with the audit row (BACKUP_ACTIVATED, detail ``reason``).
+        """
+        with self._write() as conn:
+            refused = self._bind_proof(conn, serial, proof, client_id, now,
+                                       role=CardRole.BACKUP)
+        if refused is not None:
+            raise refused
+        with self._write() as conn:
+            row = conn.execute("SELECT status, holder_id FROM cards WHERE serial = ? AND role = ?",
+                               (serial, int(CardRole.BACKUP)), lock=RowLock.UPDATE).fetchone()
+            if row is None:
+                raise RegistryNotFound("no such backup card")
+            status, holder_id = CardStatus(row[0]), row[1]
+            if status is CardStatus.REVOKED:
+                raise TokenRefused(RefusalReason.CARD_REVOKED, "the backup card is revoked")
+            if status is CardStatus.ACTIVE:
+                return False
+            conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",
+                         (int(CardStatus.ACTIVE), _unix(now), serial))
+            conn.execute(
+                "UPDATE cards SET status = ?, updated = ? "
+                "WHERE holder_id = ? AND role = ? AND status = ?",
+                (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.REGULAR),
+                 int(CardStatus.ACTIVE)))
+            self._audit(conn, now, AuditEvent.BACKUP_ACTIVATED, client_id=client_id,
+                        card_serial=serial, holder_id=holder_id, detail=reason.name)
+        return True
 
     def card_state(self, serial: str) -> CardState:
         """What GetCardStatus answers for ``serial``; :class:`RegistryNotFound` if unknown."""

@@ -52,7 +52,7 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.secret import Secret
-from pkcard.token import CardRole, PossessionProof, ProofMethod
+from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, ProofMethod
 from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
@@ -306,6 +306,19 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         finally:
             request.Clear()
         return pb.ReportCardLostResponse()
+
+
+    def ActivateBackupCard(
+        self, request: pb.ActivateBackupCardRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateBackupCardResponse:
+        client = client_id(context, self._identity)
+        proof = _proof(request.proof) if request.HasField("proof") else None
+
+        def activate() -> bool:
+            reason = BackupSwitchReason(int(request.reason))  # ValueError for UNSPECIFIED
+            return self._backend.activate_backup(request.card_serial, reason, client, proof)
+
+        return pb.ActivateBackupCardResponse(activated=_guarded(context, activate))
 
 
 def _proof(message: pb.PossessionProof) -> PossessionProof:

@@ -183,5 +183,16 @@ class BackendLink:
         finally:
             request.Clear()
 
+    def activate_backup(self, card_serial: str, reason: int, proof: PossessionProof) -> bool:
+        """Switch to the backup card now (``reason``: the BackupSwitchReason number); False
+        when it was already active."""
+        reply: backend_pb2.ActivateBackupCardResponse = self._call(
+            self._sessions.ActivateBackupCard, backend_pb2.ActivateBackupCardRequest(
+                card_serial=card_serial, reason=backend_pb2.BackupSwitchReason.ValueType(reason),
+                proof=backend_pb2.PossessionProof(nonce=proof.nonce,
+                                                  certificate_chain=list(proof.chain),
+                                                  signature=proof.signature)))
+        return reply.activated
+
     def close(self) -> None:
         self._channel.close()

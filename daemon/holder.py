@@ -48,10 +48,10 @@ from pkcard.errors import (
     WrongCardKind,
 )
 from pkcard.pin import PinRef
-from pkcard.pk import IsoPkDriver
+from pkcard.pk import IsoPkDriver, ProfessionalCard
 from pkcard.readers import CardKind, ReaderEvent, card_kind_from_atr
 from pkcard.secret import Secret
-from pkcard.token import BackupSwitchReason
+from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, make_possession_proof
 from pkcard.transport import SmartCardConnection
 from pkcard.v1 import cards_pb2, holder_pb2, holder_pb2_grpc, sessions_pb2
 
@@ -112,6 +112,27 @@ def _read_pk_serial(connection: SmartCardConnection) -> str:
     with driver.transaction():
         driver.select()
         return driver.read_card_info().serial
+
+
+def prove_backup_pk(
+    policy: session_cards.PinPolicy, announce: session_cards.Announce, nonce: bytes
+) -> Callable[[SmartCardConnection], tuple[str, PossessionProof]]:
+    """Job: the backup PK (PIN verified) signs the possession digest of ``nonce``.
+
+    A regular PK is refused (:class:`NotSupported`) before any PIN is presented.
+    """
+
+    def job(connection: SmartCardConnection) -> tuple[str, PossessionProof]:
+        if card_kind_from_atr(connection.atr) is not CardKind.PK:
+            raise WrongCardKind("pkpin use-backup needs the backup professional card (PK)")
+        if ProfessionalCard.over(connection).read_card().role is not CardRole.BACKUP:
+            raise NotSupported("this is the regular PK; only a backup PK is switched to")
+        data = session_cards.prepare_pk(policy, announce)(connection)
+        proof = make_possession_proof(nonce, data.card_serial, (data.auth_certificate.der,),
+                                      ProfessionalCard.over(connection).authenticate)
+        return data.card_serial, proof
+
+    return job
 
 
 class HolderCalls:
@@ -184,6 +205,19 @@ class HolderCalls:
         note.set_serial(serial)
         note.before_card()
         return link.change_password(serial, old, new, proof)
+
+    def activate_backup(self, context: grpc.ServicerContext, reader: str,
+                        reason: BackupSwitchReason, pin: Secret | None, *,
+                        confirm_last_try: bool, note: AuditNote) -> tuple[str, bool]:
+        """Switch to the backup PK in ``reader`` at the backend (its proof of possession and
+        the confirmed ``reason``); (serial, whether it changed anything)."""
+        link = self.link()
+        nonce = link.challenge()
+        serial, proof = self.run(context, reader, prove_backup_pk(
+            self._pin_policy(context, pin, confirm_last_try),
+            lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
+        note.set_serial(serial)
+        return serial, link.activate_backup(serial, int(reason), proof)
 
     def check_signature(self, serial: str) -> None:
         """Refuse (:class:`SignatureRevoked`) when the backend revoked the KPEP of ``serial``
@@ -292,3 +326,21 @@ class HolderServicer(holder_pb2_grpc.HolderServiceServicer):
             note.set_serial(serial)
             link.report_lost(serial, int(request.reason), password)
             return holder_pb2.ReportCardLostResponse(card_serial=serial)
+
+    def ActivateBackupCard(
+        self, request: holder_pb2.ActivateBackupCardRequest, context: grpc.ServicerContext
+    ) -> holder_pb2.ActivateBackupCardResponse:
+        with self._auditor.call(context, "ActivateBackupCard", reader=request.reader,
+                                intent=Intent.DURABLE) as note, ExitStack() as wipe:
+            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            request.pin = ""
+            reason = switch_reason(request.reason)
+            if reason is None:
+                raise InvalidRequest("reason must be FAULT, LOSS or BLOCK: it confirms the switch")
+            note.holder_reason = reason.name
+            reader = require_reader(request.reader)
+            serial, activated = self._calls.activate_backup(
+                context, reader, reason, pin, confirm_last_try=request.confirm_last_try,
+                note=note)
+            return holder_pb2.ActivateBackupCardResponse(card_serial=serial,
+                                                         activated=activated)

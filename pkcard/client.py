@@ -565,6 +565,24 @@ class PkcardClient:
             self._holder.GetCardStatus, holder_pb2.GetCardStatusRequest(reader=reader))
         return card_status(response)
 
+    def activate_backup(self, reader: str, reason: BackupSwitchReason, *,
+                        pin: Secret | str = "", confirm_last_try: bool = False) -> bool:
+        """Switch to the backup PK in ``reader`` now, with the holder's confirmed ``reason``:
+        the regular PK is inactive until it is reactivated. False: it was already active.
+
+        The card proves to the backend that it is in the reader, which needs its
+        ``pin`` verified; empty: already verified, or typed on the reader's PIN pad.
+        """
+        request = holder_pb2.ActivateBackupCardRequest(
+            reader=reader, reason=sessions_pb2.BackupSwitchReason.ValueType(int(reason)),
+            pin=reveal(pin), confirm_last_try=confirm_last_try)
+        try:
+            response: holder_pb2.ActivateBackupCardResponse = self._call(
+                self._holder.ActivateBackupCard, request)
+        finally:
+            request.Clear()
+        return response.activated
+
     def revoke_signature(self, password: Secret | str, *, reader: str | None = None,
                          card_serial: str | None = None) -> str:
         """Revoke the KPEP of the PK in ``reader`` (or of ``card_serial``) with the holder's

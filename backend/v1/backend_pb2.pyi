@@ -1382,3 +1382,57 @@ class ReportCardLostResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportCardLostResponse: _TypeAlias = ReportCardLostResponse  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardRequest(_message.Message):
+    """Switch to a backup card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The backup card."""
+    reason: Global___BackupSwitchReason.ValueType
+    """Why: FAULT, LOSS or BLOCK (UNSPECIFIED: INVALID_ARGUMENT)."""
+    @_builtins.property
+    def proof(self) -> Global___PossessionProof:
+        """The backup card's proof of possession."""
+
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        reason: Global___BackupSwitchReason.ValueType = ...,
+        proof: Global___PossessionProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "proof", b"proof", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardRequest: _TypeAlias = ActivateBackupCardRequest  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardResponse(_message.Message):
+    """The outcome of a switch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATED_FIELD_NUMBER: _builtins.int
+    activated: _builtins.bool
+    """False when the backup card was already active."""
+    def __init__(
+        self,
+        *,
+        activated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activated", b"activated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardResponse: _TypeAlias = ActivateBackupCardResponse  # noqa: Y015

@@ -70,6 +70,11 @@ class SessionServiceStub:
                 request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.SerializeToString,
                 response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.FromString,
                 _registered_method=True)
+        self.ActivateBackupCard = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/ActivateBackupCard',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -151,6 +156,18 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateBackupCard(self, request, context):
+        """Holder-facing: switch to the backup card now, with the holder's
+        confirmed reason (pkpin use-backup). The backup card's proof of
+        possession (as ReactivateCard, for the backup) authorizes it; the backup
+        becomes active and the regular card inactive until it is reactivated.
+        Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+        CARD_REVOKED; an active one: activated = false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +205,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ReportCardLost,
                     request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.FromString,
                     response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.SerializeToString,
+            ),
+            'ActivateBackupCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateBackupCard,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -380,6 +402,33 @@ class SessionService:
             '/pkcard.backend.v1.SessionService/ReportCardLost',
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.SerializeToString,
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateBackupCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/ActivateBackupCard',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

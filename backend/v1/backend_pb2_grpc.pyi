@@ -93,6 +93,14 @@ class SessionServiceStub:
     possession); the card and its KPEP are revoked for good, and its tokens
     are refused with CARD_REVOKED.
     """
+    ActivateBackupCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ActivateBackupCardRequest, _backend_pb2.ActivateBackupCardResponse]
+    """Holder-facing: switch to the backup card now, with the holder's
+    confirmed reason (pkpin use-backup). The backup card's proof of
+    possession (as ReactivateCard, for the backup) authorizes it; the backup
+    becomes active and the regular card inactive until it is reactivated.
+    Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+    CARD_REVOKED; an active one: activated = false.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -143,6 +151,14 @@ class SessionServiceAsyncStub(SessionServiceStub):
     reactivation password authorizes it (the card is gone, so no proof of
     possession); the card and its KPEP are revoked for good, and its tokens
     are refused with CARD_REVOKED.
+    """
+    ActivateBackupCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ActivateBackupCardRequest, _backend_pb2.ActivateBackupCardResponse]  # type: ignore[assignment]
+    """Holder-facing: switch to the backup card now, with the holder's
+    confirmed reason (pkpin use-backup). The backup card's proof of
+    possession (as ReactivateCard, for the backup) authorizes it; the backup
+    becomes active and the regular card inactive until it is reactivated.
+    Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+    CARD_REVOKED; an active one: activated = false.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -233,6 +249,20 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         reactivation password authorizes it (the card is gone, so no proof of
         possession); the card and its KPEP are revoked for good, and its tokens
         are refused with CARD_REVOKED.
+        """
+
+    @_abc_1.abstractmethod
+    def ActivateBackupCard(
+        self,
+        request: _backend_pb2.ActivateBackupCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ActivateBackupCardResponse, _abc.Awaitable[_backend_pb2.ActivateBackupCardResponse]]:
+        """Holder-facing: switch to the backup card now, with the holder's
+        confirmed reason (pkpin use-backup). The backup card's proof of
+        possession (as ReactivateCard, for the backup) authorizes it; the backup
+        becomes active and the regular card inactive until it is reactivated.
+        Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+        CARD_REVOKED; an active one: activated = false.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

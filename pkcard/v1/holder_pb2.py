@@ -27,19 +27,19 @@ from pkcard.v1 import cards_pb2 as pkcard_dot_v1_dot_cards__pb2
 from pkcard.v1 import sessions_pb2 as pkcard_dot_v1_dot_sessions__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pkcard/v1/holder.proto\x12\tpkcard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pkcard/v1/cards.proto\x1a\x18pkcard/v1/sessions.proto\"\x9f\x01\n\nCardSwitch\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.pkcard.v1.SwitchKind\x12\x13\n\x0b\x63\x61rd_serial\x18\x03 \x01(\t\x12-\n\x06reason\x18\x04 \x01(\x0e\x32\x1d.pkcard.v1.BackupSwitchReason\"&\n\x14GetCardStatusRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\"\x8b\x02\n\x15GetCardStatusResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.pkcard.v1.CardRole\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.pkcard.v1.RegistryStatus\x12\x1f\n\x17reactivation_tries_left\x18\x04 \x01(\x05\x12\x19\n\x11signature_revoked\x18\x05 \x01(\x08\x12*\n\x0bloss_reason\x18\x06 \x01(\x0e\x32\x15.pkcard.v1.LossReason\x12\'\n\x08switches\x18\x07 \x03(\x0b\x32\x15.pkcard.v1.CardSwitch\"[\n\x16RevokeSignatureRequest\x12\x10\n\x06reader\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_serial\x18\x02 \x01(\tH\x00\x12\x10\n\x08password\x18\x03 \x01(\tB\x06\n\x04\x63\x61rd\".\n\x17RevokeSignatureResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\"\x81\x01\n\x15ReportCardLostRequest\x12\x10\n\x06reader\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_serial\x18\x02 \x01(\tH\x00\x12%\n\x06reason\x18\x03 \x01(\x0e\x32\x15.pkcard.v1.LossReason\x12\x10\n\x08password\x18\x04 \x01(\tB\x06\n\x04\x63\x61rd\"-\n\x16ReportCardLostResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t*\xa5\x01\n\x0eRegistryStatus\x12\x1f\n\x1bREGISTRY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REGISTRY_STATUS_STANDBY\x10\x01\x12\x1a\n\x16REGISTRY_STATUS_ACTIVE\x10\x02\x12\x1c\n\x18REGISTRY_STATUS_INACTIVE\x10\x03\x12\x1b\n\x17REGISTRY_STATUS_REVOKED\x10\x04*p\n\nLossReason\x12\x1b\n\x17LOSS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10LOSS_REASON_LOST\x10\x01\x12\x16\n\x12LOSS_REASON_STOLEN\x10\x02\x12\x17\n\x13LOSS_REASON_MISUSED\x10\x03*p\n\nSwitchKind\x12\x1b\n\x17SWITCH_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cSWITCH_KIND_BACKUP_ACTIVATED\x10\x01\x12#\n\x1fSWITCH_KIND_REGULAR_REACTIVATED\x10\x02\x32\x94\x02\n\rHolderService\x12R\n\rGetCardStatus\x12\x1f.pkcard.v1.GetCardStatusRequest\x1a .pkcard.v1.GetCardStatusResponse\x12X\n\x0fRevokeSignature\x12!.pkcard.v1.RevokeSignatureRequest\x1a\".pkcard.v1.RevokeSignatureResponse\x12U\n\x0eReportCardLost\x12 .pkcard.v1.ReportCardLostRequest\x1a!.pkcard.v1.ReportCardLostResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16pkcard/v1/holder.proto\x12\tpkcard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pkcard/v1/cards.proto\x1a\x18pkcard/v1/sessions.proto\"\x9f\x01\n\nCardSwitch\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.pkcard.v1.SwitchKind\x12\x13\n\x0b\x63\x61rd_serial\x18\x03 \x01(\t\x12-\n\x06reason\x18\x04 \x01(\x0e\x32\x1d.pkcard.v1.BackupSwitchReason\"&\n\x14GetCardStatusRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\"\x8b\x02\n\x15GetCardStatusResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.pkcard.v1.CardRole\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.pkcard.v1.RegistryStatus\x12\x1f\n\x17reactivation_tries_left\x18\x04 \x01(\x05\x12\x19\n\x11signature_revoked\x18\x05 \x01(\x08\x12*\n\x0bloss_reason\x18\x06 \x01(\x0e\x32\x15.pkcard.v1.LossReason\x12\'\n\x08switches\x18\x07 \x03(\x0b\x32\x15.pkcard.v1.CardSwitch\"[\n\x16RevokeSignatureRequest\x12\x10\n\x06reader\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_serial\x18\x02 \x01(\tH\x00\x12\x10\n\x08password\x18\x03 \x01(\tB\x06\n\x04\x63\x61rd\".\n\x17RevokeSignatureResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\"\x81\x01\n\x15ReportCardLostRequest\x12\x10\n\x06reader\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_serial\x18\x02 \x01(\tH\x00\x12%\n\x06reason\x18\x03 \x01(\x0e\x32\x15.pkcard.v1.LossReason\x12\x10\n\x08password\x18\x04 \x01(\tB\x06\n\x04\x63\x61rd\"-\n\x16ReportCardLostResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\"\x81\x01\n\x19\x41\x63tivateBackupCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.pkcard.v1.BackupSwitchReason\x12\x0b\n\x03pin\x18\x03 \x01(\t\x12\x18\n\x10\x63onfirm_last_try\x18\x04 \x01(\x08\"D\n\x1a\x41\x63tivateBackupCardResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t\x12\x11\n\tactivated\x18\x02 \x01(\x08*\xa5\x01\n\x0eRegistryStatus\x12\x1f\n\x1bREGISTRY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REGISTRY_STATUS_STANDBY\x10\x01\x12\x1a\n\x16REGISTRY_STATUS_ACTIVE\x10\x02\x12\x1c\n\x18REGISTRY_STATUS_INACTIVE\x10\x03\x12\x1b\n\x17REGISTRY_STATUS_REVOKED\x10\x04*p\n\nLossReason\x12\x1b\n\x17LOSS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10LOSS_REASON_LOST\x10\x01\x12\x16\n\x12LOSS_REASON_STOLEN\x10\x02\x12\x17\n\x13LOSS_REASON_MISUSED\x10\x03*p\n\nSwitchKind\x12\x1b\n\x17SWITCH_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cSWITCH_KIND_BACKUP_ACTIVATED\x10\x01\x12#\n\x1fSWITCH_KIND_REGULAR_REACTIVATED\x10\x02\x32\xf7\x02\n\rHolderService\x12R\n\rGetCardStatus\x12\x1f.pkcard.v1.GetCardStatusRequest\x1a .pkcard.v1.GetCardStatusResponse\x12X\n\x0fRevokeSignature\x12!.pkcard.v1.RevokeSignatureRequest\x1a\".pkcard.v1.RevokeSignatureResponse\x12U\n\x0eReportCardLost\x12 .pkcard.v1.ReportCardLostRequest\x1a!.pkcard.v1.ReportCardLostResponse\x12\x61\n\x12\x41\x63tivateBackupCard\x12$.pkcard.v1.ActivateBackupCardRequest\x1a%.pkcard.v1.ActivateBackupCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pkcard.v1.holder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTRYSTATUS']._serialized_start=912
-  _globals['_REGISTRYSTATUS']._serialized_end=1077
-  _globals['_LOSSREASON']._serialized_start=1079
-  _globals['_LOSSREASON']._serialized_end=1191
-  _globals['_SWITCHKIND']._serialized_start=1193
-  _globals['_SWITCHKIND']._serialized_end=1305
+  _globals['_REGISTRYSTATUS']._serialized_start=1114
+  _globals['_REGISTRYSTATUS']._serialized_end=1279
+  _globals['_LOSSREASON']._serialized_start=1281
+  _globals['_LOSSREASON']._serialized_end=1393
+  _globals['_SWITCHKIND']._serialized_start=1395
+  _globals['_SWITCHKIND']._serialized_end=1507
   _globals['_CARDSWITCH']._serialized_start=120
   _globals['_CARDSWITCH']._serialized_end=279
   _globals['_GETCARDSTATUSREQUEST']._serialized_start=281
@@ -54,6 +54,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTCARDLOSTREQUEST']._serialized_end=862
   _globals['_REPORTCARDLOSTRESPONSE']._serialized_start=864
   _globals['_REPORTCARDLOSTRESPONSE']._serialized_end=909
-  _globals['_HOLDERSERVICE']._serialized_start=1308
-  _globals['_HOLDERSERVICE']._serialized_end=1584
+  _globals['_ACTIVATEBACKUPCARDREQUEST']._serialized_start=912
+  _globals['_ACTIVATEBACKUPCARDREQUEST']._serialized_end=1041
+  _globals['_ACTIVATEBACKUPCARDRESPONSE']._serialized_start=1043
+  _globals['_ACTIVATEBACKUPCARDRESPONSE']._serialized_end=1111
+  _globals['_HOLDERSERVICE']._serialized_start=1510
+  _globals['_HOLDERSERVICE']._serialized_end=1885
 # @@protoc_insertion_point(module_scope)

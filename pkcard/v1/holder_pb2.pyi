@@ -332,3 +332,63 @@ class ReportCardLostResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportCardLostResponse: _TypeAlias = ReportCardLostResponse  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardRequest(_message.Message):
+    """Switch to the backup PK."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
+    reader: _builtins.str
+    """The reader holding the backup PK."""
+    reason: _sessions_pb2.BackupSwitchReason.ValueType
+    """Why the holder switches: FAULT, LOSS or BLOCK; required (the confirmation)."""
+    pin: _builtins.str
+    """The backup PK's PIN; empty: already verified, or typed on the PIN pad. Never logged."""
+    confirm_last_try: _builtins.bool
+    """Only one PIN try is left and the caller really wants to spend it."""
+    def __init__(
+        self,
+        *,
+        reader: _builtins.str = ...,
+        reason: _sessions_pb2.BackupSwitchReason.ValueType = ...,
+        pin: _builtins.str = ...,
+        confirm_last_try: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm_last_try", b"confirm_last_try", "pin", b"pin", "reader", b"reader", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardRequest: _TypeAlias = ActivateBackupCardRequest  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardResponse(_message.Message):
+    """The outcome of the switch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    ACTIVATED_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The backup PK's serial."""
+    activated: _builtins.bool
+    """False when it was already active (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        activated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activated", b"activated", "card_serial", b"card_serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardResponse: _TypeAlias = ActivateBackupCardResponse  # noqa: Y015

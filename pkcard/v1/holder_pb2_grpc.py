@@ -50,6 +50,11 @@ class HolderServiceStub:
                 request_serializer=pkcard_dot_v1_dot_holder__pb2.ReportCardLostRequest.SerializeToString,
                 response_deserializer=pkcard_dot_v1_dot_holder__pb2.ReportCardLostResponse.FromString,
                 _registered_method=True)
+        self.ActivateBackupCard = channel.unary_unary(
+                '/pkcard.v1.HolderService/ActivateBackupCard',
+                request_serializer=pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardRequest.SerializeToString,
+                response_deserializer=pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardResponse.FromString,
+                _registered_method=True)
 
 
 class HolderServiceServicer:
@@ -85,6 +90,19 @@ class HolderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateBackupCard(self, request, context):
+        """Switch to the backup PK in `reader` now (pkpin use-backup): its PIN is
+        verified as OpenSession does, it signs a fresh backend challenge (its
+        proof of possession) and the backend activates it with the confirmed
+        reason; the regular PK is inactive until it is reactivated. Errors:
+        INVALID_REQUEST (no reason); NOT_SUPPORTED (a regular PK, or no
+        backend); PIN errors; BACKEND_UNAVAILABLE; BACKEND_REFUSED (e.g.
+        CARD_REVOKED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HolderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +120,11 @@ def add_HolderServiceServicer_to_server(servicer, server):
                     servicer.ReportCardLost,
                     request_deserializer=pkcard_dot_v1_dot_holder__pb2.ReportCardLostRequest.FromString,
                     response_serializer=pkcard_dot_v1_dot_holder__pb2.ReportCardLostResponse.SerializeToString,
+            ),
+            'ActivateBackupCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateBackupCard,
+                    request_deserializer=pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardRequest.FromString,
+                    response_serializer=pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +209,33 @@ class HolderService:
             '/pkcard.v1.HolderService/ReportCardLost',
             pkcard_dot_v1_dot_holder__pb2.ReportCardLostRequest.SerializeToString,
             pkcard_dot_v1_dot_holder__pb2.ReportCardLostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateBackupCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.v1.HolderService/ActivateBackupCard',
+            pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardRequest.SerializeToString,
+            pkcard_dot_v1_dot_holder__pb2.ActivateBackupCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,15 @@ class HolderServiceStub:
     RevokeSignature; INVALID_REQUEST (no reason); BACKEND_REFUSED with
     backend_reason CONFLICT (already revoked).
     """
+    ActivateBackupCard: _grpc.UnaryUnaryMultiCallable[_holder_pb2.ActivateBackupCardRequest, _holder_pb2.ActivateBackupCardResponse]
+    """Switch to the backup PK in `reader` now (pkpin use-backup): its PIN is
+    verified as OpenSession does, it signs a fresh backend challenge (its
+    proof of possession) and the backend activates it with the confirmed
+    reason; the regular PK is inactive until it is reactivated. Errors:
+    INVALID_REQUEST (no reason); NOT_SUPPORTED (a regular PK, or no
+    backend); PIN errors; BACKEND_UNAVAILABLE; BACKEND_REFUSED (e.g.
+    CARD_REVOKED).
+    """
 
 @_typing.type_check_only
 class HolderServiceAsyncStub(HolderServiceStub):
@@ -81,6 +90,15 @@ class HolderServiceAsyncStub(HolderServiceStub):
     good, and its tokens are refused with CARD_REVOKED. Errors: as
     RevokeSignature; INVALID_REQUEST (no reason); BACKEND_REFUSED with
     backend_reason CONFLICT (already revoked).
+    """
+    ActivateBackupCard: _aio.UnaryUnaryMultiCallable[_holder_pb2.ActivateBackupCardRequest, _holder_pb2.ActivateBackupCardResponse]  # type: ignore[assignment]
+    """Switch to the backup PK in `reader` now (pkpin use-backup): its PIN is
+    verified as OpenSession does, it signs a fresh backend challenge (its
+    proof of possession) and the backend activates it with the confirmed
+    reason; the regular PK is inactive until it is reactivated. Errors:
+    INVALID_REQUEST (no reason); NOT_SUPPORTED (a regular PK, or no
+    backend); PIN errors; BACKEND_UNAVAILABLE; BACKEND_REFUSED (e.g.
+    CARD_REVOKED).
     """
 
 class HolderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -119,6 +137,21 @@ class HolderServiceServicer(metaclass=_abc_1.ABCMeta):
         good, and its tokens are refused with CARD_REVOKED. Errors: as
         RevokeSignature; INVALID_REQUEST (no reason); BACKEND_REFUSED with
         backend_reason CONFLICT (already revoked).
+        """
+
+    @_abc_1.abstractmethod
+    def ActivateBackupCard(
+        self,
+        request: _holder_pb2.ActivateBackupCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_holder_pb2.ActivateBackupCardResponse, _abc.Awaitable[_holder_pb2.ActivateBackupCardResponse]]:
+        """Switch to the backup PK in `reader` now (pkpin use-backup): its PIN is
+        verified as OpenSession does, it signs a fresh backend challenge (its
+        proof of possession) and the backend activates it with the confirmed
+        reason; the regular PK is inactive until it is reactivated. Errors:
+        INVALID_REQUEST (no reason); NOT_SUPPORTED (a regular PK, or no
+        backend); PIN errors; BACKEND_UNAVAILABLE; BACKEND_REFUSED (e.g.
+        CARD_REVOKED).
         """
 
 def add_HolderServiceServicer_to_server(servicer: HolderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

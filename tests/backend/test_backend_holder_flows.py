@@ -48,10 +48,11 @@ def _status(rpc: Stubs, serial: str) -> pb.GetCardStatusResponse:
     return reply
 
 
-def _proof(rpc: Stubs, pki: Pki) -> pb.PossessionProof:
+def _proof(rpc: Stubs, pki: Pki, card: str = "regular") -> pb.PossessionProof:
     nonce = rpc.session.IssueChallenge(pb.IssueChallengeRequest(), metadata=md(CLIENT)).nonce
-    made = make_possession_proof(nonce, REGULAR_SERIAL, (pki.regular.cert_der,),
-                                 card_signer(pki.regular.auth.key))
+    signer = getattr(pki, card)
+    made = make_possession_proof(nonce, signer.serial, (signer.cert_der,),
+                                 card_signer(signer.auth.key))
     return pb.PossessionProof(nonce=made.nonce, certificate_chain=list(made.chain),
                               signature=made.signature)
 
@@ -165,3 +166,26 @@ def test_the_reactivation_password_changes_at_the_backend(rpc: Stubs, test_pki: 
     for record in registry.audit_records():
         assert PASSWORD not in (record.detail or "")
         assert NEW_PASSWORD not in (record.detail or "")
+
+
+def test_switch_to_the_backup_with_its_proof(rpc: Stubs, test_pki: Pki,
+                                             registry: Registry) -> None:
+    request = pb.ActivateBackupCardRequest(card_serial=BACKUP_SERIAL,
+                                           reason=pb.BACKUP_SWITCH_REASON_BLOCK)
+    _code, reason, _ = _refused(rpc.session.ActivateBackupCard, request)
+    assert reason == "REACTIVATION_PROOF_MISSING"
+    # the regular card's proof does not switch to the backup
+    request.proof.CopyFrom(_proof(rpc, test_pki, "regular"))
+    assert _refused(rpc.session.ActivateBackupCard, request)[1] == "REACTIVATION_PROOF_INVALID"
+    request.proof.CopyFrom(_proof(rpc, test_pki, "backup"))
+    request.reason = pb.BACKUP_SWITCH_REASON_UNSPECIFIED
+    assert _refused(rpc.session.ActivateBackupCard, request)[1] == "INVALID_ARGUMENT"
+    request.reason = pb.BACKUP_SWITCH_REASON_BLOCK
+    request.proof.CopyFrom(_proof(rpc, test_pki, "backup"))
+    assert rpc.session.ActivateBackupCard(request, metadata=md(CLIENT)).activated
+    request.proof.CopyFrom(_proof(rpc, test_pki, "backup"))
+    assert not rpc.session.ActivateBackupCard(request, metadata=md(CLIENT)).activated
+    assert _status(rpc, REGULAR_SERIAL).status == pb.CARD_STATUS_INACTIVE
+    assert _status(rpc, BACKUP_SERIAL).switches[0].reason == pb.BACKUP_SWITCH_REASON_BLOCK
+    activations = [r for r in registry.audit_records() if r.event is AuditEvent.BACKUP_ACTIVATED]
+    assert [(r.card_serial, r.detail) for r in activations] == [(BACKUP_SERIAL, "BLOCK")]

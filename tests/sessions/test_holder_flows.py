@@ -13,7 +13,7 @@ from sessionrig import AUTHORIZATIONS, Rig, profile_secret, refusal_reason
 from pkcard.backend.registry import AuditEvent
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.client import PkcardClient
-from pkcard.errors import BackupSwitchNotConfirmed, SignatureRevoked, WrongPin
+from pkcard.errors import BackupSwitchNotConfirmed, NotSupported, SignatureRevoked, WrongPin
 from pkcard.holder import LossReason, RegistryStatus, SwitchKind
 from pkcard.pin import PinRef
 from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
@@ -80,6 +80,35 @@ def test_backup_switch_is_confirmed_repeatable_and_visible(simulated_rig: Rig) -
     with rig.daemon.client() as client:
         client.reactivate_card(PK_READER, PASSWORD,
                                pin=profile_secret("pk-regular", SecretRef.PIN))
+
+
+def test_switch_to_the_backup_now(simulated_rig: Rig) -> None:
+    """ActivateBackupCard (pkpin use-backup): the backup's proof of possession and the reason."""
+    rig = simulated_rig
+    rig.daemon.insert(KZZ_READER, "kzz")
+    with rig.daemon.client() as client:
+        rig.daemon.insert(PK_READER, "pk-regular")
+        with pytest.raises(NotSupported):  # only a backup is switched to; no PIN was sent
+            client.activate_backup(PK_READER, BackupSwitchReason.FAULT,
+                                   pin=profile_secret("pk-regular", SecretRef.PIN))
+        rig.daemon.insert(PK_READER, "pk-backup")
+        backup_pin = profile_secret("pk-backup", SecretRef.PIN)
+        assert client.activate_backup(PK_READER, BackupSwitchReason.FAULT, pin=backup_pin)
+        assert not client.activate_backup(PK_READER, BackupSwitchReason.FAULT, pin=backup_pin)
+        assert client.get_card_status(PK_READER).status is RegistryStatus.ACTIVE
+        assert not _open(rig, client, "pk-backup").backup_activated  # active: no question
+        with pytest.raises(grpc.RpcError) as refused:
+            _open(rig, client, "pk-regular")
+        assert refusal_reason(refused.value) == "REGULAR_CARD_DEACTIVATED"
+        rig.daemon.insert(PK_READER, "pk-regular")
+        client.reactivate_card(PK_READER, PASSWORD,
+                               pin=profile_secret("pk-regular", SecretRef.PIN))
+        assert client.get_card_status(PK_READER).switches[1].reason is BackupSwitchReason.FAULT
+    switches = [r for r in _audit(rig) if r.get("operation") == "ActivateBackupCard"
+                and r.get("outcome") != "STARTED"]
+    assert [(r["outcome"], r.get("holder_reason")) for r in switches] == [
+        ("NOT_SUPPORTED", "FAULT"), ("OK", "FAULT"), ("OK", "FAULT")]
+    assert backup_pin not in rig.daemon.log() + rig.daemon.audit_path.read_text()
 
 
 def test_revoked_kpep_no_longer_signs(simulated_rig: Rig) -> None:
