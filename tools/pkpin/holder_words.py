@@ -99,6 +99,10 @@ class HolderWords:
                        "cannot be used until you reactivate it with your reactivation password "
                        "(pkpin reactivate).") % {"serial": serial}
 
+    def not_a_backup(self, serial: str) -> str:
+        return self.tr("Card %(serial)s is your regular card: insert the backup card.") % {
+            "serial": serial}
+
     def switch_question(self) -> str:
         return self.tr("Why do you switch to the backup card? 1 = the regular card is faulty, "
                        "2 = it is lost, 3 = it is blocked: ")
