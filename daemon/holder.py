@@ -47,8 +47,9 @@ from pkcard.errors import (
     SignatureRevoked,
     WrongCardKind,
 )
-from pkcard.pin import PinRef
-from pkcard.pk import IsoPkDriver, ProfessionalCard
+from pkcard.pin import PadEntry, PinEntry, PinRef, entry_from_field
+from pkcard.pk import ProfessionalCard
+from pkcard.pk_iso import IsoPkDriver
 from pkcard.readers import CardKind, ReaderEvent, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, make_possession_proof
@@ -178,7 +179,7 @@ class HolderCalls:
         """The serial of the PK in ``reader`` (no PIN)."""
         return self.run(context, reader, _read_pk_serial)
 
-    def _pin_policy(self, context: grpc.ServicerContext, pin: Secret | None,
+    def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
                     confirm_last_try: bool) -> session_cards.PinPolicy:
         access, credits = self._access, self._credits
         if access is None or credits is None:
@@ -200,14 +201,14 @@ class HolderCalls:
             raise InvalidRequest("old_pin and new_pin must be set")
         nonce = link.challenge()
         serial, proof = self.run(context, reader, session_cards.prove_regular_pk(
-            self._pin_policy(context, None, confirm_last_try),
+            self._pin_policy(context, PadEntry(), confirm_last_try),
             lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
         note.set_serial(serial)
         note.before_card()
         return link.change_password(serial, old, new, proof)
 
     def activate_backup(self, context: grpc.ServicerContext, reader: str,
-                        reason: BackupSwitchReason, pin: Secret | None, *,
+                        reason: BackupSwitchReason, pin: PinEntry, *,
                         confirm_last_try: bool, note: AuditNote) -> tuple[str, bool]:
         """Switch to the backup PK in ``reader`` at the backend (its proof of possession and
         the confirmed ``reason``); (serial, whether it changed anything)."""
@@ -332,7 +333,8 @@ class HolderServicer(holder_pb2_grpc.HolderServiceServicer):
     ) -> holder_pb2.ActivateBackupCardResponse:
         with self._auditor.call(context, "ActivateBackupCard", reader=request.reader,
                                 intent=Intent.DURABLE) as note, ExitStack() as wipe:
-            pin = wipe.enter_context(Secret(request.pin)) if request.pin else None
+            pin = entry_from_field(request.pin)
+            wipe.push(pin)  # wiped when the call ends
             request.pin = ""
             reason = switch_reason(request.reason)
             if reason is None:

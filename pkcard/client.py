@@ -566,7 +566,7 @@ class PkcardClient:
         return card_status(response)
 
     def activate_backup(self, reader: str, reason: BackupSwitchReason, *,
-                        pin: Secret | str = "", confirm_last_try: bool = False) -> bool:
+                        pin: PinEntry | str = "", confirm_last_try: bool = False) -> bool:
         """Switch to the backup PK in ``reader`` now, with the holder's confirmed ``reason``:
         the regular PK is inactive until it is reactivated. False: it was already active.
 

@@ -18,8 +18,7 @@ from pkcard.cardinfo import CardRole
 from pkcard.client import PkcardClient
 from pkcard.errors import BackendRefused, MalformedPin, PkcardError
 from pkcard.holder import BackupSwitchReason, LossReason
-from pkcard.pin import PinRef
-from pkcard.secret import Secret
+from pkcard.pin import PadEntry, PinEntry, PinRef
 from pkcard.tools.pkpin.commands import Console
 from pkcard.tools.pkpin.error_words import row
 from pkcard.tools.pkpin.errors import Cancelled, NoPinPad
@@ -181,7 +180,7 @@ def run_use_backup(options: HolderOptions, console: Console,
                 return ExitCode.CANCELLED
             if has_pad and not options.use_pin_pad:
                 console.note(console.words.pin_pad_notice())
-            pin = Secret("") if options.use_pin_pad else terminal.read_secret(
+            pin: PinEntry = PadEntry() if options.use_pin_pad else terminal.read_secret(
                 console.words.prompt_current(PinRef.PIN))
         except (KeyboardInterrupt, EOFError):
             raise Cancelled("cancelled at a prompt") from None
