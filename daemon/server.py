@@ -32,6 +32,7 @@ from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.health import HealthServicer, ServiceHealth
+from pkcard.daemon.holder import HolderCalls, HolderServicer
 from pkcard.daemon.peer_limits import connection_limits
 from pkcard.daemon.peers import (
     PeerGateway,
@@ -57,6 +58,8 @@ from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
+    holder_pb2,
+    holder_pb2_grpc,
     readers_pb2,
     readers_pb2_grpc,
     sessions_pb2,
@@ -98,6 +101,7 @@ def _service_names(simulated: bool) -> list[str]:
         cards_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
         sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
         signatures_pb2.DESCRIPTOR.services_by_name["SignatureService"].full_name,
+        holder_pb2.DESCRIPTOR.services_by_name["HolderService"].full_name,
     ]
     if simulated:
         names.append(simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name)
@@ -260,6 +264,9 @@ class Daemon:
         # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
         credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
+        holder = HolderCalls(self._workers, self._backend, announce=self._hub.publish,
+                             allow_host_pin_entry=self.config.host_pin_entry_allowed,
+                             pin_limiter=pin_limiter, access=access, credits=credits)
         cards_pb2_grpc.add_CardServiceServicer_to_server(
             CardServicer(
                 self._workers, auditor, hub=self._hub,
@@ -267,6 +274,7 @@ class Daemon:
                 backends=self._card_backends,
                 limiter=pin_limiter, credits=credits,
                 activation=ActivationPrerequisites(self._readers, self._backend),
+                change_reactivation=holder.change_password,
             ),
             server,
         )
@@ -284,10 +292,12 @@ class Daemon:
             SignatureServicer(
                 self._card_backends, auditor, anchors, hub=self._hub,
                 allow_host_pin_entry=self.config.host_pin_entry_allowed,
-                limiter=pin_limiter,
+                limiter=pin_limiter, check_signature=holder.check_signature,
             ),
             server,
         )
+        holder_pb2_grpc.add_HolderServiceServicer_to_server(HolderServicer(holder, auditor),
+                                                            server)
         sessions_pb2_grpc.add_SessionServiceServicer_to_server(
             SessionServicer(
                 self._workers, self._sessions, auditor,

@@ -89,6 +89,8 @@ class Reason(StrEnum):
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
     KEY_NEEDS_PIN = "KEY_NEEDS_PIN"
     KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    BACKUP_SWITCH_NOT_CONFIRMED = "BACKUP_SWITCH_NOT_CONFIRMED"
+    SIGNATURE_REVOKED = "SIGNATURE_REVOKED"
 
 
 Metadata = Mapping[str, str]
@@ -260,6 +262,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(e.SessionEnded, Reason.SESSION_ENDED, RpcCode.FAILED_PRECONDITION,
               "the session ended (a card left, or CloseSession); end_reason says why",
               ("end_reason",), _end_reason, _rebuild_session_ended),
+    ErrorCode(e.BackupSwitchNotConfirmed, Reason.BACKUP_SWITCH_NOT_CONFIRMED,
+              RpcCode.FAILED_PRECONDITION,
+              "a backup card that is not active, without backup_switch: using it deactivates "
+              "the regular card until it is reactivated; nothing was signed"),
+    ErrorCode(e.SignatureRevoked, Reason.SIGNATURE_REVOKED, RpcCode.FAILED_PRECONDITION,
+              "the card's KPEP is revoked at the backend; the SPIN was not sent"),
     ErrorCode(e.BackendUnavailable, Reason.BACKEND_UNAVAILABLE, RpcCode.UNAVAILABLE,
               "pkcardd cannot reach the configured backend"),
     ErrorCode(e.BackendRefused, Reason.BACKEND_REFUSED, RpcCode.FAILED_PRECONDITION,

@@ -463,6 +463,22 @@ class PinNotVerified(PinError):
     """The call needs the PK's PIN verified and none was given (and there is no PIN pad)."""
 
 
+class BackupSwitchNotConfirmed(DaemonError):
+    """The PK is a backup card that is not active, and the caller did not confirm the switch.
+
+    Using it deactivates the holder's regular card until the regular card is
+    reactivated with the reactivation password. Confirm with OpenSession's
+    ``backup_switch`` (``pkpin use-backup``) and say why: FAULT, LOSS or BLOCK.
+    Nothing was signed.
+    """
+
+
+class SignatureRevoked(DaemonError):
+    """The card's qualified signing certificate (KPEP) is revoked at the backend
+    (``pkpin revoke-signature``, or the card was reported lost): pkcardd does not sign
+    with it. The SPIN was not sent."""
+
+
 class BackendUnavailable(DaemonError):
     """pkcardd cannot reach the backend configured as ``backend``."""
 
@@ -522,6 +538,8 @@ class RefusalReason(IntEnum):
     # A holder's reactivation attempt refused before its password counts (issue 12, break 8):
     REACTIVATION_PROOF_MISSING = 33  # no proof that the card is in the reader
     REACTIVATION_PROOF_INVALID = 34  # no valid proof of possession of THIS regular card
+    # A backup card that is not active, without the holder's confirmed switch (issue 15):
+    BACKUP_SWITCH_NOT_CONFIRMED = 35
 
 
 class TokenRefused(PkcardError):

@@ -178,6 +178,12 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
         lambda w, _, c: w.tr("The card registry cannot be reached: try again later.")),
     row(e.BackendRefused, CODE.DAEMON,
         lambda w, _, c: w.tr("The card registry refused the request.")),
+    row(e.BackupSwitchNotConfirmed, CODE.CARD, lambda w, _, c: w.tr(
+        "Using this backup card deactivates your regular card until you reactivate it with "
+        "the reactivation password: confirm the switch and say why (pkpin use-backup).")),
+    row(e.SignatureRevoked, CODE.CARD, lambda w, _, c: w.tr(
+        "The qualified signing certificate (KPEP) of this card is revoked: it no longer "
+        "signs.")),
     row(e.DaemonError, CODE.DAEMON, lambda w, _, c: w.tr("pkcardd refused the request.")),
     # --- errors pkpin does not expect from its calls --------------------------------
     row(e.SignatureRejected, CODE.INTERNAL,
