@@ -34,20 +34,19 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from pkcard.daemon.errors import to_status
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
 from pkcard.error_codes import describe
 from pkcard.errors import DaemonBusy, InvalidRequest, MethodNotImplemented, PkcardError
 
 if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
+    from pkcard.daemon.interceptors import Handler
+
     _GenericHandler = grpc.GenericRpcHandler[Any, Any]
 else:
-    _Interceptor = grpc.ServerInterceptor
     _GenericHandler = grpc.GenericRpcHandler
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class _Undecodable:
@@ -108,7 +107,7 @@ class CallExecutor(futures.ThreadPoolExecutor):
         self._refusals.shutdown(wait, cancel_futures=cancel_futures)
 
 
-class AdmissionInterceptor(_Interceptor):
+class AdmissionInterceptor(HandlerInterceptor):
     """Refuses calls beyond the executor's cap with DAEMON_BUSY (and an ErrorInfo)."""
 
     def __init__(self, executor: CallExecutor) -> None:
@@ -120,14 +119,7 @@ class AdmissionInterceptor(_Interceptor):
             "retry shortly"
         )
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+    def wrap(self, handler: Handler, method: str) -> Handler:
         if not self._executor.full:
             return _parsing_requests(handler)
         busy = self._busy()
@@ -139,15 +131,13 @@ class AdmissionInterceptor(_Interceptor):
             abort_with(context, busy)
 
         # The same shape as the real handler, so gRPC reads the request as usual.
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(refuse_stream)
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(refuse)
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                refuse_stream, request_deserializer=handler.request_deserializer)
-        return grpc.unary_unary_rpc_method_handler(
-            refuse, request_deserializer=handler.request_deserializer)
+        return rewrap(
+            handler,
+            unary_unary=lambda _behavior: refuse,
+            unary_stream=lambda _behavior: refuse_stream,
+            stream_unary=lambda _behavior: refuse,
+            stream_stream=lambda _behavior: refuse_stream,
+        )
 
 
 def _parsing_requests(handler: Handler) -> Handler:
@@ -170,15 +160,8 @@ def _parsing_requests(handler: Handler) -> Handler:
 
         return call
 
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            guarded(handler.unary_unary), request_deserializer=tolerant,
-            response_serializer=handler.response_serializer)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            guarded(handler.unary_stream), request_deserializer=tolerant,
-            response_serializer=handler.response_serializer)
-    return handler
+    return rewrap(handler, unary_unary=guarded, unary_stream=guarded,
+                  request_deserializer=tolerant)
 
 
 class _UnknownMethods(_GenericHandler):
