@@ -16,9 +16,12 @@ that every status it sends carries one. This module replaces both:
 - :func:`unknown_method_handler` answers every method no service serves with
   UNIMPLEMENTED, reason ``UNIMPLEMENTED``; it is added after every service.
 
-The interceptor decides on the server's polling thread just before gRPC
-submits the call to the executor on that same thread; only that thread adds
-calls, so the count cannot grow in between and an admitted call is never
+The interceptor decides on a server's polling thread just before gRPC
+submits the call to the executor on that same thread. pkcardd has several
+servers on one executor (the private socket's and one per user socket), so
+several polling threads add calls: the interceptor therefore takes the call's
+place in the count when it admits it (:meth:`CallExecutor.admit`), and the
+submit that follows on that thread uses it. An admitted call is never
 refused (a refusal decided just before a call ended merely answers from a
 worker thread).
 """
@@ -71,6 +74,7 @@ class CallExecutor(futures.ThreadPoolExecutor):
         self.max_calls = max_calls
         self._lock = threading.Lock()
         self._held = 0
+        self._admitted = threading.local()  # per polling thread: a place taken by admit()
         self._refusals = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{thread_name_prefix}-refusals"
         )
@@ -81,6 +85,21 @@ class CallExecutor(futures.ThreadPoolExecutor):
         with self._lock:
             return self._held >= self.max_calls
 
+    def admit(self) -> bool:
+        """Take a place for the call this thread submits next; False if none is left.
+
+        A place taken but not used (gRPC dropped the call before submitting it)
+        carries over to this thread's next call, so it is never counted twice.
+        """
+        if getattr(self._admitted, "place", False):
+            return True
+        with self._lock:
+            if self._held >= self.max_calls:
+                return False
+            self._held += 1
+        self._admitted.place = True
+        return True
+
     def _release(self, _: object = None) -> None:
         with self._lock:
             self._held -= 1
@@ -88,10 +107,14 @@ class CallExecutor(futures.ThreadPoolExecutor):
     def submit(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> futures.Future[T]:
-        with self._lock:
-            full = self._held >= self.max_calls
-            if not full:
-                self._held += 1
+        if getattr(self._admitted, "place", False):
+            self._admitted.place = False  # counted when admit() took it
+            full = False
+        else:
+            with self._lock:
+                full = self._held >= self.max_calls
+                if not full:
+                    self._held += 1
         if full:
             return self._refusals.submit(fn, *args, **kwargs)
         try:
@@ -120,7 +143,7 @@ class AdmissionInterceptor(HandlerInterceptor):
         )
 
     def wrap(self, handler: Handler, method: str) -> Handler:
-        if not self._executor.full:
+        if self._executor.admit():
             return _parsing_requests(handler)
         busy = self._busy()
 

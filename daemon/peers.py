@@ -46,9 +46,13 @@ class InsecureSocketDir(RuntimeError):
 
 @dataclass(frozen=True)
 class PeerCredentials:
-    """Who is at the other end of a Unix socket, per the kernel."""
+    """Who is at the other end of a Unix socket, per the kernel.
 
-    pid: int
+    ``pid`` is None on a user socket, where the kernel's permission check
+    told us the user but no connection's process (:mod:`pkcard.daemon.user_sockets`).
+    """
+
+    pid: int | None
     uid: int
     gid: int
 
