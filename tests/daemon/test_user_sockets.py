@@ -3,7 +3,7 @@
 The kernel lets only that user connect (POSIX ACLs; for the daemon's own
 uid, plain modes); the gRPC server on it knows every caller is that user.
 The second-user side (who cannot connect, who gets no socket) is in
-tests/reliability/test_user_sockets.py.
+tests/reliability/test_user_socket_peers.py.
 """
 
 from __future__ import annotations

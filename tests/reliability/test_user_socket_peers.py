@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
 from dropped_uid import spawn_as
+from test_socket_peers import SYSTEM_PYTHON, probe_as
 
 from pkcard.client import PkcardClient
 from pkcard.endpoint import USER_SOCKET_VARIABLE, connect_socket, user_socket
@@ -39,21 +40,7 @@ TAG = os.getpid() % 100000
 GROUP = f"pkusg{TAG}"
 ALLOWED = f"pkusa{TAG}"
 STRANGER = f"pkuss{TAG}"
-SYSTEM_PYTHON = "/usr/bin/python3"  # the venv's interpreter lives under /root, mode 0700
 WRONG_PIN = "40404041"
-
-PROBE = """
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-try:
-    s.connect(sys.argv[1])
-except PermissionError:
-    print("refused")
-except FileNotFoundError:
-    print("missing")
-else:
-    print("connected")
-"""
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("useradd") is None or not Path(SYSTEM_PYTHON).exists(),
@@ -92,13 +79,6 @@ def daemon(users: object) -> Iterator[RunningDaemon]:
     yield running
     running.close()
     shutil.rmtree(root, ignore_errors=True)
-
-
-def probe_as(user: pwd.struct_passwd, socket_path: Path) -> str:
-    done = subprocess.run([SYSTEM_PYTHON, "-c", PROBE, str(socket_path)], user=user.pw_uid,
-                          group=user.pw_gid, extra_groups=[], capture_output=True, text=True,
-                          timeout=30, check=False, cwd="/")
-    return done.stdout.strip() or done.stderr.strip()
 
 
 def _wrong_pin(public: str, gateway: bool, answers: Queue[str]) -> None:
