@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import struct
 from collections.abc import Iterator
@@ -99,3 +100,37 @@ def test_the_acl_grants_one_uid_and_nobody_else(tmp_path: Path) -> None:
     own.mkdir()
     grant_only(own, os.geteuid(), X, owner=R | W | X)
     assert stat.S_IMODE(own.stat().st_mode) == 0o700
+
+
+def _answer(path: Path) -> tuple[socket.socket, bytes]:
+    """Connect, send the HTTP/2 preface and empty SETTINGS; the first bytes back (b"": closed)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(30)
+    conn.connect(str(path))
+    conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
+    try:
+        return conn, conn.recv(64)
+    except ConnectionResetError:
+        return conn, b""
+
+
+def test_a_user_socket_takes_at_most_max_connections_per_uid() -> None:
+    root = make_root()
+    config = root / "pkcardd.toml"
+    config.write_text("[limits]\nmax_connections_per_uid = 2\n")
+    running = start_daemon(root, "--config", str(config))
+    held: list[socket.socket] = []
+    try:
+        mine = user_socket(running.socket_path, os.geteuid())
+        answers = []
+        for _ in range(3):
+            conn, answer = _answer(mine)
+            held.append(conn)
+            answers.append(answer)
+        assert answers[0][3] == answers[1][3] == 0x04  # the server's SETTINGS frame
+        assert answers[2] == b""  # the third is closed at accept
+    finally:
+        for conn in held:
+            conn.close()
+        running.close()
+        shutil.rmtree(root, ignore_errors=True)
