@@ -35,7 +35,7 @@ from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.health import HealthServicer, ServiceHealth
-from pkcard.daemon.peer_limits import connection_limits
+from pkcard.daemon.peer_limits import connection_limits, raise_fd_limit
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -307,7 +307,9 @@ class Daemon:
         limits = self.config.limits
         # Like the gateway's cap per uid, so one user cannot take every descriptor.
         cap = min(limits.max_connections_per_uid, limits.max_connections)
-        for user in served_users(self.config.access, limits.max_user_sockets):
+        users = served_users(self.config.access, limits.max_user_sockets)
+        raise_fd_limit(limits.max_connections, direct=len(users) * cap)
+        for user in users:
             try:
                 path = prepare_user_dir(self.config.socket_path, user)
             except AclUnsupported:
