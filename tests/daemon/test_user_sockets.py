@@ -107,10 +107,10 @@ def _answer(path: Path) -> tuple[socket.socket, bytes]:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(30)
     conn.connect(str(path))
-    conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
     try:
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
         return conn, conn.recv(64)
-    except ConnectionResetError:
+    except (BrokenPipeError, ConnectionResetError):  # closed before or after our bytes
         return conn, b""
 
 
