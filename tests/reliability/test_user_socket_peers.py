@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from pathlib import Path
 
+import grpc
 import pytest
 from daemon_harness import PK_READER, RunningDaemon, make_root, start_daemon
 from dropped_uid import spawn_as
@@ -35,6 +36,7 @@ from pkcard.client import PkcardClient
 from pkcard.endpoint import USER_SOCKET_VARIABLE, connect_socket, user_socket
 from pkcard.errors import AccessDenied, WrongPin
 from pkcard.pin import PinRef
+from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
 
 TAG = os.getpid() % 100000
 GROUP = f"pkusg{TAG}"
@@ -75,7 +77,11 @@ def daemon(users: object) -> Iterator[RunningDaemon]:
     config.write_text(f'[access]\nusers = ["root", "{ALLOWED}"]\ngroups = []\n')
     running = start_daemon(root, "--config", str(config), "--socket-group", GROUP)
     running.socket_path.parent.chmod(0o711)
-    running.insert(PK_READER, "pk-regular")
+    # A channel closed at once: the tests fork (probes, spawned users), and gRPC's
+    # fork handlers can hang on a channel still open in this process.
+    with grpc.insecure_channel(f"unix:{running.socket_path}") as channel:
+        simulation_pb2_grpc.SimulationServiceStub(channel).InsertCard(
+            simulation_pb2.InsertCardRequest(reader=PK_READER, profile="pk-regular"), timeout=10)
     yield running
     running.close()
     shutil.rmtree(root, ignore_errors=True)
