@@ -31,7 +31,7 @@ from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.endpoint import DEFAULT_SOCKET as DEFAULT_SOCKET  # noqa: PLC0414 (re-export)
-from pkcard.endpoint import client_socket
+from pkcard.endpoint import client_socket, connect_socket
 from pkcard.errors import (
     AccessDenied,
     CallTimeout,
@@ -365,9 +365,10 @@ class PkcardClient:
     """A connection to pkcardd. Use as a context manager, or call :meth:`close`.
 
     ``socket`` is the daemon's Unix socket path (default: ``$PKCARD_SOCKET``, else
-    ``/run/pkcardd/pkcardd.sock``); ``channel`` replaces it (e.g. a mutual-TLS TCP
-    channel). ``timeout`` is each call's deadline in seconds; it covers time queued
-    behind other calls on the same reader.
+    ``/run/pkcardd/pkcardd.sock``); the daemon's socket for our own uid next to it
+    is used when there (:func:`pkcard.endpoint.connect_socket`). ``channel``
+    replaces it (e.g. a mutual-TLS TCP channel). ``timeout`` is each call's deadline
+    in seconds; it covers time queued behind other calls on the same reader.
     """
 
     def __init__(
@@ -379,7 +380,8 @@ class PkcardClient:
         channel: grpc.Channel | None = None,
     ) -> None:
         # the socket is checked (owners, modes, SO_PEERCRED) before the first call
-        self._channel = channel or checked_channel(socket_target(client_socket(socket)))
+        self._channel = channel or checked_channel(
+            socket_target(connect_socket(client_socket(socket))))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
