@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pkcard.backend.authorizations import AuthorizationOutcome, explain_all, outcomes
-from pkcard.backend.registry import Challenge, HolderProof, NonceCheck, Registry
+from pkcard.backend.registry import (
+    CardState,
+    Challenge,
+    HolderProof,
+    LossReason,
+    NonceCheck,
+    Registry,
+)
 from pkcard.errors import AuthorizationsRefused, RefusalReason, TokenRefused
 from pkcard.secret import Secret
-from pkcard.token import Environment, PossessionProof
+from pkcard.token import BackupSwitchReason, Environment, PossessionProof
 from pkcard.verify import Clock, SessionScope, TokenVerifier, TrustAnchors, VerifiedSession
 
 CHALLENGE_LIFETIME = timedelta(seconds=120)
@@ -116,3 +123,52 @@ class SessionBackend:
         return self._registry.reactivate(card_serial, password, self._clock(),
                                          client_id=client_id,
                                          proof=HolderProof(proof.nonce, key))
+
+    def card_state(self, card_serial: str) -> CardState:
+        """What the registry knows about one card (GetCardStatus)."""
+        return self._registry.card_state(card_serial)
+
+    def change_password(self, card_serial: str, old: Secret, new: Secret, client_id: str,
+                        proof: PossessionProof | None) -> int:
+        """Change the holder's reactivation password: the regular card's proof of possession
+        (as :meth:`reactivate`), then the current password with its tries counter."""
+        try:
+            if proof is None:
+                raise TokenRefused(RefusalReason.REACTIVATION_PROOF_MISSING,
+                                   "a password change needs the regular card's proof of "
+                                   "possession")
+            key = self._verifier.verify_possession(proof, card_serial)
+        except TokenRefused as refusal:
+            self._registry.record_reactivation_refusal(self._clock(), client_id, card_serial,
+                                                       refusal)
+            raise
+        return self._registry.change_password(card_serial, old, new, self._clock(),
+                                              client_id=client_id,
+                                              proof=HolderProof(proof.nonce, key))
+
+    def activate_backup(self, card_serial: str, reason: BackupSwitchReason, client_id: str,
+                        proof: PossessionProof | None) -> bool:
+        """Switch to the backup card now: its proof of possession and the confirmed reason."""
+        try:
+            if proof is None:
+                raise TokenRefused(RefusalReason.REACTIVATION_PROOF_MISSING,
+                                   "a switch needs the backup card's proof of possession")
+            key = self._verifier.verify_possession(proof, card_serial)
+        except TokenRefused as refusal:
+            self._registry.record_reactivation_refusal(self._clock(), client_id, card_serial,
+                                                       refusal)
+            raise
+        return self._registry.activate_backup(card_serial, reason, self._clock(),
+                                              client_id=client_id,
+                                              proof=HolderProof(proof.nonce, key))
+
+    def revoke_signature(self, card_serial: str, password: Secret, client_id: str) -> None:
+        """Revoke the card's KPEP with the holder's reactivation password."""
+        self._registry.revoke_signature(card_serial, password, self._clock(),
+                                        client_id=client_id)
+
+    def report_lost(self, card_serial: str, reason: LossReason, password: Secret,
+                    client_id: str) -> None:
+        """Revoke a lost, stolen or misused card (and its KPEP) for good."""
+        self._registry.report_lost(card_serial, reason, password, self._clock(),
+                                   client_id=client_id)

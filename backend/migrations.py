@@ -103,4 +103,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             " ((reported - changed))",
         ),
     ),
+    (
+        5,
+        (
+            # issue 15: a card's KPEP revoked (when), a card reported lost/stolen/misused
+            # (why), and the holder's switches read from the audit table by holder
+            "ALTER TABLE cards ADD COLUMN signature_revoked INTEGER",
+            "ALTER TABLE cards ADD COLUMN loss_reason INTEGER",
+            "CREATE INDEX audit_by_holder ON audit (holder_id, event)",
+        ),
+    ),
 )

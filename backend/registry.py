@@ -6,7 +6,7 @@ database): :mod:`pkcard.backend.database` holds the engine differences. On
 SQLite every write runs in ``BEGIN IMMEDIATE``, so writers serialize on the
 database lock. On PostgreSQL writes run at READ COMMITTED, and the same
 statements decide races with conditional UPDATEs and row locks (``lock=``):
-a nonce is consumed once, the first token of a backup card activates it
+a nonce is consumed once, a backup card's confirmed token activates it
 exactly once, a reactivation try is counted once, and the audit rows form one
 hash chain in commit order (docs/scaling.md names each guarantee).
 
@@ -65,7 +65,7 @@ from pkcard.errors import (
     tries_left_text,
 )
 from pkcard.secret import Secret
-from pkcard.token import NONCE_LENGTH, CardRole, wire_name
+from pkcard.token import NONCE_LENGTH, BackupSwitchReason, CardRole, wire_name
 from pkcard.verify import (
     NONCE_REFUSALS,
     CardRecord,
@@ -103,9 +103,53 @@ class AuditEvent(IntEnum):
     REACTIVATED = 9
     REACTIVATION_REFUSED = 10
     CHALLENGE_ISSUED = 11
+    SIGNATURE_REVOKED = 12  # the holder revoked a card's KPEP with the reactivation password
+    CARD_REPORTED_LOST = 13  # detail: LOST, STOLEN or MISUSED
+    REACTIVATION_PASSWORD_CHANGED = 14
     # 21 on: authorizations (issue 15 point 4); numbered apart from other additions
     AUTHORIZATIONS_ORDERED = 21  # an employer's order (ChangeAuthorizations)
     AUTHORIZATION_CODE_ADDED = 22  # a code added to the catalogue
+
+
+class LossReason(IntEnum):
+    """Why a holder reported a card (ReportCardLost). Stable numbers: the protobuf LossReason."""
+
+    LOST = 1
+    STOLEN = 2
+    MISUSED = 3
+
+
+class SwitchKind(IntEnum):
+    """Which way a switch between a holder's cards went."""
+
+    BACKUP_ACTIVATED = 1
+    REGULAR_REACTIVATED = 2
+
+
+MAX_SWITCHES_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class CardSwitch:
+    """One switch: when, which way, the card that became active and (backup) the reason."""
+
+    time: int
+    kind: SwitchKind
+    card_serial: str
+    reason: BackupSwitchReason | None
+
+
+@dataclass(frozen=True)
+class CardState:
+    """What the registry tells a holder about one card (GetCardStatus)."""
+
+    serial: str
+    role: CardRole
+    status: CardStatus
+    reactivation_tries_left: int  # of the holder's password; 0 when none is registered
+    signature_revoked: bool
+    loss_reason: LossReason | None
+    switches: tuple[CardSwitch, ...]  # newest first
 
 
 @dataclass(frozen=True)
@@ -171,14 +215,14 @@ class HolderProof:
 
 
 def proof_binds(card: tuple[str, CardRole, bytes | None] | None, key: ProvenKey,
-                key_of_another_card: bool) -> bool:
-    """Whether a proven key is the regular card's: the store-independent rule.
+                key_of_another_card: bool, role: CardRole = CardRole.REGULAR) -> bool:
+    """Whether a proven key is the card's (a ``role`` card): the store-independent rule.
 
     ``card`` is (holder id, role, registered certificate SHA-256) of the
     serial asked for, None when unknown. A registered certificate decides;
     without one, the key must be the holder's and registered to no other card.
     """
-    if card is None or card[1] is not CardRole.REGULAR:
+    if card is None or card[1] is not role:
         return False
     holder_id, _role, pinned = card
     if pinned is not None:
@@ -428,7 +472,8 @@ class Registry:
                         detail=refusal.detail)
 
     def _bind_proof(self, conn: Connection, serial: str, proof: HolderProof,
-                    client_id: str, now: datetime) -> TokenRefused | None:
+                    client_id: str, now: datetime, *,
+                    role: CardRole = CardRole.REGULAR) -> TokenRefused | None:
         """Consume the proof's challenge and bind its key to the regular card ``serial``.
 
         Inside a write transaction; returns the refusal (audited) or None. An
@@ -451,7 +496,8 @@ class Registry:
             elsewhere = conn.execute("SELECT 1 FROM cards WHERE auth_cert_sha256 = ? AND "
                                      "serial != ?", (proof.key.leaf_sha256, serial)).fetchone()
             record = None if row is None else (row[0], CardRole(row[1]), row[2])
-            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None):
+            if refusal is None and not proof_binds(record, proof.key, elsewhere is not None,
+                                                   role):
                 refusal = TokenRefused(RefusalReason.REACTIVATION_PROOF_INVALID, NOT_THIS_CARD)
         if refusal is not None:
             self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
@@ -483,45 +529,65 @@ class Registry:
                 refused = self._bind_proof(conn, serial, proof, client_id or "", now)
             if refused is not None:
                 raise refused
-        query = (
-            "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left, r.scrypt_n FROM cards c "
-            "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?"
-        )
+
+        def reactivated(conn: Connection, holder_id: str) -> None:
+            conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",
+                         (int(CardStatus.ACTIVE), _unix(now), serial))
+            conn.execute(
+                "UPDATE cards SET status = ?, updated = ? "
+                "WHERE holder_id = ? AND role = ? AND status = ?",
+                (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.BACKUP),
+                 int(CardStatus.ACTIVE)),
+            )
+            self._audit(conn, now, AuditEvent.REACTIVATED, client_id=client_id,
+                        card_serial=serial, holder_id=holder_id)
+
+        return self._password_attempt(serial, value, now, client_id=client_id,
+                                      audit_serial=serial, refuse_revoked=True,
+                                      on_success=reactivated)
+
+    _CARD_ROW_QUERY = (
+        "SELECT c.holder_id, c.status, r.salt, r.hash, r.tries_left, r.scrypt_n FROM cards c "
+        "JOIN reactivation r ON r.serial = c.serial WHERE c.serial = ? AND c.role = ?"
+    )
+
+    def _password_attempt(
+        self, regular: str, value: bytes, now: datetime, *, client_id: str | None,
+        audit_serial: str, refuse_revoked: bool,
+        on_success: Callable[[Connection, str], None],
+    ) -> int:
+        """Check the reactivation password of the regular card ``regular``; on a match run
+        ``on_success(conn, holder_id)`` in the same transaction and return the tries left
+        (the maximum). A wrong password counts a try (committed, audited against
+        ``audit_serial``) and raises :class:`WrongPin`, an exhausted counter :class:`PinBlocked`.
+        """
+        query = self._CARD_ROW_QUERY
         # scrypt runs before the write transaction, so it does not hold the database lock
-        first = self._connection().execute(query, (serial, int(CardRole.REGULAR))).fetchone()
+        first = self._connection().execute(query, (regular, int(CardRole.REGULAR))).fetchone()
         if first is None:
             raise RegistryNotFound("no such regular card")
         presented = _scrypt(value, first[2], first[5])
         failure: WrongPin | PinBlocked | None = None
         with self._write() as conn:
-            row = conn.execute(query, (serial, int(CardRole.REGULAR)),
+            row = conn.execute(query, (regular, int(CardRole.REGULAR)),
                                lock=RowLock.UPDATE).fetchone()
             if row is None or row[2] != first[2]:
                 raise RegistryConflict("the reactivation password changed meanwhile; try again")
             holder_id, status, _salt, digest, tries_left, _cost = row
-            if CardStatus(status) is CardStatus.REVOKED:
+            if refuse_revoked and CardStatus(status) is CardStatus.REVOKED:
                 raise RegistryConflict("a revoked card cannot be reactivated")
             if tries_left <= 0:
                 raise PinBlocked("the reactivation password is blocked; ask the registry")
             if hmac.compare_digest(presented, digest):
                 conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
-                             (REACTIVATION_TRIES, serial))
-                conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",
-                             (int(CardStatus.ACTIVE), _unix(now), serial))
-                conn.execute(
-                    "UPDATE cards SET status = ?, updated = ? "
-                    "WHERE holder_id = ? AND role = ? AND status = ?",
-                    (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.BACKUP),
-                     int(CardStatus.ACTIVE)),
-                )
-                self._audit(conn, now, AuditEvent.REACTIVATED, client_id=client_id,
-                            card_serial=serial, holder_id=holder_id)
+                             (REACTIVATION_TRIES, regular))
+                on_success(conn, holder_id)
             else:  # the spent try is committed before the error is raised
                 tries_left -= 1
                 conn.execute("UPDATE reactivation SET tries_left = ? WHERE serial = ?",
-                             (tries_left, serial))
+                             (tries_left, regular))
                 self._audit(conn, now, AuditEvent.REACTIVATION_REFUSED, client_id=client_id,
-                            card_serial=serial, holder_id=holder_id,
+                            card_serial=audit_serial, holder_id=holder_id,
                             detail=tries_left_text(tries_left))
                 failure = (
                     WrongPin(tries_left,
@@ -531,6 +597,159 @@ class Registry:
         if failure is not None:
             raise failure
         return REACTIVATION_TRIES
+
+    @staticmethod
+    def _password_card(conn: Connection, serial: str) -> str:
+        """The regular card holding the reactivation password of ``serial``'s holder (the
+        holder has one password; a reissued regular card not revoked is preferred)."""
+        row = conn.execute("SELECT holder_id FROM cards WHERE serial = ?", (serial,)).fetchone()
+        if row is None:
+            raise RegistryNotFound("no such card")
+        regular = conn.execute(
+            "SELECT c.serial FROM cards c JOIN reactivation r ON r.serial = c.serial "
+            "WHERE c.holder_id = ? AND c.role = ? ORDER BY CASE WHEN c.status = ? THEN 1 "
+            "ELSE 0 END, c.updated DESC, c.serial LIMIT 1",
+            (row[0], int(CardRole.REGULAR), int(CardStatus.REVOKED))).fetchone()
+        if regular is None:
+            raise RegistryNotFound("the card's holder has no reactivation password")
+        return str(regular[0])
+
+    @_retried
+    def change_password(self, serial: str, old: Secret, new: Secret, now: datetime, *,
+                        client_id: str, proof: HolderProof) -> int:
+        """Replace the reactivation password of the regular card ``serial`` (the one copy).
+
+        ``proof`` must bind to this regular card (as :meth:`reactivate`); then
+        ``old`` is checked with the tries counter. The new value gets a fresh
+        salt and the current scrypt cost. Audited, never with a password.
+        """
+        old_value = _check_password(old)
+        new_value = _check_password(new)
+        with self._write() as conn:
+            refused = self._bind_proof(conn, serial, proof, client_id, now)
+        if refused is not None:
+            raise refused
+        salt = secrets.token_bytes(16)
+        digest = _scrypt(new_value, salt, self._scrypt_n)
+
+        def replace(conn: Connection, holder_id: str) -> None:
+            conn.execute("UPDATE reactivation SET salt = ?, hash = ?, scrypt_n = ?, "
+                         "tries_left = ? WHERE serial = ?",
+                         (salt, digest, self._scrypt_n, REACTIVATION_TRIES, serial))
+            self._audit(conn, now, AuditEvent.REACTIVATION_PASSWORD_CHANGED,
+                        client_id=client_id, card_serial=serial, holder_id=holder_id)
+
+        return self._password_attempt(serial, old_value, now, client_id=client_id,
+                                      audit_serial=serial, refuse_revoked=True,
+                                      on_success=replace)
+
+    @_retried
+    def revoke_signature(self, serial: str, password: Secret, now: datetime, *,
+                         client_id: str) -> None:
+        """Revoke the KPEP of card ``serial`` with its holder's reactivation password."""
+        value = _check_password(password)
+        regular = self._password_card(self._connection(), serial)
+
+        def revoke(conn: Connection, holder_id: str) -> None:
+            conn.execute("UPDATE cards SET signature_revoked = ? WHERE serial = ? AND "
+                         "signature_revoked IS NULL", (_unix(now), serial))
+            self._audit(conn, now, AuditEvent.SIGNATURE_REVOKED, client_id=client_id,
+                        card_serial=serial, holder_id=holder_id)
+
+        self._password_attempt(regular, value, now, client_id=client_id, audit_serial=serial,
+                               refuse_revoked=False, on_success=revoke)
+
+    @_retried
+    def report_lost(self, serial: str, reason: LossReason, password: Secret, now: datetime, *,
+                    client_id: str) -> None:
+        """The holder reports card ``serial`` lost, stolen or misused: with the holder's
+        reactivation password, the card and its KPEP are revoked for good."""
+        value = _check_password(password)
+        regular = self._password_card(self._connection(), serial)
+
+        def report(conn: Connection, holder_id: str) -> None:
+            updated = conn.execute(
+                "UPDATE cards SET status = ?, loss_reason = ?, updated = ?, "
+                "signature_revoked = COALESCE(signature_revoked, ?) "
+                "WHERE serial = ? AND status != ?",
+                (int(CardStatus.REVOKED), int(reason), _unix(now), _unix(now), serial,
+                 int(CardStatus.REVOKED))).rowcount
+            if updated != 1:
+                raise RegistryConflict("the card is already revoked")
+            self._audit(conn, now, AuditEvent.CARD_REPORTED_LOST, client_id=client_id,
+                        card_serial=serial, holder_id=holder_id, detail=reason.name)
+
+        self._password_attempt(regular, value, now, client_id=client_id, audit_serial=serial,
+                               refuse_revoked=False, on_success=report)
+
+    @_retried
+    def activate_backup(self, serial: str, reason: BackupSwitchReason, now: datetime, *,
+                        client_id: str, proof: HolderProof) -> bool:
+        """Switch the holder to the backup card ``serial`` now (its proof of possession and
+        the holder's confirmed ``reason``); False when it was already active.
+
+        The proof binds to the backup card as :meth:`reactivate`'s to the
+        regular one (else :class:`TokenRefused`, audited). The backup becomes
+        ACTIVE and the holder's active regular card INACTIVE, in one
+        transaction with the audit row (BACKUP_ACTIVATED, detail ``reason``).
+        """
+        with self._write() as conn:
+            refused = self._bind_proof(conn, serial, proof, client_id, now,
+                                       role=CardRole.BACKUP)
+        if refused is not None:
+            raise refused
+        with self._write() as conn:
+            row = conn.execute("SELECT status, holder_id FROM cards WHERE serial = ? AND role = ?",
+                               (serial, int(CardRole.BACKUP)), lock=RowLock.UPDATE).fetchone()
+            if row is None:
+                raise RegistryNotFound("no such backup card")
+            status, holder_id = CardStatus(row[0]), row[1]
+            if status is CardStatus.REVOKED:
+                raise TokenRefused(RefusalReason.CARD_REVOKED, "the backup card is revoked")
+            if status is CardStatus.ACTIVE:
+                return False
+            conn.execute("UPDATE cards SET status = ?, updated = ? WHERE serial = ?",
+                         (int(CardStatus.ACTIVE), _unix(now), serial))
+            conn.execute(
+                "UPDATE cards SET status = ?, updated = ? "
+                "WHERE holder_id = ? AND role = ? AND status = ?",
+                (int(CardStatus.INACTIVE), _unix(now), holder_id, int(CardRole.REGULAR),
+                 int(CardStatus.ACTIVE)))
+            self._audit(conn, now, AuditEvent.BACKUP_ACTIVATED, client_id=client_id,
+                        card_serial=serial, holder_id=holder_id, detail=reason.name)
+        return True
+
+    def card_state(self, serial: str) -> CardState:
+        """What GetCardStatus answers for ``serial``; :class:`RegistryNotFound` if unknown."""
+        conn = self._connection()
+        row = conn.execute("SELECT holder_id, role, status, signature_revoked, loss_reason "
+                           "FROM cards WHERE serial = ?", (serial,)).fetchone()
+        if row is None:
+            raise RegistryNotFound("no such card")
+        holder_id = row[0]
+        tries = 0
+        try:
+            regular = self._password_card(conn, serial)
+        except RegistryNotFound:
+            regular = None
+        if regular is not None:
+            found = conn.execute("SELECT tries_left FROM reactivation WHERE serial = ?",
+                                 (regular,)).fetchone()
+            tries = 0 if found is None else int(found[0])
+        events = conn.execute(
+            "SELECT time, event, card_serial, detail FROM audit WHERE holder_id = ? AND "
+            "event IN (?, ?) ORDER BY id DESC LIMIT ?",
+            (holder_id, int(AuditEvent.BACKUP_ACTIVATED), int(AuditEvent.REACTIVATED),
+             MAX_SWITCHES_SHOWN)).fetchall()
+        switches = tuple(
+            CardSwitch(int(time), SwitchKind.BACKUP_ACTIVATED, card, BackupSwitchReason.__members__
+                       .get(detail or ""))
+            if AuditEvent(event) is AuditEvent.BACKUP_ACTIVATED
+            else CardSwitch(int(time), SwitchKind.REGULAR_REACTIVATED, card, None)
+            for time, event, card, detail in events)
+        return CardState(serial, CardRole(row[1]), CardStatus(row[2]), tries,
+                         row[3] is not None, None if row[4] is None else LossReason(row[4]),
+                         switches)
 
     # --- RegistryView ----------------------------------------------------------
 
@@ -742,8 +961,10 @@ class Registry:
 
         One ``BEGIN IMMEDIATE`` transaction: the nonce is marked used with a
         conditional UPDATE (of concurrent redemptions of one token exactly one
-        wins, the others get NONCE_REUSED), the card is re-read, a backup on
-        STANDBY is activated and the holder's regular card deactivated, and
+        wins, the others get NONCE_REUSED), the card is re-read, a backup that is not
+        active (STANDBY, or INACTIVE since a reactivation) is activated when the token
+        carries the holder's confirmed switch (``backupSwitch``; its reason goes into the
+        audit row) and the holder's regular card deactivated, and
         the audit row is written. A card whose status changed since
         verification is refused.
         """
@@ -766,10 +987,15 @@ class Registry:
                 raise TokenRefused(RefusalReason.CARD_UNKNOWN, "the card is not registered")
             role, status, holder_id = CardRole(row[0]), CardStatus(row[1]), row[2]
             activated = False
-            if role is CardRole.BACKUP and status is CardStatus.STANDBY:
+            switch = session.claims.backup_switch
+            if role is CardRole.BACKUP and status in (CardStatus.STANDBY, CardStatus.INACTIVE):
+                if switch is None:  # the verifier refused it already; the state changed since
+                    raise TokenRefused(RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED,
+                                       "the backup card is not active and the switch was not "
+                                       "confirmed")
                 activated = conn.execute(
                     "UPDATE cards SET status = ?, updated = ? WHERE serial = ? AND status = ?",
-                    (int(CardStatus.ACTIVE), _unix(now), serial, int(CardStatus.STANDBY)),
+                    (int(CardStatus.ACTIVE), _unix(now), serial, int(status)),
                 ).rowcount == 1
                 conn.execute(
                     "UPDATE cards SET status = ?, updated = ? "
@@ -778,7 +1004,7 @@ class Registry:
                      int(CardStatus.ACTIVE)),
                 )
                 self._audit(conn, now, AuditEvent.BACKUP_ACTIVATED, client_id=client_id,
-                            card_serial=serial, holder_id=holder_id)
+                            card_serial=serial, holder_id=holder_id, detail=switch.name)
             elif status is not CardStatus.ACTIVE:
                 reason = {
                     CardStatus.REVOKED: RefusalReason.CARD_REVOKED,

@@ -35,7 +35,7 @@ from pkcard.backend.authorizations import (
     check_order,
 )
 from pkcard.backend.core import SessionBackend
-from pkcard.backend.registry import Registry
+from pkcard.backend.registry import CardState, LossReason, Registry
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 from pkcard.errors import (
@@ -52,7 +52,7 @@ from pkcard.errors import (
     WrongPin,
 )
 from pkcard.secret import Secret
-from pkcard.token import CardRole, PossessionProof, ProofMethod
+from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, ProofMethod
 from pkcard.verify import Clock, SessionScope
 
 ERROR_DOMAIN = "backend.pkcard.si"
@@ -64,7 +64,8 @@ _log = logging.getLogger(__name__)
 
 # Refusals about the card's state: the token is fine, the card may not be used.
 _CARD_STATE = frozenset({RefusalReason.CARD_REVOKED, RefusalReason.CARD_INACTIVE,
-                         RefusalReason.REGULAR_CARD_DEACTIVATED, RefusalReason.NO_AUTHORIZATION})
+                         RefusalReason.REGULAR_CARD_DEACTIVATED, RefusalReason.NO_AUTHORIZATION,
+                         RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED})
 
 _T = TypeVar("_T")
 
@@ -250,6 +251,97 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         finally:
             request.Clear()
         return pb.ReactivateCardResponse(tries_left=tries)
+
+    def GetCardStatus(
+        self, request: pb.GetCardStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetCardStatusResponse:
+        client_id(context, self._identity)
+        state = _guarded(context, lambda: self._backend.card_state(request.card_serial))
+        return card_status_message(state)
+
+    def ChangeReactivationPassword(
+        self, request: pb.ChangeReactivationPasswordRequest, context: grpc.ServicerContext
+    ) -> pb.ChangeReactivationPasswordResponse:
+        client = client_id(context, self._identity)
+        proof = _proof(request.proof) if request.HasField("proof") else None
+
+        def change() -> int:
+            with Secret(request.old_password) as old, Secret(request.new_password) as new:
+                return self._backend.change_password(request.card_serial, old, new, client,
+                                                     proof)
+
+        try:
+            tries = _guarded(context, change)
+        finally:
+            request.Clear()
+        return pb.ChangeReactivationPasswordResponse(tries_left=tries)
+
+    def RevokeSignature(
+        self, request: pb.RevokeSignatureRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeSignatureResponse:
+        client = client_id(context, self._identity)
+
+        def revoke() -> None:
+            with Secret(request.reactivation_password) as password:
+                self._backend.revoke_signature(request.card_serial, password, client)
+
+        try:
+            _guarded(context, revoke)
+        finally:
+            request.Clear()
+        return pb.RevokeSignatureResponse()
+
+    def ReportCardLost(
+        self, request: pb.ReportCardLostRequest, context: grpc.ServicerContext
+    ) -> pb.ReportCardLostResponse:
+        client = client_id(context, self._identity)
+
+        def report() -> None:
+            reason = LossReason(int(request.reason))  # ValueError for UNSPECIFIED
+            with Secret(request.reactivation_password) as password:
+                self._backend.report_lost(request.card_serial, reason, password, client)
+
+        try:
+            _guarded(context, report)
+        finally:
+            request.Clear()
+        return pb.ReportCardLostResponse()
+
+
+    def ActivateBackupCard(
+        self, request: pb.ActivateBackupCardRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateBackupCardResponse:
+        client = client_id(context, self._identity)
+        proof = _proof(request.proof) if request.HasField("proof") else None
+
+        def activate() -> bool:
+            reason = BackupSwitchReason(int(request.reason))  # ValueError for UNSPECIFIED
+            return self._backend.activate_backup(request.card_serial, reason, client, proof)
+
+        return pb.ActivateBackupCardResponse(activated=_guarded(context, activate))
+
+
+def _proof(message: pb.PossessionProof) -> PossessionProof:
+    return PossessionProof(bytes(message.nonce), tuple(bytes(c) for c in message.certificate_chain),
+                           bytes(message.signature))
+
+
+def card_status_message(state: CardState) -> pb.GetCardStatusResponse:
+    """The GetCardStatus reply for a :class:`~pkcard.backend.registry.CardState`."""
+    return pb.GetCardStatusResponse(
+        card_serial=state.serial,
+        role=pb.CardRole.ValueType(int(state.role)),
+        status=pb.CardStatus.ValueType(int(state.status)),
+        reactivation_tries_left=state.reactivation_tries_left,
+        signature_revoked=state.signature_revoked,
+        loss_reason=pb.LossReason.ValueType(0 if state.loss_reason is None
+                                            else int(state.loss_reason)),
+        switches=[pb.CardSwitch(time_unix=item.time, kind=pb.SwitchKind.ValueType(int(item.kind)),
+                                card_serial=item.card_serial,
+                                reason=pb.BackupSwitchReason.ValueType(
+                                    0 if item.reason is None else int(item.reason)))
+                  for item in state.switches],
+    )
 
 
 class RegistryAdminServicer(pb_grpc.RegistryAdminServiceServicer):

@@ -55,6 +55,8 @@ BENCHES: tuple[Bench, ...] = (
     Bench("load", "64 clients with card pulls against pkcardd --simulated",
           ("--clients", "8", "--calls", "5")),
     Bench("daemon", "pkcardd vs raw pyscard; concurrency; start-up and memory", ("--quick",)),
+    Bench("perimeter", "caller check: user socket and public gateway vs the private socket",
+          ("--quick",)),
     Bench("backend_scale", "backend on PostgreSQL vs SQLite; 1, 2, 4 instances; anomalies",
           ("--redemptions", "48", "--clients", "4", "--duplicate-every", "4")),
 )

@@ -16,9 +16,12 @@ that every status it sends carries one. This module replaces both:
 - :func:`unknown_method_handler` answers every method no service serves with
   UNIMPLEMENTED, reason ``UNIMPLEMENTED``; it is added after every service.
 
-The interceptor decides on the server's polling thread just before gRPC
-submits the call to the executor on that same thread; only that thread adds
-calls, so the count cannot grow in between and an admitted call is never
+The interceptor decides on a server's polling thread just before gRPC
+submits the call to the executor on that same thread. pkcardd has several
+servers on one executor (the private socket's and one per user socket), so
+several polling threads add calls: the interceptor therefore takes the call's
+place in the count when it admits it (:meth:`CallExecutor.admit`), and the
+submit that follows on that thread uses it. An admitted call is never
 refused (a refusal decided just before a call ended merely answers from a
 worker thread).
 """
@@ -34,20 +37,19 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from pkcard.daemon.errors import to_status
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
 from pkcard.error_codes import describe
 from pkcard.errors import DaemonBusy, InvalidRequest, MethodNotImplemented, PkcardError
 
 if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
+    from pkcard.daemon.interceptors import Handler
+
     _GenericHandler = grpc.GenericRpcHandler[Any, Any]
 else:
-    _Interceptor = grpc.ServerInterceptor
     _GenericHandler = grpc.GenericRpcHandler
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class _Undecodable:
@@ -72,6 +74,7 @@ class CallExecutor(futures.ThreadPoolExecutor):
         self.max_calls = max_calls
         self._lock = threading.Lock()
         self._held = 0
+        self._admitted = threading.local()  # per polling thread: a place taken by admit()
         self._refusals = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{thread_name_prefix}-refusals"
         )
@@ -82,6 +85,21 @@ class CallExecutor(futures.ThreadPoolExecutor):
         with self._lock:
             return self._held >= self.max_calls
 
+    def admit(self) -> bool:
+        """Take a place for the call this thread submits next; False if none is left.
+
+        A place taken but not used (gRPC dropped the call before submitting it)
+        carries over to this thread's next call, so it is never counted twice.
+        """
+        if getattr(self._admitted, "place", False):
+            return True
+        with self._lock:
+            if self._held >= self.max_calls:
+                return False
+            self._held += 1
+        self._admitted.place = True
+        return True
+
     def _release(self, _: object = None) -> None:
         with self._lock:
             self._held -= 1
@@ -89,10 +107,14 @@ class CallExecutor(futures.ThreadPoolExecutor):
     def submit(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> futures.Future[T]:
-        with self._lock:
-            full = self._held >= self.max_calls
-            if not full:
-                self._held += 1
+        if getattr(self._admitted, "place", False):
+            self._admitted.place = False  # counted when admit() took it
+            full = False
+        else:
+            with self._lock:
+                full = self._held >= self.max_calls
+                if not full:
+                    self._held += 1
         if full:
             return self._refusals.submit(fn, *args, **kwargs)
         try:
@@ -108,7 +130,7 @@ class CallExecutor(futures.ThreadPoolExecutor):
         self._refusals.shutdown(wait, cancel_futures=cancel_futures)
 
 
-class AdmissionInterceptor(_Interceptor):
+class AdmissionInterceptor(HandlerInterceptor):
     """Refuses calls beyond the executor's cap with DAEMON_BUSY (and an ErrorInfo)."""
 
     def __init__(self, executor: CallExecutor) -> None:
@@ -120,15 +142,8 @@ class AdmissionInterceptor(_Interceptor):
             "retry shortly"
         )
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        if not self._executor.full:
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        if self._executor.admit():
             return _parsing_requests(handler)
         busy = self._busy()
 
@@ -139,15 +154,13 @@ class AdmissionInterceptor(_Interceptor):
             abort_with(context, busy)
 
         # The same shape as the real handler, so gRPC reads the request as usual.
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(refuse_stream)
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(refuse)
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                refuse_stream, request_deserializer=handler.request_deserializer)
-        return grpc.unary_unary_rpc_method_handler(
-            refuse, request_deserializer=handler.request_deserializer)
+        return rewrap(
+            handler,
+            unary_unary=lambda _behavior: refuse,
+            unary_stream=lambda _behavior: refuse_stream,
+            stream_unary=lambda _behavior: refuse,
+            stream_stream=lambda _behavior: refuse_stream,
+        )
 
 
 def _parsing_requests(handler: Handler) -> Handler:
@@ -170,15 +183,8 @@ def _parsing_requests(handler: Handler) -> Handler:
 
         return call
 
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            guarded(handler.unary_unary), request_deserializer=tolerant,
-            response_serializer=handler.response_serializer)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            guarded(handler.unary_stream), request_deserializer=tolerant,
-            response_serializer=handler.response_serializer)
-    return handler
+    return rewrap(handler, unary_unary=guarded, unary_stream=guarded,
+                  request_deserializer=tolerant)
 
 
 class _UnknownMethods(_GenericHandler):

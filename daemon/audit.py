@@ -99,6 +99,9 @@ class AuditEntry:
     certificate_sha256: str | None = None  # hex fingerprint of the signer's certificate
     certificate_serial: str | None = None  # hex serial number of the signer's certificate
     intent_seq: int | None = None  # an outcome record: the seq of its call's intent record
+    # The holder's stated reason (issue 15): a backup switch (FAULT/LOSS/BLOCK), a lost card
+    # (LOST/STOLEN/MISUSED), a revoked KPEP (KPEP_REVOKED). A name, never free text.
+    holder_reason: str | None = None
     removed_bytes: int | None = None  # AUDIT_REPAIRED: the torn tail cut off at start-up
     removed_sha256: str | None = None
     previous_file: str | None = None  # AUDIT_ROTATED: the file this one continues

@@ -1,6 +1,6 @@
 """pkcardd's calls to the backend (pkcard.backend.v1) made for a card holder.
 
-Today one call: reactivating a holder's regular PK after a backup card was
+Reactivating a holder's regular PK after a backup card was
 used (``pkpin reactivate``), through the backend's holder-facing
 ``SessionService.ReactivateCard``: the regular card's proof of possession
 (its signature over a fresh challenge, :meth:`BackendLink.challenge`) and
@@ -12,6 +12,12 @@ never logs it. Backend refusals become :mod:`pkcard.errors`: a wrong password
 :class:`~pkcard.errors.PinBlocked`, anything else
 :class:`~pkcard.errors.BackendRefused`; an unreachable backend
 :class:`~pkcard.errors.BackendUnavailable`.
+
+Issue 15 adds the holder's other backend calls (:mod:`pkcard.daemon.holder`):
+the card's registry status, changing the reactivation password (the
+backend's copy is the only one; the regular card's proof of possession
+authorizes it as for a reactivation), revoking the KPEP and reporting a card
+lost, stolen or misused (the reactivation password authorizes both).
 """
 
 from __future__ import annotations
@@ -127,6 +133,66 @@ class BackendLink:
             raise backend_error(error) from None
         finally:
             request.Clear()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise backend_error(error) from None
+
+    def card_status(self, card_serial: str) -> backend_pb2.GetCardStatusResponse:
+        """What the backend's registry knows about ``card_serial`` (GetCardStatus)."""
+        reply: backend_pb2.GetCardStatusResponse = self._call(
+            self._sessions.GetCardStatus, backend_pb2.GetCardStatusRequest(card_serial=card_serial))
+        return reply
+
+    def change_password(self, card_serial: str, old: Secret, new: Secret,
+                        proof: PossessionProof) -> int:
+        """Replace the holder's reactivation password at the backend (its only copy); returns
+        its tries left."""
+        request = backend_pb2.ChangeReactivationPasswordRequest(
+            card_serial=card_serial, old_password=old.reveal().decode("utf-8"),
+            new_password=new.reveal().decode("utf-8"),
+            proof=backend_pb2.PossessionProof(nonce=proof.nonce,
+                                              certificate_chain=list(proof.chain),
+                                              signature=proof.signature),
+        )
+        try:
+            reply: backend_pb2.ChangeReactivationPasswordResponse = self._call(
+                self._sessions.ChangeReactivationPassword, request)
+        finally:
+            request.Clear()
+        return reply.tries_left
+
+    def revoke_signature(self, card_serial: str, password: Secret) -> None:
+        """Revoke the KPEP of ``card_serial`` with the holder's reactivation password."""
+        request = backend_pb2.RevokeSignatureRequest(
+            card_serial=card_serial, reactivation_password=password.reveal().decode("utf-8"))
+        try:
+            self._call(self._sessions.RevokeSignature, request)
+        finally:
+            request.Clear()
+
+    def report_lost(self, card_serial: str, reason: int, password: Secret) -> None:
+        """Revoke a lost, stolen or misused card for good (``reason``: the LossReason number)."""
+        request = backend_pb2.ReportCardLostRequest(
+            card_serial=card_serial, reason=backend_pb2.LossReason.ValueType(reason),
+            reactivation_password=password.reveal().decode("utf-8"))
+        try:
+            self._call(self._sessions.ReportCardLost, request)
+        finally:
+            request.Clear()
+
+    def activate_backup(self, card_serial: str, reason: int, proof: PossessionProof) -> bool:
+        """Switch to the backup card now (``reason``: the BackupSwitchReason number); False
+        when it was already active."""
+        reply: backend_pb2.ActivateBackupCardResponse = self._call(
+            self._sessions.ActivateBackupCard, backend_pb2.ActivateBackupCardRequest(
+                card_serial=card_serial, reason=backend_pb2.BackupSwitchReason.ValueType(reason),
+                proof=backend_pb2.PossessionProof(nonce=proof.nonce,
+                                                  certificate_chain=list(proof.chain),
+                                                  signature=proof.signature)))
+        return reply.activated
 
     def close(self) -> None:
         self._channel.close()

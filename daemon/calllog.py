@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -25,12 +25,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from pkcard.daemon.access import AccessControl
 from pkcard.daemon.audit import bounded
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
 
 if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
+    from pkcard.daemon.interceptors import Handler
 
 LOGGER_NAME = "pkcard.daemon.calls"
 _log = logging.getLogger(LOGGER_NAME)
@@ -60,7 +58,7 @@ def _error_info(context: grpc.ServicerContext) -> error_details_pb2.ErrorInfo | 
     return None
 
 
-class CallLogInterceptor(_Interceptor):
+class CallLogInterceptor(HandlerInterceptor):
     """Logs one INFO line (logger ``pkcard.daemon.calls``) when each call ends."""
 
     def __init__(self, access: AccessControl) -> None:
@@ -100,37 +98,16 @@ class CallLogInterceptor(_Interceptor):
             parts.append(f"incident={info.metadata['incident_id']}")
         _log.info(" ".join(parts))
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method: str = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client streaming: nothing pkcardd serves
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        # client streaming: nothing pkcardd serves; such handlers pass unchanged
+        return rewrap(
+            handler,
+            unary_unary=lambda behavior: self._unary(behavior, method),
+            unary_stream=lambda behavior: self._stream(behavior, method),
+            stream_stream=lambda behavior: self._stream(behavior, method),
+        )
 
-    def _unary(self, behavior: Callable[[Any, grpc.ServicerContext], Any],
-               method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def _unary(self, behavior: Behavior, method: str) -> Behavior:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.monotonic()
             failed = True
@@ -143,8 +120,7 @@ class CallLogInterceptor(_Interceptor):
 
         return call
 
-    def _stream(self, behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
-                method: str) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+    def _stream(self, behavior: Behavior, method: str) -> Behavior:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             start = time.monotonic()
             failed = True

@@ -37,6 +37,7 @@ Example (every key optional)::
                                      # shorter deadline wins; calls without one get this)
     max_connections_per_uid = 128    # public-socket connections per uid; more are closed
     max_connections = 512            # public-socket connections in all
+    max_user_sockets = 32            # allowed users with a socket of their own (users/<uid>/)
     max_streams_per_caller = 4       # open streams per caller (uid or TLS identity)
     open_stream_slots = 4            # open Health.Watch/reflection streams in all
     max_sessions_per_caller = 8      # open sessions per caller
@@ -169,6 +170,7 @@ class Limits:
     # Per-peer limits (daemon/peer_limits.py, daemon/stream_limits.py; issue #12 break 3)
     max_connections_per_uid: int = 128  # open connections on the public socket per uid
     max_connections: int = 512  # open connections on the public socket in all
+    max_user_sockets: int = 32  # allowed users offered a socket of their own (user_sockets.py)
     max_streams_per_caller: int = 4  # open streams (WatchEvents, Health.Watch, ...) per caller
     open_stream_slots: int = 4  # open Health.Watch and reflection streams in all
     # Sessions (daemon/sessions.py; issue #12 break 7)

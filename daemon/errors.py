@@ -21,8 +21,12 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from pkcard.daemon.access import AccessControl
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
 from pkcard.error_codes import ERROR_DOMAIN, ErrorDetail, describe
 from pkcard.errors import DaemonInternalError, PkcardError
+
+if TYPE_CHECKING:
+    from pkcard.daemon.interceptors import Handler
 
 _log = logging.getLogger(__name__)
 
@@ -66,15 +70,7 @@ def abort(context: grpc.ServicerContext, exc: BaseException, where: str) -> NoRe
     context.abort_with_status(to_status(detail_for(exc, where)))
 
 
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
-if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
-
-
-class ErrorMappingInterceptor(_Interceptor):
+class ErrorMappingInterceptor(HandlerInterceptor):
     """Allow-list check before, error mapping after, every unary and server-streaming call."""
 
     def __init__(
@@ -94,29 +90,14 @@ class ErrorMappingInterceptor(_Interceptor):
                 self._on_refused(context, method, detail.reason.value)
             raise
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method: str = handler_call_details.method
+    def wrap(self, handler: Handler, method: str) -> Handler:
         guarded = not method.startswith(OPEN_METHOD_PREFIXES)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, guarded),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method, guarded),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client/bidi streaming: pkcard.v1 has none
+        # client/bidi streaming: pkcard.v1 has none; such handlers pass unchanged
+        return rewrap(
+            handler,
+            unary_unary=lambda behavior: self._unary(behavior, method, guarded),
+            unary_stream=lambda behavior: self._stream(behavior, method, guarded),
+        )
 
     def _unary(self, behavior: Behavior, method: str, guarded: bool) -> Behavior:
         def call(request: Any, context: grpc.ServicerContext) -> Any:

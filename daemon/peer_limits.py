@@ -97,10 +97,14 @@ class ConnectionLimits:
         return self._open.get(uid, 0)
 
 
-def raise_fd_limit(connections: int) -> int:
-    """Raise the soft RLIMIT_NOFILE (up to the hard one) so ``connections`` fit; the new soft."""
+def raise_fd_limit(connections: int, direct: int = 0) -> int:
+    """Raise the soft RLIMIT_NOFILE (up to the hard one) so the connections fit; the new soft.
+
+    ``connections`` through the gateway, ``direct`` ones on user sockets (one
+    descriptor each).
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = connections * FDS_PER_CONNECTION + FD_RESERVE
+    wanted = connections * FDS_PER_CONNECTION + direct + FD_RESERVE
     if hard != resource.RLIM_INFINITY:
         wanted = min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < wanted:

@@ -12,6 +12,11 @@ maps it back to the caller's credentials.
 
 The gateway runs one asyncio loop in one thread that :meth:`PeerGateway.start`
 starts and :meth:`PeerGateway.stop` stops and joins.
+
+The splice costs every call a few tenths of a millisecond, so allowed users
+also get a socket of their own that skips it (:mod:`pkcard.daemon.user_sockets`);
+the public socket and this gateway serve everyone else (foreign clients,
+users without a user socket).
 """
 
 from __future__ import annotations
@@ -46,9 +51,13 @@ class InsecureSocketDir(RuntimeError):
 
 @dataclass(frozen=True)
 class PeerCredentials:
-    """Who is at the other end of a Unix socket, per the kernel."""
+    """Who is at the other end of a Unix socket, per the kernel.
 
-    pid: int
+    ``pid`` is None on a user socket, where the kernel's permission check
+    told us the user but no connection's process (:mod:`pkcard.daemon.user_sockets`).
+    """
+
+    pid: int | None
     uid: int
     gid: int
 

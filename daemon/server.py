@@ -2,7 +2,9 @@
 
 :class:`Daemon` wires the reader system, the per-reader workers, the event
 hub, the audit log, the gRPC server (private socket, optional mutual-TLS
-TCP), health and reflection, the public-socket :class:`PeerGateway`, and
+TCP), health and reflection, the public-socket :class:`PeerGateway`, one
+gRPC server for each allowed user's own socket (:mod:`pkcard.daemon.user_sockets`;
+they share the services, the thread pool and the interceptors), and
 with simulated readers and no configured backend the embedded reference
 backend (:mod:`pkcard.daemon.embedded_backend`).
 Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
@@ -15,13 +17,15 @@ import logging
 import os
 import socket
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
-from pkcard.daemon.access import AccessControl
+from pkcard.daemon.access import AccessControl, KnownCallerInterceptor
+from pkcard.daemon.activation import ActivationPrerequisites
 from pkcard.daemon.admission import AdmissionInterceptor, CallExecutor, unknown_method_handler
 from pkcard.daemon.audit import AuditEntry, AuditLog
 from pkcard.daemon.backend_link import BackendLink
@@ -31,7 +35,8 @@ from pkcard.daemon.config import BackendConfig, DaemonConfig, ReaderBackend
 from pkcard.daemon.errors import ErrorMappingInterceptor
 from pkcard.daemon.events import EventHub, SessionEndedEvent
 from pkcard.daemon.health import HealthServicer, ServiceHealth
-from pkcard.daemon.peer_limits import connection_limits
+from pkcard.daemon.holder import HolderCalls, HolderServicer
+from pkcard.daemon.peer_limits import connection_limits, raise_fd_limit
 from pkcard.daemon.peers import (
     PeerGateway,
     bind_public_socket,
@@ -51,12 +56,23 @@ from pkcard.daemon.signatures import (
     simulated_trust_anchor_paths,
 )
 from pkcard.daemon.stream_limits import StreamLimitInterceptor, stream_slots
+from pkcard.daemon.user_sockets import (
+    AclUnsupported,
+    UserSocket,
+    clear_users_dir,
+    prepare_user_dir,
+    remove_user_sockets,
+    restrict_socket,
+    served_users,
+)
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import AuditUnavailable, PkcardError, SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
+    holder_pb2,
+    holder_pb2_grpc,
     readers_pb2,
     readers_pb2_grpc,
     sessions_pb2,
@@ -69,6 +85,9 @@ from pkcard.v1 import (
 
 if TYPE_CHECKING:
     from pkcard.daemon.embedded_backend import EmbeddedBackend
+    from pkcard.daemon.interceptors import ServerInterceptor
+
+Register = Callable[[grpc.Server], None]
 
 _log = logging.getLogger(__name__)
 
@@ -98,6 +117,7 @@ def _service_names(simulated: bool) -> list[str]:
         cards_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
         sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
         signatures_pb2.DESCRIPTOR.services_by_name["SignatureService"].full_name,
+        holder_pb2.DESCRIPTOR.services_by_name["HolderService"].full_name,
     ]
     if simulated:
         names.append(simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name)
@@ -121,6 +141,8 @@ class Daemon:
         self._audit: AuditLog | None = None
         self._gateway: PeerGateway | None = None
         self._server: grpc.Server | None = None
+        self._user_servers: list[grpc.Server] = []
+        self._user_sockets: list[UserSocket] = []
         self._health = HealthServicer()
         self._service_health = ServiceHealth(self._health)
         self._executor: CallExecutor | None = None
@@ -181,6 +203,7 @@ class Daemon:
             ensure_not_listening(config.socket_path)
         for stale in self._private_dir.glob("*.sock"):
             stale.unlink()
+        clear_users_dir(config.socket_path)
         if config.audit_log is not None:
             self._audit = AuditLog(config.audit_log, max_file_bytes=config.audit_rotate_bytes)
         listener = self._inherited_listener
@@ -203,6 +226,8 @@ class Daemon:
             self._record("DAEMON_START")
             self._hub.start()
             self._server.start()
+            for user_server in self._user_servers:
+                user_server.start()
             self._gateway.start()
         except BaseException:
             self._abort_start(listener)
@@ -236,69 +261,19 @@ class Daemon:
         return self.config.reader_backend is ReaderBackend.SIMULATED
 
     def _build_server(self, access: AccessControl, auditor: Auditor) -> grpc.Server:
+        """The private-socket (and TCP) server; also builds :attr:`_user_servers`."""
         limits = self.config.limits
         # Our own cap instead of grpc's maximum_concurrent_rpcs: its refusals carry ErrorInfo.
         self._executor = CallExecutor(limits.worker_threads, limits.max_concurrent_rpcs,
                                       thread_name_prefix="pkcardd-rpc")
-        server = grpc.server(
-            self._executor,
-            interceptors=[
-                CallLogInterceptor(access),
-                AdmissionInterceptor(self._executor),
-                StreamLimitInterceptor(access, stream_slots(limits)),
-                ErrorMappingInterceptor(access, on_refused=auditor.refused),
-            ],
-            options=[
-                ("grpc.max_receive_message_length", limits.max_message_bytes),
-                ("grpc.max_send_message_length", limits.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
-        readers_pb2_grpc.add_ReaderServiceServicer_to_server(
-            ReaderServicer(self._readers, self._hub), server
-        )
-        # One limiter for every PIN the daemon presents, whichever service presents it.
-        pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
-        credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
-        # One policy for every secret the daemon presents, whichever service presents it.
-        pin_entry = PinEntryPolicy(
-            allow_host_pin_entry=self.config.host_pin_entry_allowed, limiter=pin_limiter,
-            credits=credits, announce=self._hub.publish)
-        cards_pb2_grpc.add_CardServiceServicer_to_server(
-            CardServicer(self._card_backends, auditor, pin_entry=pin_entry), server,
-        )
-        missing = self._card_backends.missing_modules()
-        if missing:
-            raise StartupError(f"card_backends: no PKCS#11 module at {missing[0]}")
-        anchor_paths = self.config.signature_trust_anchors
-        if anchor_paths is None:
-            anchor_paths = simulated_trust_anchor_paths() if self._simulated else ()
-        try:
-            anchors = load_trust_anchors(anchor_paths)
-        except (OSError, ValueError) as exc:
-            raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
-        signatures_pb2_grpc.add_SignatureServiceServicer_to_server(
-            SignatureServicer(self._card_backends, auditor, anchors, pin_entry=pin_entry),
-            server,
-        )
-        sessions_pb2_grpc.add_SessionServiceServicer_to_server(
-            SessionServicer(
-                self._card_backends, self._sessions, auditor,
-                workstation_id=self.config.workstation_id, pin_entry=pin_entry,
-                backend=self._backend, access=access,
-            ),
-            server,
-        )
-        if self._simulated:
-            # Imported only here: a production daemon never loads the simulator.
-            from pkcard.daemon.simulation import SimulationServicer  # noqa: PLC0415
-
-            simulation_pb2_grpc.add_SimulationServiceServicer_to_server(
-                SimulationServicer(self._readers, auditor), server
-            )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        add_reflection(server, (*_service_names(self._simulated), health.SERVICE_NAME))
-        server.add_generic_rpc_handlers((unknown_method_handler(),))  # after every service
+        interceptors: list[ServerInterceptor] = [
+            CallLogInterceptor(access),
+            AdmissionInterceptor(self._executor),
+            StreamLimitInterceptor(access, stream_slots(limits)),
+            ErrorMappingInterceptor(access, on_refused=auditor.refused),
+        ]
+        register = self._services(access, auditor)
+        server = self._new_server(interceptors, register)
         grpc_socket = self._private_dir / GRPC_SOCKET_NAME
         if server.add_insecure_port(f"unix:{grpc_socket}") == 0:
             raise StartupError(f"cannot listen on {grpc_socket}")
@@ -311,12 +286,117 @@ class Daemon:
             )
             if server.add_secure_port(tcp.address, credentials) == 0:
                 raise StartupError(f"cannot listen on {tcp.address}")
+        self._build_user_servers(interceptors, register)
         return server
+
+    def _new_server(self, interceptors: Sequence[ServerInterceptor], register: Register,
+                    options: Sequence[tuple[str, int]] = ()) -> grpc.Server:
+        limits = self.config.limits
+        assert self._executor is not None, "made by _build_server"
+        server = grpc.server(
+            self._executor,
+            interceptors=list(interceptors),
+            options=[
+                ("grpc.max_receive_message_length", limits.max_message_bytes),
+                ("grpc.max_send_message_length", limits.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+                *options,
+            ],
+        )
+        register(server)
+        return server
+
+    def _build_user_servers(self, interceptors: Sequence[ServerInterceptor],
+                            register: Register) -> None:
+        """A server on each allowed user's own socket (see :mod:`pkcard.daemon.user_sockets`)."""
+        limits = self.config.limits
+        # Like the gateway's cap per uid, so one user cannot take every descriptor.
+        cap = min(limits.max_connections_per_uid, limits.max_connections)
+        users = served_users(self.config.access, limits.max_user_sockets)
+        raise_fd_limit(limits.max_connections, direct=len(users) * cap)
+        for user in users:
+            try:
+                path = prepare_user_dir(self.config.socket_path, user)
+            except AclUnsupported:
+                _log.info("no POSIX ACLs under %s: uid %d uses the public socket",
+                          self.config.socket_dir, user.uid)
+                continue
+            server = self._new_server(
+                [KnownCallerInterceptor(user), *interceptors], register,
+                [("grpc.max_allowed_incoming_connections", cap)],
+            )
+            if server.add_insecure_port(f"unix:{path}") == 0:
+                raise StartupError(f"cannot listen on {path}")
+            self._user_servers.append(server)
+            self._user_sockets.append(UserSocket(path, user))
+            restrict_socket(path, user)
+
+    def _services(self, access: AccessControl, auditor: Auditor) -> Register:
+        """Make every servicer once; the function that adds them all to a server."""
+        limits = self.config.limits
+        readers = ReaderServicer(self._readers, self._hub)
+        # One limiter for every PIN the daemon presents, whichever service presents it.
+        pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
+        credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
+        # One policy for every secret the daemon presents, whichever service presents it.
+        pin_entry = PinEntryPolicy(
+            allow_host_pin_entry=self.config.host_pin_entry_allowed, limiter=pin_limiter,
+            credits=credits, announce=self._hub.publish)
+        holder = HolderCalls(self._card_backends, self._backend, pin_entry=pin_entry)
+        cards = CardServicer(
+            self._card_backends, auditor, pin_entry=pin_entry,
+            activation=ActivationPrerequisites(self._readers, self._backend),
+            change_reactivation=holder.change_password,
+        )
+        missing = self._card_backends.missing_modules()
+        if missing:
+            raise StartupError(f"card_backends: no PKCS#11 module at {missing[0]}")
+        anchor_paths = self.config.signature_trust_anchors
+        if anchor_paths is None:
+            anchor_paths = simulated_trust_anchor_paths() if self._simulated else ()
+        try:
+            anchors = load_trust_anchors(anchor_paths)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
+        signatures = SignatureServicer(
+            self._card_backends, auditor, anchors, pin_entry=pin_entry,
+            check_signature=holder.check_signature,
+        )
+        holder_servicer = HolderServicer(holder, auditor)
+        sessions = SessionServicer(
+            self._card_backends, self._sessions, auditor,
+            workstation_id=self.config.workstation_id, pin_entry=pin_entry,
+            backend=self._backend, access=access,
+        )
+        simulation = None
+        if self._simulated:
+            # Imported only here: a production daemon never loads the simulator.
+            from pkcard.daemon.simulation import SimulationServicer  # noqa: PLC0415
+
+            simulation = SimulationServicer(self._readers, auditor)
+        names = (*_service_names(self._simulated), health.SERVICE_NAME)
+
+        def register(server: grpc.Server) -> None:
+            readers_pb2_grpc.add_ReaderServiceServicer_to_server(readers, server)
+            cards_pb2_grpc.add_CardServiceServicer_to_server(cards, server)
+            signatures_pb2_grpc.add_SignatureServiceServicer_to_server(signatures, server)
+            holder_pb2_grpc.add_HolderServiceServicer_to_server(holder_servicer, server)
+            sessions_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
+            if simulation is not None:
+                simulation_pb2_grpc.add_SimulationServiceServicer_to_server(simulation, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+            add_reflection(server, names)
+            server.add_generic_rpc_handlers((unknown_method_handler(),))  # after every service
+
+        return register
 
     def _abort_start(self, listener: socket.socket | None) -> None:
         """Undo a failed :meth:`start` as far as it got."""
         if self._server is not None:
             self._server.stop(None)
+        for user_server in self._user_servers:
+            user_server.stop(None)
+        remove_user_sockets(self._user_sockets)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
         self._hub.stop()
@@ -350,9 +430,10 @@ class Daemon:
         if self._gateway is not None:
             self._gateway.stop_accepting()
         if self._server is not None:
-            done = self._server.stop(grace)
+            stopping = [server.stop(grace) for server in (self._server, *self._user_servers)]
             self._hub.stop()
-            done.wait()
+            for done in stopping:
+                done.wait()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
         self._hub.stop()
@@ -371,6 +452,7 @@ class Daemon:
         if self._inherited_listener is None:
             self.config.socket_path.unlink(missing_ok=True)
         (self._private_dir / GRPC_SOCKET_NAME).unlink(missing_ok=True)
+        remove_user_sockets(self._user_sockets)
         try:
             self._record("DAEMON_STOP")
         except AuditUnavailable as exc:

@@ -21,6 +21,7 @@ import grpc
 
 from pkcard.daemon import cards
 from pkcard.daemon.access import AccessControl, Caller
+from pkcard.daemon.activation import ActivationPrerequisites
 from pkcard.daemon.audit import STARTED, AuditEntry, AuditLog
 from pkcard.daemon.card_backends import CardBackends, PkJob, Served
 from pkcard.daemon.errors import internal_error
@@ -30,11 +31,13 @@ from pkcard.error_codes import Reason, describe
 from pkcard.errors import (
     AuditUnavailable,
     InvalidRequest,
+    NotSupported,
     PkcardError,
 )
-from pkcard.pin import PinRef, entry_from_field, host_secret
+from pkcard.pin import PinRef, PinState, PinStatus, entry_from_field, host_secret
 from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
+from pkcard.secret import Secret
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
@@ -70,6 +73,7 @@ class AuditNote:
     document_sha256: str | None = None
     certificate_sha256: str | None = None
     certificate_serial: str | None = None
+    holder_reason: str | None = None  # a backup switch's or a lost card's stated reason
     intent_seq: int | None = None
     commit: Callable[[], None] = field(default=_no_commit, repr=False)
     restricted_reason: str | None = None  # restricted-mode sessions: the reason's name
@@ -172,6 +176,7 @@ class Auditor:
                 certificate_sha256=note.certificate_sha256,
                 certificate_serial=note.certificate_serial, intent_seq=note.intent_seq,
                 restricted_reason=note.restricted_reason, restricted_note=note.restricted_note,
+                holder_reason=note.holder_reason,
             )
 
         try:
@@ -266,6 +271,12 @@ def _event_message(event: ReaderEvent) -> readers_pb2.ReaderEvent:
     return message
 
 
+ChangeReactivation = Callable[
+    [grpc.ServicerContext, str, Secret, Secret, bool, AuditNote], int]
+"""ChangePin(REACTIVATION) at the backend: (context, reader, old, new, confirm_last_try,
+audit note) -> the password's tries left (``HolderCalls.change_password``)."""
+
+
 class CardServicer(cards_pb2_grpc.CardServiceServicer):
     """The card calls.
 
@@ -283,7 +294,12 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         today: Callable[[], date] = date.today,
         *,
         pin_entry: PinEntryPolicy | None = None,
+        activation: ActivationPrerequisites | None = None,
+        change_reactivation: ChangeReactivation | None = None,
     ) -> None:
+        self._activation = activation  # KPEP activation prerequisites (daemon/activation.py)
+        # ChangePin(REACTIVATION) goes to the backend, which holds the password's one copy
+        self._change_reactivation = change_reactivation
         self._backends = backends
         self._auditor = auditor
         self._today = today
@@ -331,11 +347,13 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     def _pin_operation(
         self, context: grpc.ServicerContext, operation: str, *, reader: str, ref: PinRef,
         secrets: tuple[str, ...], build: Callable[..., cards.PkOperation],
-        on_pad: cards.PkOperation,
+        on_pad: cards.PkOperation, precheck: Callable[[str], None] | None = None,
     ) -> cards_pb2.PinOperationResponse:
         with self._auditor.call(context, operation, reader=reader, reference=ref,
                                 intent=Intent.DURABLE_AT_CARD) as note, ExitStack() as wipe:
             reader = cards.require_reader(reader)
+            if precheck is not None:
+                precheck(reader)  # before any secret is wrapped or any APDU is sent
             presenter = self._pin_entry.presenter(reader, context)
             entries = [entry_from_field(value) for value in secrets]
             for entry in entries:
@@ -375,12 +393,35 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
     ) -> cards_pb2.PinOperationResponse:
         ref = cards.pin_ref(request.reference)
         confirm = request.confirm_last_try
+        if ref is PinRef.REACTIVATION:
+            return self._change_reactivation_password(request, context)
         return self._pin_operation(
             context, "ChangePin", reader=request.reader, ref=ref,
             secrets=(request.old_pin, request.new_pin),
             build=lambda old, new: cards.change(ref, old, new, confirm),
             on_pad=cards.change_on_pad(ref, confirm),
         )
+
+    def _change_reactivation_password(
+        self, request: cards_pb2.ChangePinRequest, context: grpc.ServicerContext
+    ) -> cards_pb2.PinOperationResponse:
+        """The reactivation password lives at the backend only (issue 15): the regular PK in
+        the reader proves it is there and the backend replaces its copy; the card's own
+        reference is left alone."""
+        with self._auditor.call(context, "ChangePin", reader=request.reader,
+                                reference=PinRef.REACTIVATION,
+                                intent=Intent.DURABLE_AT_CARD) as note, \
+                Secret(request.old_pin) as old, Secret(request.new_pin) as new:
+            request.old_pin = request.new_pin = ""
+            reader = cards.require_reader(request.reader)
+            if self._change_reactivation is None:
+                raise NotSupported("the reactivation password is held by the backend, and "
+                                   "pkcardd has no backend configured (key `backend`)")
+            tries = self._change_reactivation(context, reader, old, new,
+                                              request.confirm_last_try, note)
+            note.tries_left = tries
+            return cards_pb2.PinOperationResponse(status=cards.pin_status_message(
+                PinStatus(PinRef.REACTIVATION, PinState.VERIFIABLE, tries, tries)))
 
     def UnblockPin(
         self, request: cards_pb2.UnblockPinRequest, context: grpc.ServicerContext
@@ -402,4 +443,5 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             secrets=(request.tpin, request.new_spin),
             build=lambda tpin, new: cards.activate_signature(tpin, new, confirm),
             on_pad=cards.activate_signature_on_pad(confirm),
+            precheck=None if self._activation is None else self._activation.check,
         )

@@ -27,7 +27,8 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pkcard.daemon import session_cards
+from pkcard.cardinfo import CardRole
+from pkcard.daemon import holder, session_cards
 from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.audit import AuditEntry
 from pkcard.daemon.backend_link import BackendLink
@@ -382,6 +383,8 @@ def _summary(info: SessionInfo) -> sessions_pb2.SessionClaimsSummary:
         restricted_reason=_REASONS_BACK.get(
             claims.proof_method, sessions_pb2.RESTRICTED_REASON_UNSPECIFIED),
         issuer=claims.iss,
+        backup_switch=sessions_pb2.BackupSwitchReason.ValueType(
+            0 if claims.backup_switch is None else int(claims.backup_switch)),
     )
 
 
@@ -473,6 +476,11 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             marks = self._registry.removal_marks(readers)
             pk = self._pk(context, pk_reader, session_cards.prepare_pk(pin_request))
             note.card_serial = pk.card_serial
+            switch = None
+            if pk.role is CardRole.BACKUP:  # issue 15: the holder confirms the switch first
+                switch = holder.switch_reason(request.confirm_backup_switch)
+                holder.backup_gate(self._backend, pk.card_serial, switch)
+                note.holder_reason = None if switch is None else switch.name
             kzz: KzzCardData | None = None
             if kzz_reader is not None:
                 proof = self._kzz(context, kzz_reader,
@@ -481,13 +489,14 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 claims = session_claims(
                     pk=pk, nonce=nonce, workstation_id=self._workstation_id,
                     now=self._clock(), authorizations=authorizations, kzz=kzz,
-                    kzz_proof=proof.proof)
+                    kzz_proof=proof.proof, backup_switch=switch)
             else:
                 assert restricted is not None
                 claims = replace(session_claims(
                     pk=pk, nonce=nonce, workstation_id=self._workstation_id,
                     now=self._clock(), authorizations=authorizations,
                     restricted=restricted.method, restricted_reason=restricted.note,
+                    backup_switch=switch,
                 ), patient_id=restricted.patient_id)
             token = self._pk(context, pk_reader, session_cards.sign_token(claims, pk))
             info = SessionInfo(
@@ -518,7 +527,8 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 note.restricted_note = info.claims.restricted_reason
             iat = int(self._clock().timestamp())
             claims = replace(info.claims, nonce=nonce, iat=iat,
-                             exp=iat + info.claims.exp - info.claims.iat)
+                             exp=iat + info.claims.exp - info.claims.iat,
+                             backup_switch=None)  # a refresh never switches cards
             if info.kzz_reader is not None:
                 proof = self._session_job(
                     context, info, info.kzz_reader, SessionEndReason.KZZ_REMOVED,

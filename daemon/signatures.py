@@ -4,6 +4,9 @@ SignDocument hashes the document on the host (or takes its SHA-256), reads
 the card's KPEP certificate and has the card sign the CAdES-BES signed
 attributes (:func:`pkcard.cms.sign_detached_digest`) with the SPIN presented
 for this one signature (sole control), or typed on the reader's PIN pad.
+With a backend configured, the card's KPEP is checked there first: a KPEP
+the holder revoked (``pkpin revoke-signature``) or a card reported lost is
+refused (:class:`~pkcard.errors.SignatureRevoked`) before the SPIN is sent.
 VerifyDocument checks a detached signature against the configured trust
 anchors (:func:`pkcard.cms.verify_detached`).
 
@@ -14,7 +17,7 @@ certificate's fingerprint and serial, never the SPIN or the document.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +103,10 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         trust_anchors: Sequence[x509.Certificate],
         *,
         pin_entry: PinEntryPolicy | None = None,
+        check_signature: Callable[[str], None] | None = None,
     ) -> None:
+        # asks the backend whether the card's KPEP is revoked (SignatureRevoked), before the SPIN
+        self._check_signature = check_signature
         self._backends = backends
         self._auditor = auditor
         self._trust_anchors = tuple(trust_anchors)
@@ -117,6 +123,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             presenter.on_pad((spin,), pin_pad, "SPIN")  # a refused host SPIN never reads the card
             serial = card.card_info().serial
             note.card_serial = serial
+            if self._check_signature is not None:
+                self._check_signature(serial)  # a revoked KPEP never gets the SPIN
             presenter.check(serial)  # before the certificate is read and the SPIN presented
             certificate_der = card.certificate(KeySlot.SIGNATURE)
             if certificate_der is None:

@@ -28,14 +28,11 @@ import grpc
 from pkcard.daemon.access import AccessControl
 from pkcard.daemon.config import Limits
 from pkcard.daemon.errors import OPEN_METHOD_PREFIXES, abort
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
 from pkcard.errors import DaemonBusy
 
 if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
-
+    from pkcard.daemon.interceptors import Handler
 
 
 class StreamSlots:
@@ -87,39 +84,22 @@ class StreamSlots:
             return self._by_caller.get(caller, 0)
 
 
-class StreamLimitInterceptor(_Interceptor):
+class StreamLimitInterceptor(HandlerInterceptor):
     """Applies :class:`StreamSlots` to every server-streaming and bidi-streaming call."""
 
     def __init__(self, access: AccessControl, slots: StreamSlots) -> None:
         self._access = access
         self._slots = slots
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method: str = handler_call_details.method
+    def wrap(self, handler: Handler, method: str) -> Handler:
         is_open = method.startswith(OPEN_METHOD_PREFIXES)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._limited(handler.unary_stream, method, is_open),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._limited(handler.stream_stream, method, is_open),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary_stream=lambda behavior: self._limited(behavior, method, is_open),
+            stream_stream=lambda behavior: self._limited(behavior, method, is_open),
+        )
 
-    def _limited(self, behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
-                 method: str, is_open: bool) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def _limited(self, behavior: Behavior, method: str, is_open: bool) -> Behavior:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
                 release = self._slots.take(self._access.identify(context).key, is_open)

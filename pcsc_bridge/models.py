@@ -49,7 +49,7 @@ MODEL_TABLE: tuple[ModelEntry, ...] = (
     ),
     ModelEntry(
         ReaderModel.IDBRIDGE_GCR5500,
-        None,  # not in the CCID driver's list: no known USB id
+        None,  # not in the CCID driver's list: no known USB id; capabilities from its driver
         ("gcr5500",),
         ReaderCapabilities(pin_pad=None, display=None),
     ),
@@ -79,11 +79,33 @@ def model_from_usb_id(usb_id: tuple[int, int]) -> ModelEntry | None:
     return None
 
 
-def identify(name: str, usb_id: tuple[int, int] | None = None) -> ReaderInfo:
-    """Describe the reader ``name``: by name first, then by USB id, else GENERIC."""
+def has_unknowns(capabilities: ReaderCapabilities) -> bool:
+    return capabilities.pin_pad is None or capabilities.display is None
+
+
+def _fill(known: ReaderCapabilities, reported: ReaderCapabilities | None) -> ReaderCapabilities:
+    """``known`` with its unknown (None) fields taken from the driver's report."""
+    if reported is None:
+        return known
+    return ReaderCapabilities(
+        pin_pad=known.pin_pad if known.pin_pad is not None else reported.pin_pad,
+        display=known.display if known.display is not None else reported.display,
+    )
+
+
+def identify(
+    name: str, usb_id: tuple[int, int] | None = None,
+    reported: ReaderCapabilities | None = None,
+) -> ReaderInfo:
+    """Describe the reader ``name``: by name first, then by USB id, else GENERIC.
+
+    ``reported`` (what the driver says, :class:`~pkcard.pcsc_bridge.features.DriverReport`)
+    fills only the capabilities the table leaves unknown: the table wins where it knows.
+    """
     entry = model_from_name(name)
     if entry is None and usb_id is not None:
         entry = model_from_usb_id(usb_id)
     if entry is None:
         return ReaderInfo(name, ReaderModel.GENERIC, GENERIC_CAPABILITIES, usb_id)
-    return ReaderInfo(name, entry.model, entry.capabilities, usb_id or entry.usb_id)
+    return ReaderInfo(name, entry.model, _fill(entry.capabilities, reported),
+                      usb_id or entry.usb_id)

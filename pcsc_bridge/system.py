@@ -18,8 +18,12 @@ from pkcard.pcsc_bridge.context import (
     release_context,
 )
 from pkcard.pcsc_bridge.errors import PcscStatus, error_for_status
-from pkcard.pcsc_bridge.features import probe_usb_id, read_usb_id
-from pkcard.pcsc_bridge.models import identify, model_from_name
+from pkcard.pcsc_bridge.features import (
+    DriverReport,
+    probe_driver_report,
+    read_driver_report,
+)
+from pkcard.pcsc_bridge.models import has_unknowns, identify, model_from_name
 from pkcard.pcsc_bridge.watcher import ReaderWatcher, list_reader_names, read_states
 from pkcard.readers import (
     CardKind,
@@ -46,7 +50,7 @@ class PcscReaderSystem(ReaderSystem):
         self._context = PcscContext()
         self._watcher: ReaderWatcher | None = None
         self._watch_lock = threading.Lock()
-        self._usb_ids: dict[str, tuple[int, int] | None] = {}  # by reader name
+        self._reports: dict[str, DriverReport] = {}  # by reader name
 
     def list_readers(self) -> list[ReaderState]:
         def query(hcontext: int) -> tuple[int, list[ReaderState]]:
@@ -61,7 +65,7 @@ class PcscReaderSystem(ReaderSystem):
                 atr = state.atr if state is not None and present else b""
                 kind = card_kind_from_atr(atr) if present else CardKind.NONE
                 in_use = state is not None and state.in_use
-                probe = None if in_use else partial(probe_usb_id, hcontext, name)
+                probe = None if in_use else partial(probe_driver_report, hcontext, name)
                 info = self._identify(name, probe)
                 result.append(ReaderState(info, present, atr, kind))
             return status, result
@@ -88,7 +92,7 @@ class PcscReaderSystem(ReaderSystem):
                 scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
                 release_context(hcontext)
                 return status, None
-            info = self._identify(reader, partial(read_usb_id, hcard))
+            info = self._identify(reader, partial(read_driver_report, hcard))
             return status, PcscConnection(hcard, protocol, bytes(atr), info, hcontext)
 
         connection = self._with_context(attempt, f"connecting to {reader!r}")
@@ -122,20 +126,24 @@ class PcscReaderSystem(ReaderSystem):
         self.close()
 
     def _identify(
-        self, name: str, read_id: Callable[[], tuple[int, int] | None] | None
+        self, name: str, read_report: Callable[[], DriverReport] | None
     ) -> ReaderInfo:
         """The reader's model: by name, else by the USB id its driver reports (cached).
 
-        ``read_id`` is None when asking now could block (the reader is in use:
+        A reader known by name is asked nothing unless its table entry leaves a
+        capability unknown (the GCR5500): then the driver's feature list fills it.
+        ``read_report`` is None when asking now could block (the reader is in use:
         pcsc-lite makes a connect wait for another application's transaction).
         """
-        if model_from_name(name) is not None:
+        entry = model_from_name(name)
+        if entry is not None and not has_unknowns(entry.capabilities):
             return identify(name)
-        if name not in self._usb_ids:
-            if read_id is None:
+        if name not in self._reports:
+            if read_report is None:
                 return identify(name)
-            self._usb_ids[name] = read_id()
-        return identify(name, self._usb_ids[name])
+            self._reports[name] = read_report()
+        report = self._reports[name]
+        return identify(name, report.usb_id, report.capabilities)
 
     def _with_context(self, call: Callable[[int], tuple[int, _T]], action: str) -> _T:
         """Run ``call`` on the context; after a service loss, once more on a new one."""

@@ -32,7 +32,7 @@ from pkcard.client import (
 )
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
-from pkcard.endpoint import client_socket
+from pkcard.endpoint import client_socket, connect_socket
 from pkcard.pin import PinEntry, PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
@@ -71,7 +71,8 @@ class AsyncPkcardClient:
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         # the socket is checked (owners, modes, SO_PEERCRED) before the first call
-        self._channel = channel or checked_aio_channel(socket_target(client_socket(socket)))
+        self._channel = channel or checked_aio_channel(
+            socket_target(connect_socket(client_socket(socket))))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)

@@ -31,7 +31,7 @@ from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.endpoint import DEFAULT_SOCKET as DEFAULT_SOCKET  # noqa: PLC0414 (re-export)
-from pkcard.endpoint import client_socket
+from pkcard.endpoint import client_socket, connect_socket
 from pkcard.errors import (
     AccessDenied,
     CallTimeout,
@@ -41,6 +41,7 @@ from pkcard.errors import (
     PkcardError,
 )
 from pkcard.expiry import ExpiryKind, ExpiryWarning
+from pkcard.holder import BackendCardStatus, LossReason, card_status
 from pkcard.kzz import KzzCardData
 from pkcard.kzz_driver import ZzzsNumber
 from pkcard.pin import PinEntry, PinRef, PinState, PinStatus, field_of
@@ -56,6 +57,7 @@ from pkcard.readers import (
 )
 from pkcard.secret import Secret
 from pkcard.sessions import (
+    BackupSwitchReason,
     OpenedSession,
     RestrictedMode,
     SessionEnd,
@@ -72,6 +74,8 @@ from pkcard.transport import ReaderCapabilities
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
+    holder_pb2,
+    holder_pb2_grpc,
     readers_pb2,
     readers_pb2_grpc,
     sessions_pb2,
@@ -305,6 +309,18 @@ def reveal(secret: PinEntry | str) -> str:
     return field_of(secret)
 
 
+def _which_card(
+    request: holder_pb2.RevokeSignatureRequest | holder_pb2.ReportCardLostRequest,
+    reader: str | None, card_serial: str | None,
+) -> None:
+    if (reader is None) == (card_serial is None):
+        raise ValueError("pass exactly one of reader and card_serial")
+    if reader is not None:
+        request.reader = reader
+    elif card_serial is not None:
+        request.card_serial = card_serial
+
+
 def error_from_rpc(error: grpc.RpcError) -> PkcardError:
     """The pkcard error for a failed call, from its ErrorInfo or else from its code."""
     code: grpc.StatusCode = error.code()
@@ -349,9 +365,10 @@ class PkcardClient:
     """A connection to pkcardd. Use as a context manager, or call :meth:`close`.
 
     ``socket`` is the daemon's Unix socket path (default: ``$PKCARD_SOCKET``, else
-    ``/run/pkcardd/pkcardd.sock``); ``channel`` replaces it (e.g. a mutual-TLS TCP
-    channel). ``timeout`` is each call's deadline in seconds; it covers time queued
-    behind other calls on the same reader.
+    ``/run/pkcardd/pkcardd.sock``); the daemon's socket for our own uid next to it
+    is used when there (:func:`pkcard.endpoint.connect_socket`). ``channel``
+    replaces it (e.g. a mutual-TLS TCP channel). ``timeout`` is each call's deadline
+    in seconds; it covers time queued behind other calls on the same reader.
     """
 
     def __init__(
@@ -363,13 +380,15 @@ class PkcardClient:
         channel: grpc.Channel | None = None,
     ) -> None:
         # the socket is checked (owners, modes, SO_PEERCRED) before the first call
-        self._channel = channel or checked_channel(socket_target(client_socket(socket)))
+        self._channel = channel or checked_channel(
+            socket_target(connect_socket(client_socket(socket))))
         self._metadata = (clinic or ClinicContext()).to_metadata()
         self._timeout = timeout
         self._readers = readers_pb2_grpc.ReaderServiceStub(self._channel)
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
         self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
+        self._holder = holder_pb2_grpc.HolderServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -481,15 +500,20 @@ class PkcardClient:
         self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
         kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
         pin: PinEntry | str = "", confirm_last_try: bool = False,
+        backup_switch: BackupSwitchReason | None = None,
     ) -> OpenedSession:
         """Open a session over the backend's ``challenge``; returns its id and first token.
 
         Pass ``kzz_reader`` (the patient's KZZ proves presence) or ``restricted``.
         ``pin`` empty: the PK's PIN is already verified, or typed on the PIN pad.
+        ``backup_switch``: the holder confirms switching to the backup PK in
+        ``pk_reader`` (it deactivates the regular PK until it is reactivated) and
+        says why; without it a backup PK that is not active is refused with
+        :class:`~pkcard.errors.BackupSwitchNotConfirmed`.
         """
         request = open_request(
             pk_reader, challenge, authorizations, kzz_reader=kzz_reader, restricted=restricted,
-            pin=reveal(pin), confirm_last_try=confirm_last_try,
+            pin=reveal(pin), confirm_last_try=confirm_last_try, backup_switch=backup_switch,
         )
         try:
             response: sessions_pb2.OpenSessionResponse = self._call(
@@ -531,6 +555,58 @@ class PkcardClient:
         try:
             response: sessions_pb2.ReactivateCardResponse = self._call(
                 self._sessions.ReactivateCard, request)
+        finally:
+            request.Clear()
+        return response.card_serial
+
+    # --- the holder's backend calls (HolderService) -----------------------------------
+
+    def get_card_status(self, reader: str) -> BackendCardStatus:
+        """What the backend knows about the PK in ``reader`` (no PIN needed)."""
+        response: holder_pb2.GetCardStatusResponse = self._call(
+            self._holder.GetCardStatus, holder_pb2.GetCardStatusRequest(reader=reader))
+        return card_status(response)
+
+    def activate_backup(self, reader: str, reason: BackupSwitchReason, *,
+                        pin: PinEntry | str = "", confirm_last_try: bool = False) -> bool:
+        """Switch to the backup PK in ``reader`` now, with the holder's confirmed ``reason``:
+        the regular PK is inactive until it is reactivated. False: it was already active.
+
+        The card proves to the backend that it is in the reader, which needs its
+        ``pin`` verified; empty: already verified, or typed on the reader's PIN pad.
+        """
+        request = holder_pb2.ActivateBackupCardRequest(
+            reader=reader, reason=sessions_pb2.BackupSwitchReason.ValueType(int(reason)),
+            pin=reveal(pin), confirm_last_try=confirm_last_try)
+        try:
+            response: holder_pb2.ActivateBackupCardResponse = self._call(
+                self._holder.ActivateBackupCard, request)
+        finally:
+            request.Clear()
+        return response.activated
+
+    def revoke_signature(self, password: Secret | str, *, reader: str | None = None,
+                         card_serial: str | None = None) -> str:
+        """Revoke the KPEP of the PK in ``reader`` (or of ``card_serial``) with the holder's
+        reactivation password, for good; returns the card's serial."""
+        request = holder_pb2.RevokeSignatureRequest(password=reveal(password))
+        _which_card(request, reader, card_serial)
+        try:
+            response: holder_pb2.RevokeSignatureResponse = self._call(
+                self._holder.RevokeSignature, request)
+        finally:
+            request.Clear()
+        return response.card_serial
+
+    def report_card_lost(self, reason: LossReason, password: Secret | str, *,
+                         card_serial: str | None = None, reader: str | None = None) -> str:
+        """Report a PK lost, stolen or misused: it is revoked for good; returns its serial."""
+        request = holder_pb2.ReportCardLostRequest(
+            reason=holder_pb2.LossReason.ValueType(int(reason)), password=reveal(password))
+        _which_card(request, reader, card_serial)
+        try:
+            response: holder_pb2.ReportCardLostResponse = self._call(
+                self._holder.ReportCardLost, request)
         finally:
             request.Clear()
         return response.card_serial

@@ -83,10 +83,14 @@ class Reason(StrEnum):
     SESSION_ENDED = "SESSION_ENDED"
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
     BACKEND_REFUSED = "BACKEND_REFUSED"
+    ACTIVATION_OFFLINE = "ACTIVATION_OFFLINE"
+    ACTIVATION_READER_UNSUPPORTED = "ACTIVATION_READER_UNSUPPORTED"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
     KEY_NEEDS_PIN = "KEY_NEEDS_PIN"
     KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    BACKUP_SWITCH_NOT_CONFIRMED = "BACKUP_SWITCH_NOT_CONFIRMED"
+    SIGNATURE_REVOKED = "SIGNATURE_REVOKED"
 
 
 Metadata = Mapping[str, str]
@@ -130,6 +134,11 @@ def _rebuild_session_ended(metadata: Metadata, message: str) -> e.PkcardError:
 def _retry_after(err: e.PkcardError) -> dict[str, str]:
     assert isinstance(err, e.RateLimited)
     return {"retry_after_s": str(err.retry_after_s)}
+
+
+def _reader(err: e.PkcardError) -> dict[str, str]:
+    assert isinstance(err, e.ActivationReaderUnsupported)
+    return {"reader": err.reader}
 
 
 def _backend_reason(err: e.PkcardError) -> dict[str, str]:
@@ -253,6 +262,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(e.SessionEnded, Reason.SESSION_ENDED, RpcCode.FAILED_PRECONDITION,
               "the session ended (a card left, or CloseSession); end_reason says why",
               ("end_reason",), _end_reason, _rebuild_session_ended),
+    ErrorCode(e.BackupSwitchNotConfirmed, Reason.BACKUP_SWITCH_NOT_CONFIRMED,
+              RpcCode.FAILED_PRECONDITION,
+              "a backup card that is not active, without backup_switch: using it deactivates "
+              "the regular card until it is reactivated; nothing was signed"),
+    ErrorCode(e.SignatureRevoked, Reason.SIGNATURE_REVOKED, RpcCode.FAILED_PRECONDITION,
+              "the card's KPEP is revoked at the backend; the SPIN was not sent"),
     ErrorCode(e.BackendUnavailable, Reason.BACKEND_UNAVAILABLE, RpcCode.UNAVAILABLE,
               "pkcardd cannot reach the configured backend"),
     ErrorCode(e.BackendRefused, Reason.BACKEND_REFUSED, RpcCode.FAILED_PRECONDITION,
@@ -283,6 +298,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "pkcardd has no such method (unknown, or SimulationService without --simulated)"),
     ErrorCode(e.CallTimeout, Reason.CALL_TIMEOUT, RpcCode.DEADLINE_EXCEEDED,
               "the deadline expired while the call was queued; no card operation ran"),
+    ErrorCode(e.ActivationOffline, Reason.ACTIVATION_OFFLINE, RpcCode.UNAVAILABLE,
+              "signature activation needs the backend (the on-line system) and pkcardd cannot "
+              "reach it; the TPIN was not sent"),
+    ErrorCode(e.ActivationReaderUnsupported, Reason.ACTIVATION_READER_UNSUPPORTED,
+              RpcCode.FAILED_PRECONDITION,
+              "signature activation needs one of the readers the seed names (IDBridge CT30, "
+              "CT700, CT710, GCR5500); the TPIN was not sent",
+              ("reader",), _reader,
+              lambda m, msg: e.ActivationReaderUnsupported(m.get("reader", ""), msg)),
     ErrorCode(e.DaemonInternalError, Reason.INTERNAL, RpcCode.INTERNAL,
               "an unexpected failure; details only in the daemon log under incident_id",
               ("incident_id",), _incident,

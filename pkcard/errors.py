@@ -244,6 +244,12 @@ class PinRule(IntEnum):
     BIRTH_DATE = 6
     SAME_AS_OLD = 7
     CONFIRMATION_MISMATCH = 8
+    YEAR = 9  # a 4-digit year 1900-2099
+    REPEATED_GROUP = 10  # 1212, 123123, 1122
+    MIRRORED = 11  # 1221, 123321
+    STEP = 12  # 2468, 102030
+    KEYPAD = 13  # 2580, 159753, 1254
+    COMMON = 14  # in a published list of the most frequent PINs (pkcard/pin_data)
 
 
 class WeakPin(PinError, ValueError):
@@ -295,6 +301,16 @@ class KeyNotFound(NotSupported):
     type, never with a status word (6A88/6A82 on an APDU card, no key object
     on a PKCS#11 token).
     """
+
+
+class ActivationReaderUnsupported(NotSupported):
+    """Signature activation refused before the TPIN reached the card: ``reader`` is not
+    one of the readers the seed names (Gemalto/Thales IDBridge CT30, CT700, CT710,
+    GCR5500-Si)."""
+
+    def __init__(self, reader: str, message: str | None = None) -> None:
+        self.reader = reader
+        super().__init__(message or "signature activation needs a supported reader")
 
 
 class MissingExtra(NotSupported, ImportError):
@@ -447,8 +463,29 @@ class PinNotVerified(PinError):
     """The call needs the PK's PIN verified and none was given (and there is no PIN pad)."""
 
 
+class BackupSwitchNotConfirmed(DaemonError):
+    """The PK is a backup card that is not active, and the caller did not confirm the switch.
+
+    Using it deactivates the holder's regular card until the regular card is
+    reactivated with the reactivation password. Confirm with OpenSession's
+    ``backup_switch`` (``pkpin use-backup``) and say why: FAULT, LOSS or BLOCK.
+    Nothing was signed.
+    """
+
+
+class SignatureRevoked(DaemonError):
+    """The card's qualified signing certificate (KPEP) is revoked at the backend
+    (``pkpin revoke-signature``, or the card was reported lost): pkcardd does not sign
+    with it. The SPIN was not sent."""
+
+
 class BackendUnavailable(DaemonError):
     """pkcardd cannot reach the backend configured as ``backend``."""
+
+
+class ActivationOffline(BackendUnavailable):
+    """Signature activation refused before the TPIN reached the card: the backend (the
+    seed's "sistem on-line") is not configured or cannot be reached."""
 
 
 class BackendRefused(DaemonError):
@@ -501,6 +538,8 @@ class RefusalReason(IntEnum):
     # A holder's reactivation attempt refused before its password counts (issue 12, break 8):
     REACTIVATION_PROOF_MISSING = 33  # no proof that the card is in the reader
     REACTIVATION_PROOF_INVALID = 34  # no valid proof of possession of THIS regular card
+    # A backup card that is not active, without the holder's confirmed switch (issue 15):
+    BACKUP_SWITCH_NOT_CONFIRMED = 35
 
 
 class TokenRefused(PkcardError):

@@ -20,17 +20,17 @@ first broken one is reported:
    renderings: DDMM, MMDD, YYYY, MMYY, DDMMYY, YYMMDD, MMYYYY, DDMMYYYY,
    YYYYMMDD (for 12 Mar 1981: 1203, 0312, 1981, 0381, 120381, 810312,
    031981, 12031981, 19810312). Takes priority over every rule below.
-4. ``REPEATED``: every digit is the same (1111, 333333).
-5. ``SEQUENCE``: the whole PIN is one run with step +1 or -1, counted
-   modulo 10, so the keypad wrap-around runs 8901 and 1098 are runs too.
-   Partial runs do not count: 123409 is accepted.
-6. ``DATE``: the whole PIN is a valid calendar date: DDMM (any day that
-   exists in a leap year, so 2902 counts), DDMMYY (valid in 19YY or 20YY),
-   or DDMMYYYY with the year in 1900-2099.
-7. ``SAME_AS_OLD``: the new value equals the old one (constant time).
+4. The digit rules of :mod:`pkcard.pin_policy`, in its order: ``REPEATED``
+   (1111), ``SEQUENCE`` (one run with step +1 or -1 modulo 10: 1234, 8901;
+   partial runs do not count, 123409 is accepted), ``DATE`` (a valid date
+   in a common order: DDMM, MMDD, DDMMYY, MMDDYY, YYMMDD, MMYYYY, YYYYMM,
+   DDMMYYYY, MMDDYYYY, YYYYMMDD), ``YEAR``, ``REPEATED_GROUP``,
+   ``MIRRORED``, ``STEP``, ``KEYPAD`` and ``COMMON`` (the published lists).
+5. ``SAME_AS_OLD``: the new value equals the old one (constant time).
 
 Passwords (reference ``85``) are checked for characters, length, a single
-repeated character and ``SAME_AS_OLD`` only.
+repeated character, a repeated group of characters and ``SAME_AS_OLD``; a
+password of digits only gets the digit rules too (and ``BIRTH_DATE``).
 
 A refusal names the rule, never the PIN. Digit lists derived from a secret
 are plain tuples that Python cannot wipe; they live only inside these
@@ -50,7 +50,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum
-from itertools import pairwise
 from types import MappingProxyType
 from typing import TypeAlias
 
@@ -64,6 +63,7 @@ from pkcard.errors import (
     TransportPinActive,
     WeakPin,
 )
+from pkcard.pin_policy import first_broken_rule, is_repeated_group
 from pkcard.secret import Secret
 
 PAD_BYTE = 0xFF
@@ -251,46 +251,6 @@ def check_presented(secret: Secret, fmt: PinFormat) -> None:
         raise MalformedPin(f"{fmt.ref.name} must hold only {what}")
 
 
-def _is_repeated(digits: tuple[int, ...]) -> bool:
-    return len(set(digits)) == 1
-
-
-def _is_run(digits: tuple[int, ...]) -> bool:
-    steps = {(b - a) % 10 for a, b in pairwise(digits)}
-    return steps in ({1}, {9})
-
-
-def _valid(year: int, month: int, day: int) -> bool:
-    try:
-        date(year, month, day)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(digits: tuple[int, ...]) -> int:
-    value = 0
-    for d in digits:
-        value = value * 10 + d
-    return value
-
-
-def _is_date(digits: tuple[int, ...]) -> bool:
-    n = len(digits)
-    if n < 4:
-        return False
-    day, month = _number(digits[0:2]), _number(digits[2:4])
-    if n == 4:
-        return _valid(2000, month, day)  # a leap year: 29 Feb counts
-    if n == 6:
-        yy = _number(digits[4:6])
-        return _valid(1900 + yy, month, day) or _valid(2000 + yy, month, day)
-    if n == 8:
-        year = _number(digits[4:8])
-        return 1900 <= year <= 2099 and _valid(year, month, day)
-    return False
-
-
 def birth_date_renderings(birth_date: date) -> frozenset[str]:
     """Every rendering of ``birth_date`` the BIRTH_DATE rule refuses."""
     dd, mm = f"{birth_date.day:02d}", f"{birth_date.month:02d}"
@@ -338,18 +298,16 @@ def check_new_pin(
         raise WeakPin(PinRule.DIGITS_ONLY)
     if not fmt.min_length <= len(raw) <= fmt.max_length:
         raise WeakPin(PinRule.LENGTH)
-    if fmt.digits_only:
-        digits = new.digits()
+    if fmt.digits_only or raw.isdigit():
         if birth_date is not None and _is_birth_date(raw, birth_date):
             raise WeakPin(PinRule.BIRTH_DATE)
-        if _is_repeated(digits):
-            raise WeakPin(PinRule.REPEATED)
-        if _is_run(digits):
-            raise WeakPin(PinRule.SEQUENCE)
-        if _is_date(digits):
-            raise WeakPin(PinRule.DATE)
+        rule = first_broken_rule(new.digits(), raw)
+        if rule is not None:
+            raise WeakPin(rule)
     elif len(set(raw)) == 1:
         raise WeakPin(PinRule.REPEATED)
+    elif is_repeated_group(tuple(raw)):
+        raise WeakPin(PinRule.REPEATED_GROUP)
     if old is not None and not old.wiped and hmac.compare_digest(raw, old.reveal()):
         raise WeakPin(PinRule.SAME_AS_OLD)
 

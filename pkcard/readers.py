@@ -23,7 +23,7 @@ class ReaderModel(IntEnum):
     IDBRIDGE_CT30 = 1  # 08E6:3437 "Gemalto PC Twin Reader", no PIN pad
     IDBRIDGE_CT700 = 2  # 08E6:3478 "GemPC Pinpad", PIN pad
     IDBRIDGE_CT710 = 3  # 08E6:34C2, PIN pad and display
-    IDBRIDGE_GCR5500 = 4  # not in the CCID list: capabilities unknown
+    IDBRIDGE_GCR5500 = 4  # not in the CCID list: capabilities from its driver, else unknown
 
 
 class CardKind(IntEnum):

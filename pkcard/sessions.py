@@ -18,9 +18,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.errors import SessionEndReason
 from pkcard.pk_driver import Profession
+from pkcard.token import BackupSwitchReason
 from pkcard.v1 import readers_pb2, sessions_pb2
 
 __all__ = [
+    "BackupSwitchReason",
     "OpenedSession",
     "RestrictedMode",
     "RestrictedReason",
@@ -135,13 +137,19 @@ def open_request(
     restricted: RestrictedMode | None,
     pin: str,
     confirm_last_try: bool,
+    backup_switch: BackupSwitchReason | None = None,
 ) -> sessions_pb2.OpenSessionRequest:
-    """The OpenSession request; exactly one of ``kzz_reader`` and ``restricted``."""
+    """The OpenSession request; exactly one of ``kzz_reader`` and ``restricted``.
+
+    ``backup_switch``: the holder confirms switching to a backup PK, and why.
+    """
     if (kzz_reader is None) == (restricted is None):
         raise ValueError("pass exactly one of kzz_reader and restricted")
     request = sessions_pb2.OpenSessionRequest(
         pk_reader=pk_reader, challenge=challenge, authorizations=list(authorizations),
         pin=pin, confirm_last_try=confirm_last_try,
+        confirm_backup_switch=sessions_pb2.BackupSwitchReason.ValueType(
+            0 if backup_switch is None else int(backup_switch)),
     )
     if kzz_reader is not None:
         request.kzz_reader = kzz_reader

@@ -58,6 +58,7 @@ __all__ = [
     "MAX_PROOF_CHAIN",
     "PossessionProof",
     "TOKEN_VERSION",
+    "BackupSwitchReason",
     "CardRole",
     "CardSigner",
     "Environment",
@@ -80,7 +81,7 @@ __all__ = [
 CLAIM_NAMES = frozenset({
     "version", "iss", "iat", "exp", "nonce", "proofMethod", "actorId", "profession",
     "cardSerial", "cardRole", "environment", "authorizations", "patientId", "patientProofTime",
-    "kzzSerial", "kzzProof", "kzzCert", "restrictedReason",
+    "kzzSerial", "kzzProof", "kzzCert", "restrictedReason", "backupSwitch",
 })
 
 CardSigner = Callable[[bytes], bytes]
@@ -112,12 +113,26 @@ class ProofMethod(IntEnum):
         return self is not ProofMethod.KZZ_CONTACT_PCSC
 
 
+class BackupSwitchReason(IntEnum):
+    """Why the holder switches to the backup card (the seed: fault, loss or block).
+
+    A backup card's token carries it (claim ``backupSwitch``) when the holder
+    confirmed the switch: the backend activates a backup that is not active
+    only with it, deactivates the regular card and records the reason.
+    Stable numbers: the protobuf BackupSwitchReason.
+    """
+
+    FAULT = 1
+    LOSS = 2
+    BLOCK = 3
+
+
 def wire_name(member: IntEnum) -> str:
     """A claim value's spelling in the token: ``KZZ_CONTACT_PCSC`` is ``kzz-contact-pcsc``."""
     return member.name.lower().replace("_", "-")
 
 
-_E = TypeVar("_E", ProofMethod, Profession, CardRole, Environment)
+_E = TypeVar("_E", ProofMethod, Profession, CardRole, Environment, BackupSwitchReason)
 
 
 def _from_wire(enum: type[_E], value: object, claim: str) -> _E:
@@ -130,7 +145,7 @@ def _from_wire(enum: type[_E], value: object, claim: str) -> _E:
 
 _WIRE_NAMES: Mapping[tuple[type[IntEnum], str], IntEnum] = MappingProxyType({
     (enum, wire_name(member)): member
-    for enum in (ProofMethod, Profession, CardRole, Environment)
+    for enum in (ProofMethod, Profession, CardRole, Environment, BackupSwitchReason)
     for member in enum
 })
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -234,6 +249,7 @@ class SessionClaims:
     kzz_cert: bytes | None = None
     restricted_reason: str | None = None
     version: int = TOKEN_VERSION
+    backup_switch: BackupSwitchReason | None = None  # a backup card's confirmed switch
 
     def __post_init__(self) -> None:
         self._check()
@@ -270,6 +286,8 @@ class SessionClaims:
                 raise FormatError("claim 'kzzSerial' is not a valid identifier")
             if self.restricted_reason is not None:
                 raise FormatError("a KZZ token carries no restricted reason")
+        if self.backup_switch is not None and self.card_role is not CardRole.BACKUP:
+            raise FormatError("only a backup card's token carries backupSwitch")
 
     def to_json(self) -> dict[str, Any]:
         """The payload as a JSON object, with the claim names of docs/token.md."""
@@ -299,6 +317,8 @@ class SessionClaims:
             out["kzzCert"] = base64.b64encode(self.kzz_cert).decode("ascii")
         if self.restricted_reason is not None:
             out["restrictedReason"] = self.restricted_reason
+        if self.backup_switch is not None:
+            out["backupSwitch"] = wire_name(self.backup_switch)
         return out
 
     @classmethod
@@ -331,6 +351,8 @@ class SessionClaims:
             kzz_proof=None if proof is None else b64url_decode(proof),
             kzz_cert=None if cert is None else b64_decode_strict(cert),
             restricted_reason=_opt_str(obj, "restrictedReason"),
+            backup_switch=None if "backupSwitch" not in obj
+            else _from_wire(BackupSwitchReason, obj.get("backupSwitch"), "backupSwitch"),
         )
 
 
@@ -414,6 +436,7 @@ def session_claims(
     restricted: ProofMethod | None = None,
     restricted_reason: str | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
+    backup_switch: BackupSwitchReason | None = None,
 ) -> SessionClaims:
     """The claims of a session token from what the cards said.
 
@@ -443,6 +466,7 @@ def session_claims(
         environment=pk.environment,
         authorizations=tuple(authorizations),
         restricted_reason=restricted_reason,
+        backup_switch=backup_switch,
         **kzz_claims,
     )
 

@@ -189,8 +189,10 @@ class VerifiedSession:
 
     @property
     def activates_backup(self) -> bool:
-        """True for the first token of a backup card still on standby."""
-        return self.card.role is CardRole.BACKUP and self.card.status is CardStatus.STANDBY
+        """True for a confirmed token of a backup card that is not active (on standby, or
+        inactive since the regular card was reactivated): it switches the cards."""
+        return (self.card.role is CardRole.BACKUP and self.claims.backup_switch is not None
+                and self.card.status in (CardStatus.STANDBY, CardStatus.INACTIVE))
 
 
 @dataclass(frozen=True)
@@ -666,16 +668,20 @@ class TokenVerifier:
             raise TokenRefused(RefusalReason.CARD_ROLE_MISMATCH, "cardRole differs from registry")
         if card.status is CardStatus.REVOKED:
             raise TokenRefused(RefusalReason.CARD_REVOKED, "the card is revoked")
-        if card.status is CardStatus.INACTIVE:
-            if card.role is CardRole.REGULAR:
+        if card.role is CardRole.BACKUP and card.status in (CardStatus.STANDBY,
+                                                            CardStatus.INACTIVE):
+            if claims.backup_switch is None:
                 raise TokenRefused(
-                    RefusalReason.REGULAR_CARD_DEACTIVATED,
-                    "your backup card is in use; reactivate your regular card with "
-                    "pkpin reactivate",
-                )
-            raise TokenRefused(RefusalReason.CARD_INACTIVE,
-                               "this backup card was deactivated when the regular card was "
-                               "reactivated")
+                    RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED,
+                    "this backup card is not active: using it deactivates your regular card "
+                    "until it is reactivated; confirm the switch with a reason (fault, loss "
+                    "or block)")
+        elif card.status is CardStatus.INACTIVE:  # the regular card while its backup is used
+            raise TokenRefused(
+                RefusalReason.REGULAR_CARD_DEACTIVATED,
+                "your backup card is in use; reactivate your regular card with "
+                "pkpin reactivate",
+            )
         if card.status is CardStatus.STANDBY and card.role is CardRole.REGULAR:
             raise TokenRefused(RefusalReason.CARD_INACTIVE, "the card is not active")
         requested = frozenset(claims.authorizations)

@@ -222,6 +222,118 @@ CHANGE_ACTION_WITHDRAW: ChangeAction.ValueType  # 2
 """Withdraw the code (withdrawal reason EMPLOYER_ORDER)."""
 Global___ChangeAction: _TypeAlias = ChangeAction  # noqa: Y015
 
+class _CardStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CardStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CARD_STATUS_UNSPECIFIED: _CardStatus.ValueType  # 0
+    """Not set; the backend always sends a status."""
+    CARD_STATUS_STANDBY: _CardStatus.ValueType  # 1
+    """A backup card never used, or not used since the regular card was reactivated."""
+    CARD_STATUS_ACTIVE: _CardStatus.ValueType  # 2
+    """In use."""
+    CARD_STATUS_INACTIVE: _CardStatus.ValueType  # 3
+    """A regular card while its backup is in use, or a backup after a reactivation."""
+    CARD_STATUS_REVOKED: _CardStatus.ValueType  # 4
+    """Revoked for good."""
+
+class CardStatus(_CardStatus, metaclass=_CardStatusEnumTypeWrapper):
+    """A card's state in the registry."""
+
+CARD_STATUS_UNSPECIFIED: CardStatus.ValueType  # 0
+"""Not set; the backend always sends a status."""
+CARD_STATUS_STANDBY: CardStatus.ValueType  # 1
+"""A backup card never used, or not used since the regular card was reactivated."""
+CARD_STATUS_ACTIVE: CardStatus.ValueType  # 2
+"""In use."""
+CARD_STATUS_INACTIVE: CardStatus.ValueType  # 3
+"""A regular card while its backup is in use, or a backup after a reactivation."""
+CARD_STATUS_REVOKED: CardStatus.ValueType  # 4
+"""Revoked for good."""
+Global___CardStatus: _TypeAlias = CardStatus  # noqa: Y015
+
+class _LossReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LossReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LossReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOSS_REASON_UNSPECIFIED: _LossReason.ValueType  # 0
+    """Not set: refused (INVALID_ARGUMENT); in a status, not reported."""
+    LOSS_REASON_LOST: _LossReason.ValueType  # 1
+    """Lost or destroyed."""
+    LOSS_REASON_STOLEN: _LossReason.ValueType  # 2
+    """Stolen."""
+    LOSS_REASON_MISUSED: _LossReason.ValueType  # 3
+    """Misused (by someone else, or its passwords are known to others)."""
+
+class LossReason(_LossReason, metaclass=_LossReasonEnumTypeWrapper):
+    """Why a holder reported a card."""
+
+LOSS_REASON_UNSPECIFIED: LossReason.ValueType  # 0
+"""Not set: refused (INVALID_ARGUMENT); in a status, not reported."""
+LOSS_REASON_LOST: LossReason.ValueType  # 1
+"""Lost or destroyed."""
+LOSS_REASON_STOLEN: LossReason.ValueType  # 2
+"""Stolen."""
+LOSS_REASON_MISUSED: LossReason.ValueType  # 3
+"""Misused (by someone else, or its passwords are known to others)."""
+Global___LossReason: _TypeAlias = LossReason  # noqa: Y015
+
+class _BackupSwitchReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BackupSwitchReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BackupSwitchReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BACKUP_SWITCH_REASON_UNSPECIFIED: _BackupSwitchReason.ValueType  # 0
+    """Not set."""
+    BACKUP_SWITCH_REASON_FAULT: _BackupSwitchReason.ValueType  # 1
+    """The regular card is faulty."""
+    BACKUP_SWITCH_REASON_LOSS: _BackupSwitchReason.ValueType  # 2
+    """The regular card is lost (or not at hand)."""
+    BACKUP_SWITCH_REASON_BLOCK: _BackupSwitchReason.ValueType  # 3
+    """The regular card is blocked."""
+
+class BackupSwitchReason(_BackupSwitchReason, metaclass=_BackupSwitchReasonEnumTypeWrapper):
+    """Why the holder switched to the backup card (the seed: fault, loss or block)."""
+
+BACKUP_SWITCH_REASON_UNSPECIFIED: BackupSwitchReason.ValueType  # 0
+"""Not set."""
+BACKUP_SWITCH_REASON_FAULT: BackupSwitchReason.ValueType  # 1
+"""The regular card is faulty."""
+BACKUP_SWITCH_REASON_LOSS: BackupSwitchReason.ValueType  # 2
+"""The regular card is lost (or not at hand)."""
+BACKUP_SWITCH_REASON_BLOCK: BackupSwitchReason.ValueType  # 3
+"""The regular card is blocked."""
+Global___BackupSwitchReason: _TypeAlias = BackupSwitchReason  # noqa: Y015
+
+class _SwitchKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SwitchKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SwitchKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SWITCH_KIND_UNSPECIFIED: _SwitchKind.ValueType  # 0
+    """Not set."""
+    SWITCH_KIND_BACKUP_ACTIVATED: _SwitchKind.ValueType  # 1
+    """A backup card's confirmed token activated it; the regular card became inactive."""
+    SWITCH_KIND_REGULAR_REACTIVATED: _SwitchKind.ValueType  # 2
+    """The regular card was reactivated; the backup became inactive."""
+
+class SwitchKind(_SwitchKind, metaclass=_SwitchKindEnumTypeWrapper):
+    """Which way a switch went."""
+
+SWITCH_KIND_UNSPECIFIED: SwitchKind.ValueType  # 0
+"""Not set."""
+SWITCH_KIND_BACKUP_ACTIVATED: SwitchKind.ValueType  # 1
+"""A backup card's confirmed token activated it; the regular card became inactive."""
+SWITCH_KIND_REGULAR_REACTIVATED: SwitchKind.ValueType  # 2
+"""The regular card was reactivated; the backup became inactive."""
+Global___SwitchKind: _TypeAlias = SwitchKind  # noqa: Y015
+
 @_typing.final
 class IssueChallengeRequest(_message.Message):
     """IssueChallenge takes no arguments."""
@@ -1018,3 +1130,309 @@ class AddAuthorizationCodeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddAuthorizationCodeResponse: _TypeAlias = AddAuthorizationCodeResponse  # noqa: Y015
+
+@_typing.final
+class CardSwitch(_message.Message):
+    """One switch between a holder's regular and backup card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_UNIX_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    time_unix: _builtins.int
+    """Seconds since the epoch."""
+    kind: Global___SwitchKind.ValueType
+    """Which way."""
+    card_serial: _builtins.str
+    """The card that became active."""
+    reason: Global___BackupSwitchReason.ValueType
+    """BACKUP_ACTIVATED: the reason the holder confirmed."""
+    def __init__(
+        self,
+        *,
+        time_unix: _builtins.int = ...,
+        kind: Global___SwitchKind.ValueType = ...,
+        card_serial: _builtins.str = ...,
+        reason: Global___BackupSwitchReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "kind", b"kind", "reason", b"reason", "time_unix", b"time_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CardSwitch: _TypeAlias = CardSwitch  # noqa: Y015
+
+@_typing.final
+class GetCardStatusRequest(_message.Message):
+    """The card to describe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The card's serial."""
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCardStatusRequest: _TypeAlias = GetCardStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetCardStatusResponse(_message.Message):
+    """What the registry knows about a card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REACTIVATION_TRIES_LEFT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_REVOKED_FIELD_NUMBER: _builtins.int
+    LOSS_REASON_FIELD_NUMBER: _builtins.int
+    SWITCHES_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The card's serial."""
+    role: Global___CardRole.ValueType
+    """Regular or backup."""
+    status: Global___CardStatus.ValueType
+    """Its state."""
+    reactivation_tries_left: _builtins.int
+    """Tries left of the holder's reactivation password (held by the backend only)."""
+    signature_revoked: _builtins.bool
+    """The card's qualified signing certificate (KPEP) is revoked."""
+    loss_reason: Global___LossReason.ValueType
+    """Set when the holder reported the card lost, stolen or misused."""
+    @_builtins.property
+    def switches(self) -> _containers.RepeatedCompositeFieldContainer[Global___CardSwitch]:
+        """The holder's latest switches, newest first (at most 20)."""
+
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        role: Global___CardRole.ValueType = ...,
+        status: Global___CardStatus.ValueType = ...,
+        reactivation_tries_left: _builtins.int = ...,
+        signature_revoked: _builtins.bool = ...,
+        loss_reason: Global___LossReason.ValueType = ...,
+        switches: _abc.Iterable[Global___CardSwitch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "loss_reason", b"loss_reason", "reactivation_tries_left", b"reactivation_tries_left", "role", b"role", "signature_revoked", b"signature_revoked", "status", b"status", "switches", b"switches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCardStatusResponse: _TypeAlias = GetCardStatusResponse  # noqa: Y015
+
+@_typing.final
+class ChangeReactivationPasswordRequest(_message.Message):
+    """A new reactivation password."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    OLD_PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The holder's regular card."""
+    old_password: _builtins.str
+    """The current password; never logged."""
+    new_password: _builtins.str
+    """The new password (8-16 printable ASCII); never logged."""
+    @_builtins.property
+    def proof(self) -> Global___PossessionProof:
+        """The regular card's proof of possession (as ReactivateCard)."""
+
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        old_password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+        proof: Global___PossessionProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "new_password", b"new_password", "old_password", b"old_password", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeReactivationPasswordRequest: _TypeAlias = ChangeReactivationPasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangeReactivationPasswordResponse(_message.Message):
+    """The outcome of a password change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIES_LEFT_FIELD_NUMBER: _builtins.int
+    tries_left: _builtins.int
+    """Tries left after this call."""
+    def __init__(
+        self,
+        *,
+        tries_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tries_left", b"tries_left"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeReactivationPasswordResponse: _TypeAlias = ChangeReactivationPasswordResponse  # noqa: Y015
+
+@_typing.final
+class RevokeSignatureRequest(_message.Message):
+    """A KPEP to revoke."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    REACTIVATION_PASSWORD_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The card whose qualified signing certificate is revoked."""
+    reactivation_password: _builtins.str
+    """The holder's reactivation password; never logged."""
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        reactivation_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "reactivation_password", b"reactivation_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSignatureRequest: _TypeAlias = RevokeSignatureRequest  # noqa: Y015
+
+@_typing.final
+class RevokeSignatureResponse(_message.Message):
+    """RevokeSignature returns nothing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSignatureResponse: _TypeAlias = RevokeSignatureResponse  # noqa: Y015
+
+@_typing.final
+class ReportCardLostRequest(_message.Message):
+    """A card reported lost, stolen or misused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REACTIVATION_PASSWORD_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The card's serial."""
+    reason: Global___LossReason.ValueType
+    """Lost, stolen or misused."""
+    reactivation_password: _builtins.str
+    """The holder's reactivation password; never logged."""
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        reason: Global___LossReason.ValueType = ...,
+        reactivation_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "reactivation_password", b"reactivation_password", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportCardLostRequest: _TypeAlias = ReportCardLostRequest  # noqa: Y015
+
+@_typing.final
+class ReportCardLostResponse(_message.Message):
+    """ReportCardLost returns nothing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportCardLostResponse: _TypeAlias = ReportCardLostResponse  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardRequest(_message.Message):
+    """Switch to a backup card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    card_serial: _builtins.str
+    """The backup card."""
+    reason: Global___BackupSwitchReason.ValueType
+    """Why: FAULT, LOSS or BLOCK (UNSPECIFIED: INVALID_ARGUMENT)."""
+    @_builtins.property
+    def proof(self) -> Global___PossessionProof:
+        """The backup card's proof of possession."""
+
+    def __init__(
+        self,
+        *,
+        card_serial: _builtins.str = ...,
+        reason: Global___BackupSwitchReason.ValueType = ...,
+        proof: Global___PossessionProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_serial", b"card_serial", "proof", b"proof", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardRequest: _TypeAlias = ActivateBackupCardRequest  # noqa: Y015
+
+@_typing.final
+class ActivateBackupCardResponse(_message.Message):
+    """The outcome of a switch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATED_FIELD_NUMBER: _builtins.int
+    activated: _builtins.bool
+    """False when the backup card was already active."""
+    def __init__(
+        self,
+        *,
+        activated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activated", b"activated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateBackupCardResponse: _TypeAlias = ActivateBackupCardResponse  # noqa: Y015

@@ -50,6 +50,31 @@ class SessionServiceStub:
                 request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
                 response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
                 _registered_method=True)
+        self.GetCardStatus = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/GetCardStatus',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusResponse.FromString,
+                _registered_method=True)
+        self.ChangeReactivationPassword = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/ChangeReactivationPassword',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordResponse.FromString,
+                _registered_method=True)
+        self.RevokeSignature = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/RevokeSignature',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureResponse.FromString,
+                _registered_method=True)
+        self.ReportCardLost = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/ReportCardLost',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.FromString,
+                _registered_method=True)
+        self.ActivateBackupCard = channel.unary_unary(
+                '/pkcard.backend.v1.SessionService/ActivateBackupCard',
+                request_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.SerializeToString,
+                response_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -89,6 +114,60 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCardStatus(self, request, context):
+        """Holder-facing: what the registry knows about one card, for `pkpin status`
+        and for the workstation's checks before a backup switch or a signature:
+        its role and status, the holder's reactivation-password counter, whether
+        its qualified signing certificate (KPEP) is revoked, whether it was
+        reported lost, and the holder's latest card switches. Unknown serial:
+        NOT_FOUND. Read-only; every identified client may ask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeReactivationPassword(self, request, context):
+        """Holder-facing: change the holder's reactivation password, the one copy
+        the backend holds. Authorized like ReactivateCard: the regular card's
+        proof of possession, then the current password (its tries count; a
+        wrong one is REACTIVATION_PASSWORD_WRONG with tries_left). The new
+        password must be 8-16 printable ASCII characters (MALFORMED_PASSWORD).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSignature(self, request, context):
+        """Holder-facing: revoke the card's qualified signing certificate (KPEP)
+        with the holder's reactivation password (its tries count). For good;
+        pkcardd then refuses SignDocument with this card (SIGNATURE_REVOKED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportCardLost(self, request, context):
+        """Holder-facing: the card is lost, stolen or misused. The holder's
+        reactivation password authorizes it (the card is gone, so no proof of
+        possession); the card and its KPEP are revoked for good, and its tokens
+        are refused with CARD_REVOKED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateBackupCard(self, request, context):
+        """Holder-facing: switch to the backup card now, with the holder's
+        confirmed reason (pkpin use-backup). The backup card's proof of
+        possession (as ReactivateCard, for the backup) authorizes it; the backup
+        becomes active and the regular card inactive until it is reactivated.
+        Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+        CARD_REVOKED; an active one: activated = false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +185,31 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ReactivateCard,
                     request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.FromString,
                     response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.SerializeToString,
+            ),
+            'GetCardStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCardStatus,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusResponse.SerializeToString,
+            ),
+            'ChangeReactivationPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeReactivationPassword,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordResponse.SerializeToString,
+            ),
+            'RevokeSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSignature,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureResponse.SerializeToString,
+            ),
+            'ReportCardLost': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportCardLost,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.SerializeToString,
+            ),
+            'ActivateBackupCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateBackupCard,
+                    request_deserializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.FromString,
+                    response_serializer=pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +294,141 @@ class SessionService:
             '/pkcard.backend.v1.SessionService/ReactivateCard',
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardRequest.SerializeToString,
             pkcard_dot_backend_dot_v1_dot_backend__pb2.ReactivateCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCardStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/GetCardStatus',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.GetCardStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeReactivationPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/ChangeReactivationPassword',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ChangeReactivationPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/RevokeSignature',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.RevokeSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportCardLost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/ReportCardLost',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ReportCardLostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateBackupCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkcard.backend.v1.SessionService/ActivateBackupCard',
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardRequest.SerializeToString,
+            pkcard_dot_backend_dot_v1_dot_backend__pb2.ActivateBackupCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

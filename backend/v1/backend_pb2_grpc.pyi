@@ -67,6 +67,40 @@ class SessionServiceStub:
     metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
     Every attempt is audited with the client id.
     """
+    GetCardStatus: _grpc.UnaryUnaryMultiCallable[_backend_pb2.GetCardStatusRequest, _backend_pb2.GetCardStatusResponse]
+    """Holder-facing: what the registry knows about one card, for `pkpin status`
+    and for the workstation's checks before a backup switch or a signature:
+    its role and status, the holder's reactivation-password counter, whether
+    its qualified signing certificate (KPEP) is revoked, whether it was
+    reported lost, and the holder's latest card switches. Unknown serial:
+    NOT_FOUND. Read-only; every identified client may ask.
+    """
+    ChangeReactivationPassword: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ChangeReactivationPasswordRequest, _backend_pb2.ChangeReactivationPasswordResponse]
+    """Holder-facing: change the holder's reactivation password, the one copy
+    the backend holds. Authorized like ReactivateCard: the regular card's
+    proof of possession, then the current password (its tries count; a
+    wrong one is REACTIVATION_PASSWORD_WRONG with tries_left). The new
+    password must be 8-16 printable ASCII characters (MALFORMED_PASSWORD).
+    """
+    RevokeSignature: _grpc.UnaryUnaryMultiCallable[_backend_pb2.RevokeSignatureRequest, _backend_pb2.RevokeSignatureResponse]
+    """Holder-facing: revoke the card's qualified signing certificate (KPEP)
+    with the holder's reactivation password (its tries count). For good;
+    pkcardd then refuses SignDocument with this card (SIGNATURE_REVOKED).
+    """
+    ReportCardLost: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ReportCardLostRequest, _backend_pb2.ReportCardLostResponse]
+    """Holder-facing: the card is lost, stolen or misused. The holder's
+    reactivation password authorizes it (the card is gone, so no proof of
+    possession); the card and its KPEP are revoked for good, and its tokens
+    are refused with CARD_REVOKED.
+    """
+    ActivateBackupCard: _grpc.UnaryUnaryMultiCallable[_backend_pb2.ActivateBackupCardRequest, _backend_pb2.ActivateBackupCardResponse]
+    """Holder-facing: switch to the backup card now, with the holder's
+    confirmed reason (pkpin use-backup). The backup card's proof of
+    possession (as ReactivateCard, for the backup) authorizes it; the backup
+    becomes active and the regular card inactive until it is reactivated.
+    Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+    CARD_REVOKED; an active one: activated = false.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -91,6 +125,40 @@ class SessionServiceAsyncStub(SessionServiceStub):
     PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
     metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
     Every attempt is audited with the client id.
+    """
+    GetCardStatus: _aio.UnaryUnaryMultiCallable[_backend_pb2.GetCardStatusRequest, _backend_pb2.GetCardStatusResponse]  # type: ignore[assignment]
+    """Holder-facing: what the registry knows about one card, for `pkpin status`
+    and for the workstation's checks before a backup switch or a signature:
+    its role and status, the holder's reactivation-password counter, whether
+    its qualified signing certificate (KPEP) is revoked, whether it was
+    reported lost, and the holder's latest card switches. Unknown serial:
+    NOT_FOUND. Read-only; every identified client may ask.
+    """
+    ChangeReactivationPassword: _aio.UnaryUnaryMultiCallable[_backend_pb2.ChangeReactivationPasswordRequest, _backend_pb2.ChangeReactivationPasswordResponse]  # type: ignore[assignment]
+    """Holder-facing: change the holder's reactivation password, the one copy
+    the backend holds. Authorized like ReactivateCard: the regular card's
+    proof of possession, then the current password (its tries count; a
+    wrong one is REACTIVATION_PASSWORD_WRONG with tries_left). The new
+    password must be 8-16 printable ASCII characters (MALFORMED_PASSWORD).
+    """
+    RevokeSignature: _aio.UnaryUnaryMultiCallable[_backend_pb2.RevokeSignatureRequest, _backend_pb2.RevokeSignatureResponse]  # type: ignore[assignment]
+    """Holder-facing: revoke the card's qualified signing certificate (KPEP)
+    with the holder's reactivation password (its tries count). For good;
+    pkcardd then refuses SignDocument with this card (SIGNATURE_REVOKED).
+    """
+    ReportCardLost: _aio.UnaryUnaryMultiCallable[_backend_pb2.ReportCardLostRequest, _backend_pb2.ReportCardLostResponse]  # type: ignore[assignment]
+    """Holder-facing: the card is lost, stolen or misused. The holder's
+    reactivation password authorizes it (the card is gone, so no proof of
+    possession); the card and its KPEP are revoked for good, and its tokens
+    are refused with CARD_REVOKED.
+    """
+    ActivateBackupCard: _aio.UnaryUnaryMultiCallable[_backend_pb2.ActivateBackupCardRequest, _backend_pb2.ActivateBackupCardResponse]  # type: ignore[assignment]
+    """Holder-facing: switch to the backup card now, with the holder's
+    confirmed reason (pkpin use-backup). The backup card's proof of
+    possession (as ReactivateCard, for the backup) authorizes it; the backup
+    becomes active and the regular card inactive until it is reactivated.
+    Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+    CARD_REVOKED; an active one: activated = false.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +199,70 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         PERMISSION_DENIED, reason REACTIVATION_PASSWORD_WRONG, ErrorInfo
         metadata "tries_left"; a blocked one REACTIVATION_PASSWORD_BLOCKED.
         Every attempt is audited with the client id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCardStatus(
+        self,
+        request: _backend_pb2.GetCardStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.GetCardStatusResponse, _abc.Awaitable[_backend_pb2.GetCardStatusResponse]]:
+        """Holder-facing: what the registry knows about one card, for `pkpin status`
+        and for the workstation's checks before a backup switch or a signature:
+        its role and status, the holder's reactivation-password counter, whether
+        its qualified signing certificate (KPEP) is revoked, whether it was
+        reported lost, and the holder's latest card switches. Unknown serial:
+        NOT_FOUND. Read-only; every identified client may ask.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeReactivationPassword(
+        self,
+        request: _backend_pb2.ChangeReactivationPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ChangeReactivationPasswordResponse, _abc.Awaitable[_backend_pb2.ChangeReactivationPasswordResponse]]:
+        """Holder-facing: change the holder's reactivation password, the one copy
+        the backend holds. Authorized like ReactivateCard: the regular card's
+        proof of possession, then the current password (its tries count; a
+        wrong one is REACTIVATION_PASSWORD_WRONG with tries_left). The new
+        password must be 8-16 printable ASCII characters (MALFORMED_PASSWORD).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeSignature(
+        self,
+        request: _backend_pb2.RevokeSignatureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.RevokeSignatureResponse, _abc.Awaitable[_backend_pb2.RevokeSignatureResponse]]:
+        """Holder-facing: revoke the card's qualified signing certificate (KPEP)
+        with the holder's reactivation password (its tries count). For good;
+        pkcardd then refuses SignDocument with this card (SIGNATURE_REVOKED).
+        """
+
+    @_abc_1.abstractmethod
+    def ReportCardLost(
+        self,
+        request: _backend_pb2.ReportCardLostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ReportCardLostResponse, _abc.Awaitable[_backend_pb2.ReportCardLostResponse]]:
+        """Holder-facing: the card is lost, stolen or misused. The holder's
+        reactivation password authorizes it (the card is gone, so no proof of
+        possession); the card and its KPEP are revoked for good, and its tokens
+        are refused with CARD_REVOKED.
+        """
+
+    @_abc_1.abstractmethod
+    def ActivateBackupCard(
+        self,
+        request: _backend_pb2.ActivateBackupCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_pb2.ActivateBackupCardResponse, _abc.Awaitable[_backend_pb2.ActivateBackupCardResponse]]:
+        """Holder-facing: switch to the backup card now, with the holder's
+        confirmed reason (pkpin use-backup). The backup card's proof of
+        possession (as ReactivateCard, for the backup) authorizes it; the backup
+        becomes active and the regular card inactive until it is reactivated.
+        Audited (BACKUP_ACTIVATED, detail the reason). A revoked backup:
+        CARD_REVOKED; an active one: activated = false.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -132,6 +132,11 @@ class CardServiceServicer:
     def ChangePin(self, request, context):
         """Errors: as VerifyPin, plus WEAK_PIN (rule: DIGITS_ONLY, LENGTH, SEQUENCE,
         REPEATED, DATE, BIRTH_DATE, SAME_AS_OLD). Checked before any APDU.
+        REACTIVATION changes the backend's password, its only copy, not the card:
+        the regular PK (PIN verified before by this caller, or on the PIN pad)
+        proves it is in the reader and the backend checks the current password
+        (WRONG_PIN with tries_left, PIN_BLOCKED, MALFORMED_PIN); NOT_SUPPORTED
+        without a configured backend.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

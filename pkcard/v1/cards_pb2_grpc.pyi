@@ -71,6 +71,11 @@ class CardServiceStub:
     ChangePin: _grpc.UnaryUnaryMultiCallable[_cards_pb2.ChangePinRequest, _cards_pb2.PinOperationResponse]
     """Errors: as VerifyPin, plus WEAK_PIN (rule: DIGITS_ONLY, LENGTH, SEQUENCE,
     REPEATED, DATE, BIRTH_DATE, SAME_AS_OLD). Checked before any APDU.
+    REACTIVATION changes the backend's password, its only copy, not the card:
+    the regular PK (PIN verified before by this caller, or on the PIN pad)
+    proves it is in the reader and the backend checks the current password
+    (WRONG_PIN with tries_left, PIN_BLOCKED, MALFORMED_PIN); NOT_SUPPORTED
+    without a configured backend.
     """
     UnblockPin: _grpc.UnaryUnaryMultiCallable[_cards_pb2.UnblockPinRequest, _cards_pb2.PinOperationResponse]
     """Unblock the PIN with the PUK. Errors: as ChangePin; CARD_DEAD when the PUK is exhausted."""
@@ -114,6 +119,11 @@ class CardServiceAsyncStub(CardServiceStub):
     ChangePin: _aio.UnaryUnaryMultiCallable[_cards_pb2.ChangePinRequest, _cards_pb2.PinOperationResponse]  # type: ignore[assignment]
     """Errors: as VerifyPin, plus WEAK_PIN (rule: DIGITS_ONLY, LENGTH, SEQUENCE,
     REPEATED, DATE, BIRTH_DATE, SAME_AS_OLD). Checked before any APDU.
+    REACTIVATION changes the backend's password, its only copy, not the card:
+    the regular PK (PIN verified before by this caller, or on the PIN pad)
+    proves it is in the reader and the backend checks the current password
+    (WRONG_PIN with tries_left, PIN_BLOCKED, MALFORMED_PIN); NOT_SUPPORTED
+    without a configured backend.
     """
     UnblockPin: _aio.UnaryUnaryMultiCallable[_cards_pb2.UnblockPinRequest, _cards_pb2.PinOperationResponse]  # type: ignore[assignment]
     """Unblock the PIN with the PUK. Errors: as ChangePin; CARD_DEAD when the PUK is exhausted."""
@@ -178,6 +188,11 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_cards_pb2.PinOperationResponse, _abc.Awaitable[_cards_pb2.PinOperationResponse]]:
         """Errors: as VerifyPin, plus WEAK_PIN (rule: DIGITS_ONLY, LENGTH, SEQUENCE,
         REPEATED, DATE, BIRTH_DATE, SAME_AS_OLD). Checked before any APDU.
+        REACTIVATION changes the backend's password, its only copy, not the card:
+        the regular PK (PIN verified before by this caller, or on the PIN pad)
+        proves it is in the reader and the backend checks the current password
+        (WRONG_PIN with tries_left, PIN_BLOCKED, MALFORMED_PIN); NOT_SUPPORTED
+        without a configured backend.
         """
 
     @_abc_1.abstractmethod

@@ -27,43 +27,45 @@ from pkcard.v1 import cards_pb2 as pkcard_dot_v1_dot_cards__pb2
 from pkcard.v1 import readers_pb2 as pkcard_dot_v1_dot_readers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pkcard/v1/sessions.proto\x12\tpkcard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pkcard/v1/cards.proto\x1a\x17pkcard/v1/readers.proto\"h\n\x0eRestrictedMode\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.pkcard.v1.RestrictedReason\x12\x1b\n\x13patient_zzzs_number\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\xcb\x01\n\x12OpenSessionRequest\x12\x11\n\tpk_reader\x18\x01 \x01(\t\x12\x14\n\nkzz_reader\x18\x02 \x01(\tH\x00\x12/\n\nrestricted\x18\x03 \x01(\x0b\x32\x19.pkcard.v1.RestrictedModeH\x00\x12\x11\n\tchallenge\x18\x04 \x01(\x0c\x12\x16\n\x0e\x61uthorizations\x18\x05 \x03(\t\x12\x0b\n\x03pin\x18\x06 \x01(\t\x12\x18\n\x10\x63onfirm_last_try\x18\x07 \x01(\x08\x42\t\n\x07patient\"\xcd\x02\n\x14SessionClaimsSummary\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12)\n\nprofession\x18\x02 \x01(\x0e\x32\x15.pkcard.v1.Profession\x12\x16\n\x0epk_card_serial\x18\x03 \x01(\t\x12&\n\tcard_role\x18\x04 \x01(\x0e\x32\x13.pkcard.v1.CardRole\x12+\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x16.pkcard.v1.Environment\x12\x16\n\x0e\x61uthorizations\x18\x06 \x03(\t\x12\x12\n\npatient_id\x18\x07 \x01(\t\x12\x17\n\x0fkzz_card_serial\x18\x08 \x01(\t\x12\x36\n\x11restricted_reason\x18\t \x01(\x0e\x32\x1b.pkcard.v1.RestrictedReason\x12\x0e\n\x06issuer\x18\n \x01(\t\"|\n\x0cSessionToken\x12\r\n\x05token\x18\x01 \x01(\t\x12-\n\tissued_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05token\x18\x02 \x01(\x0b\x32\x17.pkcard.v1.SessionToken\x12/\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x1f.pkcard.v1.SessionClaimsSummary\">\n\x15RefreshSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\x0c\"@\n\x16RefreshSessionResponse\x12&\n\x05token\x18\x01 \x01(\x0b\x32\x17.pkcard.v1.SessionToken\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x14\x43loseSessionResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xbe\x02\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.pkcard.v1.SessionState\x12/\n\nend_reason\x18\x03 \x01(\x0e\x32\x1b.pkcard.v1.SessionEndReason\x12\x11\n\tpk_reader\x18\x04 \x01(\t\x12\x12\n\nkzz_reader\x18\x05 \x01(\t\x12/\n\x06\x63laims\x18\x06 \x01(\x0b\x32\x1f.pkcard.v1.SessionClaimsSummary\x12-\n\topened_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10token_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x15ReactivateCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0b\n\x03pin\x18\x03 \x01(\t\x12\x18\n\x10\x63onfirm_last_try\x18\x04 \x01(\x08\"-\n\x16ReactivateCardResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t*\xbd\x01\n\x10RestrictedReason\x12!\n\x1dRESTRICTED_REASON_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESTRICTED_REASON_EMERGENCY\x10\x01\x12\"\n\x1eRESTRICTED_REASON_KZZ_UNUSABLE\x10\x02\x12$\n RESTRICTED_REASON_PATIENT_ABSENT\x10\x03\x12\x1b\n\x17RESTRICTED_REASON_OTHER\x10\x04*`\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_STATE_ACTIVE\x10\x01\x12\x17\n\x13SESSION_STATE_ENDED\x10\x02\x32\xa8\x03\n\x0eSessionService\x12L\n\x0bOpenSession\x12\x1d.pkcard.v1.OpenSessionRequest\x1a\x1e.pkcard.v1.OpenSessionResponse\x12U\n\x0eRefreshSession\x12 .pkcard.v1.RefreshSessionRequest\x1a!.pkcard.v1.RefreshSessionResponse\x12O\n\x0c\x43loseSession\x12\x1e.pkcard.v1.CloseSessionRequest\x1a\x1f.pkcard.v1.CloseSessionResponse\x12I\n\nGetSession\x12\x1c.pkcard.v1.GetSessionRequest\x1a\x1d.pkcard.v1.GetSessionResponse\x12U\n\x0eReactivateCard\x12 .pkcard.v1.ReactivateCardRequest\x1a!.pkcard.v1.ReactivateCardResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pkcard/v1/sessions.proto\x12\tpkcard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pkcard/v1/cards.proto\x1a\x17pkcard/v1/readers.proto\"h\n\x0eRestrictedMode\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.pkcard.v1.RestrictedReason\x12\x1b\n\x13patient_zzzs_number\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x89\x02\n\x12OpenSessionRequest\x12\x11\n\tpk_reader\x18\x01 \x01(\t\x12\x14\n\nkzz_reader\x18\x02 \x01(\tH\x00\x12/\n\nrestricted\x18\x03 \x01(\x0b\x32\x19.pkcard.v1.RestrictedModeH\x00\x12\x11\n\tchallenge\x18\x04 \x01(\x0c\x12\x16\n\x0e\x61uthorizations\x18\x05 \x03(\t\x12\x0b\n\x03pin\x18\x06 \x01(\t\x12\x18\n\x10\x63onfirm_last_try\x18\x07 \x01(\x08\x12<\n\x15\x63onfirm_backup_switch\x18\x08 \x01(\x0e\x32\x1d.pkcard.v1.BackupSwitchReasonB\t\n\x07patient\"\x83\x03\n\x14SessionClaimsSummary\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12)\n\nprofession\x18\x02 \x01(\x0e\x32\x15.pkcard.v1.Profession\x12\x16\n\x0epk_card_serial\x18\x03 \x01(\t\x12&\n\tcard_role\x18\x04 \x01(\x0e\x32\x13.pkcard.v1.CardRole\x12+\n\x0b\x65nvironment\x18\x05 \x01(\x0e\x32\x16.pkcard.v1.Environment\x12\x16\n\x0e\x61uthorizations\x18\x06 \x03(\t\x12\x12\n\npatient_id\x18\x07 \x01(\t\x12\x17\n\x0fkzz_card_serial\x18\x08 \x01(\t\x12\x36\n\x11restricted_reason\x18\t \x01(\x0e\x32\x1b.pkcard.v1.RestrictedReason\x12\x0e\n\x06issuer\x18\n \x01(\t\x12\x34\n\rbackup_switch\x18\x0b \x01(\x0e\x32\x1d.pkcard.v1.BackupSwitchReason\"|\n\x0cSessionToken\x12\r\n\x05token\x18\x01 \x01(\t\x12-\n\tissued_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05token\x18\x02 \x01(\x0b\x32\x17.pkcard.v1.SessionToken\x12/\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x1f.pkcard.v1.SessionClaimsSummary\">\n\x15RefreshSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\x0c\"@\n\x16RefreshSessionResponse\x12&\n\x05token\x18\x01 \x01(\x0b\x32\x17.pkcard.v1.SessionToken\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"&\n\x14\x43loseSessionResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xbe\x02\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.pkcard.v1.SessionState\x12/\n\nend_reason\x18\x03 \x01(\x0e\x32\x1b.pkcard.v1.SessionEndReason\x12\x11\n\tpk_reader\x18\x04 \x01(\t\x12\x12\n\nkzz_reader\x18\x05 \x01(\t\x12/\n\x06\x63laims\x18\x06 \x01(\x0b\x32\x1f.pkcard.v1.SessionClaimsSummary\x12-\n\topened_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10token_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x15ReactivateCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0b\n\x03pin\x18\x03 \x01(\t\x12\x18\n\x10\x63onfirm_last_try\x18\x04 \x01(\x08\"-\n\x16ReactivateCardResponse\x12\x13\n\x0b\x63\x61rd_serial\x18\x01 \x01(\t*\xbd\x01\n\x10RestrictedReason\x12!\n\x1dRESTRICTED_REASON_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESTRICTED_REASON_EMERGENCY\x10\x01\x12\"\n\x1eRESTRICTED_REASON_KZZ_UNUSABLE\x10\x02\x12$\n RESTRICTED_REASON_PATIENT_ABSENT\x10\x03\x12\x1b\n\x17RESTRICTED_REASON_OTHER\x10\x04*\x99\x01\n\x12\x42\x61\x63kupSwitchReason\x12$\n BACKUP_SWITCH_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x42\x41\x43KUP_SWITCH_REASON_FAULT\x10\x01\x12\x1d\n\x19\x42\x41\x43KUP_SWITCH_REASON_LOSS\x10\x02\x12\x1e\n\x1a\x42\x41\x43KUP_SWITCH_REASON_BLOCK\x10\x03*`\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_STATE_ACTIVE\x10\x01\x12\x17\n\x13SESSION_STATE_ENDED\x10\x02\x32\xa8\x03\n\x0eSessionService\x12L\n\x0bOpenSession\x12\x1d.pkcard.v1.OpenSessionRequest\x1a\x1e.pkcard.v1.OpenSessionResponse\x12U\n\x0eRefreshSession\x12 .pkcard.v1.RefreshSessionRequest\x1a!.pkcard.v1.RefreshSessionResponse\x12O\n\x0c\x43loseSession\x12\x1e.pkcard.v1.CloseSessionRequest\x1a\x1f.pkcard.v1.CloseSessionResponse\x12I\n\nGetSession\x12\x1c.pkcard.v1.GetSessionRequest\x1a\x1d.pkcard.v1.GetSessionResponse\x12U\n\x0eReactivateCard\x12 .pkcard.v1.ReactivateCardRequest\x1a!.pkcard.v1.ReactivateCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pkcard.v1.sessions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESTRICTEDREASON']._serialized_start=1748
-  _globals['_RESTRICTEDREASON']._serialized_end=1937
-  _globals['_SESSIONSTATE']._serialized_start=1939
-  _globals['_SESSIONSTATE']._serialized_end=2035
+  _globals['_RESTRICTEDREASON']._serialized_start=1864
+  _globals['_RESTRICTEDREASON']._serialized_end=2053
+  _globals['_BACKUPSWITCHREASON']._serialized_start=2056
+  _globals['_BACKUPSWITCHREASON']._serialized_end=2209
+  _globals['_SESSIONSTATE']._serialized_start=2211
+  _globals['_SESSIONSTATE']._serialized_end=2307
   _globals['_RESTRICTEDMODE']._serialized_start=120
   _globals['_RESTRICTEDMODE']._serialized_end=224
   _globals['_OPENSESSIONREQUEST']._serialized_start=227
-  _globals['_OPENSESSIONREQUEST']._serialized_end=430
-  _globals['_SESSIONCLAIMSSUMMARY']._serialized_start=433
-  _globals['_SESSIONCLAIMSSUMMARY']._serialized_end=766
-  _globals['_SESSIONTOKEN']._serialized_start=768
-  _globals['_SESSIONTOKEN']._serialized_end=892
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=895
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=1025
-  _globals['_REFRESHSESSIONREQUEST']._serialized_start=1027
-  _globals['_REFRESHSESSIONREQUEST']._serialized_end=1089
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=1091
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=1155
-  _globals['_CLOSESESSIONREQUEST']._serialized_start=1157
-  _globals['_CLOSESESSIONREQUEST']._serialized_end=1198
-  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1200
-  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1238
-  _globals['_GETSESSIONREQUEST']._serialized_start=1240
-  _globals['_GETSESSIONREQUEST']._serialized_end=1279
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1282
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1600
-  _globals['_REACTIVATECARDREQUEST']._serialized_start=1602
-  _globals['_REACTIVATECARDREQUEST']._serialized_end=1698
-  _globals['_REACTIVATECARDRESPONSE']._serialized_start=1700
-  _globals['_REACTIVATECARDRESPONSE']._serialized_end=1745
-  _globals['_SESSIONSERVICE']._serialized_start=2038
-  _globals['_SESSIONSERVICE']._serialized_end=2462
+  _globals['_OPENSESSIONREQUEST']._serialized_end=492
+  _globals['_SESSIONCLAIMSSUMMARY']._serialized_start=495
+  _globals['_SESSIONCLAIMSSUMMARY']._serialized_end=882
+  _globals['_SESSIONTOKEN']._serialized_start=884
+  _globals['_SESSIONTOKEN']._serialized_end=1008
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=1011
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=1141
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=1143
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=1205
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=1207
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=1271
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=1273
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=1314
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1316
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1354
+  _globals['_GETSESSIONREQUEST']._serialized_start=1356
+  _globals['_GETSESSIONREQUEST']._serialized_end=1395
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1398
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1716
+  _globals['_REACTIVATECARDREQUEST']._serialized_start=1718
+  _globals['_REACTIVATECARDREQUEST']._serialized_end=1814
+  _globals['_REACTIVATECARDRESPONSE']._serialized_start=1816
+  _globals['_REACTIVATECARDRESPONSE']._serialized_end=1861
+  _globals['_SESSIONSERVICE']._serialized_start=2310
+  _globals['_SESSIONSERVICE']._serialized_end=2734
 # @@protoc_insertion_point(module_scope)

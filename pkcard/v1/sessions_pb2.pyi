@@ -74,6 +74,34 @@ RESTRICTED_REASON_OTHER: RestrictedReason.ValueType  # 4
 """
 Global___RestrictedReason: _TypeAlias = RestrictedReason  # noqa: Y015
 
+class _BackupSwitchReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BackupSwitchReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BackupSwitchReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BACKUP_SWITCH_REASON_UNSPECIFIED: _BackupSwitchReason.ValueType  # 0
+    """Not set: the switch is not confirmed."""
+    BACKUP_SWITCH_REASON_FAULT: _BackupSwitchReason.ValueType  # 1
+    """The regular PK is faulty."""
+    BACKUP_SWITCH_REASON_LOSS: _BackupSwitchReason.ValueType  # 2
+    """The regular PK is lost (or not at hand)."""
+    BACKUP_SWITCH_REASON_BLOCK: _BackupSwitchReason.ValueType  # 3
+    """The regular PK is blocked."""
+
+class BackupSwitchReason(_BackupSwitchReason, metaclass=_BackupSwitchReasonEnumTypeWrapper):
+    """Why the holder switches to the backup PK (the seed: a fault, a loss or a block)."""
+
+BACKUP_SWITCH_REASON_UNSPECIFIED: BackupSwitchReason.ValueType  # 0
+"""Not set: the switch is not confirmed."""
+BACKUP_SWITCH_REASON_FAULT: BackupSwitchReason.ValueType  # 1
+"""The regular PK is faulty."""
+BACKUP_SWITCH_REASON_LOSS: BackupSwitchReason.ValueType  # 2
+"""The regular PK is lost (or not at hand)."""
+BACKUP_SWITCH_REASON_BLOCK: BackupSwitchReason.ValueType  # 3
+"""The regular PK is blocked."""
+Global___BackupSwitchReason: _TypeAlias = BackupSwitchReason  # noqa: Y015
+
 class _SessionState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -144,6 +172,7 @@ class OpenSessionRequest(_message.Message):
     AUTHORIZATIONS_FIELD_NUMBER: _builtins.int
     PIN_FIELD_NUMBER: _builtins.int
     CONFIRM_LAST_TRY_FIELD_NUMBER: _builtins.int
+    CONFIRM_BACKUP_SWITCH_FIELD_NUMBER: _builtins.int
     pk_reader: _builtins.str
     """The reader holding the professional's PK (a name from ListReaders)."""
     kzz_reader: _builtins.str
@@ -158,6 +187,16 @@ class OpenSessionRequest(_message.Message):
     """
     confirm_last_try: _builtins.bool
     """Only one PIN try is left and the caller really wants to spend it."""
+    confirm_backup_switch: Global___BackupSwitchReason.ValueType
+    """The holder confirms switching to this backup PK, and says why. Using a
+    backup card that is not active (never used, or inactive since the
+    regular card was reactivated) deactivates the holder's regular card until
+    it is reactivated with the reactivation password (pkpin reactivate).
+    UNSPECIFIED: not confirmed; a backup PK that is not active is then refused
+    with BACKUP_SWITCH_NOT_CONFIRMED (nothing is signed). The reason goes into
+    the token (claim backupSwitch), the daemon's and the backend's audit.
+    Ignored for a regular PK.
+    """
     @_builtins.property
     def restricted(self) -> Global___RestrictedMode:
         """No KZZ: restricted mode."""
@@ -176,10 +215,11 @@ class OpenSessionRequest(_message.Message):
         authorizations: _abc.Iterable[_builtins.str] | None = ...,
         pin: _builtins.str = ...,
         confirm_last_try: _builtins.bool = ...,
+        confirm_backup_switch: Global___BackupSwitchReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["kzz_reader", b"kzz_reader", "patient", b"patient", "restricted", b"restricted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorizations", b"authorizations", "challenge", b"challenge", "confirm_last_try", b"confirm_last_try", "kzz_reader", b"kzz_reader", "patient", b"patient", "pin", b"pin", "pk_reader", b"pk_reader", "restricted", b"restricted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorizations", b"authorizations", "challenge", b"challenge", "confirm_backup_switch", b"confirm_backup_switch", "confirm_last_try", b"confirm_last_try", "kzz_reader", b"kzz_reader", "patient", b"patient", "pin", b"pin", "pk_reader", b"pk_reader", "restricted", b"restricted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_patient: _TypeAlias = _typing.Literal["kzz_reader", "restricted"]  # noqa: Y015
     _WhichOneofArgType_patient: _TypeAlias = _typing.Literal["patient", b"patient"]  # noqa: Y015
@@ -203,6 +243,7 @@ class SessionClaimsSummary(_message.Message):
     KZZ_CARD_SERIAL_FIELD_NUMBER: _builtins.int
     RESTRICTED_REASON_FIELD_NUMBER: _builtins.int
     ISSUER_FIELD_NUMBER: _builtins.int
+    BACKUP_SWITCH_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
     """Holder id (ZZZS practitioner number)"""
     profession: _cards_pb2.Profession.ValueType
@@ -221,6 +262,8 @@ class SessionClaimsSummary(_message.Message):
     """UNSPECIFIED when the KZZ proved presence."""
     issuer: _builtins.str
     """The token's iss: this workstation's id."""
+    backup_switch: Global___BackupSwitchReason.ValueType
+    """The first token of a backup PK: the confirmed switch's reason (claim backupSwitch)."""
     @_builtins.property
     def authorizations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Requested, in request order."""
@@ -238,10 +281,11 @@ class SessionClaimsSummary(_message.Message):
         kzz_card_serial: _builtins.str = ...,
         restricted_reason: Global___RestrictedReason.ValueType = ...,
         issuer: _builtins.str = ...,
+        backup_switch: Global___BackupSwitchReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "authorizations", b"authorizations", "card_role", b"card_role", "environment", b"environment", "issuer", b"issuer", "kzz_card_serial", b"kzz_card_serial", "patient_id", b"patient_id", "pk_card_serial", b"pk_card_serial", "profession", b"profession", "restricted_reason", b"restricted_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "authorizations", b"authorizations", "backup_switch", b"backup_switch", "card_role", b"card_role", "environment", b"environment", "issuer", b"issuer", "kzz_card_serial", b"kzz_card_serial", "patient_id", b"patient_id", "pk_card_serial", b"pk_card_serial", "profession", b"profession", "restricted_reason", b"restricted_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tokenrig import (
@@ -59,15 +60,16 @@ def enrolled(registry: Registry, test_pki: Pki) -> Registry:
 
 
 def redeem(backend: SessionBackend, pki: Pki, card_name: str, clock: FakeClock,
-           client: str = CLIENT):
+           client: str = CLIENT, **claims: Any):
     challenge = backend.issue_challenge(client)
-    token = make_token(pki, getattr(pki, card_name), challenge.nonce, now=clock.now)
+    token = make_token(pki, getattr(pki, card_name), challenge.nonce, now=clock.now, **claims)
     return backend.redeem(token, client)
 
 
-def refusal(backend: SessionBackend, pki: Pki, card_name: str, clock: FakeClock) -> TokenRefused:
+def refusal(backend: SessionBackend, pki: Pki, card_name: str, clock: FakeClock,
+            **claims: Any) -> TokenRefused:
     with pytest.raises(TokenRefused) as info:
-        redeem(backend, pki, card_name, clock)
+        redeem(backend, pki, card_name, clock, **claims)
     return info.value
 
 
@@ -176,7 +178,12 @@ def test_backup_activation_and_reactivation(backend, enrolled, test_pki, clock):
     assert enrolled.card(REGULAR_SERIAL).status is CardStatus.ACTIVE
     assert enrolled.card(BACKUP_SERIAL).status is CardStatus.INACTIVE
     assert redeem(backend, test_pki, "regular", clock).session.granted
-    assert refusal(backend, test_pki, "backup", clock).reason is RefusalReason.CARD_INACTIVE
+    # issue 15: the backup is inactive, not dead; without the holder's confirmed switch it is
+    # refused (the reason saying what confirming does), with it the cards switch again
+    unconfirmed = refusal(backend, test_pki, "backup", clock, backup_switch=None)
+    assert unconfirmed.reason is RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED
+    assert "deactivates your regular card" in unconfirmed.detail
+    assert enrolled.card(BACKUP_SERIAL).status is CardStatus.INACTIVE
 
 
 def test_reactivation_password_tries_are_limited(enrolled):

@@ -39,12 +39,16 @@ class Outcome(IntEnum):
     ACTIVATED = 2
 
 
-def expected_refusal(role: CardRole, status: CardStatus) -> RefusalReason | None:
+def expected_refusal(role: CardRole, status: CardStatus,
+                     confirmed: bool = True) -> RefusalReason | None:
     if status is CardStatus.REVOKED:
         return RefusalReason.CARD_REVOKED
+    if role is CardRole.BACKUP:  # issue 15: a backup not active switches only when confirmed
+        if status is not CardStatus.ACTIVE and not confirmed:
+            return RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED
+        return None
     if status is CardStatus.INACTIVE:
-        return (RefusalReason.REGULAR_CARD_DEACTIVATED if role is CardRole.REGULAR
-                else RefusalReason.CARD_INACTIVE)
+        return RefusalReason.REGULAR_CARD_DEACTIVATED
     return None
 
 
@@ -71,20 +75,22 @@ class CardLifecycle(RuleBasedStateMachine):
         self.registry.close()
         self.dir.cleanup()
 
-    @rule(role=st.sampled_from(CardRole))
-    def use_card(self, role: CardRole) -> None:
+    @rule(role=st.sampled_from(CardRole), confirmed=st.booleans())
+    def use_card(self, role: CardRole, confirmed: bool) -> None:
         card = PKI.regular if role is CardRole.REGULAR else PKI.backup
         self.clock.advance(1)
         nonce = self.backend.issue_challenge(CLIENT).nonce
-        token = make_token(PKI, card, nonce, now=self.clock.now)
-        refusal = expected_refusal(role, self.status[role])
+        extra = {} if role is CardRole.REGULAR or confirmed else {"backup_switch": None}
+        token = make_token(PKI, card, nonce, now=self.clock.now, **extra)
+        refusal = expected_refusal(role, self.status[role], confirmed)
         if refusal is not None:
             with pytest.raises(TokenRefused) as info:
                 self.backend.redeem(token, CLIENT)
             assert info.value.reason is refusal
             return
         redemption = self.backend.redeem(token, CLIENT)
-        activates = role is CardRole.BACKUP and self.status[role] is CardStatus.STANDBY
+        # a backup switches every time it is not active (issue 15: as often as needed)
+        activates = role is CardRole.BACKUP and self.status[role] is not CardStatus.ACTIVE
         assert redemption.backup_activated is activates
         if activates:
             self.status[CardRole.BACKUP] = CardStatus.ACTIVE

@@ -24,6 +24,7 @@ from pkcard.simcard.inprocess import InProcessConnection
 from pkcard.simcard.profile import load_profile
 from pkcard.simcard.spec import SecretRef
 from pkcard.token import (
+    BackupSwitchReason,
     CardRole,
     Environment,
     JwsAlgorithm,
@@ -65,16 +66,19 @@ class Workstation:
 
     def token(self, nonce: bytes, *, restricted: bool = False) -> str:
         chain = [x509.load_der_x509_certificate(self.pk_data.auth_certificate.der)]
+        # a backup card's token carries the holder's confirmed switch (issue 15)
+        switch = BackupSwitchReason.LOSS if self.pk_data.role is CardRole.BACKUP else None
         if restricted:
             claims = session_claims(pk=self.pk_data, nonce=nonce, workstation_id=CLIENT,
                                     now=NOW, authorizations=("I002",),
                                     restricted=ProofMethod.RESTRICTED_KZZ_UNUSABLE,
-                                    restricted_reason="KZZ chip unreadable")
+                                    restricted_reason="KZZ chip unreadable",
+                                    backup_switch=switch)
         else:
             proof = make_kzz_proof(nonce, self.pk_data.card_serial, self.kzz.authenticate)
             claims = session_claims(pk=self.pk_data, nonce=nonce, workstation_id=CLIENT,
                                     now=NOW, authorizations=("I002", "I003"), kzz=self.kzz_data,
-                                    kzz_proof=proof)
+                                    kzz_proof=proof, backup_switch=switch)
         return build_token(claims, chain, self.pk.authenticate)
 
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from pkcard.backend.devpki import DevPki, Issued, KeyKind, card_signer, issue_card_cert
 from pkcard.token import (
+    BackupSwitchReason,
     CardRole,
     Environment,
     Profession,
@@ -106,7 +107,11 @@ def make_claims(
     proof_nonce: bytes | None = None,
     **overrides: Any,
 ) -> SessionClaims:
-    """Valid claims for ``card`` over ``nonce``; a KZZ proof unless ``restricted``."""
+    """Valid claims for ``card`` over ``nonce``; a KZZ proof unless ``restricted``.
+
+    A backup card's claims carry a confirmed switch (reason FAULT) unless
+    ``backup_switch=None`` is passed: the backend activates a backup only with one.
+    """
     iat = int(now.timestamp())
     common: dict[str, Any] = {
         "iss": "ws-ljubljana-01",
@@ -133,6 +138,8 @@ def make_claims(
             kzz_proof=proof,
             kzz_cert=kzz_card.cert_der,
         )
+    if card.role is CardRole.BACKUP:
+        common["backup_switch"] = BackupSwitchReason.FAULT
     claims = SessionClaims(**common)
     return dataclasses.replace(claims, **overrides) if overrides else claims
 

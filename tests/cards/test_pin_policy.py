@@ -7,6 +7,7 @@ from datetime import date, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pin_oracle import is_other_order_date, is_pattern
 
 from pkcard.errors import (
     CardDead,
@@ -94,7 +95,9 @@ def test_own_birth_date_is_refused_with_priority(pin: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "pin", ["4719", "123409", "290201", "3212", "31129999", "8264", "50718263"]
+    # 290231: 29 Feb of no leap year in DDMMYY and no date in any other order
+    # (it replaces 290201, which is 1 Feb 2029 read as YYMMDD, issue 15)
+    "pin", ["4719", "123409", "290231", "3212", "31129999", "8264", "50718263"]
 )
 def test_accepted_examples(pin: str) -> None:
     assert rule_of(pin, birth_date=BIRTH) is None
@@ -209,6 +212,10 @@ def is_run(pin: str) -> bool:
 
 
 def is_date(pin: str) -> bool:
+    return is_ddmm_date(pin) or is_other_order_date(pin)
+
+
+def is_ddmm_date(pin: str) -> bool:
     candidates = {4: [(pin + "2000", "%d%m%Y")], 6: [(pin, "%d%m%y")], 8: [(pin, "%d%m%Y")]}
     for text, fmt in candidates.get(len(pin), []):
         try:
@@ -237,7 +244,8 @@ def is_birth(pin: str, birth: date) -> bool:
     birth=st.dates(date(1920, 1, 1), date(2010, 12, 31)),
 )
 def test_policy_matches_oracle(pin: str, birth: date) -> None:
-    weak = is_birth(pin, birth) or is_repeated(pin) or is_run(pin) or is_date(pin)
+    weak = (is_birth(pin, birth) or is_repeated(pin) or is_run(pin) or is_date(pin)
+            or is_pattern(pin))
     rule = rule_of(pin, birth_date=birth)
     assert (rule is not None) == weak
     if is_birth(pin, birth):

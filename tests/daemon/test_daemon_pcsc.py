@@ -24,6 +24,7 @@ from daemon_harness import RunningDaemon, make_root, start_daemon
 
 from pkcard.client import PkcardClient, ReaderSnapshot, WatchItem
 from pkcard.daemon.audit import verify_bytes
+from pkcard.daemon.embedded_backend import EmbeddedBackend
 from pkcard.errors import (
     AccessDenied,
     CardRemoved,
@@ -67,11 +68,15 @@ def _start(root: Path, config: str) -> RunningDaemon:
 
 @pytest.fixture(scope="module")
 def pcsc_daemon(_pcscd_session: PcscdHarness) -> Iterator[RunningDaemon]:
-    """One ``pkcardd --pcsc`` for the module (after pcscd is up)."""
+    """One ``pkcardd --pcsc`` for the module (after pcscd is up), linked to a reference
+    backend: signature activation needs the on-line system (issue 15)."""
     root = make_root()
-    daemon = _start(root, CONFIG)
+    backend = EmbeddedBackend(root / "backend", root / "backend-link.sock", root / "backend.sock")
+    backend.start()
+    daemon = _start(root, f'backend = "{backend.address}"\n' + CONFIG)
     yield daemon
     daemon.close()
+    backend.stop(0)
     shutil.rmtree(root, ignore_errors=True)
 
 

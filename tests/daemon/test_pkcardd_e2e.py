@@ -17,6 +17,7 @@ from daemon_harness import KZZ_READER, PK_READER, RunningDaemon
 from pkcard.aio_client import AsyncPkcardClient
 from pkcard.client import PkcardClient, ReaderSnapshot
 from pkcard.clinic import ClinicContext
+from pkcard.endpoint import USER_SOCKET_VARIABLE
 from pkcard.errors import (
     CardRemoved,
     DaemonUnavailable,
@@ -215,9 +216,20 @@ def test_two_watchers_get_snapshot_then_the_same_events(fresh_cards: RunningDaem
         assert b"PKCARDKZ" in inserted.atr
 
 
+@pytest.fixture
+def gateway_client(fresh_cards: RunningDaemon,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[PkcardClient]:
+    """The ``client``, through the public socket's gateway instead of our user socket."""
+    monkeypatch.setenv(USER_SOCKET_VARIABLE, "0")
+    context = ClinicContext(workplace_id="amb-3", client_system_id="ehr-test", user_id="dr-x")
+    with fresh_cards.client(clinic=context, timeout=10.0) as client:
+        yield client
+
+
 def test_audit_log_records_calls_with_context_and_no_secrets(
-    fresh_cards: RunningDaemon, client: PkcardClient
+    fresh_cards: RunningDaemon, gateway_client: PkcardClient
 ) -> None:
+    client = gateway_client
     with pytest.raises(WrongPin):
         client.verify_pin(PK_READER, PinRef.PIN, WRONG_PIN)
     client.verify_pin(PK_READER, PinRef.PIN, PIN)

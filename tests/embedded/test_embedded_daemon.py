@@ -21,8 +21,10 @@ from pkcard.backend.registry import REACTIVATION_TRIES, AuditEvent
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.daemon.embedded_backend import simulated_pk_cards
 from pkcard.daemon.simulation import DEFAULT_CARDS
+from pkcard.errors import BackupSwitchNotConfirmed
 from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import BackupSwitchReason
 from pkcard.tools.pkpin.messages import ExitCode
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
 
@@ -33,13 +35,15 @@ BACKUP_SERIAL = "PK0000100002"
 WRONG = "Wrong!password-1"
 
 
-def open_and_redeem(daemon: EmbeddedDaemon, profile: str) -> bpb.RedeemTokenResponse:
+def open_and_redeem(daemon: EmbeddedDaemon, profile: str,
+                    switch: BackupSwitchReason | None = None) -> bpb.RedeemTokenResponse:
     """Challenge from the embedded backend, OpenSession (PK + KZZ), RedeemToken."""
     challenge = daemon.challenge()
     with daemon.client() as client:
         opened = client.open_session(PK_READER, challenge, ("I002", "I003"),
                                      kzz_reader=KZZ_READER,
-                                     pin=profile_secret(profile, SecretRef.PIN))
+                                     pin=profile_secret(profile, SecretRef.PIN),
+                                     backup_switch=switch)
         client.close_session(opened.session_id)
     return daemon.redeem(opened.token.token)
 
@@ -85,7 +89,7 @@ def test_a_token_is_redeemed_once(daemon: EmbeddedDaemon) -> None:
 
 def use_backup(daemon: EmbeddedDaemon) -> None:
     insert(daemon, PK_READER, "pk-backup")
-    assert open_and_redeem(daemon, "pk-backup").backup_activated
+    assert open_and_redeem(daemon, "pk-backup", BackupSwitchReason.FAULT).backup_activated
     insert(daemon, PK_READER, "pk-regular")
 
 
@@ -105,7 +109,8 @@ def test_pkpin_reactivate_through_the_holder_call(daemon: EmbeddedDaemon) -> Non
     assert REGULAR_SERIAL in text
     assert open_and_redeem(daemon, "pk-regular").card_serial == REGULAR_SERIAL
     insert(daemon, PK_READER, "pk-backup")
-    assert redeem_refusal(daemon, "pk-backup") == "CARD_INACTIVE"
+    with pytest.raises(BackupSwitchNotConfirmed):  # issue 15: inactive, switchable again
+        open_and_redeem(daemon, "pk-backup")
 
     audit = [r for r in daemon.audit()
              if r.event in (AuditEvent.REACTIVATED, AuditEvent.REACTIVATION_REFUSED)]

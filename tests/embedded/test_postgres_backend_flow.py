@@ -32,6 +32,7 @@ from pkcard.daemon.embedded_backend import (
 )
 from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import BackupSwitchReason
 from pkcard.tools.pkpin.messages import ExitCode
 from pkcard.v1 import simulation_pb2, simulation_pb2_grpc
 
@@ -84,8 +85,10 @@ def open_and_redeem(daemon: EmbeddedDaemon, backend: BackendProcess,
     challenge = backend.session.IssueChallenge(bpb.IssueChallengeRequest(),
                                                metadata=md(DEVELOPER), timeout=30).nonce
     with daemon.client() as client:
+        switch = BackupSwitchReason.FAULT if profile == "pk-backup" else None
         opened = client.open_session(PK_READER, challenge, ["I002"], kzz_reader=KZZ_READER,
-                                     pin=profile_secret(profile, SecretRef.PIN))
+                                     pin=profile_secret(profile, SecretRef.PIN),
+                                     backup_switch=switch)
         client.close_session(opened.session_id)
     reply: bpb.RedeemTokenResponse = backend.session.RedeemToken(
         bpb.RedeemTokenRequest(token=opened.token.token), metadata=md(DEVELOPER), timeout=30)

@@ -37,6 +37,7 @@ SAMPLES: dict[str, object] = {
     "path": "/var/lib/pkcardd/audit.jsonl",
     "why": "writable by others",
     "trusted_uids": (0,),
+    "reader": "Reader A",
 }
 
 

@@ -398,7 +398,7 @@ def test_wait_in_slovenian_and_ctrl_c(pkcardd: RunningDaemon) -> None:
     pkcardd.remove(PK_READER)
     try:
         session = PkpinSession(args(pkcardd, "--wait", "status"), SLOVENIAN)
-        session.expect("Čakam na poklicno kartico (PK) v katerem koli čitalniku ... ")
+        session.expect("Čakam na profesionalno kartico (PK) v katerem koli čitalniku ... ")
         session.expect("(Ctrl-C za prekinitev)")
         session.type_line("\x03")
         session.expect_exit(ExitCode.CANCELLED)

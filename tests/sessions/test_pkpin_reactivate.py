@@ -10,6 +10,7 @@ from sessionrig import AUTHORIZATIONS, Rig, profile_secret
 from pkcard.secret import Secret
 from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import BackupSwitchReason
 from pkcard.tools.pkpin.cli import run
 from pkcard.tools.pkpin.messages import ExitCode
 from pkcard.tools.pkpin.terminal import Terminal
@@ -47,7 +48,8 @@ def use_backup_card(rig: Rig) -> None:
     with rig.daemon.client() as client:
         opened = client.open_session(PK_READER, rig.backend.challenge(), AUTHORIZATIONS,
                                      kzz_reader=KZZ_READER,
-                                     pin=profile_secret("pk-backup", SecretRef.PIN))
+                                     pin=profile_secret("pk-backup", SecretRef.PIN),
+                                     backup_switch=BackupSwitchReason.FAULT)
         client.close_session(opened.session_id)
     assert rig.backend.redeem(opened.token.token).backup_activated
 

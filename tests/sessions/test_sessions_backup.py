@@ -8,19 +8,22 @@ from sessionrig import AUTHORIZATIONS, Rig, profile_secret, refusal_reason
 
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.client import PkcardClient
-from pkcard.errors import NotSupported, WrongPin
+from pkcard.errors import BackupSwitchNotConfirmed, NotSupported, WrongPin
 from pkcard.simcard.inprocess import PINPAD_READER, TWIN_READER
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import BackupSwitchReason
 
 PK_READER = PINPAD_READER.name
 KZZ_READER = TWIN_READER.name
 
 
-def _redeem(rig: Rig, client: PkcardClient, profile: str) -> bpb.RedeemTokenResponse:
+def _redeem(rig: Rig, client: PkcardClient, profile: str,
+            switch: BackupSwitchReason | None = None) -> bpb.RedeemTokenResponse:
     rig.daemon.insert(PK_READER, profile)
     opened = client.open_session(PK_READER, rig.backend.challenge(), AUTHORIZATIONS,
                                  kzz_reader=KZZ_READER,
-                                 pin=profile_secret(profile, SecretRef.PIN))
+                                 pin=profile_secret(profile, SecretRef.PIN),
+                                 backup_switch=switch)
     client.close_session(opened.session_id)
     return rig.backend.redeem(opened.token.token)
 
@@ -35,7 +38,7 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
     rig = simulated_rig
     rig.daemon.insert(KZZ_READER, "kzz")
     with rig.daemon.client() as client:
-        first = _redeem(rig, client, "pk-backup")
+        first = _redeem(rig, client, "pk-backup", BackupSwitchReason.FAULT)
         assert first.backup_activated is True
         assert _refusal(rig, client, "pk-regular") == "REGULAR_CARD_DEACTIVATED"
 
@@ -56,7 +59,11 @@ def test_backup_first_use_then_reactivation(simulated_rig: Rig) -> None:
 
         again = _redeem(rig, client, "pk-regular")
         assert again.backup_activated is False
-        assert _refusal(rig, client, "pk-backup") == "CARD_INACTIVE"
+        # issue 15: the backup is inactive, not dead: unconfirmed it is refused before
+        # anything is signed, confirmed it switches the cards again
+        with pytest.raises(BackupSwitchNotConfirmed):
+            _redeem(rig, client, "pk-backup")
+        assert _redeem(rig, client, "pk-backup", BackupSwitchReason.BLOCK).backup_activated
     log = rig.daemon.log() + rig.daemon.audit_path.read_text()
     assert password not in log
     assert "Wrong!password-1" not in log

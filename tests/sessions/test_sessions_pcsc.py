@@ -27,6 +27,7 @@ from pkcard.sessions import RestrictedMode, RestrictedReason, SessionEnd
 from pkcard.simcard.card import load_card
 from pkcard.simcard.pcscd_harness import PcscdHarness
 from pkcard.simcard.spec import SecretRef
+from pkcard.token import BackupSwitchReason
 
 pytestmark = pytest.mark.pcsc
 
@@ -123,9 +124,10 @@ def test_backup_first_use_and_reactivate(cards: tuple[PcscdHarness, Rig, str, st
         env.remove(PK_SLOT)
         env.insert(PK_SLOT, load_card(profile))
         with env_rig.daemon.client() as client:
+            switch = BackupSwitchReason.FAULT if profile == "pk-backup" else None
             opened = client.open_session(pk_reader, env_rig.backend.challenge(),
                                          AUTHORIZATIONS, kzz_reader=kzz_reader,
-                                         pin=_pin(profile))
+                                         pin=_pin(profile), backup_switch=switch)
             client.close_session(opened.session_id)
         return env_rig.backend.redeem(opened.token.token)
 

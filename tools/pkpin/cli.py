@@ -23,7 +23,7 @@ from pkcard.client import DEFAULT_SOCKET
 from pkcard.coredump import forbid_core_dumps
 from pkcard.errors import PkcardError
 from pkcard.pin import PinRef
-from pkcard.tools.pkpin import reactivate
+from pkcard.tools.pkpin import holder, reactivate
 from pkcard.tools.pkpin.commands import (
     PLANS,
     Console,
@@ -157,6 +157,32 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
             action="store_true",
             help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
         )
+    holder_helps = holder.help_texts(t)
+    revoke = commands.add_parser(holder.REVOKE_SIGNATURE, words=words,
+                                 help=holder_helps[holder.REVOKE_SIGNATURE])
+    revoke.add_argument("--serial", metavar="SERIAL",
+                        help=t.tr("the card's serial (default: the PK in the reader)"))
+    lost = commands.add_parser(holder.REPORT_LOST, words=words,
+                               help=holder_helps[holder.REPORT_LOST])
+    lost.add_argument("--serial", metavar="SERIAL",
+                      help=t.tr("the lost card's serial, as printed on it (default: the PK in "
+                                "the reader)"))
+    lost.add_argument("--reason", choices=tuple(holder.LOSS_CHOICES),
+                      help=t.tr("why (default: pkpin asks)"))
+    backup = commands.add_parser(holder.USE_BACKUP, words=words,
+                                 help=holder_helps[holder.USE_BACKUP])
+    backup.add_argument("--reason", choices=tuple(holder.SWITCH_CHOICES),
+                        help=t.tr("why (default: pkpin asks)"))
+    backup.add_argument(
+        "--confirm-last-try",
+        action="store_true",
+        help=t.tr("do not ask before spending the last try"),
+    )
+    backup.add_argument(
+        "--pinpad",
+        action="store_true",
+        help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
+    )
     again = commands.add_parser(reactivate.COMMAND, words=words, help=reactivate.help_text(t))
     again.add_argument(
         "--confirm-last-try",
@@ -229,6 +255,8 @@ def _run(
     try:
         if args.command == reactivate.COMMAND:
             return _reactivate(args, environ, console, open_terminal)
+        if args.command in holder.COMMANDS:
+            return _holder(args, environ, console, open_terminal)
         with _service(args, environ) as service:
             reader = _reader(service, args, console)
             command = _PIN_COMMANDS.get(args.command)
@@ -262,6 +290,8 @@ def _describe(
     socket = "" if args.direct or args.simulated else str(_socket(args, environ))
     if args.command == reactivate.COMMAND:
         return reactivate.describe(words, error, socket)
+    if args.command in holder.COMMANDS:
+        return holder.describe(words, error, socket, args.command)
     command = _PIN_COMMANDS.get(args.command)
     plan = PLANS[command] if command is not None else None
     return words.describe(
@@ -307,6 +337,30 @@ def _reactivate(
     return reactivate.run_reactivate(socket, console, open_terminal, reader,
                                      use_pin_pad=args.pinpad,
                                      confirm_last_try=args.confirm_last_try)
+
+
+def _holder(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    console: Console,
+    open_terminal: Callable[[], Terminal],
+) -> ExitCode:
+    if args.direct or args.simulated:
+        console.note(holder.needs_daemon(console.words))
+        return ExitCode.USAGE
+    socket = _socket(args, environ)
+    reader = args.reader
+    if args.wait:
+        with DaemonService(socket) as service:
+            reader = _reader(service, args, console)
+    options = holder.HolderOptions(
+        socket, reader, serial=getattr(args, "serial", None),
+        reason=getattr(args, "reason", None), use_pin_pad=getattr(args, "pinpad", False),
+        confirm_last_try=getattr(args, "confirm_last_try", False))
+    run = {holder.REVOKE_SIGNATURE: holder.run_revoke_signature,
+           holder.REPORT_LOST: holder.run_report_lost,
+           holder.USE_BACKUP: holder.run_use_backup}[args.command]
+    return run(options, console, open_terminal)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TextIO
 
-from pkcard.errors import RateLimited, WeakPin
+from pkcard.activation import require_supported_reader
+from pkcard.errors import PinRule, RateLimited, WeakPin
+from pkcard.holder import BackendCardStatus
 from pkcard.pin import (
     PIN_FORMATS,
     PinRef,
@@ -32,6 +34,7 @@ from pkcard.pin import (
 from pkcard.readers import CardKind, ReaderState
 from pkcard.secret import Secret
 from pkcard.tools.pkpin.errors import Cancelled, NoPinPad
+from pkcard.tools.pkpin.holder_words import HolderWords
 from pkcard.tools.pkpin.messages import ExitCode, Messages
 from pkcard.tools.pkpin.service import PinService
 from pkcard.tools.pkpin.terminal import Terminal
@@ -137,6 +140,9 @@ def run_status(
     statuses = pins.statuses
     card = report.card
     kpep = card.kpep_certificate
+    registry = service.backend_status(name)
+    if registry is not None:  # the reactivation password's one copy is the backend's
+        statuses = tuple(s for s in statuses if s.ref is not PinRef.REACTIVATION)
     if as_json:
         document = {
             "reader": name,
@@ -164,6 +170,7 @@ def run_status(
                 for status in statuses
             ],
             "retry_after_s": pins.retry_after_s,
+            "registry": None if registry is None else _registry_json(registry),
             "warnings": [
                 {
                     "kind": warning.kind.name,
@@ -179,6 +186,8 @@ def run_status(
     signing = words.no_signing_certificate()
     if kpep is not None:
         signing = words.valid_until(kpep.not_after.date())
+    if registry is not None and registry.signature_revoked:
+        signing = f"{HolderWords(words).kpep_revoked()}: {signing}"
     rows = [
         (words.label_reader(), name),
         (
@@ -196,12 +205,49 @@ def run_status(
     rows += [(_capitalised(words.secret_name(s.ref)), words.pin_state(s)) for s in statuses]
     if pins.retry_after_s:
         rows.append((words.label_rate_limit(), words.rate_limit_state(pins.retry_after_s)))
+    if registry is not None:
+        rows += _registry_rows(HolderWords(words), registry,
+                               _capitalised(words.secret_name(PinRef.REACTIVATION)))
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:
-        console.say(f"{label + ':':<{width}}{value}")
+        console.say(f"{label + ':' if label else '':<{width}}{value}")
     for warning in report.warnings:
         console.say(words.warning(warning))
     return ExitCode.OK
+
+
+def _registry_json(status: BackendCardStatus) -> dict[str, object]:
+    return {
+        "status": status.status.name,
+        "reactivation_tries_left": status.reactivation_tries_left,
+        "signature_revoked": status.signature_revoked,
+        "loss_reason": None if status.loss_reason is None else status.loss_reason.name,
+        "switches": [
+            {
+                "time": item.time.isoformat(),
+                "kind": item.kind.name,
+                "card_serial": item.card_serial,
+                "reason": None if item.reason is None else item.reason.name,
+            }
+            for item in status.switches
+        ],
+    }
+
+
+def _registry_rows(words: HolderWords, status: BackendCardStatus,
+                   password_label: str) -> list[tuple[str, str]]:
+    """The card registry's rows of ``pkpin status``: the card's state there, the
+    reactivation password's counter (the registry's, the only one), a revoked KPEP and
+    every switch between the holder's cards (newest first)."""
+    rows = [
+        (words.label_registry(), words.registry_state(status)),
+        (password_label, words.password_state(status.reactivation_tries_left,
+                                              PIN_FORMATS[PinRef.REACTIVATION].max_tries)),
+    ]
+    lines = [words.switch_line(item) for item in status.switches] or [words.none()]
+    rows.append((words.label_switches(), lines[0]))
+    rows += [("", line) for line in lines[1:]]
+    return rows
 
 
 # --- PIN commands ---------------------------------------------------------------
@@ -253,6 +299,8 @@ def _pad_operation(service: PinService, command: PinCommand) -> PadOperation:
 
 
 NEW_PIN_ATTEMPTS = 3
+BIRTH_DATE_SHADOWED = frozenset({PinRule.DATE, PinRule.YEAR})
+"""Rules pkpin leaves to the card library, whose BIRTH_DATE rule takes priority over them."""
 """How often pkpin asks for a new value that the PIN policy or the confirmation refused."""
 
 
@@ -266,12 +314,18 @@ def _new_value(
     with _prompting():
         new = terminal.read_secret(words.prompt_new(plan.target))
     try:
-        check_new_pin(
-            new,
-            PIN_FORMATS[plan.target],
-            birth_date=None,  # the card library knows it and checks it too
-            old=old,
-        )
+        try:
+            check_new_pin(
+                new,
+                PIN_FORMATS[plan.target],
+                birth_date=None,  # the card library knows it and checks it too
+                old=old,
+            )
+        except WeakPin as refused:
+            # A date or a year may be the holder's birth date, which only the card
+            # library knows: it refuses it before any APDU with the more precise rule.
+            if refused.rule not in BIRTH_DATE_SHADOWED:
+                raise
         with _prompting():
             again = terminal.read_secret(words.prompt_again(plan.target))
         with again:
@@ -297,6 +351,7 @@ def _keyboard_entry(
     with presented:
         check_presented(presented, PIN_FORMATS[plan.presented])
         old = presented if plan.old_is_previous else None
+        terminal.write(f"{words.choice_advice()}\n")
         for attempt in range(1, NEW_PIN_ATTEMPTS + 1):
             try:
                 with _new_value(terminal, words, plan, old=old) as new:
@@ -327,11 +382,14 @@ def run_pin_command(
         raise NoPinPad("the reader has no PIN pad")
     if command is PinCommand.ACTIVATE_SIGNATURE:
         require_transport(service.status(reader, PinRef.SPIN))
+        require_supported_reader(state.reader)  # before anybody types the TPIN
     report = service.pin_report(reader, plan.presented)
     (status,) = report.statuses
     require_usable(status)
     if report.retry_after_s:  # pkcardd would refuse it: ask for nothing
         raise RateLimited(report.retry_after_s)
+    if command is PinCommand.ACTIVATE_SIGNATURE:
+        console.note(words.tpin_notice())
     confirm = options.confirm_last_try
     if is_last_try(status) and not confirm:
         with open_terminal() as terminal, _prompting():
@@ -342,6 +400,7 @@ def run_pin_command(
         confirm = True
     if options.use_pin_pad:
         console.note(words.pin_pad_steps(plan.presented, plan.target))
+        console.note(words.choice_advice())
         _pad_operation(service, command)(reader, confirm)
     else:
         with open_terminal() as terminal:

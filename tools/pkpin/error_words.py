@@ -178,6 +178,12 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
         lambda w, _, c: w.tr("The card registry cannot be reached: try again later.")),
     row(e.BackendRefused, CODE.DAEMON,
         lambda w, _, c: w.tr("The card registry refused the request.")),
+    row(e.BackupSwitchNotConfirmed, CODE.CARD, lambda w, _, c: w.tr(
+        "Using this backup card deactivates your regular card until you reactivate it with "
+        "the reactivation password: confirm the switch and say why (pkpin use-backup).")),
+    row(e.SignatureRevoked, CODE.CARD, lambda w, _, c: w.tr(
+        "The qualified signing certificate (KPEP) of this card is revoked: it no longer "
+        "signs.")),
     row(e.DaemonError, CODE.DAEMON, lambda w, _, c: w.tr("pkcardd refused the request.")),
     # --- errors pkpin does not expect from its calls --------------------------------
     row(e.SignatureRejected, CODE.INTERNAL,
@@ -198,6 +204,10 @@ ERROR_WORDS: tuple[ErrorWords, ...] = (
     row(NoTerminal, CODE.USAGE, lambda w, _, c: w.no_terminal(), reason="NO_TERMINAL"),
     row(Cancelled, CODE.CANCELLED, lambda w, _, c: w.cancelled(), reason="CANCELLED"),
     row(NoPinPad, CODE.CARD, lambda w, _, c: w.no_pin_pad(), reason="NO_PIN_PAD"),
+    # --- KPEP activation prerequisites (issue 15) ------------------------------------
+    row(e.ActivationReaderUnsupported, CODE.CARD,
+        lambda w, err, c: w.activation_reader(err.reader)),
+    row(e.ActivationOffline, CODE.DAEMON, lambda w, _, c: w.activation_offline()),
     # --- the catch-all --------------------------------------------------------------
     row(e.PkcardError, CODE.INTERNAL, _unexpected, reason="INTERNAL"),
 )

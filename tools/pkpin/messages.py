@@ -17,7 +17,7 @@ from pkcard.cardinfo import CardRole, Environment
 from pkcard.expiry import ExpiryKind, ExpiryWarning
 from pkcard.pin import PIN_FORMATS, PinRef, PinState, PinStatus
 from pkcard.pk_driver import Profession
-from pkcard.tools.pkpin import error_words
+from pkcard.tools.pkpin import error_words, policy_words
 from pkcard.tools.pkpin.error_words import ErrorContext, ErrorWords
 from pkcard.tools.pkpin.outcome import ExitCode, Outcome
 
@@ -149,8 +149,12 @@ class Messages:
             )
         elif warning.kind is ExpiryKind.KPEP_RENEWAL_DUE:
             text = t.ngettext(
-                "Warning: the signing certificate (KPEP) expires in %(days)d day: renew it",
-                "Warning: the signing certificate (KPEP) expires in %(days)d days: renew it",
+                "Warning: the signing certificate (KPEP) expires in %(days)d day: fill in the "
+                "KPEP application (Vloga za pridobitev KPEP) and hand it in in person at a "
+                "ZZZS registration office",
+                "Warning: the signing certificate (KPEP) expires in %(days)d days: fill in the "
+                "KPEP application (Vloga za pridobitev KPEP) and hand it in in person at a "
+                "ZZZS registration office",
                 days,
             )
         elif warning.kind is ExpiryKind.CARD_EXPIRED:
@@ -233,10 +237,17 @@ class Messages:
             return self.dead()
         if ref is PinRef.SPIN:
             return self.tr("Signing PIN blocked: ask ZZZS to unblock it")
-        return self.tr("Transport PIN blocked: the signing PIN cannot be activated; ask ZZZS")
+        return self.tr(
+            "Transport PIN blocked: the signing PIN can no longer be activated. "
+            "A new professional card (PK) must be ordered."
+        )
 
     def dead(self) -> str:
-        return self.tr("PUK blocked: this card can no longer be used; ask ZZZS for a new card")
+        return self.tr(
+            "PUK blocked: this card can no longer be used. Return it to ZZZS "
+            "(Služba za poslovanje s karticami, Miklošičeva cesta 24, 1507 Ljubljana) "
+            "and order a new professional card (PK)."
+        )
 
     def disabled(self, ref: PinRef) -> str:
         if ref in (PinRef.SPIN, PinRef.TPIN):
@@ -297,11 +308,36 @@ class Messages:
                 "The two entries of the new %(secret)s differ: nothing was changed."
             ),
         }
-        return texts[rule] % {
+        text = texts.get(rule) or policy_words.rule_text(t, rule) or texts[e.PinRule.LENGTH]
+        return text % {
             "secret": self.secret_name(ref),
             "min": fmt.min_length,
             "max": fmt.max_length,
         }
+
+    def choice_advice(self) -> str:
+        """The seed's advice, printed before a new PIN or signing PIN is asked for."""
+        return policy_words.advice(self._t)
+
+    def tpin_notice(self) -> str:
+        """Said before the transport PIN is asked for (the seed's lost-envelope rule)."""
+        return self.tr(
+            "You need the transport PIN (TPIN) from the envelope that came with the card. "
+            "If you lost the envelope, a new professional card (PK) must be ordered."
+        )
+
+    def activation_reader(self, reader: str) -> str:
+        return self.tr(
+            "Signature activation needs a Gemalto (Thales) IDBridge CT700, CT710, CT30 or "
+            "Gemalto GCR5500-Si reader; %(reader)s is not one. The transport PIN was not used."
+        ) % {"reader": reader}
+
+    def activation_offline(self) -> str:
+        return self.tr(
+            "Signature activation needs a workstation where the on-line system works, and "
+            "the backend cannot be reached. The transport PIN was not used: try again when "
+            "the workstation is on line."
+        )
 
     def no_pk(self) -> str:
         return self.tr("No professional card (PK) found in any reader.")

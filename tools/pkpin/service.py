@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from pkcard.client import PinReport, PkcardClient
-from pkcard.errors import WrongCardKind
+from pkcard.errors import NotSupported, WrongCardKind
 from pkcard.expiry import ExpiryWarning
+from pkcard.holder import BackendCardStatus
 from pkcard.pin import PadEntry, PinRef, PinStatus
 from pkcard.pk import PkCardData, ProfessionalCard
 from pkcard.readers import ReaderState, ReaderSystem
@@ -94,6 +95,11 @@ class PinService(abc.ABC):
         statuses = self.statuses(reader) if ref is None else (self.status(reader, ref),)
         return PinReport(statuses, 0)
 
+    def backend_status(self, reader: str) -> BackendCardStatus | None:
+        """What the card registry (the backend) knows about the PK in ``reader``; None without
+        pkcardd or without a configured backend."""
+        return None
+
     def pick_reader(self, wanted: str | None) -> ReaderState:
         """``wanted``'s state, or the only reader holding a PK (see :mod:`.choice`)."""
         return choice.pick_reader(self.readers(), wanted)
@@ -104,6 +110,12 @@ class DaemonService(PinService):
 
     def __init__(self, socket: Path) -> None:
         self._client = PkcardClient(socket)
+
+    def backend_status(self, reader: str) -> BackendCardStatus | None:
+        try:
+            return self._client.get_card_status(reader)
+        except NotSupported:  # pkcardd has no backend
+            return None
 
     def readers(self) -> list[ReaderState]:
         return self._client.list_readers()
