@@ -21,7 +21,7 @@ temporary token directory):
 Each path is a :class:`SignPath`; the ratio is raw rate / path rate (the
 overhead factor).
 
-Usage: .venv/bin/python bench/pkcs11_sign.py [--signatures 200] [--rounds 5]
+Usage: .venv/bin/python -m bench.pkcs11_sign [--signatures 200] [--rounds 5]
 """
 
 from __future__ import annotations

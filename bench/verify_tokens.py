@@ -10,7 +10,7 @@ Measures, in one run:
 2. redemptions/s of the SQLite backend (``backend.core.SessionBackend``) under
    8 concurrent clients (threads, one connection each), WAL + synchronous=FULL.
 
-Usage: .venv/bin/python bench/verify_tokens.py [--tokens 2000] [--redemptions 400]
+Usage: .venv/bin/python -m bench.verify_tokens [--tokens 2000] [--redemptions 400]
 """
 
 from __future__ import annotations

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asn1crypto import algos, cms
+from asn1crypto import (
+    algos,
+    cms,
+    tsp,  # noqa: F401 - registers signing_certificate_v2 (verification)
+)
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
