@@ -20,21 +20,19 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from asn1crypto import (
-    algos,
-    cms,
-    tsp,  # noqa: F401 - registers signing_certificate_v2 (verification)
-)
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from typing import TYPE_CHECKING, Any
 
 from pkcard.certs import CertificateInfo, certificate_key, load_certificate, parse_certificate
 from pkcard.errors import CertificateError, FormatError, SignatureRejected, SignatureRejection
+
+if TYPE_CHECKING:
+    from asn1crypto import algos, cms
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+
+# asn1crypto and cryptography (~10 MB of RSS together) are imported by the functions
+# that sign or verify, not with this module: a daemon that never signs does not load
+# them (issue #14, G6; docs/benchmarks.md).
 
 __all__ = [
     "CardSigner",
@@ -180,6 +178,8 @@ def sign_detached_digest(
     """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256)."""
     if len(document_sha256) != hashlib.sha256().digest_size:
         raise FormatError("the document hash must be a 32-byte SHA-256 digest")
+    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415 - lazily: see the imports
+
     load_certificate(certificate_der)  # CertificateError for bytes cryptography refuses
     try:
         certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
@@ -250,6 +250,10 @@ def _signer_certificate(
 def _check_signature(
     cert: x509.Certificate, algorithm: algos.SignedDigestAlgorithm, signature: bytes, data: bytes
 ) -> None:
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
+
     key = certificate_key(cert)
     name = algorithm["algorithm"].native
     try:
@@ -264,6 +268,8 @@ def _check_signature(
 
 
 def _check_issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.Certificate:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm  # noqa: PLC0415
+
     for anchor in anchors:
         if anchor.subject != cert.issuer:
             continue
@@ -276,6 +282,8 @@ def _check_issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -
 
 
 def _check_key_usage(cert: x509.Certificate) -> None:
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -301,6 +309,8 @@ def verify_detached(
     The certificates must be valid at the signed signing time (or ``at``, or
     now, when the signature carries none).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+
     try:
         return _verify(cms_der, document, trust_anchors, at)
     except CertificateError:  # the included certificate (pkcard.certs.load_certificate)
@@ -318,6 +328,10 @@ def _verify(
     trust_anchors: Sequence[x509.Certificate],
     at: datetime | None,
 ) -> SignatureInfo:
+    from asn1crypto import cms, tsp  # noqa: PLC0415 - tsp registers signing_certificate_v2
+
+    del tsp  # imported for its registration only
+
     info = cms.ContentInfo.load(cms_der, strict=True)
     if info["content_type"].native != "signed_data":
         raise _reject(SignatureRejection.MALFORMED, "not a SignedData")
