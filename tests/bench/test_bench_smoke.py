@@ -28,7 +28,7 @@ RATIO_LINE = re.compile(r"^.*\bratio\b.*\d+\.\d+.*$|^\w+\s+pkcard driver\s+[\d.]
 
 GOAL_NAMES = tuple(f"G{number}" for number in range(1, 10))
 # Which benchmark prints which goal's line.
-GOALS_OF = {"daemon": ("G1", "G2", "G5", "G6", "G8"), "pkcs11_sign": ("G3",),
+GOALS_OF = {"daemon": ("G1", "G5", "G6", "G8"), "perimeter": ("G2",), "pkcs11_sign": ("G3",),
             "verify_tokens": ("G4",), "events": ("G7",), "apdu_roundtrip": ("G9",)}
 
 
@@ -81,6 +81,11 @@ def test_list_names_every_benchmark() -> None:
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"protocol_overhead", "apdu_roundtrip", "verify_tokens", "pkcs11_sign", "load",
             "daemon", "events", "backend_scale"} <= names
+
+
+def test_quick_perimeter_run_prints_its_goal() -> None:
+    output = assert_ran(run_bench("--quick", "perimeter"), "perimeter")
+    assert_goals(output, GOALS_OF["perimeter"])
 
 
 def test_unknown_benchmark_is_a_usage_error() -> None:
