@@ -11,8 +11,14 @@ status 1.
     python -m bench daemon verify_tokens # only these
     python -m bench daemon -- --calls 2000 --clients 32   # options after -- pass through
     python -m bench --list
+    python -m bench --quick --pcscd-lock-held daemon   # the caller holds the pcscd lock
 
 Options after ``--`` go to every selected benchmark, so use them with one name.
+
+The run ends with one ``GOAL`` line per goal of issue #14 (G1..G9, see
+``bench/goals.py``), collected from the ``GOAL`` lines the benchmarks printed
+above it; a goal whose benchmark did not run is ``not measured``. The load
+average is printed at the start and at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.goals import collect, summary
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 
@@ -38,6 +46,7 @@ class Bench:
     name: str
     summary: str
     quick: tuple[str, ...]
+    pcscd: bool = False  # runs its own pcscd: told when the caller holds the lock
 
     @property
     def present(self) -> bool:
@@ -47,16 +56,20 @@ class Bench:
 BENCHES: tuple[Bench, ...] = (
     Bench("protocol_overhead", "protocol layer vs raw in-process transmit",
           ("--rounds", "2000")),
-    Bench("apdu_roundtrip", "protocol layer vs raw pyscard over pcscd+vpcd", ("--quick",)),
+    Bench("apdu_roundtrip", "protocol layer vs raw pyscard over pcscd+vpcd", ("--quick",),
+          pcscd=True),
     Bench("verify_tokens", "token verifier vs bare signatures; backend redemptions/s",
           ("--tokens", "40", "--redemptions", "16")),
     Bench("pkcs11_sign", "PKCS#11 driver vs raw PyKCS11 on SoftHSM2",
           ("--signatures", "5", "--rounds", "1")),
     Bench("load", "64 clients with card pulls against pkcardd --simulated",
           ("--clients", "8", "--calls", "5")),
-    Bench("daemon", "pkcardd vs raw pyscard; concurrency; start-up and memory", ("--quick",)),
+    Bench("daemon", "pkcardd vs raw pyscard; concurrency; start-up and memory", ("--quick",),
+          pcscd=True),
     Bench("perimeter", "caller check: user socket and public gateway vs the private socket",
           ("--quick",)),
+    Bench("events", "card insert/remove: WatchEvents vs a raw SCardGetStatusChange waiter",
+          ("--quick",), pcscd=True),
     Bench("backend_scale", "backend on PostgreSQL vs SQLite; 1, 2, 4 instances; anomalies",
           ("--redemptions", "48", "--clients", "4", "--duplicate-every", "4")),
 )
@@ -76,16 +89,26 @@ class Outcome:
         return f"FAILED with exit status {self.returncode} ({self.seconds:.1f} s)"
 
 
-def run_bench(bench: Bench, quick: bool, extra: Sequence[str]) -> Outcome:
-    """Run one benchmark in a child process, its output straight to ours."""
+def run_bench(bench: Bench, quick: bool, lock_held: bool, extra: Sequence[str],
+              goals: dict[str, str]) -> Outcome:
+    """Run one benchmark in a child process, its output copied to ours line by line.
+
+    Its ``GOAL`` lines are recorded in ``goals``.
+    """
     if not bench.present:
         return Outcome(bench, None, 0.0)
     command = [sys.executable, "-m", f"bench.{bench.name}",
-               *(bench.quick if quick else ()), *extra]
+               *(bench.quick if quick else ()),
+               *(("--pcscd-lock-held",) if lock_held and bench.pcscd else ()), *extra]
     print(f"=== bench.{bench.name}: {bench.summary}", flush=True)
     start = time.monotonic()
-    returncode = subprocess.call(command, cwd=ROOT)
-    return Outcome(bench, returncode, time.monotonic() - start)
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                          bufsize=1) as child:
+        for line in child.stdout or ():
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            collect((line,), goals)
+    return Outcome(bench, child.returncode, time.monotonic() - start)
 
 
 def _load() -> str:
@@ -102,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke run; the figures mean little")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--pcscd-lock-held", action="store_true",
+                        help="the caller holds /tmp/pkcard-pcscd.lock: the pcscd benchmarks"
+                             " are told not to take it")
     return parser
 
 
@@ -125,10 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = [known[name] for name in args.names] if args.names else list(BENCHES)
     print(f"=== machine: {os.cpu_count()} CPUs, {platform.machine()},"
           f" Python {platform.python_version()}, load average {_load()}", flush=True)
-    outcomes = [run_bench(bench, args.quick, extra) for bench in selected]
+    goals: dict[str, str] = {}
+    outcomes = [run_bench(bench, args.quick, args.pcscd_lock_held, extra, goals)
+                for bench in selected]
     print(f"=== summary (load average now {_load()})")
     for outcome in outcomes:
         print(f"  {outcome.bench.name:18s} {outcome.describe()}")
+    print(f"=== goals (issue #14; load average at the end {_load()})")
+    for line in summary(goals):
+        print(line)
     failed = any(outcome.returncode not in (0, None) for outcome in outcomes)
     return 1 if failed else 0
 

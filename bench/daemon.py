@@ -48,6 +48,7 @@ from smartcard import scard
 
 from bench.audit_commit import measure as measure_audit_commit
 from bench.audit_commit import report as report_audit_commit
+from bench.goals import Condition, print_goal
 from pkcard.client import PkcardClient
 from pkcard.daemon import cards
 from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
@@ -358,6 +359,20 @@ def report_latency(result: Latency) -> None:
               f"  p99 {stats.p99 / base.p99:5.2f}x")
 
 
+def report_latency_goals(result: Latency) -> None:
+    """G1: the daemon against its floor (raw session + a bare private gRPC call).
+
+    G2 (the caller check) is ``bench.perimeter``'s: the user socket against the
+    private one. The health Check figures above are the public gateway's.
+    """
+    floor_median = result.raw_session.median + result.health_direct.median
+    floor_p99 = result.raw_session.p99 + result.health_direct.p99
+    print(f"  floor (raw session + private health Check): median {_ms(floor_median)}"
+          f"   p99 {_ms(floor_p99)}")
+    print_goal("G1", result.daemon.median / floor_median,
+               Condition("p99", result.daemon.p99 / floor_p99, 1.5))
+
+
 # --- 2. concurrency ----------------------------------------------------------
 
 
@@ -505,6 +520,8 @@ def report_concurrency(result: Concurrency, sequential: Stats) -> None:
     print(f"  throughput {result.calls_per_s:8.1f} calls/s;"
           f" {result.readers} readers x sequential rate = {ideal:8.1f} calls/s")
     print(f"  ratio throughput/ideal: {result.calls_per_s / ideal:5.2f}x")
+    print_goal("G5", result.calls_per_s / ideal, Condition("errors", errors, 0),
+               Condition("p99/p50", result.latency.p99 / result.latency.median, 1.3))
 
 
 # --- 3. start-up and memory --------------------------------------------------
@@ -581,6 +598,9 @@ def report_startup(results: Sequence[Startup], baseline: tuple[Stats, float]) ->
         start_ratio = result.ready.median / base_time.median
         print(f"  ratio {result.label}/python: start {start_ratio:5.2f}x"
               f"  RSS {result.rss_mb / base_rss:5.2f}x")
+    ratios = {result.label: result.rss_mb / base_rss for result in results}
+    if "--pcsc" in ratios and "--simulated" in ratios:
+        print_goal("G6", ratios["--pcsc"], Condition("--simulated", ratios["--simulated"], 1.6))
 
 
 # --- the run -----------------------------------------------------------------
@@ -638,6 +658,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             latency = measure_latency((daemon, unaudited), raw, readers[0], apdus, sws,
                                       args.calls)
             report_latency(latency)
+            report_latency_goals(latency)
             unaudited.stop()
             concurrency = measure_concurrency(daemon, readers, args.clients,
                                               args.calls_per_client, args.client_processes)

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from pkcard import __version__
+import pkcard
 from pkcard.coredump import forbid_core_dumps
 from pkcard.daemon.audit import AuditLogCorrupt
 from pkcard.daemon.config import (
@@ -43,9 +44,27 @@ _SD_LISTEN_FDS_START = 3
 _log = logging.getLogger("pkcardd")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, read only when asked for.
+
+    ``pkcard.__version__`` loads ``importlib.metadata`` (~2 MB of RSS); a daemon
+    that is not asked does not (issue #14, G6).
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        sys.stdout.write(f"{parser.prog} {pkcard.__version__}\n")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pkcardd", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the version and exit")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket-dir", type=Path, metavar="DIR",

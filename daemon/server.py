@@ -16,7 +16,6 @@ import grp
 import logging
 import os
 import socket
-import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -242,6 +241,8 @@ class Daemon:
 
     def _start_embedded_backend(self) -> EmbeddedBackend:
         # Imported only here: a production daemon never loads the test backend.
+        import sqlite3  # noqa: PLC0415 - only the embedded backend uses SQLite
+
         from pkcard.daemon.embedded_backend import SOCKET_NAME, EmbeddedBackend  # noqa: PLC0415
 
         state_dir = self.config.state_dir or self._private_dir

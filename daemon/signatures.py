@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
-from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pkcard.certs import parse_certificate
@@ -38,6 +38,9 @@ from pkcard.pk import ProfessionalCard
 from pkcard.pk_driver import KeySlot
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
 
+if TYPE_CHECKING:  # cryptography loads with the first certificate (issue #14, G6)
+    from cryptography import x509
+
 MAX_DOCUMENT_BYTES = 768 * 1024
 MAX_CMS_BYTES = 64 * 1024
 SHA256_LENGTH = 32
@@ -49,6 +52,10 @@ ACTIVATE_HINT = (
 
 def load_trust_anchors(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
     """The certificates in the PEM files ``paths`` (each may hold several)."""
+    if not paths:
+        return ()
+    from cryptography import x509  # noqa: PLC0415 - lazily: see the imports
+
     anchors: list[x509.Certificate] = []
     for path in paths:
         anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))

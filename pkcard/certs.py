@@ -17,15 +17,17 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, TypeAlias
 
 from pkcard.errors import CertificateError, FormatError, NotSupported
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+# ``cryptography`` (~8 MB of RSS) is imported by the functions that parse or check a
+# certificate, not with this module: a daemon that never meets a certificate does not
+# load it (issue #14, G6; docs/benchmarks.md).
 
 SHA256_LENGTH = 32
 _P256_COORDINATE = 32
@@ -81,18 +83,22 @@ class CertificateInfo:
 # constructed from their DER (ValueError, TypeError, DuplicateExtension,
 # UnsupportedGeneralNameType), the version check raises InvalidVersion, and keys,
 # times and serials raise ValueError (or OverflowError) when decoded.
-_PARSE_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    OverflowError,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
+def _parse_errors() -> tuple[type[Exception], ...]:
+    from cryptography import x509  # noqa: PLC0415 - lazily: see the imports
 
-CertificateKey = CertificatePublicKeyTypes | None
+    return (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        x509.InvalidVersion,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    )
+
+
+CertificateKey: TypeAlias = "CertificatePublicKeyTypes | None"
 """A certificate's public key; ``None`` for a key type ``cryptography`` does not know."""
 
 
@@ -108,15 +114,19 @@ def load_certificate(der: bytes) -> x509.Certificate:
     reading the same parts of the returned certificate again raises nothing,
     except :func:`certificate_key`'s documented ``None`` for an unknown key type.
     """
+    from cryptography import x509  # noqa: PLC0415 - lazily: see the imports
+
     try:
         cert = x509.load_der_x509_certificate(bytes(der))
         _read_every_part(cert)
-    except _PARSE_ERRORS as exc:
+    except _parse_errors() as exc:
         raise CertificateError(f"malformed certificate ({type(exc).__name__})") from None
     return cert
 
 
 def _read_every_part(cert: x509.Certificate) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+
     _ = (cert.version, cert.serial_number, cert.signature_algorithm_oid)
     _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
     for name in (cert.subject, cert.issuer):
@@ -133,16 +143,21 @@ def _read_every_part(cert: x509.Certificate) -> None:
 
 def certificate_key(cert: x509.Certificate) -> CertificateKey:
     """The public key of a certificate from :func:`load_certificate`; ``None`` if unknown."""
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+
     try:
         return cert.public_key()
     except UnsupportedAlgorithm:
         return None
-    except _PARSE_ERRORS as exc:  # only for a certificate that skipped load_certificate
+    except _parse_errors() as exc:  # only for a certificate that skipped load_certificate
         raise CertificateError(f"malformed certificate key ({type(exc).__name__})") from None
 
 
 def parse_certificate(der: bytes) -> CertificateInfo:
     """Parse one DER certificate. Malformed DER raises :class:`CertificateError`."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
     cert = load_certificate(der)
     serial_attrs = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     key = certificate_key(cert)
@@ -170,6 +185,10 @@ def verify_card_signature(
     cert: CertificateInfo, digest: bytes, signature: bytes, scheme: SignatureScheme
 ) -> bool:
     """Whether ``signature`` over the SHA-256 ``digest`` verifies with ``cert``'s key."""
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils  # noqa: PLC0415
+
     if len(digest) != SHA256_LENGTH:
         raise FormatError("the digest must be a 32-byte SHA-256 hash")
     key = certificate_key(load_certificate(cert.der))

@@ -20,17 +20,19 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from asn1crypto import algos, cms, tsp
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from typing import TYPE_CHECKING, Any
 
 from pkcard.certs import CertificateInfo, certificate_key, load_certificate, parse_certificate
 from pkcard.errors import CertificateError, FormatError, SignatureRejected, SignatureRejection
+
+if TYPE_CHECKING:
+    from asn1crypto import algos, cms
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+
+# asn1crypto and cryptography (~10 MB of RSS together) are imported by the functions
+# that sign or verify, not with this module: a daemon that never signs does not load
+# them (issue #14, G6; docs/benchmarks.md).
 
 __all__ = [
     "CardSigner",
@@ -73,46 +75,73 @@ class SignedDocument:
     card_serial: str
 
 
-def _time(moment: datetime) -> cms.Time:
+# --- DER of the signature, written directly ------------------------------------------
+# Everything but the certificate's issuer and serial, the hashes, the time and the
+# signature is constant; asn1crypto builds the same bytes, ~2.8 ms slower per
+# signature (tests/cms pins the two together byte for byte).
+
+_OID_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
+_OID_DATA = bytes.fromhex("06092a864886f70d010701")
+_OID_CONTENT_TYPE = bytes.fromhex("06092a864886f70d010903")
+_OID_MESSAGE_DIGEST = bytes.fromhex("06092a864886f70d010904")
+_OID_SIGNING_TIME = bytes.fromhex("06092a864886f70d010905")
+_OID_SIGNING_CERTIFICATE_V2 = bytes.fromhex("060b2a864886f70d010910022f")
+_ALGORITHM_SHA256 = bytes.fromhex("300d06096086480165030402010500")
+_ALGORITHM_RSA_PKCS1 = bytes.fromhex("300d06092a864886f70d0101010500")
+_VERSION_1 = bytes.fromhex("020101")
+_SEQUENCE, _SET, _OCTET_STRING, _INTEGER = 0x30, _SET_TAG, 0x04, 0x02
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+_CONTEXT_0, _DIRECTORY_NAME = 0xA0, 0xA4
+_SHORT_LENGTH = 0x80
+
+
+def _tlv(tag: int, *contents: bytes) -> bytes:
+    """One DER element: ``tag``, the definite length, the concatenated ``contents``."""
+    content = b"".join(contents)
+    size = len(content)
+    if size < _SHORT_LENGTH:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, _SHORT_LENGTH | len(length))) + length + content
+
+
+def _integer(value: int) -> bytes:
+    """A DER INTEGER in the fewest two's-complement octets."""
+    size = (value + (value < 0)).bit_length() // 8 + 1
+    return _tlv(_INTEGER, value.to_bytes(size, "big", signed=True))
+
+
+def _time_der(moment: datetime) -> bytes:
+    """UTCTime through 2049, GeneralizedTime after (RFC 5652 signing-time), whole seconds."""
     moment = moment.astimezone(UTC).replace(microsecond=0)
     if moment.year <= _UTC_TIME_LAST_YEAR:
-        return cms.Time(name="utc_time", value=moment)
-    return cms.Time(name="general_time", value=moment)
+        return _tlv(_UTC_TIME, moment.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return _tlv(_GENERALIZED_TIME, f"{moment.year:04d}".encode("ascii")
+                + moment.strftime("%m%d%H%M%SZ").encode("ascii"))
 
 
-def _signed_attributes(
-    digest: bytes, certificate: asn1_x509.Certificate, signing_time: datetime
-) -> cms.CMSAttributes:
-    ess = tsp.SigningCertificateV2(
-        {
-            "certs": [
-                {
-                    "cert_hash": hashlib.sha256(certificate.dump()).digest(),
-                    "issuer_serial": {
-                        "issuer": [
-                            asn1_x509.GeneralName(name="directory_name", value=certificate.issuer)
-                        ],
-                        "serial_number": certificate.serial_number,
-                    },
-                }
-            ]
-        }
-    )
-    # Freshly built asn1crypto values re-encode on every dump (tens of ms for
-    # the nested ESS value); parsed ones reuse their bytes. So each value is
-    # encoded once and parsed back.
+def _attribute_der(oid: bytes, value: bytes) -> bytes:
+    return _tlv(_SEQUENCE, oid, _tlv(_SET, value))
+
+
+def _signed_attributes_der(
+    digest: bytes, certificate_der: bytes, issuer_der: bytes, serial_der: bytes,
+    signing_time: datetime,
+) -> bytes:
+    """The content of the signed attributes' SET OF, its elements in DER order."""
+    ess = _tlv(_SEQUENCE, _tlv(_SEQUENCE, _tlv(  # SigningCertificateV2 { certs { ESSCertIDv2
+        _SEQUENCE,
+        _tlv(_OCTET_STRING, hashlib.sha256(certificate_der).digest()),  # sha256 is the default
+        _tlv(_SEQUENCE, _tlv(_SEQUENCE, _tlv(_DIRECTORY_NAME, issuer_der)), serial_der),
+    )))
     attributes = [
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [_time(signing_time)]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        cms.CMSAttribute({
-            "type": "signing_certificate_v2",
-            "values": [tsp.SigningCertificateV2.load(ess.dump())],
-        }),
+        _attribute_der(_OID_CONTENT_TYPE, _OID_DATA),
+        _attribute_der(_OID_SIGNING_TIME, _time_der(signing_time)),
+        _attribute_der(_OID_MESSAGE_DIGEST, _tlv(_OCTET_STRING, digest)),
+        _attribute_der(_OID_SIGNING_CERTIFICATE_V2, ess),
     ]
     # DER: the elements of a SET OF in the order of their encodings.
-    encoded = sorted(bytes(attribute.dump()) for attribute in attributes)
-    return cms.CMSAttributes([cms.CMSAttribute.load(der) for der in encoded])
+    return b"".join(sorted(attributes))
 
 
 def _set_der(signed_attrs: cms.CMSAttributes) -> bytes:
@@ -149,40 +178,38 @@ def sign_detached_digest(
     """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256)."""
     if len(document_sha256) != hashlib.sha256().digest_size:
         raise FormatError("the document hash must be a 32-byte SHA-256 digest")
+    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415 - lazily: see the imports
+
     load_certificate(certificate_der)  # CertificateError for bytes cryptography refuses
     try:
         certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
-        _ = (certificate.issuer.native, certificate.serial_number)  # what the sid needs
+        issuer_der = bytes(certificate.issuer.dump())
+        serial_der = _integer(certificate.serial_number)
     except _ASN1_ERRORS as exc:  # asn1crypto parses lazily too
         raise CertificateError(f"malformed signer certificate ({type(exc).__name__})") from None
-    digest = document_sha256
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                name="issuer_and_serial_number",
-                value={"issuer": certificate.issuer, "serial_number": certificate.serial_number},
-            ),
-            "digest_algorithm": {"algorithm": "sha256"},
-            "signed_attrs": _signed_attributes(
-                digest, certificate, signing_time or datetime.now(UTC)
-            ),
-            "signature_algorithm": {"algorithm": "rsassa_pkcs1v15"},
-            "signature": b"",
-        }
+    attributes = _signed_attributes_der(
+        document_sha256, certificate_der, issuer_der, serial_der,
+        signing_time or datetime.now(UTC),
     )
-    to_be_signed = hashlib.sha256(_set_der(signer_info["signed_attrs"])).digest()
-    signer_info["signature"] = sign(to_be_signed)
-    signed_data = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [{"algorithm": "sha256"}],
-            "encap_content_info": {"content_type": "data"},
-            "certificates": [certificate],
-            "signer_infos": [signer_info],
-        }
+    signature = sign(hashlib.sha256(_tlv(_SET, attributes)).digest())
+    signer_info = _tlv(
+        _SEQUENCE,
+        _VERSION_1,
+        _tlv(_SEQUENCE, issuer_der, serial_der),  # sid: issuer and serial number
+        _ALGORITHM_SHA256,
+        _tlv(_CONTEXT_0, attributes),  # [0] IMPLICIT SET OF Attribute
+        _ALGORITHM_RSA_PKCS1,
+        _tlv(_OCTET_STRING, signature),
     )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
+    signed_data = _tlv(
+        _SEQUENCE,
+        _VERSION_1,
+        _tlv(_SET, _ALGORITHM_SHA256),
+        _tlv(_SEQUENCE, _OID_DATA),  # encapsulated content: data, detached
+        _tlv(_CONTEXT_0, bytes(certificate.dump())),  # certificates [0] IMPLICIT
+        _tlv(_SET, signer_info),
+    )
+    return _tlv(_SEQUENCE, _OID_SIGNED_DATA, _tlv(_CONTEXT_0, signed_data))
 
 
 # --- verification ---------------------------------------------------------------
@@ -223,6 +250,10 @@ def _signer_certificate(
 def _check_signature(
     cert: x509.Certificate, algorithm: algos.SignedDigestAlgorithm, signature: bytes, data: bytes
 ) -> None:
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
+
     key = certificate_key(cert)
     name = algorithm["algorithm"].native
     try:
@@ -237,6 +268,8 @@ def _check_signature(
 
 
 def _check_issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.Certificate:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm  # noqa: PLC0415
+
     for anchor in anchors:
         if anchor.subject != cert.issuer:
             continue
@@ -249,6 +282,8 @@ def _check_issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -
 
 
 def _check_key_usage(cert: x509.Certificate) -> None:
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -274,6 +309,8 @@ def verify_detached(
     The certificates must be valid at the signed signing time (or ``at``, or
     now, when the signature carries none).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+
     try:
         return _verify(cms_der, document, trust_anchors, at)
     except CertificateError:  # the included certificate (pkcard.certs.load_certificate)
@@ -291,6 +328,10 @@ def _verify(
     trust_anchors: Sequence[x509.Certificate],
     at: datetime | None,
 ) -> SignatureInfo:
+    from asn1crypto import cms, tsp  # noqa: PLC0415 - tsp registers signing_certificate_v2
+
+    del tsp  # imported for its registration only
+
     info = cms.ContentInfo.load(cms_der, strict=True)
     if info["content_type"].native != "signed_data":
         raise _reject(SignatureRejection.MALFORMED, "not a SignedData")

@@ -34,10 +34,11 @@ closed by its owner, and may serve several drivers.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -304,7 +305,17 @@ class Pkcs11Module:
 
 
 class Pkcs11Token:
-    """One token of the card and the driver's session on it."""
+    """One token of the card and the driver's session on it.
+
+    What the session has read is kept with it (:meth:`cached`): the slot
+    found, key types, and public objects' values (EF.CardInfo, EF.Holder,
+    certificates). A token pulled, reset or swapped closes the session, so
+    the next use of the cache checks the session first (C_GetSessionInfo,
+    the slot included) and a lost session drops the cache with it
+    (:class:`CardReset` / :class:`CardRemoved`, as without the cache).
+    Nothing private is cached: no secret, and no private key handle (they
+    go with each C_Logout).
+    """
 
     def __init__(self, module: Pkcs11Module, selector: TokenSelector) -> None:
         self._module = module
@@ -312,6 +323,7 @@ class Pkcs11Token:
         self._info: TokenInfo | None = None
         self._session: Any = None
         self._key_types: dict[KeyId, int] = {}  # per session: a new card may differ
+        self._values: dict[tuple[object, ...], bytes | None] = {}  # per session, public only
 
     @property
     def info(self) -> TokenInfo:
@@ -326,17 +338,33 @@ class Pkcs11Token:
         """Find the token and open a session, unless the session is alive."""
         if self._session is not None:
             try:
-                self._session.getSessionInfo()
+                slot = self._session.getSessionInfo().slotID
             except PyKCS11.PyKCS11Error as exc:
-                self._session = None
+                self._drop()
                 error = _module_error(exc)
                 if isinstance(error, CardRemoved):
                     raise error from None
                 raise CardReset("the token session was lost: verified states are gone") from None
+            if self._info is not None and int(slot) != self._info.slot:
+                self._drop()  # the handle now names another slot's session: ours is gone
+                raise CardReset("the token session was lost: verified states are gone")
             return
+        self._drop()
         self._info = self._module.find(self._selector)
-        self._key_types.clear()
         self._session = self._module.open_session(self._info.slot)
+
+    def _drop(self) -> None:
+        """Forget the session and everything read through it."""
+        self._session = None
+        self._key_types.clear()
+        self._values.clear()
+
+    def cached(self, key: tuple[object, ...], read: Callable[[], bytes | None]) -> bytes | None:
+        """``read()`` once per session: public object values only (``key`` names one)."""
+        self.open()  # a lost session raises here and takes the cache with it
+        if key not in self._values:
+            self._values[key] = read()
+        return self._values[key]
 
     @property
     def session(self) -> Any:
@@ -345,7 +373,8 @@ class Pkcs11Token:
         return self._session
 
     def close(self) -> None:
-        session, self._session = self._session, None
+        session = self._session
+        self._drop()
         if session is not None:
             with suppress(PyKCS11.PyKCS11Error):  # the token went away: nothing to close
                 session.closeSession()
@@ -370,7 +399,7 @@ class Pkcs11Token:
         except PyKCS11.PyKCS11Error as exc:
             error = _module_error(exc)
             if isinstance(error, CardReset | CardRemoved):
-                self._session = None
+                self._drop()
             raise error from None
 
     def login(self, secret: Secret | None, user_type: int) -> int:
@@ -407,7 +436,7 @@ class Pkcs11Token:
             return code
         error = _module_error(exc)
         if isinstance(error, CardReset | CardRemoved):
-            self._session = None
+            self._drop()
         raise error from None
 
     def find_one(self, template: list[tuple[int, Any]]) -> Any | None:
@@ -448,16 +477,20 @@ class Pkcs11Token:
 
     def data_object(self, label: str) -> bytes:
         """The value of the public ``pkcard`` data object ``label`` (EF.CardInfo, ...)."""
-        handle = self.find_one(
-            [
-                (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
-                (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
-                (PyKCS11.CKA_LABEL, label),
-            ]
-        )
-        if handle is None:
+        def read() -> bytes | None:
+            handle = self.find_one(
+                [
+                    (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
+                    (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
+                    (PyKCS11.CKA_LABEL, label),
+                ]
+            )
+            return None if handle is None else self.value(handle)
+
+        value = self.cached(("data", label), read)
+        if value is None:
             raise NotSupported(f"the token carries no {label} data object")
-        return self.value(handle)
+        return value
 
     def find_key_object(self, key: KeyId, cls: int) -> Any | None:
         """The certificate or private key (``cls``) of ``key``: by ID, label or key usage.
@@ -592,9 +625,9 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         for token in tokens:
             if token is None:
                 continue
-            der = token.certificate(key)
-            if der is not None:
-                return der
+            found = token.cached(("certificate", key), partial(token.certificate, key))
+            if found is not None:
+                return found
         return None
 
     # --- PINs ------------------------------------------------------------------
@@ -634,6 +667,8 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         if ref is PinRef.SPIN and PinFlags.user(token.flags()).to_be_changed:
             return PinAnswer(PinOutcome.NOT_USABLE)
         code = token.login(secret, PyKCS11.CKU_USER)
+        if code == PyKCS11.CKR_OK:
+            return PinAnswer(PinOutcome.OK)  # the flags only explain a refusal
         return _answer_for(code, PinFlags.user(token.flags()), PIN_FORMATS[ref].max_tries)
 
     def verify(self, ref: PinRef, secret: Secret) -> PinAnswer:

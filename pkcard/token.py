@@ -25,11 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, TypeVar
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pkcard.cardinfo import CardRole, Environment
 from pkcard.certs import certificate_key
@@ -37,6 +33,9 @@ from pkcard.errors import FormatError
 from pkcard.kzz import KzzCardData
 from pkcard.pk import PkCardData
 from pkcard.pk_driver import Profession
+
+if TYPE_CHECKING:  # cryptography is imported where it is used (issue #14, G6)
+    from cryptography import x509
 
 JWS_TYP = "pkcard-session+jwt"
 TOKEN_VERSION = 1
@@ -380,6 +379,8 @@ def _opt_int(obj: Mapping[str, object], key: str) -> int | None:
 
 def algorithm_for(public_key: object) -> JwsAlgorithm:
     """The JWS algorithm a card key produces; refuses anything but P-256 and RSA >= 2048."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
     if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
         public_key.curve, ec.SECP256R1
     ):
@@ -399,6 +400,8 @@ def signing_input(claims: SessionClaims, chain: Sequence[x509.Certificate]) -> b
     ``chain`` is the PK authentication certificate chain, leaf first, without
     the trust anchor.
     """
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+
     if not chain:
         raise FormatError("the certificate chain is empty")
     header = {

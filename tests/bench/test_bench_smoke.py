@@ -1,7 +1,9 @@
 """Smoke runs of the benchmarks through ``python -m bench --quick``.
 
 They check that each benchmark runs to the end and prints its comparison
-against a baseline; never how fast anything is. The pcscd benchmarks run
+against a baseline, and that every goal of issue #14 (G1..G9) gets its
+``GOAL`` line, from its benchmark and again in the run's closing summary;
+never how fast anything is (a goal may be ``ok`` or ``MISSED``). The pcscd benchmarks run
 under the shared ``pcscd_env`` fixture (which holds the machine-wide pcscd
 lock) and are told so with ``--pcscd-lock-held``.
 """
@@ -24,6 +26,42 @@ RATIO_LINE = re.compile(r"^.*\bratio\b.*\d+\.\d+.*$|^\w+\s+pkcard driver\s+[\d.]
                         re.MULTILINE)
 
 
+GOAL_NAMES = tuple(f"G{number}" for number in range(1, 10))
+# Which benchmark prints which goal's line.
+GOALS_OF = {"daemon": ("G1", "G5", "G6", "G8"), "perimeter": ("G2",), "pkcs11_sign": ("G3",),
+            "verify_tokens": ("G4",), "events": ("G7",), "apdu_roundtrip": ("G9",)}
+
+
+def goal_pattern(name: str) -> str:
+    return rf"GOAL {name} measured=\d+\.\d+ goal(<=|>=)\d+\.\d+ (ok|MISSED)( \(.+\))?"
+
+
+def assert_goals(output: str, names: tuple[str, ...]) -> None:
+    """``names`` printed by the benchmark and in the summary; the other goals not measured."""
+    head, marker, tail = output.partition("=== goals")
+    assert marker, output
+    summary = [line for line in tail.splitlines()[1:] if line.strip()]
+    assert [line.split()[1] for line in summary] == list(GOAL_NAMES), output
+    for name, line in zip(GOAL_NAMES, summary, strict=True):
+        if name in names:
+            assert re.fullmatch(goal_pattern(name), line), line
+            assert re.search(rf"^{re.escape(line)}$", head, re.MULTILINE), output
+        else:
+            assert line == f"GOAL {name} not measured", line
+
+
+def test_every_goal_has_a_benchmark() -> None:
+    assert sorted(name for names in GOALS_OF.values() for name in names) == list(GOAL_NAMES)
+
+
+def test_summary_lists_every_goal_not_measured_when_no_goal_bench_ran() -> None:
+    output = assert_ran(run_bench("--quick", "protocol_overhead"), "protocol_overhead")
+    assert_goals(output, ())
+    assert re.search(r"^=== summary \(load average now [\d.]+ [\d.]+ [\d.]+\)$", output,
+                     re.MULTILINE), output
+    assert re.search(r"load average [\d.]+ [\d.]+ [\d.]+$", output.splitlines()[0]), output
+
+
 def run_bench(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bench", *arguments],
@@ -42,7 +80,12 @@ def test_list_names_every_benchmark() -> None:
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"protocol_overhead", "apdu_roundtrip", "verify_tokens", "pkcs11_sign", "load",
-            "daemon", "backend_scale"} <= names
+            "daemon", "events", "backend_scale"} <= names
+
+
+def test_quick_perimeter_run_prints_its_goal() -> None:
+    output = assert_ran(run_bench("--quick", "perimeter"), "perimeter")
+    assert_goals(output, GOALS_OF["perimeter"])
 
 
 def test_unknown_benchmark_is_a_usage_error() -> None:
@@ -61,6 +104,7 @@ def test_a_failing_benchmark_fails_the_run() -> None:
 def test_quick_run_prints_ratios(name: str) -> None:
     output = assert_ran(run_bench("--quick", name), name)
     assert RATIO_LINE.search(output), output
+    assert_goals(output, GOALS_OF.get(name, ()))
 
 
 def test_quick_load_run_has_no_errors() -> None:
@@ -91,15 +135,19 @@ def test_quick_daemon_run_prints_every_part(pcscd_env: PcscdHarness) -> None:
                      re.MULTILINE), output
     for label in ("--simulated", "--simulated --backend", "--pcsc"):
         assert re.search(rf"ratio {label}/python: start +\d+\.\d+x  RSS +\d+\.\d+x", output)
+    assert_goals(output, GOALS_OF["daemon"])
+
+
+@pytest.mark.pcsc
+def test_quick_events_run_prints_its_goal(pcscd_env: PcscdHarness) -> None:
+    output = assert_ran(run_bench("--quick", "--pcscd-lock-held", "events"), "events")
+    assert re.search(r"ratio WatchEvents/raw: median \d+\.\d+$", output, re.MULTILINE), output
+    assert_goals(output, GOALS_OF["events"])
 
 
 @pytest.mark.pcsc
 def test_quick_apdu_roundtrip_run_prints_a_ratio(pcscd_env: PcscdHarness) -> None:
-    usage = subprocess.run([sys.executable, "-m", "bench.apdu_roundtrip", "--help"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=RUN_LIMIT_S, check=False)
-    if "--pcscd-lock-held" not in usage.stdout:
-        pytest.skip("bench.apdu_roundtrip cannot run under a lock this process holds yet")
-    output = assert_ran(
-        run_bench("--quick", "apdu_roundtrip", "--", "--pcscd-lock-held"), "apdu_roundtrip"
-    )
+    output = assert_ran(run_bench("--quick", "--pcscd-lock-held", "apdu_roundtrip"),
+                        "apdu_roundtrip")
     assert RATIO_LINE.search(output), output
+    assert_goals(output, GOALS_OF["apdu_roundtrip"])

@@ -95,18 +95,20 @@ class _Info:
     flags: int = 0
     slotDescription: str = ""
     state: int = 0
+    slotID: int = 0
 
 
 class FakeSession:
-    def __init__(self, token: FakeToken) -> None:
+    def __init__(self, token: FakeToken, slot: int = 0) -> None:
         self._token = token
+        self._slot = slot
 
     def getSessionInfo(self) -> _Info:
         state = {
             PyKCS11.CKU_USER: PyKCS11.CKS_RW_USER_FUNCTIONS,
             PyKCS11.CKU_SO: PyKCS11.CKS_RW_SO_FUNCTIONS,
         }.get(self._token.logged_in, PyKCS11.CKS_RW_PUBLIC_SESSION)
-        return _Info(state=int(state))
+        return _Info(state=int(state), slotID=self._slot)
 
     def login(self, pin: bytes, user_type: int = PyKCS11.CKU_USER) -> None:
         token = self._token
@@ -197,7 +199,7 @@ class FakeLibrary:
         return _Info(slotDescription=f"Fake reader {slot:02d}")
 
     def openSession(self, slot: int, flags: int = 0) -> FakeSession:
-        return FakeSession(self.tokens[slot])
+        return FakeSession(self.tokens[slot], slot)
 
     def unload(self) -> None:
         return

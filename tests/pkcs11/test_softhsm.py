@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import PyKCS11
 import pytest
 from pkcs11rig import SoftHsmGolden
 
+from pkcard.certs import (
+    KeyAlgorithm,
+    SignatureScheme,
+    parse_certificate,
+    verify_card_signature,
+)
 from pkcard.errors import (
     ApduError,
     CardRemoved,
@@ -17,12 +25,19 @@ from pkcard.errors import (
     ProfileError,
 )
 from pkcard.pin import PinRef, PinState
-from pkcard.pk import ProfessionalCard
-from pkcard.pkcs11 import Pkcs11Module, Pkcs11PkDriver, TokenSelector
+from pkcard.pk import KeySlot, ProfessionalCard
+from pkcard.pkcs11 import KeyId, Pkcs11Module, Pkcs11PkDriver, TokenSelector
 from pkcard.secret import Secret
 from pkcard.simcard.profile import load_profile
-from pkcard.simcard.softhsm import provision_pk
-from pkcard.simcard.spec import SecretRef
+from pkcard.simcard.softhsm import (
+    _certificate_template,
+    _data_template,
+    _fill,
+    _key_template,
+    card_files,
+    provision_pk,
+)
+from pkcard.simcard.spec import KeyUse, SecretRef
 
 DIGEST = hashlib.sha256(b"softhsm").digest()
 
@@ -105,3 +120,96 @@ def test_a_missing_key_is_typed_without_a_status_word(
     with pytest.raises(NotSupported):
         ProfessionalCard(card_only).sign(DIGEST, Secret("000000"))
     card_only.close()
+
+
+def _count_finds(driver: Pkcs11PkDriver, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record every C_FindObjects the driver's card and signature sessions make."""
+    calls: list[object] = []
+    for token in (driver._card, driver._signature):
+        assert token is not None
+        session = token.session
+        real = session.findObjects
+
+        def counted(template: object, real: Any = real) -> Any:
+            calls.append(template)
+            return real(template)
+
+        monkeypatch.setattr(session, "findObjects", counted)
+    return calls
+
+
+def test_card_data_and_certificates_are_read_once_per_session(
+    softhsm_golden: SoftHsmGolden, softhsm_module: Pkcs11Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    driver, app = _regular(softhsm_golden, softhsm_module)
+    finds = _count_finds(driver, monkeypatch)
+    first = (driver.read_card_info(), driver.read_holder(),
+             driver.read_certificate(KeySlot.AUTHENTICATION),
+             driver.read_certificate(KeySlot.SIGNATURE))
+    looked_up = len(finds)
+    assert looked_up == 4
+    profile = load_profile("pk-regular")
+    for _ in range(3):
+        app.sign(DIGEST, Secret(profile.secret_value(SecretRef.SPIN)))
+        again = (driver.read_card_info(), driver.read_holder(),
+                 driver.read_certificate(KeySlot.AUTHENTICATION),
+                 driver.read_certificate(KeySlot.SIGNATURE))
+        assert again == first
+    assert len(finds) == looked_up + 3  # only the private key, after each C_Login
+    driver.close()
+
+
+def _swap_card_token(module: Pkcs11Module, label: str, old_puk: str, name: str) -> None:
+    """Another card in the same slot under the same label: the old one's sessions end,
+    the token is initialised again and filled with profile ``name``'s card objects."""
+    profile = load_profile(name)
+    slot = module.find(TokenSelector(label=label)).slot
+    lib = module.lib
+    lib.closeAllSessions(slot)
+    lib.initToken(slot, old_puk, label)
+    session = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
+    session.login(old_puk, PyKCS11.CKU_SO)
+    session.initPin(profile.secret_value(SecretRef.PIN))
+    session.logout()
+    session.closeSession()
+    card_info, holder = card_files(profile)
+    auth = profile.key(KeyUse.AUTHENTICATION)
+    _fill(lib, slot, profile.secret_value(SecretRef.PIN), [
+        _key_template(auth, KeyId.AUTH), _certificate_template(auth, KeyId.AUTH),
+        _data_template("EF.CardInfo", card_info), _data_template("EF.Holder", holder),
+    ])
+
+
+def test_a_card_swapped_between_calls_is_a_reset_and_nothing_cached_survives(
+    softhsm_golden: SoftHsmGolden, softhsm_module: Pkcs11Module
+) -> None:
+    tokens = softhsm_golden.tokens["pk-regular"]
+    driver = Pkcs11PkDriver(softhsm_module, TokenSelector(label=tokens.card_label))
+    app = ProfessionalCard(driver)
+    regular = load_profile("pk-regular")
+    before = (driver.read_card_info(), driver.read_certificate(KeySlot.AUTHENTICATION))
+    assert before[0].serial == regular.card_info.serial
+    app.verify(PinRef.PIN, Secret(regular.secret_value(SecretRef.PIN)))
+
+    _swap_card_token(softhsm_module, tokens.card_label, regular.secret_value(SecretRef.PUK),
+                     "pk-nurse")
+
+    with pytest.raises(CardReset):
+        app.read_card()  # never the cached EF.CardInfo of the card that left
+    nurse = load_profile("pk-nurse")
+    info = driver.read_card_info()
+    certificate = driver.read_certificate(KeySlot.AUTHENTICATION)
+    assert info.serial == nurse.card_info.serial != before[0].serial
+    assert certificate is not None
+    assert certificate != before[1]
+    assert app.verified == frozenset()
+    with pytest.raises(KeyNeedsPin):
+        app.authenticate(DIGEST)  # the old card's login went with it
+    app.verify(PinRef.PIN, Secret(nurse.secret_value(SecretRef.PIN)))
+    signature = app.authenticate(DIGEST)
+    parsed = parse_certificate(certificate)
+    scheme = (SignatureScheme.EC_RAW if parsed.key_algorithm is KeyAlgorithm.EC_P256
+              else SignatureScheme.RSA_PSS)
+    assert verify_card_signature(parsed, DIGEST, signature, scheme)  # the new card's key
+    driver.close()

@@ -1,0 +1,45 @@
+"""What ``pkcardd`` loads at start (issue #14, G6): only what serving PC/SC readers needs.
+
+``cryptography`` and ``asn1crypto`` (~10 MB of RSS) load with the first
+certificate, ``sqlite3`` with the embedded test backend and
+``importlib.metadata`` with ``--version``; a daemon that has not met a
+certificate yet carries none of them. docs/benchmarks.md has the module costs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAZY = ("cryptography", "asn1crypto", "sqlite3", "importlib.metadata")
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=True, cwd=ROOT)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_the_daemon_starts_without_the_certificate_and_backend_libraries() -> None:
+    loaded = _loaded_after("import pkcard.daemon.main\n"
+                           "pkcard.daemon.main._parser().parse_args(['--pcsc'])")
+    assert not {name for name in LAZY if name in loaded}
+
+
+def test_they_load_when_first_used() -> None:
+    loaded = _loaded_after(
+        "import pkcard\n"
+        "from pkcard.certs import parse_certificate\n"
+        "from pathlib import Path\n"
+        "from cryptography.hazmat.primitives.serialization import Encoding\n"
+        "pem = sorted(Path('fixtures/pki/cards/pk-regular').glob('sign-cert.pem'))[0]\n"
+        "from cryptography import x509\n"
+        "der = x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(Encoding.DER)\n"
+        "assert parse_certificate(der).subject_serial\n"
+        "assert pkcard.__version__\n"
+    )
+    assert {"cryptography", "importlib.metadata"} <= loaded
