@@ -9,8 +9,10 @@
    worker did around them before it held its connection: SCardConnect,
    SCardStatus, Begin/EndTransaction, SCardDisconnect; issue #14's G1 floor),
    and ``raw held session`` (what the worker does now: SCardStatus and
-   Begin/EndTransaction on a handle held across calls). Goal: daemon median
-   minus raw-APDUs median < 1 ms.
+   Begin/EndTransaction on a handle held across calls). ``pkcard library``
+   runs the daemon's job on a connection of its own per call, ``pkcard
+   worker`` on the daemon's :class:`ReaderWorkers` (held connection), both
+   in process. Goal: daemon median minus raw-APDUs median < 1 ms.
 2. Concurrency: N clients (threads, each with its own channel and
    connection) spread over 2 readers for a fixed number of calls: errors
    (goal 0), p50/p99, calls/s, and calls/s against 2 readers x the
@@ -55,6 +57,7 @@ from bench.goals import Condition, print_goal
 from pkcard.client import PkcardClient
 from pkcard.daemon import cards
 from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError
 from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.simcard.card import load_card
@@ -291,6 +294,7 @@ class Latency:
     daemon: Stats
     daemon_unaudited: Stats
     raw_held: Stats
+    worker: Stats
 
 
 def measure_latency(
@@ -306,13 +310,16 @@ def measure_latency(
     cost of a unary call that touches no card; ``direct`` is the same call on
     the daemon's private gRPC socket, bypassing its peer-credential gateway.
     """
-    names = ("apdus", "session", "library", "health", "direct", "daemon", "unaudited", "held")
+    names = ("apdus", "session", "library", "health", "direct", "daemon", "unaudited", "held",
+             "worker")
     system = PcscReaderSystem()
     job = cards.on_pk(cards.pin_statuses(None), lambda _serial: None)
 
     def library() -> None:
         with system.connect(reader) as connection:
             job(connection)
+
+    workers = ReaderWorkers(system)  # the daemon's worker, in process: its held connection
 
     samples: dict[str, list[float]] = {name: [] for name in names}
     audited, unaudited = (
@@ -338,16 +345,21 @@ def measure_latency(
         lambda: audited.get_pin_status(reader),
         lambda: unaudited.get_pin_status(reader),
         lambda: raw.held_session(apdus),
+        lambda: workers.run(reader, job),
     )
     with audited, unaudited, health_channel, direct_channel:
-        for _ in range(WARM_UP_CALLS):
-            for call in runs:
-                call()
-        for _ in range(calls):
-            for name, call in zip(names, runs, strict=True):
-                start = time.perf_counter()
-                call()
-                samples[name].append(time.perf_counter() - start)
+        try:
+            for _ in range(WARM_UP_CALLS):
+                for call in runs:
+                    call()
+            for _ in range(calls):
+                for name, call in zip(names, runs, strict=True):
+                    start = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - start)
+        finally:
+            workers.stop()
+            system.close()
     stats = [Stats.of(samples[name]) for name in names]
     return Latency(len(apdus), *stats)
 
@@ -362,7 +374,8 @@ def report_latency(result: Latency) -> None:
             ("  same, private socket", result.health_direct),
             ("pkcardd (audit log)", result.daemon),
             ("pkcardd (no audit log)", result.daemon_unaudited),
-            ("raw pyscard held session", result.raw_held))
+            ("raw pyscard held session", result.raw_held),
+            ("pkcard worker (held)", result.worker))
     for name, stats in rows:
         print(f"  {name:24s} median {_ms(stats.median)}   p99 {_ms(stats.p99)}")
     base = result.raw_apdus
