@@ -44,8 +44,8 @@ class PcscConnection(SmartCardConnection):
       per reader) what became of the card since the connection was last used:
       one ``SCardStatus``, compared with the ATR and pcscd's card event counter
       seen at connect time. While any connection is open, pcscd does not power
-      the card down; once the last one closes it does after a grace period
-      (pcsc-lite: about 10 s), and every verified PIN state goes with the power.
+      the card down; once the last one closes it does after a grace period,
+      and every verified PIN state goes with the power.
     - **Never hold a transaction while a person types a PIN on a keyboard.**
       Windows resets a card whose transaction stays idle for about 5 s, and a
       held transaction blocks every other application. Collect the PIN first,
