@@ -180,7 +180,7 @@ class HolderCalls:
         return self.run(context, reader, _read_pk_serial)
 
     def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
-                    confirm_last_try: bool) -> session_cards.PinPolicy:
+                    confirm_last_try: bool, reader: str) -> session_cards.PinPolicy:
         access, credits = self._access, self._credits
         if access is None or credits is None:
             return session_cards.PinPolicy(pin, confirm_last_try, self._allow_host_pin_entry,
@@ -189,7 +189,7 @@ class HolderCalls:
         return session_cards.PinPolicy(
             pin, confirm_last_try, self._allow_host_pin_entry, self._pin_limiter,
             may_reuse=lambda serial: credits.fresh(serial, key),
-            on_verified=lambda serial: credits.record(serial, key),
+            on_verified=lambda serial: credits.record(serial, key, reader),
         )
 
     def change_password(self, context: grpc.ServicerContext, reader: str, old: Secret,  # noqa: PLR0917
@@ -201,7 +201,7 @@ class HolderCalls:
             raise InvalidRequest("old_pin and new_pin must be set")
         nonce = link.challenge()
         serial, proof = self.run(context, reader, session_cards.prove_regular_pk(
-            self._pin_policy(context, PadEntry(), confirm_last_try),
+            self._pin_policy(context, PadEntry(), confirm_last_try, reader),
             lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
         note.set_serial(serial)
         note.before_card()
@@ -215,7 +215,7 @@ class HolderCalls:
         link = self.link()
         nonce = link.challenge()
         serial, proof = self.run(context, reader, prove_backup_pk(
-            self._pin_policy(context, pin, confirm_last_try),
+            self._pin_policy(context, pin, confirm_last_try, reader),
             lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
         note.set_serial(serial)
         return serial, link.activate_backup(serial, int(reason), proof)

@@ -145,7 +145,8 @@ class Daemon:
         self._service_health = ServiceHealth(self._health)
         self._executor: CallExecutor | None = None
         self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs,
-                                      call_timeout=config.limits.call_timeout_s)
+                                      call_timeout=config.limits.call_timeout_s,
+                                      idle_release_s=config.limits.card_idle_release_s)
         self._card_backends = CardBackends(config.card_backends, self._workers)
         self._hub = EventHub(
             readers,
@@ -162,6 +163,7 @@ class Daemon:
             max_lifetime_s=limits.session_max_lifetime_s,
         )
         self._hub.add_listener(self._sessions.on_reader_event)
+        self._workers.add_listener(self._sessions.on_card_lost)  # CARD_RESET for a reset
         self._hub.add_listener(self._service_health.on_reader_event)
 
     def _session_ended(self, event: SessionEndedEvent) -> None:
@@ -338,6 +340,7 @@ class Daemon:
         # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
         credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
+        self._workers.add_listener(credits.on_card_lost)  # a reset card's credits are void
         holder = HolderCalls(self._workers, self._backend, announce=self._hub.publish,
                              allow_host_pin_entry=self.config.host_pin_entry_allowed,
                              pin_limiter=pin_limiter, access=access, credits=credits)

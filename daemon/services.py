@@ -434,7 +434,7 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             if self._limiter is not None and serials:
                 self._limiter.record_success(serials[-1])
             if self._credits is not None and serials and ref is PinRef.PIN:
-                self._credits.credit(context, serials[-1])
+                self._credits.credit(context, serials[-1], reader)
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))

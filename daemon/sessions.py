@@ -63,7 +63,7 @@ from pkcard.token import (
     SessionClaims,
     session_claims,
 )
-from pkcard.transport import SmartCardConnection
+from pkcard.transport import CardContinuity, SmartCardConnection
 from pkcard.v1 import cards_pb2, readers_pb2, sessions_pb2, sessions_pb2_grpc
 
 _AUTH_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
@@ -198,6 +198,22 @@ class SessionRegistry:
         if event.reader == info.pk_reader:
             return SessionEndReason.PK_REMOVED
         return SessionEndReason.KZZ_REMOVED
+
+    def on_card_lost(self, reader: str, continuity: CardContinuity) -> None:
+        """The reader workers' listener: a reset card ends its sessions with CARD_RESET.
+
+        (A card that left is the watcher's CARD_REMOVED; a job that finds another
+        card ends the session itself.) Runs on the reader's worker thread.
+        """
+        if continuity is not CardContinuity.RESET:
+            return
+        with self._lock:
+            targets = [sid for sid, entry in self._active.items()
+                       if reader in (entry.info.pk_reader, entry.info.kzz_reader)]
+            ended = [self._end_locked(sid, SessionEndReason.CARD_RESET, reader)
+                     for sid in targets]
+        for item in ended:
+            self._on_end(item)
 
     # --- time limits ----------------------------------------------------------------
 
@@ -445,7 +461,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         raise SessionNotFound("no session with that id")
 
     def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
-                    confirm_last_try: bool) -> session_cards.PinPolicy:
+                    confirm_last_try: bool, reader: str) -> session_cards.PinPolicy:
         caller, credits = self._caller(context), self._credits
         if caller is None or credits is None:
             return session_cards.PinPolicy(pin, confirm_last_try, self._allow_host_pin_entry,
@@ -454,7 +470,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         return session_cards.PinPolicy(
             pin, confirm_last_try, self._allow_host_pin_entry, self._pin_limiter,
             may_reuse=lambda serial: credits.fresh(serial, key),
-            on_verified=lambda serial: credits.record(serial, key),
+            on_verified=lambda serial: credits.record(serial, key, reader),
         )
 
     def _announcer(self, reader: str) -> session_cards.Announce:
@@ -483,7 +499,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
             pin = entry_from_field(request.pin)
             wipe.push(pin)  # wiped when the call ends
-            policy = self._pin_policy(context, pin, request.confirm_last_try)
+            policy = self._pin_policy(context, pin, request.confirm_last_try, pk_reader)
             caller = self._caller(context)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
             marks = self._registry.removal_marks(readers)
@@ -616,7 +632,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 raise NotSupported("pkcardd has no backend configured (key `backend`)")
             if not len(password):
                 raise InvalidRequest("password must be set")
-            policy = self._pin_policy(context, pin, request.confirm_last_try)
+            policy = self._pin_policy(context, pin, request.confirm_last_try, reader)
             nonce = self._backend.challenge()  # the proof of possession signs a fresh one
             serial, proof = self._run(context, reader, session_cards.prove_regular_pk(
                 policy, self._announcer(reader), nonce))
