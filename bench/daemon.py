@@ -6,8 +6,13 @@
    :class:`pkcard.transcript.RecordingConnection`). Two raw baselines,
    interleaved call by call with the daemon: ``raw APDUs`` (SCardTransmit
    of the list on a held handle) and ``raw session`` (what the daemon's
-   worker does around them: SCardConnect, SCardStatus, Begin/EndTransaction,
-   SCardDisconnect). Goal: daemon median minus raw-APDUs median < 1 ms.
+   worker did around them before it held its connection: SCardConnect,
+   SCardStatus, Begin/EndTransaction, SCardDisconnect; issue #14's G1 floor),
+   and ``raw held session`` (what the worker does now: SCardStatus and
+   Begin/EndTransaction on a handle held across calls). ``pkcard library``
+   runs the daemon's job on a connection of its own per call, ``pkcard
+   worker`` on the daemon's :class:`ReaderWorkers` (held connection), both
+   in process. Goal: daemon median minus raw-APDUs median < 1 ms.
 2. Concurrency: N clients (threads, each with its own channel and
    connection) spread over 2 readers for a fixed number of calls: errors
    (goal 0), p50/p99, calls/s, and calls/s against 2 readers x the
@@ -52,6 +57,7 @@ from bench.goals import Condition, print_goal
 from pkcard.client import PkcardClient
 from pkcard.daemon import cards
 from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
+from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError
 from pkcard.pcsc_bridge import PcscReaderSystem
 from pkcard.pk import ProfessionalCard
@@ -153,6 +159,17 @@ class RawPcsc:
                        "SCardEndTransaction")
         finally:
             _check(scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD), "SCardDisconnect")
+
+    def held_session(self, apdus: Sequence[bytes]) -> list[bytes]:
+        """What the daemon's worker does on its held connection: status, transaction, APDUs."""
+        status, _name, _state, _protocol, _atr = scard.SCardStatus(self._card)
+        _check(status, "SCardStatus")
+        _check(scard.SCardBeginTransaction(self._card), "SCardBeginTransaction")
+        try:
+            return self._transmit(self._card, self._protocol, apdus)
+        finally:
+            _check(scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD),
+                   "SCardEndTransaction")
 
     def close(self) -> None:
         scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
@@ -277,6 +294,8 @@ class Latency:
     health_direct: Stats
     daemon: Stats
     daemon_unaudited: Stats
+    raw_held: Stats
+    worker: Stats
 
 
 def measure_latency(
@@ -292,13 +311,16 @@ def measure_latency(
     cost of a unary call that touches no card; ``direct`` is the same call on
     the daemon's private gRPC socket, bypassing its peer-credential gateway.
     """
-    names = ("apdus", "session", "library", "health", "direct", "daemon", "unaudited")
+    names = ("apdus", "session", "library", "health", "direct", "daemon", "unaudited", "held",
+             "worker")
     system = PcscReaderSystem()
     job = cards.on_pk(cards.pin_statuses(None), lambda _serial: None)
 
     def library() -> None:
         with system.connect(reader) as connection:
             job(ProfessionalCard.over(connection))
+
+    workers = ReaderWorkers(system)  # the daemon's worker, in process: its held connection
 
     samples: dict[str, list[float]] = {name: [] for name in names}
     audited, unaudited = (
@@ -323,16 +345,22 @@ def measure_latency(
         lambda: direct.Check(health_request, timeout=10),
         lambda: audited.get_pin_status(reader),
         lambda: unaudited.get_pin_status(reader),
+        lambda: raw.held_session(apdus),
+        lambda: workers.run(reader, job),
     )
     with audited, unaudited, health_channel, direct_channel:
-        for _ in range(WARM_UP_CALLS):
-            for call in runs:
-                call()
-        for _ in range(calls):
-            for name, call in zip(names, runs, strict=True):
-                start = time.perf_counter()
-                call()
-                samples[name].append(time.perf_counter() - start)
+        try:
+            for _ in range(WARM_UP_CALLS):
+                for call in runs:
+                    call()
+            for _ in range(calls):
+                for name, call in zip(names, runs, strict=True):
+                    start = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - start)
+        finally:
+            workers.stop()
+            system.close()
     stats = [Stats.of(samples[name]) for name in names]
     return Latency(len(apdus), *stats)
 
@@ -346,17 +374,24 @@ def report_latency(result: Latency) -> None:
             ("pkcardd health Check", result.health),
             ("  same, private socket", result.health_direct),
             ("pkcardd (audit log)", result.daemon),
-            ("pkcardd (no audit log)", result.daemon_unaudited))
+            ("pkcardd (no audit log)", result.daemon_unaudited),
+            ("raw pyscard held session", result.raw_held),
+            ("pkcard worker (held)", result.worker))
     for name, stats in rows:
         print(f"  {name:24s} median {_ms(stats.median)}   p99 {_ms(stats.p99)}")
     base = result.raw_apdus
-    for name, stats in rows[5:]:
+    for name, stats in rows[5:7]:
         overhead = stats.median - base.median
         verdict = "ok" if overhead * 1e3 < GOAL_OVERHEAD_MS else "OVER GOAL"
         print(f"  {name}: overhead at median {_ms(overhead)} (goal < {GOAL_OVERHEAD_MS:.0f} ms:"
               f" {verdict}); vs library {_ms(stats.median - result.library.median)}")
         print(f"  ratio {name}/raw APDUs: median {stats.median / base.median:5.2f}x"
               f"  p99 {stats.p99 / base.p99:5.2f}x")
+    held = (result.raw_held.median + result.health_direct.median,
+            result.raw_held.p99 + result.health_direct.p99)
+    print(f"  pkcardd (audit log) / (raw held session + private health Check):"
+          f" median {result.daemon.median / held[0]:5.2f}x  p99 {result.daemon.p99 / held[1]:5.2f}x"
+          " (G1 against a floor that also holds its handle)")
 
 
 def report_latency_goals(result: Latency) -> None:

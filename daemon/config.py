@@ -35,6 +35,9 @@ Example (every key optional)::
     failed_pin_window_s = 300.0      # RATE_LIMITED until the oldest one leaves the window
     call_timeout_s = 60.0            # the longest a call may wait for its card (a client's
                                      # shorter deadline wins; calls without one get this)
+    card_idle_release_s = 5.0        # a reader's worker closes its held PC/SC connection
+                                     # after this long without a call (pcscd may then power
+                                     # the idle card down, and its verified PIN goes)
     max_connections_per_uid = 128    # public-socket connections per uid; more are closed
     max_connections = 512            # public-socket connections in all
     max_user_sockets = 32            # allowed users with a socket of their own (users/<uid>/)
@@ -167,6 +170,7 @@ class Limits:
     failed_pin_limit: int = 5  # failed PIN checks per card within the window (daemon/ratelimit.py)
     failed_pin_window_s: float = 300.0
     call_timeout_s: float = 60.0  # per-call limit, also for clients without a deadline
+    card_idle_release_s: float = 5.0  # a worker's held connection is closed when idle this long
     # Per-peer limits (daemon/peer_limits.py, daemon/stream_limits.py; issue #12 break 3)
     max_connections_per_uid: int = 128  # open connections on the public socket per uid
     max_connections: int = 512  # open connections on the public socket in all

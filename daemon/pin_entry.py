@@ -139,7 +139,7 @@ class PinPresenter:
         """The caller just had card ``serial``'s PIN verified by pkcardd."""
         credits = self._policy.credits
         if credits is not None and self._caller is not None:
-            credits.record(serial, self._caller)
+            credits.record(serial, self._caller, self._reader)
 
     def may_reuse(self, serial: str) -> bool:
         """Whether the caller may rely on card ``serial``'s verified PIN now."""

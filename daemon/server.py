@@ -146,7 +146,8 @@ class Daemon:
         self._service_health = ServiceHealth(self._health)
         self._executor: CallExecutor | None = None
         self._workers = ReaderWorkers(readers, queue_size=config.limits.max_concurrent_rpcs,
-                                      call_timeout=config.limits.call_timeout_s)
+                                      call_timeout=config.limits.call_timeout_s,
+                                      idle_release_s=config.limits.card_idle_release_s)
         self._card_backends = CardBackends(config.card_backends, self._workers)
         self._hub = EventHub(
             readers,
@@ -163,6 +164,7 @@ class Daemon:
             max_lifetime_s=limits.session_max_lifetime_s,
         )
         self._hub.add_listener(self._sessions.on_reader_event)
+        self._workers.add_listener(self._sessions.on_card_lost)  # CARD_RESET for a reset
         self._hub.add_listener(self._service_health.on_reader_event)
 
     def _session_ended(self, event: SessionEndedEvent) -> None:
@@ -343,6 +345,7 @@ class Daemon:
         pin_entry = PinEntryPolicy(
             allow_host_pin_entry=self.config.host_pin_entry_allowed, limiter=pin_limiter,
             credits=credits, announce=self._hub.publish)
+        self._workers.add_listener(credits.on_card_lost)  # a reset card's credits are void
         holder = HolderCalls(self._card_backends, self._backend, pin_entry=pin_entry)
         cards = CardServicer(
             self._card_backends, auditor, pin_entry=pin_entry,

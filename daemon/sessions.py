@@ -62,6 +62,7 @@ from pkcard.token import (
     SessionClaims,
     session_claims,
 )
+from pkcard.transport import CardContinuity
 from pkcard.v1 import cards_pb2, readers_pb2, sessions_pb2, sessions_pb2_grpc
 
 _AUTH_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
@@ -196,6 +197,22 @@ class SessionRegistry:
         if event.reader == info.pk_reader:
             return SessionEndReason.PK_REMOVED
         return SessionEndReason.KZZ_REMOVED
+
+    def on_card_lost(self, reader: str, continuity: CardContinuity) -> None:
+        """The reader workers' listener: a reset card ends its sessions with CARD_RESET.
+
+        (A card that left is the watcher's CARD_REMOVED; a job that finds another
+        card ends the session itself.) Runs on the reader's worker thread.
+        """
+        if continuity is not CardContinuity.RESET:
+            return
+        with self._lock:
+            targets = [sid for sid, entry in self._active.items()
+                       if reader in (entry.info.pk_reader, entry.info.kzz_reader)]
+            ended = [self._end_locked(sid, SessionEndReason.CARD_RESET, reader)
+                     for sid in targets]
+        for item in ended:
+            self._on_end(item)
 
     # --- time limits ----------------------------------------------------------------
 

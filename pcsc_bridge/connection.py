@@ -7,15 +7,19 @@ import threading
 
 from smartcard import scard
 
-from pkcard.errors import CardRemoved, NotSupported
+from pkcard.errors import CardRemoved, NotSupported, TransportError
 from pkcard.pcsc_bridge.context import release_context
 from pkcard.pcsc_bridge.errors import PcscStatus, error_for_status
 from pkcard.readers import ReaderInfo
-from pkcard.transport import ReaderCapabilities, SmartCardConnection
+from pkcard.transport import CardContinuity, ReaderCapabilities, SmartCardConnection
 
 _log = logging.getLogger(__name__)
 
 PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+# SCardStatus state bits (pcsc-lite's pcsclite.h; pyscard does not export them). pcsc-lite
+# also puts the reader's card event counter (insertions and removals) in the upper 16 bits.
+SCARD_POWERED = 0x0010
+_EVENT_SHIFT = 16
 
 
 def _pci_for(protocol: int) -> int:
@@ -36,6 +40,12 @@ class PcscConnection(SmartCardConnection):
       above must forget them and ask again.
     - After pcscd restarts, calls raise :class:`pkcard.errors.NoService`; the
       reader system re-establishes its context on the next ``connect``.
+    - :meth:`check` tells a holder (pkcardd's reader worker keeps one connection
+      per reader) what became of the card since the connection was last used:
+      one ``SCardStatus``, compared with the ATR and pcscd's card event counter
+      seen at connect time. While any connection is open, pcscd does not power
+      the card down; once the last one closes it does after a grace period,
+      and every verified PIN state goes with the power.
     - **Never hold a transaction while a person types a PIN on a keyboard.**
       Windows resets a card whose transaction stays idle for about 5 s, and a
       held transaction blocks every other application. Collect the PIN first,
@@ -44,9 +54,10 @@ class PcscConnection(SmartCardConnection):
 
     def __init__(
         self, hcard: int, protocol: int, atr: bytes, reader: ReaderInfo,
-        context: int | None = None,
+        context: int | None = None, *, state: int = 0,
     ) -> None:
         self._hcard = hcard
+        self._card_events = state >> _EVENT_SHIFT  # pcscd's count when we connected
         self._context = context  # owned: released by close()
         self._protocol = protocol
         self._pci = _pci_for(protocol)
@@ -93,6 +104,35 @@ class PcscConnection(SmartCardConnection):
             raise self._failure(status, "SCardControl")
         return bytes(response)
 
+    def check(self) -> CardContinuity:
+        """SAME, RESET (acknowledged: the handle works again) or GONE. Never raises.
+
+        GONE: the card was removed (even if one is back: pcscd counted the
+        events), another ATR answers, the reader left or pcscd restarted.
+        RESET: another application reset the card, or it lost power.
+        """
+        status, _name, state, _protocol, atr = scard.SCardStatus(self._hcard)
+        if status in (PcscStatus.W_RESET_CARD, PcscStatus.W_UNPOWERED_CARD):
+            try:
+                self._acknowledge_reset()
+            except TransportError:
+                return CardContinuity.GONE
+            status, _name, state, _protocol, atr = scard.SCardStatus(self._hcard)
+            lost = True
+        else:
+            lost = False
+        if status != PcscStatus.SUCCESS or bytes(atr) != self._atr:
+            return CardContinuity.GONE
+        if state >> _EVENT_SHIFT != self._card_events:
+            return CardContinuity.GONE
+        if not state & SCARD_POWERED:
+            try:  # powered down under us: power it up again, the states are gone
+                self._acknowledge_reset()
+            except TransportError:
+                return CardContinuity.GONE
+            lost = True
+        return CardContinuity.RESET if lost else CardContinuity.SAME
+
     def begin_transaction(self) -> None:
         status = scard.SCardBeginTransaction(self._hcard)
         if status != PcscStatus.SUCCESS:
@@ -132,4 +172,5 @@ class PcscConnection(SmartCardConnection):
             raise error_for_status(status, f"SCardReconnect on {self._reader.name!r}")
         self._protocol = protocol
         self._pci = _pci_for(protocol)
-        _log.info("card in %s was reset by another application", self._reader.name)
+        _log.info("card in %s was reset or lost power; its verified states are gone",
+                  self._reader.name)

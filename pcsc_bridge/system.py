@@ -87,13 +87,14 @@ class PcscReaderSystem(ReaderSystem):
             if status != PcscStatus.SUCCESS:
                 release_context(hcontext)
                 return status, None
-            status, _name, _state, _protocol, atr = scard.SCardStatus(hcard)
+            status, _name, state, _protocol, atr = scard.SCardStatus(hcard)
             if status != PcscStatus.SUCCESS:
                 scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
                 release_context(hcontext)
                 return status, None
             info = self._identify(reader, partial(read_driver_report, hcard))
-            return status, PcscConnection(hcard, protocol, bytes(atr), info, hcontext)
+            return status, PcscConnection(hcard, protocol, bytes(atr), info, hcontext,
+                                          state=state)
 
         connection = self._with_context(attempt, f"connecting to {reader!r}")
         if connection is None:  # pragma: no cover - SUCCESS always carries a connection

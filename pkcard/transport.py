@@ -14,6 +14,7 @@ import abc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import IntEnum
 
 from pkcard.errors import NotSupported
 
@@ -28,6 +29,16 @@ class ReaderCapabilities:
 
     pin_pad: bool | None = False
     display: bool | None = False
+
+
+class CardContinuity(IntEnum):
+    """What became of a held connection's card since its last use (see ``check``)."""
+
+    SAME = 0  # the same card, powered all along: its verified PIN states are intact
+    RESET = 1  # the same card was reset or lost power: every verified state is gone;
+    #            the connection acknowledged it and works again
+    GONE = 2  # the card left (another may be in now), the reader left or the PC/SC
+    #           service restarted: the connection is dead, connect again
 
 
 class SmartCardConnection(abc.ABC):
@@ -58,6 +69,14 @@ class SmartCardConnection(abc.ABC):
         that cannot take control commands raise :class:`pkcard.errors.NotSupported`.
         """
         raise NotSupported("this reader takes no control commands")
+
+    def check(self) -> CardContinuity:
+        """Before a held connection is used again: is it still the same card, unchanged?
+
+        Never raises. A connection that cannot tell returns ``SAME`` and lets
+        the next command fail with its transport error.
+        """
+        return CardContinuity.SAME
 
     def begin_transaction(self) -> None:
         """Take the card exclusively until :meth:`end_transaction`. No-op by default."""

@@ -35,7 +35,7 @@ from pkcard.readers import (
 )
 from pkcard.simcard.card import SimulatedCard
 from pkcard.simcard.pinpad import PAD_MODELS, SimulatedPinPad
-from pkcard.transport import ReaderCapabilities, SmartCardConnection
+from pkcard.transport import CardContinuity, ReaderCapabilities, SmartCardConnection
 
 PINPAD_READER = ReaderInfo(
     name="Gemalto GemPC Pinpad (simulated)",
@@ -123,6 +123,15 @@ class InProcessConnection(SmartCardConnection):
         with self._insertion.access:
             self._check()
             return self._pin_pad.control(code, data, self._insertion.card.execute)
+
+    def check(self) -> CardContinuity:
+        """GONE once the card left (even if it is back), RESET once after a reset."""
+        if self._closed or not self._insertion.present:
+            return CardContinuity.GONE
+        if self._reset_pending:
+            self._reset_pending = False
+            return CardContinuity.RESET
+        return CardContinuity.SAME
 
     def begin_transaction(self) -> None:
         self._check()
