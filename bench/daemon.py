@@ -60,6 +60,7 @@ from pkcard.daemon.server import GRPC_SOCKET_NAME, PRIVATE_DIR_NAME
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import PkcardError
 from pkcard.pcsc_bridge import PcscReaderSystem
+from pkcard.pk import ProfessionalCard
 from pkcard.simcard.card import load_card
 from pkcard.simcard.pcscd_harness import PcscdHarness, PcscdLock, missing_components
 from pkcard.transcript import RecordingConnection
@@ -181,7 +182,7 @@ def capture_pin_status_apdus(reader: str) -> tuple[tuple[bytes, ...], tuple[int,
     recorder = RecordingConnection(system.connect(reader), "pk", 0)
     try:
         job = cards.on_pk(cards.pin_statuses(None), lambda _serial: None)
-        job(recorder)
+        job(ProfessionalCard.over(recorder))
     finally:
         recorder.close()
     exchanges = recorder.transcript.exchanges
@@ -317,7 +318,7 @@ def measure_latency(
 
     def library() -> None:
         with system.connect(reader) as connection:
-            job(connection)
+            job(ProfessionalCard.over(connection))
 
     workers = ReaderWorkers(system)  # the daemon's worker, in process: its held connection
 

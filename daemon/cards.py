@@ -1,8 +1,11 @@
-"""Card operations the daemon runs on a reader's worker, and their protobuf forms.
+"""Card operations of CardService, and the protobuf forms of cards and readers.
 
-Each function takes a fresh connection (the worker opens and closes it) and
-returns plain results; conversion to ``pkcard.v1`` messages is kept apart in
-the ``*_message`` functions. The card applications raise pkcard.errors.
+The jobs take a card application (:class:`~pkcard.pk.ProfessionalCard`,
+:class:`~pkcard.kzz.HealthInsuranceCard`) that
+:class:`~pkcard.daemon.card_backends.CardBackends` built over the reader's
+driver, and return plain results; conversion to ``pkcard.v1`` messages is
+kept apart in the ``*_message`` functions. The card applications raise
+pkcard.errors.
 """
 
 from __future__ import annotations
@@ -14,18 +17,15 @@ from datetime import date
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pkcard.certs import CertificateInfo, KeyAlgorithm
-from pkcard.errors import InvalidRequest, WrongCardKind
+from pkcard.daemon.config import CardDriver
+from pkcard.errors import InvalidRequest
 from pkcard.expiry import ExpiryWarning, expiry_warnings
 from pkcard.kzz import HealthInsuranceCard, KzzCardData
 from pkcard.pin import PinRef, PinState, PinStatus
 from pkcard.pk import PkCardData, ProfessionalCard
-from pkcard.pk_driver import PkDriver
-from pkcard.readers import CardKind, ReaderModel, ReaderState, card_kind_from_atr
+from pkcard.readers import CardKind, ReaderModel, ReaderState
 from pkcard.secret import Secret
-from pkcard.transport import SmartCardConnection
 from pkcard.v1 import cards_pb2, readers_pb2
-
-BACKEND_APDU = "apdu"
 
 _PIN_REFS = {
     cards_pb2.PIN_REFERENCE_PIN: PinRef.PIN,
@@ -130,52 +130,28 @@ class PinResult:
     statuses: tuple[PinStatus, ...]
 
 
-def read_card(connection: SmartCardConnection) -> CardRead:
-    kind = card_kind_from_atr(connection.atr)
-    if kind is CardKind.PK:
-        return CardRead(kind, pk=ProfessionalCard.over(connection).read_card())
-    if kind is CardKind.KZZ:
-        return CardRead(kind, kzz=HealthInsuranceCard.over(connection).read_card())
-    raise WrongCardKind("the card in the reader is neither a PK nor a KZZ")
+def read_pk(card: ProfessionalCard, _pin_pad: bool) -> CardRead:
+    """GetCard's job on a PK (a :data:`~pkcard.daemon.card_backends.PkJob`)."""
+    return CardRead(CardKind.PK, pk=card.read_card())
 
 
-def read_pk(driver: PkDriver, _pin_pad: bool) -> CardRead:
-    """:func:`read_card` for a PK served by any driver (a :class:`~daemon.card_backends.PkJob`)."""
-    return CardRead(CardKind.PK, pk=ProfessionalCard(driver).read_card())
-
-
-def _pk_serial(connection: SmartCardConnection) -> str:
-    if card_kind_from_atr(connection.atr) is not CardKind.PK:
-        raise WrongCardKind("this operation needs a professional card (PK)")
-    return ProfessionalCard.over(connection).card_info().serial
+def read_kzz(card: HealthInsuranceCard) -> CardRead:
+    """GetCard's job on a KZZ (a :data:`~pkcard.daemon.card_backends.KzzJob`)."""
+    return CardRead(CardKind.KZZ, kzz=card.read_card())
 
 
 PkOperation = Callable[[ProfessionalCard], tuple[PinStatus, ...]]
 
 
-def on_pk_driver(
+def on_pk(
     operation: PkOperation, on_serial: Callable[[str], None]
-) -> Callable[[PkDriver, bool], PinResult]:
-    """:func:`on_pk` for a PK served by any driver (a :class:`~daemon.card_backends.PkJob`)."""
+) -> Callable[[ProfessionalCard], PinResult]:
+    """Report the PK's serial, then run ``operation`` on it."""
 
-    def job(driver: PkDriver, _pin_pad: bool) -> PinResult:
-        card = ProfessionalCard(driver)
+    def job(card: ProfessionalCard) -> PinResult:
         serial = card.card_info().serial
         on_serial(serial)
         return PinResult(serial, operation(card))
-
-    return job
-
-
-def on_pk(
-    operation: PkOperation, on_serial: Callable[[str], None]
-) -> Callable[[SmartCardConnection], PinResult]:
-    """A worker job: check the card is a PK, report its serial, run ``operation``."""
-
-    def job(connection: SmartCardConnection) -> PinResult:
-        serial = _pk_serial(connection)
-        on_serial(serial)
-        return PinResult(serial, operation(ProfessionalCard.over(connection)))
 
     return job
 
@@ -261,10 +237,10 @@ def _warning_message(warning: ExpiryWarning) -> cards_pb2.CardWarning:
 
 
 def card_message(
-    reader: str, read: CardRead, today: date, *, backend: str = BACKEND_APDU
+    reader: str, read: CardRead, today: date, *, driver: CardDriver = CardDriver.APDU
 ) -> cards_pb2.GetCardResponse:
     response = cards_pb2.GetCardResponse(
-        reader=reader, kind=_CARD_KINDS[read.kind], backend=backend
+        reader=reader, kind=_CARD_KINDS[read.kind], backend=driver.name.lower()
     )
     if read.pk is not None:
         pk = read.pk

@@ -23,7 +23,6 @@ reason (``holder_reason``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TypeVar
 
@@ -32,28 +31,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from pkcard.backend.v1 import backend_pb2
 from pkcard.daemon import session_cards
-from pkcard.daemon.access import AccessControl
 from pkcard.daemon.backend_link import BackendLink
+from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.cards import require_reader
-from pkcard.daemon.pin_credits import PinCredits
-from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.pin_entry import PinEntryPolicy
 from pkcard.daemon.services import AuditNote, Auditor, Intent
-from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import (
     BackendRefused,
     BackupSwitchNotConfirmed,
     InvalidRequest,
     NotSupported,
     SignatureRevoked,
-    WrongCardKind,
 )
 from pkcard.pin import PadEntry, PinEntry, PinRef, entry_from_field
 from pkcard.pk import ProfessionalCard
-from pkcard.pk_iso import IsoPkDriver
-from pkcard.readers import CardKind, ReaderEvent, card_kind_from_atr
 from pkcard.secret import Secret
 from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, make_possession_proof
-from pkcard.transport import SmartCardConnection
 from pkcard.v1 import cards_pb2, holder_pb2, holder_pb2_grpc, sessions_pb2
 
 T = TypeVar("T")
@@ -106,31 +99,20 @@ def _serial(value: str) -> str:
     return value
 
 
-def _read_pk_serial(connection: SmartCardConnection) -> str:
-    if card_kind_from_atr(connection.atr) is not CardKind.PK:
-        raise WrongCardKind("this call needs a professional card (PK)")
-    driver = IsoPkDriver.over(connection)
-    with driver.transaction():
-        driver.select()
-        return driver.read_card_info().serial
-
-
 def prove_backup_pk(
-    policy: session_cards.PinPolicy, announce: session_cards.Announce, nonce: bytes
-) -> Callable[[SmartCardConnection], tuple[str, PossessionProof]]:
+    request: session_cards.PinRequest, nonce: bytes
+) -> PkJob[tuple[str, PossessionProof]]:
     """Job: the backup PK (PIN verified) signs the possession digest of ``nonce``.
 
     A regular PK is refused (:class:`NotSupported`) before any PIN is presented.
     """
 
-    def job(connection: SmartCardConnection) -> tuple[str, PossessionProof]:
-        if card_kind_from_atr(connection.atr) is not CardKind.PK:
-            raise WrongCardKind("pkpin use-backup needs the backup professional card (PK)")
-        if ProfessionalCard.over(connection).read_card().role is not CardRole.BACKUP:
+    def job(card: ProfessionalCard, pin_pad: bool) -> tuple[str, PossessionProof]:
+        if card.card_info().role is not CardRole.BACKUP:
             raise NotSupported("this is the regular PK; only a backup PK is switched to")
-        data = session_cards.prepare_pk(policy, announce)(connection)
+        data = session_cards.prepare_pk(request)(card, pin_pad)
         proof = make_possession_proof(nonce, data.card_serial, (data.auth_certificate.der,),
-                                      ProfessionalCard.over(connection).authenticate)
+                                      card.authenticate)
         return data.card_serial, proof
 
     return job
@@ -142,22 +124,14 @@ class HolderCalls:
 
     def __init__(
         self,
-        workers: ReaderWorkers,
+        backends: CardBackends,
         backend: BackendLink | None,
         *,
-        announce: Callable[[ReaderEvent], None],
-        allow_host_pin_entry: bool,
-        pin_limiter: FailedPinLimiter | None = None,
-        access: AccessControl | None = None,
-        credits: PinCredits | None = None,
+        pin_entry: PinEntryPolicy,
     ) -> None:
-        self._workers = workers
+        self._backends = backends  # the one card entry (daemon/card_backends.py)
         self._backend = backend
-        self._announce = announce
-        self._allow_host_pin_entry = allow_host_pin_entry
-        self._pin_limiter = pin_limiter
-        self._access = access
-        self._credits = credits
+        self._pin_entry = pin_entry  # the one PIN-entry policy (daemon/pin_entry.py)
 
     @property
     def backend(self) -> BackendLink | None:
@@ -168,29 +142,20 @@ class HolderCalls:
             raise NotSupported(NO_BACKEND)
         return self._backend
 
-    def run(self, context: grpc.ServicerContext, reader: str,
-            job: Callable[[SmartCardConnection], T]) -> T:
+    def run(self, context: grpc.ServicerContext, reader: str, job: PkJob[T]) -> T:
         remaining = context.time_remaining()
-        return self._workers.run(reader, job,
+        return self._backends.pk(reader, job,
                                  timeout=None if remaining is None else max(0.0, remaining),
-                                 is_active=context.is_active)
+                                 is_active=context.is_active).value
 
     def read_serial(self, context: grpc.ServicerContext, reader: str) -> str:
         """The serial of the PK in ``reader`` (no PIN)."""
-        return self.run(context, reader, _read_pk_serial)
+        return self.run(context, reader, lambda card, _pad: card.card_info().serial)
 
-    def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
-                    confirm_last_try: bool, reader: str) -> session_cards.PinPolicy:
-        access, credits = self._access, self._credits
-        if access is None or credits is None:
-            return session_cards.PinPolicy(pin, confirm_last_try, self._allow_host_pin_entry,
-                                           self._pin_limiter)
-        key = access.identify(context).key
-        return session_cards.PinPolicy(
-            pin, confirm_last_try, self._allow_host_pin_entry, self._pin_limiter,
-            may_reuse=lambda serial: credits.fresh(serial, key),
-            on_verified=lambda serial: credits.record(serial, key, reader),
-        )
+    def _pin_request(self, context: grpc.ServicerContext, reader: str, pin: PinEntry,
+                     confirm_last_try: bool) -> session_cards.PinRequest:
+        return session_cards.PinRequest(self._pin_entry.presenter(reader, context), pin,
+                                        confirm_last_try)
 
     def change_password(self, context: grpc.ServicerContext, reader: str, old: Secret,  # noqa: PLR0917
                         new: Secret, confirm_last_try: bool, note: AuditNote) -> int:
@@ -201,8 +166,7 @@ class HolderCalls:
             raise InvalidRequest("old_pin and new_pin must be set")
         nonce = link.challenge()
         serial, proof = self.run(context, reader, session_cards.prove_regular_pk(
-            self._pin_policy(context, PadEntry(), confirm_last_try, reader),
-            lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
+            self._pin_request(context, reader, PadEntry(), confirm_last_try), nonce))
         note.set_serial(serial)
         note.before_card()
         return link.change_password(serial, old, new, proof)
@@ -215,8 +179,7 @@ class HolderCalls:
         link = self.link()
         nonce = link.challenge()
         serial, proof = self.run(context, reader, prove_backup_pk(
-            self._pin_policy(context, pin, confirm_last_try, reader),
-            lambda kind: self._announce(ReaderEvent(kind, reader)), nonce))
+            self._pin_request(context, reader, pin, confirm_last_try), nonce))
         note.set_serial(serial)
         return serial, link.activate_backup(serial, int(reason), proof)
 

@@ -44,6 +44,7 @@ from pkcard.daemon.peers import (
     ensure_trusted_ancestors,
 )
 from pkcard.daemon.pin_credits import PinCredits
+from pkcard.daemon.pin_entry import PinEntryPolicy
 from pkcard.daemon.ratelimit import FailedPinLimiter
 from pkcard.daemon.reflection import add_reflection
 from pkcard.daemon.services import Auditor, CardServicer, ReaderServicer
@@ -340,15 +341,14 @@ class Daemon:
         # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
         credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
+        # One policy for every secret the daemon presents, whichever service presents it.
+        pin_entry = PinEntryPolicy(
+            allow_host_pin_entry=self.config.host_pin_entry_allowed, limiter=pin_limiter,
+            credits=credits, announce=self._hub.publish)
         self._workers.add_listener(credits.on_card_lost)  # a reset card's credits are void
-        holder = HolderCalls(self._workers, self._backend, announce=self._hub.publish,
-                             allow_host_pin_entry=self.config.host_pin_entry_allowed,
-                             pin_limiter=pin_limiter, access=access, credits=credits)
+        holder = HolderCalls(self._card_backends, self._backend, pin_entry=pin_entry)
         cards = CardServicer(
-            self._workers, auditor, hub=self._hub,
-            allow_host_pin_entry=self.config.host_pin_entry_allowed,
-            backends=self._card_backends,
-            limiter=pin_limiter, credits=credits,
+            self._card_backends, auditor, pin_entry=pin_entry,
             activation=ActivationPrerequisites(self._readers, self._backend),
             change_reactivation=holder.change_password,
         )
@@ -363,16 +363,14 @@ class Daemon:
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
         signatures = SignatureServicer(
-            self._card_backends, auditor, anchors, hub=self._hub,
-            allow_host_pin_entry=self.config.host_pin_entry_allowed,
-            limiter=pin_limiter, check_signature=holder.check_signature,
+            self._card_backends, auditor, anchors, pin_entry=pin_entry,
+            check_signature=holder.check_signature,
         )
         holder_servicer = HolderServicer(holder, auditor)
         sessions = SessionServicer(
-            self._workers, self._sessions, auditor,
-            workstation_id=self.config.workstation_id, announce=self._hub.publish,
-            allow_host_pin_entry=self.config.host_pin_entry_allowed, backend=self._backend,
-            pin_limiter=pin_limiter, access=access, credits=credits,
+            self._card_backends, self._sessions, auditor,
+            workstation_id=self.config.workstation_id, pin_entry=pin_entry,
+            backend=self._backend, access=access,
         )
         simulation = None
         if self._simulated:

@@ -23,26 +23,21 @@ from pkcard.daemon import cards
 from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.activation import ActivationPrerequisites
 from pkcard.daemon.audit import STARTED, AuditEntry, AuditLog
-from pkcard.daemon.card_backends import CardBackends, PkJob
+from pkcard.daemon.card_backends import CardBackends, PkJob, Served
 from pkcard.daemon.errors import internal_error
 from pkcard.daemon.events import EventHub, SessionEndedEvent
-from pkcard.daemon.pin_credits import PinCredits
-from pkcard.daemon.ratelimit import FailedPinLimiter
-from pkcard.daemon.workers import ReaderWorkers
+from pkcard.daemon.pin_entry import PinEntryPolicy
 from pkcard.error_codes import Reason, describe
 from pkcard.errors import (
     AuditUnavailable,
-    HostPinEntryRefused,
     InvalidRequest,
     NotSupported,
-    PinBlocked,
     PkcardError,
-    WrongPin,
 )
 from pkcard.pin import PinRef, PinState, PinStatus, entry_from_field, host_secret
+from pkcard.pk import ProfessionalCard
 from pkcard.readers import ReaderEvent, ReaderEventKind, ReaderSystem, card_kind_from_atr
 from pkcard.secret import Secret
-from pkcard.transport import SmartCardConnection
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
@@ -285,59 +280,37 @@ audit note) -> the password's tries left (``HolderCalls.change_password``)."""
 class CardServicer(cards_pb2_grpc.CardServiceServicer):
     """The card calls.
 
-    PIN calls on a reader with a PIN pad take no secret: the holder types it
-    on the reader, and ``hub`` tells WatchEvents clients when the pad asks
-    (PIN_ENTRY_STARTED) and when it is done (PIN_ENTRY_FINISHED). A secret
-    sent for such a reader is refused (:class:`HostPinEntryRefused`) unless
-    ``allow_host_pin_entry``.
+    Every card job runs through ``backends`` (the reader's configured driver,
+    :mod:`pkcard.daemon.card_backends`); every secret is presented under
+    ``pin_entry`` (:mod:`pkcard.daemon.pin_entry`: PIN pad or host, the
+    refusal of host secrets on a pad reader, the PIN_ENTRY events, the
+    failed-PIN limit and the per-caller PIN credits).
     """
 
     def __init__(
         self,
-        workers: ReaderWorkers,
+        backends: CardBackends,
         auditor: Auditor,
         today: Callable[[], date] = date.today,
         *,
-        hub: EventHub | None = None,
-        allow_host_pin_entry: bool = False,
-        backends: CardBackends | None = None,
-        limiter: FailedPinLimiter | None = None,
-        credits: PinCredits | None = None,
+        pin_entry: PinEntryPolicy | None = None,
         activation: ActivationPrerequisites | None = None,
         change_reactivation: ChangeReactivation | None = None,
     ) -> None:
         self._activation = activation  # KPEP activation prerequisites (daemon/activation.py)
         # ChangePin(REACTIVATION) goes to the backend, which holds the password's one copy
         self._change_reactivation = change_reactivation
-        self._credits = credits  # who verified which card's PIN when (daemon/pin_credits.py)
-        self._workers = workers
+        self._backends = backends
         self._auditor = auditor
         self._today = today
-        self._hub = hub
-        self._allow_host_pin_entry = allow_host_pin_entry
-        self._backends = backends
-        self._limiter = limiter
+        self._pin_entry = pin_entry or PinEntryPolicy()
 
-    def _run(
-        self, context: grpc.ServicerContext, reader: str,
-        job: Callable[[SmartCardConnection], T],
-    ) -> T:
-        return self._workers.run(
+    def _pk(
+        self, context: grpc.ServicerContext, reader: str, job: PkJob[T],
+    ) -> Served[T]:
+        return self._backends.pk(
             reader, job, timeout=_remaining(context), is_active=context.is_active
         )
-
-    def _token_backends(self, reader: str) -> CardBackends | None:
-        """The backends when a PKCS#11 module serves ``reader``'s PK, else None."""
-        if self._backends is not None and self._backends.serves_by_pkcs11(reader):
-            return self._backends
-        return None
-
-    def _on_token(
-        self, backends: CardBackends, reader: str, operation: cards.PkOperation,
-        on_serial: Callable[[str], None],
-    ) -> cards.PinResult:
-        """``operation`` on the PKCS#11 token serving ``reader`` (secrets from the host)."""
-        return backends.run(reader, PkJob(cards.on_pk_driver(operation, on_serial))).value
 
     def GetCard(
         self, request: cards_pb2.GetCardRequest, context: grpc.ServicerContext
@@ -345,14 +318,11 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         with self._auditor.call(context, "GetCard", reader=request.reader,
                                 intent=Intent.WRITTEN) as note:
             reader = cards.require_reader(request.reader)
-            backends = self._token_backends(reader)
-            if backends is not None:
-                result = backends.run(reader, PkJob(cards.read_pk))
-                read, backend = result.value, result.backend
-            else:
-                read, backend = self._run(context, reader, cards.read_card), cards.BACKEND_APDU
-            note.card_serial = read.serial
-            return cards.card_message(reader, read, self._today(), backend=backend)
+            read = self._backends.either(reader, cards.read_pk, cards.read_kzz,
+                                         timeout=_remaining(context),
+                                         is_active=context.is_active)
+            note.card_serial = read.value.serial
+            return cards.card_message(reader, read.value, self._today(), driver=read.driver)
 
     def GetPinStatus(
         self, request: cards_pb2.GetPinStatusRequest, context: grpc.ServicerContext
@@ -363,16 +333,12 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
         with self._auditor.call(context, "GetPinStatus", reader=request.reader,
                                 reference=ref, intent=Intent.WRITTEN) as note:
             reader = cards.require_reader(request.reader)
-            backends = self._token_backends(reader)
-            if backends is not None:
-                result = self._on_token(backends, reader, cards.pin_statuses(ref),
-                                        note.set_serial)
-            else:
-                job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
-                result = self._run(context, reader, job)
+            job = cards.on_pk(cards.pin_statuses(ref), note.set_serial)
+            result = self._pk(context, reader, lambda card, _pad: job(card)).value
+            limiter = self._pin_entry.limiter
             retry_after = 0
-            if self._limiter is not None and note.card_serial:
-                retry_after = self._limiter.retry_after(note.card_serial)
+            if limiter is not None and note.card_serial:
+                retry_after = limiter.retry_after(note.card_serial)
             return cards_pb2.GetPinStatusResponse(
                 statuses=[cards.pin_status_message(s) for s in result.statuses],
                 retry_after_s=retry_after,
@@ -388,60 +354,28 @@ class CardServicer(cards_pb2_grpc.CardServiceServicer):
             reader = cards.require_reader(reader)
             if precheck is not None:
                 precheck(reader)  # before any secret is wrapped or any APDU is sent
+            presenter = self._pin_entry.presenter(reader, context)
             entries = [entry_from_field(value) for value in secrets]
             for entry in entries:
                 wipe.push(entry)  # wiped when the call ends
-            from_host = any(isinstance(entry, Secret) for entry in entries)
             wrapped = [host_secret(entry) for entry in entries]  # the host job's secrets
-            serials: list[str] = []
 
-            def on_serial(serial: str) -> None:
+            def job(card: ProfessionalCard, pin_pad: bool) -> cards.PinResult:
+                note.before_card()  # the intent record is durable before any command
+                presenter.on_pad(entries, pin_pad)  # a refused host secret never reads the card
+                serial = card.card_info().serial
                 note.set_serial(serial)
-                serials.append(serial)
-                if self._limiter is not None:
-                    self._limiter.check(serial)  # before any secret reaches the card
+                statuses = presenter.present(serial, entries, pin_pad,
+                                             host=lambda: build(*wrapped)(card),
+                                             pad=lambda: on_pad(card))
+                return cards.PinResult(serial, statuses)
 
-            host_job = cards.on_pk(build(*wrapped), on_serial)
-            pad_job = cards.on_pk(on_pad, on_serial)
-
-            def job(connection: SmartCardConnection) -> cards.PinResult:
-                note.before_card()  # the intent record is durable before any APDU
-                if connection.capabilities.pin_pad is not True:
-                    return host_job(connection)
-                if from_host:
-                    if not self._allow_host_pin_entry:
-                        raise HostPinEntryRefused(
-                            f"reader {reader!r} has a PIN pad: type the PIN on the reader"
-                        )
-                    return host_job(connection)
-                self._announce(ReaderEventKind.PIN_ENTRY_STARTED, reader)
-                try:
-                    return pad_job(connection)
-                finally:
-                    self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
-
-            backends = self._token_backends(reader)
-            try:
-                if backends is not None:
-                    note.before_card()
-                    result = self._on_token(backends, reader, build(*wrapped), on_serial)
-                else:
-                    result = self._run(context, reader, job)
-            except (WrongPin, PinBlocked):
-                if self._limiter is not None and serials:
-                    self._limiter.record_failure(serials[-1])
-                raise
-            if self._limiter is not None and serials:
-                self._limiter.record_success(serials[-1])
-            if self._credits is not None and serials and ref is PinRef.PIN:
-                self._credits.credit(context, serials[-1], reader)
+            result = self._pk(context, reader, job).value
+            if ref is PinRef.PIN:
+                presenter.credit(result.serial)
             status = result.statuses[0]
             note.tries_left = status.tries_left
             return cards_pb2.PinOperationResponse(status=cards.pin_status_message(status))
-
-    def _announce(self, kind: ReaderEventKind, reader: str) -> None:
-        if self._hub is not None:
-            self._hub.publish(ReaderEvent(kind, reader))
 
     def VerifyPin(
         self, request: cards_pb2.VerifyPinRequest, context: grpc.ServicerContext

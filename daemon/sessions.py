@@ -32,12 +32,11 @@ from pkcard.daemon import holder, session_cards
 from pkcard.daemon.access import AccessControl, Caller
 from pkcard.daemon.audit import AuditEntry
 from pkcard.daemon.backend_link import BackendLink
+from pkcard.daemon.card_backends import CardBackends, KzzJob, PkJob
 from pkcard.daemon.cards import require_reader, require_session_id
 from pkcard.daemon.events import SessionEndedEvent
-from pkcard.daemon.pin_credits import PinCredits
-from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.pin_entry import PinEntryPolicy
 from pkcard.daemon.services import Auditor, Intent
-from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import (
     CardRemoved,
     CardReset,
@@ -63,7 +62,7 @@ from pkcard.token import (
     SessionClaims,
     session_claims,
 )
-from pkcard.transport import CardContinuity, SmartCardConnection
+from pkcard.transport import CardContinuity
 from pkcard.v1 import cards_pb2, readers_pb2, sessions_pb2, sessions_pb2_grpc
 
 _AUTH_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
@@ -368,6 +367,11 @@ def _restricted(message: sessions_pb2.RestrictedMode) -> _Restricted:
     return _Restricted(method, message.patient_zzzs_number, note)
 
 
+def _remaining(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(0.0, remaining)
+
+
 def _timestamp(value: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(value)
@@ -407,44 +411,39 @@ def _summary(info: SessionInfo) -> sessions_pb2.SessionClaimsSummary:
 class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     """OpenSession, RefreshSession, CloseSession, GetSession and ReactivateCard.
 
-    Card work runs on the readers' workers; secrets are wrapped in
-    :class:`Secret` at once and wiped when the call ends.
+    Card work runs through ``backends`` (each reader's configured driver:
+    APDUs or a PKCS#11 module); the PIN is presented under ``pin_entry``.
+    Secrets are wrapped in :class:`Secret` at once and wiped when the call ends.
     """
 
     def __init__(
         self,
-        workers: ReaderWorkers,
+        backends: CardBackends,
         registry: SessionRegistry,
         auditor: Auditor,
         *,
         workstation_id: str,
-        announce: Callable[[ReaderEvent], None],
-        allow_host_pin_entry: bool,
+        pin_entry: PinEntryPolicy,
         backend: BackendLink | None = None,
         clock: Clock = _utc_now,
-        pin_limiter: FailedPinLimiter | None = None,
         access: AccessControl | None = None,
-        credits: PinCredits | None = None,
     ) -> None:
         self._access = access  # None: sessions have no owner (in-process tests only)
-        self._credits = credits
-        self._pin_limiter = pin_limiter
-        self._workers = workers
+        self._backends = backends
+        self._pin_entry = pin_entry
         self._registry = registry
         self._auditor = auditor
         self._workstation_id = workstation_id
-        self._announce = announce
-        self._allow_host_pin_entry = allow_host_pin_entry
         self._backend = backend
         self._clock = clock
 
-    def _run(self, context: grpc.ServicerContext, reader: str,
-             job: Callable[[SmartCardConnection], T]) -> T:
-        remaining = context.time_remaining()
-        return self._workers.run(
-            reader, job, timeout=None if remaining is None else max(0.0, remaining),
-            is_active=context.is_active,
-        )
+    def _pk(self, context: grpc.ServicerContext, reader: str, job: PkJob[T]) -> T:
+        return self._backends.pk(reader, job, timeout=_remaining(context),
+                                 is_active=context.is_active).value
+
+    def _kzz(self, context: grpc.ServicerContext, reader: str, job: KzzJob[T]) -> T:
+        return self._backends.kzz(reader, job, timeout=_remaining(context),
+                                  is_active=context.is_active).value
 
     def _caller(self, context: grpc.ServicerContext) -> Caller | None:
         return None if self._access is None else self._access.identify(context)
@@ -460,21 +459,10 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             return view
         raise SessionNotFound("no session with that id")
 
-    def _pin_policy(self, context: grpc.ServicerContext, pin: PinEntry,
-                    confirm_last_try: bool, reader: str) -> session_cards.PinPolicy:
-        caller, credits = self._caller(context), self._credits
-        if caller is None or credits is None:
-            return session_cards.PinPolicy(pin, confirm_last_try, self._allow_host_pin_entry,
-                                           self._pin_limiter)
-        key = caller.key
-        return session_cards.PinPolicy(
-            pin, confirm_last_try, self._allow_host_pin_entry, self._pin_limiter,
-            may_reuse=lambda serial: credits.fresh(serial, key),
-            on_verified=lambda serial: credits.record(serial, key, reader),
-        )
-
-    def _announcer(self, reader: str) -> session_cards.Announce:
-        return lambda kind: self._announce(ReaderEvent(kind, reader))
+    def _pin_request(self, context: grpc.ServicerContext, reader: str, pin: PinEntry,
+                     confirm_last_try: bool) -> session_cards.PinRequest:
+        return session_cards.PinRequest(self._pin_entry.presenter(reader, context), pin,
+                                        confirm_last_try)
 
     def OpenSession(
         self, request: sessions_pb2.OpenSessionRequest, context: grpc.ServicerContext
@@ -499,12 +487,11 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 raise InvalidRequest("set kzz_reader, or restricted for a session without KZZ")
             pin = entry_from_field(request.pin)
             wipe.push(pin)  # wiped when the call ends
-            policy = self._pin_policy(context, pin, request.confirm_last_try, pk_reader)
+            pin_request = self._pin_request(context, pk_reader, pin, request.confirm_last_try)
             caller = self._caller(context)
             readers = [pk_reader] if kzz_reader is None else [pk_reader, kzz_reader]
             marks = self._registry.removal_marks(readers)
-            pk = self._run(context, pk_reader,
-                           session_cards.prepare_pk(policy, self._announcer(pk_reader)))
+            pk = self._pk(context, pk_reader, session_cards.prepare_pk(pin_request))
             note.card_serial = pk.card_serial
             switch = None
             if pk.role is CardRole.BACKUP:  # issue 15: the holder confirms the switch first
@@ -513,7 +500,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 note.holder_reason = None if switch is None else switch.name
             kzz: KzzCardData | None = None
             if kzz_reader is not None:
-                proof = self._run(context, kzz_reader,
+                proof = self._kzz(context, kzz_reader,
                                   session_cards.prove_kzz(nonce, pk.card_serial, pk.environment))
                 kzz = proof.kzz
                 claims = session_claims(
@@ -528,7 +515,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                     restricted=restricted.method, restricted_reason=restricted.note,
                     backup_switch=switch,
                 ), patient_id=restricted.patient_id)
-            token = self._run(context, pk_reader, session_cards.sign_token(claims, pk))
+            token = self._pk(context, pk_reader, session_cards.sign_token(claims, pk))
             info = SessionInfo(
                 session_id=secrets.token_urlsafe(18), pk_reader=pk_reader,
                 kzz_reader=kzz_reader, pk=pk, kzz=kzz, claims=claims,
@@ -562,21 +549,22 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
             if info.kzz_reader is not None:
                 proof = self._session_job(
                     context, info, info.kzz_reader, SessionEndReason.KZZ_REMOVED,
-                    session_cards.prove_kzz(nonce, info.pk.card_serial,
-                                             info.pk.environment, info.kzz))
+                    lambda reader: self._kzz(context, reader, session_cards.prove_kzz(
+                        nonce, info.pk.card_serial, info.pk.environment, info.kzz)))
                 claims = replace(claims, kzz_proof=proof.proof, patient_proof_time=iat)
-            token = self._session_job(context, info, info.pk_reader, SessionEndReason.PK_REMOVED,
-                                      session_cards.sign_token(claims, info.pk))
+            token = self._session_job(
+                context, info, info.pk_reader, SessionEndReason.PK_REMOVED,
+                lambda reader: self._pk(context, reader, session_cards.sign_token(claims, info.pk)))
             self._registry.refreshed(request.session_id, datetime.fromtimestamp(claims.exp, UTC))
             return sessions_pb2.RefreshSessionResponse(token=_token_message(token, claims))
 
     def _session_job(
         self, context: grpc.ServicerContext, info: SessionInfo, reader: str,
-        removed: SessionEndReason, job: Callable[[SmartCardConnection], T],
+        removed: SessionEndReason, run: Callable[[str], T],
     ) -> T:
-        """Run a job of an open session; a card that left or changed ends the session."""
+        """``run(reader)``: a job of an open session; a card that left or changed ends it."""
         try:
-            return self._run(context, reader, job)
+            return run(reader)
         except (CardRemoved, CardReset, PinNotVerified, SessionEnded, WrongCardKind) as exc:
             if isinstance(exc, SessionEnded):
                 reason = exc.end_reason
@@ -632,10 +620,10 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 raise NotSupported("pkcardd has no backend configured (key `backend`)")
             if not len(password):
                 raise InvalidRequest("password must be set")
-            policy = self._pin_policy(context, pin, request.confirm_last_try, reader)
+            pin_request = self._pin_request(context, reader, pin, request.confirm_last_try)
             nonce = self._backend.challenge()  # the proof of possession signs a fresh one
-            serial, proof = self._run(context, reader, session_cards.prove_regular_pk(
-                policy, self._announcer(reader), nonce))
+            serial, proof = self._pk(context, reader,
+                                     session_cards.prove_regular_pk(pin_request, nonce))
             note.card_serial = serial
             self._backend.reactivate(serial, password, proof)
             return sessions_pb2.ReactivateCardResponse(card_serial=serial)

@@ -30,22 +30,12 @@ from pkcard.certs import parse_certificate
 from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
 from pkcard.daemon import cards
 from pkcard.daemon.card_backends import CardBackends, PkJob
-from pkcard.daemon.events import EventHub
-from pkcard.daemon.ratelimit import FailedPinLimiter
+from pkcard.daemon.pin_entry import PinEntryPolicy, PinPresenter
 from pkcard.daemon.services import AuditNote, Auditor, Intent
-from pkcard.errors import (
-    HostPinEntryRefused,
-    InvalidRequest,
-    NotSupported,
-    PinBlocked,
-    TransportPinActive,
-    WrongPin,
-)
+from pkcard.errors import InvalidRequest, NotSupported, TransportPinActive
 from pkcard.pin import PinEntry, PinRef, entry_from_field, host_secret
 from pkcard.pk import ProfessionalCard
-from pkcard.pk_driver import KeySlot, PkDriver
-from pkcard.readers import ReaderEvent, ReaderEventKind
-from pkcard.secret import Secret
+from pkcard.pk_driver import KeySlot
 from pkcard.v1 import signatures_pb2, signatures_pb2_grpc
 
 if TYPE_CHECKING:  # cryptography loads with the first certificate (issue #14, G6)
@@ -104,12 +94,13 @@ def _document_sha256(request: signatures_pb2.SignDocumentRequest) -> bytes:
 class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
     """SignDocument and VerifyDocument.
 
-    A SPIN sent for a reader with a PIN pad is refused
-    (:class:`HostPinEntryRefused`) unless ``allow_host_pin_entry``; an empty
-    SPIN on such a reader is typed there, and ``hub`` announces the entry.
-    ``limiter`` is the daemon's one failed-PIN limit: a wrong or blocked SPIN
-    counts against the card, and a card over the limit is refused
-    (:class:`~pkcard.errors.RateLimited`) before the SPIN reaches it.
+    The card job runs through ``backends`` (the reader's configured driver);
+    the SPIN is presented under ``pin_entry`` (:mod:`pkcard.daemon.pin_entry`):
+    a SPIN sent for a reader with a PIN pad is refused unless host entry is
+    allowed, an empty SPIN on such a reader is typed there (announced), and a
+    wrong or blocked SPIN counts against the card's failed-PIN limit; a card
+    over the limit is refused (:class:`~pkcard.errors.RateLimited`) before the
+    SPIN reaches it.
     """
 
     def __init__(
@@ -118,77 +109,55 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         auditor: Auditor,
         trust_anchors: Sequence[x509.Certificate],
         *,
-        hub: EventHub | None = None,
-        allow_host_pin_entry: bool = False,
-        limiter: FailedPinLimiter | None = None,
+        pin_entry: PinEntryPolicy | None = None,
         check_signature: Callable[[str], None] | None = None,
     ) -> None:
         # asks the backend whether the card's KPEP is revoked (SignatureRevoked), before the SPIN
         self._check_signature = check_signature
-        self._limiter = limiter  # the daemon's one failed-PIN limit: a wrong SPIN counts
         self._backends = backends
         self._auditor = auditor
         self._trust_anchors = tuple(trust_anchors)
-        self._hub = hub
-        self._allow_host_pin_entry = allow_host_pin_entry
-
-    def _announce(self, kind: ReaderEventKind, reader: str) -> None:
-        if self._hub is not None:
-            self._hub.publish(ReaderEvent(kind, reader))
+        self._pin_entry = pin_entry or PinEntryPolicy()
 
     def _sign_job(
-        self, reader: str, digest: bytes, spin: PinEntry, *, confirm: bool, note: AuditNote,
+        self, presenter: PinPresenter, digest: bytes, spin: PinEntry, *, confirm: bool,
+        note: AuditNote,
     ) -> PkJob[SignedDocument]:
-        """The card job; ``spin``: the client's SPIN, or :class:`PadEntry` (the PIN pad)."""
+        """The card job: read the KPEP certificate, present the SPIN, sign."""
 
-        def run(driver: PkDriver, pin_pad: bool) -> SignedDocument:
+        def run(card: ProfessionalCard, pin_pad: bool) -> SignedDocument:
             signing_time = datetime.now(UTC).replace(microsecond=0)
-            if pin_pad and isinstance(spin, Secret) and not self._allow_host_pin_entry:
-                raise HostPinEntryRefused(
-                    f"reader {reader!r} has a PIN pad: type the SPIN on the reader"
+            presenter.on_pad((spin,), pin_pad, "SPIN")  # a refused host SPIN never reads the card
+            serial = card.card_info().serial
+            note.card_serial = serial
+            if self._check_signature is not None:
+                self._check_signature(serial)  # a revoked KPEP never gets the SPIN
+            presenter.check(serial)  # before the certificate is read and the SPIN presented
+            certificate_der = card.certificate(KeySlot.SIGNATURE)
+            if certificate_der is None:
+                raise NotSupported(
+                    "this PK has no qualified signing certificate (KPEP): it cannot sign"
                 )
-            entry = spin if pin_pad else host_secret(spin)  # no pad: the host's SPIN
-            card = ProfessionalCard(driver)
-            with driver.transaction():  # one hold from the serial to the signature
-                serial = card.card_info().serial
-                note.card_serial = serial
-                if self._check_signature is not None:
-                    self._check_signature(serial)  # a revoked KPEP never gets the SPIN
-                if self._limiter is not None:
-                    self._limiter.check(serial)  # before the SPIN reaches the card
-                certificate_der = card.certificate(KeySlot.SIGNATURE)
-                if certificate_der is None:
-                    raise NotSupported(
-                        "this PK has no qualified signing certificate (KPEP): it cannot sign"
-                    )
-                signer = parse_certificate(certificate_der)
-                note.certificate_sha256 = signer.sha256_fingerprint.hex()
-                note.certificate_serial = format(signer.serial_number, "x")
+            signer = parse_certificate(certificate_der)
+            note.certificate_sha256 = signer.sha256_fingerprint.hex()
+            note.certificate_serial = format(signer.serial_number, "x")
 
-                def sign(to_be_signed: bytes) -> bytes:
-                    if isinstance(entry, Secret):
-                        return card.sign(to_be_signed, entry, confirm_last_try=confirm)
-                    self._announce(ReaderEventKind.PIN_ENTRY_STARTED, reader)
-                    try:
-                        return card.sign(to_be_signed, entry, confirm_last_try=confirm)
-                    finally:
-                        self._announce(ReaderEventKind.PIN_ENTRY_FINISHED, reader)
+            def sign(to_be_signed: bytes) -> bytes:
+                return presenter.present(
+                    serial, (spin,), pin_pad, what="SPIN",
+                    host=lambda: card.sign(to_be_signed, host_secret(spin),
+                                           confirm_last_try=confirm),
+                    pad=lambda: card.sign_on_pad(to_be_signed, confirm_last_try=confirm))
 
-                try:
-                    cms = sign_detached_digest(
-                        digest, certificate_der, sign, signing_time=signing_time
-                    )
-                except TransportPinActive:
-                    raise TransportPinActive(ACTIVATE_HINT) from None
-                except (WrongPin, PinBlocked):
-                    if self._limiter is not None:
-                        self._limiter.record_failure(serial)
-                    raise
-                if self._limiter is not None:
-                    self._limiter.record_success(serial)
+            try:
+                cms = sign_detached_digest(
+                    digest, certificate_der, sign, signing_time=signing_time
+                )
+            except TransportPinActive:
+                raise TransportPinActive(ACTIVATE_HINT) from None
             return SignedDocument(cms, signer, signing_time, digest, serial)
 
-        return PkJob(run)
+        return run
 
     def SignDocument(
         self, request: signatures_pb2.SignDocumentRequest, context: grpc.ServicerContext
@@ -204,9 +173,10 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             digest = _document_sha256(request)
             note.document_sha256 = digest.hex()
             remaining = context.time_remaining()
-            signed = self._backends.run(
+            signed = self._backends.pk(
                 reader,
-                self._sign_job(reader, digest, spin, confirm=request.confirm_last_try, note=note),
+                self._sign_job(self._pin_entry.presenter(reader, context), digest, spin,
+                               confirm=request.confirm_last_try, note=note),
                 timeout=None if remaining is None else max(0.0, remaining),
                 is_active=context.is_active,
             ).value

@@ -11,12 +11,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 
-from pkcard.cardinfo import CardInfo
+from pkcard import tlv
+from pkcard.cardinfo import CardInfo, parse_date, parse_text, required
 from pkcard.errors import FormatError
 
-__all__ = ["InsuredPerson", "KzzDriver", "ZzzsNumber"]
+__all__ = ["InsuredPerson", "KzzDriver", "ZzzsNumber", "parse_insured"]
 
 ZZZS_NUMBER_LENGTH = 9
+TAG_INSURED = 0x7F62
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ class InsuredPerson:
     zzzs_number: ZzzsNumber
     name: str
     birth_date: date
+
+
+def parse_insured(ef: bytes) -> InsuredPerson:
+    """EF.Insured (template 7F62, docs/card-profile.md), as every KZZ driver reads it."""
+    fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_INSURED, ef))
+    return InsuredPerson(
+        zzzs_number=ZzzsNumber(required(fields, 0xDF20).decode("ascii", errors="replace")),
+        name=parse_text(required(fields, 0x5F20), "insured person's name"),
+        birth_date=parse_date(required(fields, 0xDF12)),
+    )
 
 
 class KzzDriver(abc.ABC):

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from pkcard import tlv
 from pkcard.cardinfo import (
     FID_AUTH_CERT,
     FID_INSURED,
     KZZ_AID,
     CardInfo,
     IssuedKind,
-    parse_date,
-    parse_text,
     read_card_info,
     read_ef,
-    required,
     select_application,
 )
-from pkcard.kzz_driver import InsuredPerson, KzzDriver, ZzzsNumber
+from pkcard.kzz_driver import InsuredPerson, KzzDriver, parse_insured
 from pkcard.protocol import SmartCardProtocol
 from pkcard.transport import SmartCardConnection
 
@@ -26,7 +22,6 @@ __all__ = ["IsoKzzDriver"]
 
 INS_INTERNAL_AUTHENTICATE = 0x88
 KEY_CARD_AUTH = 0x01
-TAG_INSURED = 0x7F62
 
 
 class IsoKzzDriver(KzzDriver):
@@ -49,13 +44,7 @@ class IsoKzzDriver(KzzDriver):
         return read_card_info(self._protocol, IssuedKind.KZZ)
 
     def read_insured(self) -> InsuredPerson:
-        ef = read_ef(self._protocol, FID_INSURED)
-        fields = tlv.parse_dict(tlv.Tlv.unpack(TAG_INSURED, ef))
-        return InsuredPerson(
-            zzzs_number=ZzzsNumber(required(fields, 0xDF20).decode("ascii", errors="replace")),
-            name=parse_text(required(fields, 0x5F20), "insured person's name"),
-            birth_date=parse_date(required(fields, 0xDF12)),
-        )
+        return parse_insured(read_ef(self._protocol, FID_INSURED))
 
     def read_certificate(self) -> bytes:
         return read_ef(self._protocol, FID_AUTH_CERT)

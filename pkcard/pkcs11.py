@@ -1,4 +1,4 @@
-"""A :class:`~pkcard.pk_driver.PkDriver` over a PKCS#11 module (PyKCS11).
+"""A :class:`~pkcard.pk_driver.PkDriver` (and a KZZ driver) over a PKCS#11 module (PyKCS11).
 
 Real PKs are used through the card maker's PKCS#11 module; this driver makes
 :class:`~pkcard.pk.ProfessionalCard` (the PIN rules, the last-try guard, the
@@ -17,6 +17,11 @@ table and what each backend can model):
   ``pkcard`` on the card token, labelled ``EF.CardInfo`` / ``EF.Holder``,
   holding the bytes docs/card-profile.md defines;
 * the reactivation password has no PKCS#11 equivalent (``NOT_FOUND``).
+
+Keys and certificates are found by that ``CKA_ID``, else that label, else by
+the certificate's key usage (a card maker's module names objects its own way).
+:class:`Pkcs11KzzDriver` serves a KZZ token the same way (EF.CardInfo and
+EF.Insured objects, a public authentication key).
 
 PKCS#11 exposes no try counter, only flags: :class:`PinFlags` turns them into
 a :class:`~pkcard.pk_driver.PinAnswer`. Secrets go to the module as bytes and are
@@ -37,6 +42,8 @@ from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from cryptography import x509
 
 try:
     import PyKCS11
@@ -63,6 +70,7 @@ from pkcard.errors import (
     TransportError,
     WrongCardKind,
 )
+from pkcard.kzz_driver import InsuredPerson, KzzDriver, parse_insured
 from pkcard.pin import PIN_FORMATS, PinRef
 from pkcard.pk_driver import KeySlot, PinAnswer, PinOutcome, PkDriver, PkHolder, parse_holder
 from pkcard.pkcs11_select import TokenSelector
@@ -73,10 +81,15 @@ __all__ = [
     "KeyId",
     "PinFlags",
     "Pkcs11Module",
+    "Pkcs11KzzDriver",
     "Pkcs11PkDriver",
+    "Pkcs11Serialised",
+    "Pkcs11Token",
     "TokenInfo",
     "TokenSelector",
     "digest_info_sha256",
+    "key_usage",
+    "rsa_pss_sha256",
 ]
 
 DATA_APPLICATION = "pkcard"
@@ -291,7 +304,7 @@ class Pkcs11Module:
 # --- one token, one session ---------------------------------------------------------------
 
 
-class _Token:
+class Pkcs11Token:
     """One token of the card and the driver's session on it.
 
     What the session has read is kept with it (:meth:`cached`): the slot
@@ -444,6 +457,93 @@ class _Token:
     def sign(self, handle: Any, data: bytes, mechanism: Any) -> bytes:
         return bytes(self._call(lambda s: s.sign(handle, data, mechanism)))
 
+    def card_info(self, kind: IssuedKind) -> CardInfo:
+        """EF.CardInfo from its data object; :class:`WrongCardKind` for another ``kind``."""
+        info = parse_card_info(self.data_object(LABEL_CARD_INFO))
+        if info.kind is not kind:
+            raise WrongCardKind(f"EF.CardInfo says this is not a {kind.name}")
+        return info
+
+    def authenticate(self, key: KeyId, handle: Any, digest: bytes) -> bytes:
+        """ECDSA (raw ``r || s``) or RSASSA-PSS (SHA-256, salt 32) over a SHA-256 hash."""
+        if len(digest) != _SHA256_LENGTH:
+            raise FormatError("the hash must be a 32-byte SHA-256 digest")
+        key_type = self.key_type(key, handle)
+        if key_type == PyKCS11.CKK_EC:
+            return self.sign(handle, digest, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA))
+        if key_type == PyKCS11.CKK_RSA:
+            return self.sign(handle, digest, rsa_pss_sha256())
+        raise NotSupported("the authentication key is neither EC nor RSA")
+
+    def data_object(self, label: str) -> bytes:
+        """The value of the public ``pkcard`` data object ``label`` (EF.CardInfo, ...)."""
+        def read() -> bytes | None:
+            handle = self.find_one(
+                [
+                    (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
+                    (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
+                    (PyKCS11.CKA_LABEL, label),
+                ]
+            )
+            return None if handle is None else self.value(handle)
+
+        value = self.cached(("data", label), read)
+        if value is None:
+            raise NotSupported(f"the token carries no {label} data object")
+        return value
+
+    def find_key_object(self, key: KeyId, cls: int) -> Any | None:
+        """The certificate or private key (``cls``) of ``key``: by ID, label or key usage.
+
+        First ``CKA_ID`` = the profile's key reference (01 / 02), then
+        ``CKA_LABEL`` = ``auth`` / ``sign``, then the ``CKA_ID`` of the token's
+        certificate whose key usage fits (a card maker's module names its
+        objects its own way): the authentication certificate has
+        digitalSignature without nonRepudiation, the KPEP nonRepudiation.
+        """
+        for attribute, value in ((PyKCS11.CKA_ID, bytes([key])),
+                                 (PyKCS11.CKA_LABEL, key.label)):
+            handle = self.find_one([(PyKCS11.CKA_CLASS, cls), (attribute, value)])
+            if handle is not None:
+                return handle
+        cka_id = self._id_by_usage(key)
+        if cka_id is None:
+            return None
+        return self.find_one([(PyKCS11.CKA_CLASS, cls), (PyKCS11.CKA_ID, cka_id)])
+
+    def certificate(self, key: KeyId) -> bytes | None:
+        """The DER of ``key``'s certificate, or None when the token has none."""
+        handle = self.find_key_object(key, PyKCS11.CKO_CERTIFICATE)
+        return None if handle is None else self.value(handle)
+
+    def private_key(self, key: KeyId) -> Any | None:
+        """The handle of ``key``'s private key, or None when this session sees none."""
+        return self.find_key_object(key, PyKCS11.CKO_PRIVATE_KEY)
+
+    def _id_by_usage(self, key: KeyId) -> bytes | None:
+        certificates = self._call(
+            lambda s: s.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_CERTIFICATE)]))
+        for handle in certificates:
+            der, cka_id = self._call(lambda s, h=handle: s.getAttributeValue(
+                h, [PyKCS11.CKA_VALUE, PyKCS11.CKA_ID], True))
+            usage = key_usage(bytes(der))
+            if usage is None or not cka_id:
+                continue
+            fits = usage.content_commitment if key is KeyId.SIGN else (
+                usage.digital_signature and not usage.content_commitment)
+            if fits:
+                return bytes(cka_id)
+        return None
+
+
+def key_usage(der: bytes) -> x509.KeyUsage | None:
+    """The certificate's key usage; None when it has none or cannot be parsed."""
+    try:
+        return x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.KeyUsage).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+
 
 def _answer_for(code: int, flags: PinFlags, max_tries: int) -> PinAnswer:
     """The answer to a C_Login / C_SetPIN that did not succeed, from the flags after it."""
@@ -456,11 +556,7 @@ def _answer_for(code: int, flags: PinFlags, max_tries: int) -> PinAnswer:
     return flags.answer(max_tries)
 
 
-def _key_template(key: KeyId, cls: int) -> list[tuple[int, Any]]:
-    return [(PyKCS11.CKA_CLASS, cls), (PyKCS11.CKA_ID, bytes([key]))]
-
-
-def _rsa_pss_sha256() -> Any:
+def rsa_pss_sha256() -> Any:
     return PyKCS11.RSA_PSS_Mechanism(
         PyKCS11.CKM_RSA_PKCS_PSS, PyKCS11.CKM_SHA256, PyKCS11.CKG_MGF1_SHA256, _PSS_SALT
     )
@@ -469,7 +565,23 @@ def _rsa_pss_sha256() -> Any:
 # --- the driver ---------------------------------------------------------------------------
 
 
-class Pkcs11PkDriver(PkDriver):
+class Pkcs11Serialised:
+    """One lock over a driver's operations: :meth:`transaction` (the module locks the token)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Serialises this driver's operations; the module locks the token itself."""
+        return self._locked()
+
+
+class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
     """:class:`~pkcard.pk_driver.PkDriver` over the tokens of a PKCS#11 module.
 
     ``card`` selects the card token (PIN, PUK, authentication key);
@@ -483,9 +595,9 @@ class Pkcs11PkDriver(PkDriver):
         card: TokenSelector,
         signature: TokenSelector | None = None,
     ) -> None:
-        self._card = _Token(module, card)
-        self._signature = _Token(module, signature) if signature is not None else None
-        self._lock = threading.RLock()
+        super().__init__()
+        self._card = Pkcs11Token(module, card)
+        self._signature = Pkcs11Token(module, signature) if signature is not None else None
 
     def close(self) -> None:
         with self._lock:
@@ -495,45 +607,17 @@ class Pkcs11PkDriver(PkDriver):
 
     # --- session ---------------------------------------------------------------
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            yield
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """Serialises this driver's operations; the module locks the token itself."""
-        return self._locked()
-
     def select(self) -> None:
         """Check the card token's session (the signature token opens when first used)."""
         self._card.open()
 
     # --- card data -------------------------------------------------------------
 
-    def _data_object(self, label: str) -> bytes:
-        def read() -> bytes | None:
-            handle = self._card.find_one(
-                [
-                    (PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
-                    (PyKCS11.CKA_APPLICATION, DATA_APPLICATION),
-                    (PyKCS11.CKA_LABEL, label),
-                ]
-            )
-            return None if handle is None else self._card.value(handle)
-
-        value = self._card.cached(("data", label), read)
-        if value is None:
-            raise NotSupported(f"the token carries no {label} data object")
-        return value
-
     def read_card_info(self) -> CardInfo:
-        info = parse_card_info(self._data_object(LABEL_CARD_INFO))
-        if info.kind is not IssuedKind.PK:
-            raise WrongCardKind("EF.CardInfo says this is not a PK")
-        return info
+        return self._card.card_info(IssuedKind.PK)
 
     def read_holder(self) -> PkHolder:
-        return parse_holder(self._data_object(LABEL_HOLDER))
+        return parse_holder(self._card.data_object(LABEL_HOLDER))
 
     def read_certificate(self, slot: KeySlot) -> bytes | None:
         key = KeyId.AUTH if slot is KeySlot.AUTHENTICATION else KeyId.SIGN
@@ -541,15 +625,10 @@ class Pkcs11PkDriver(PkDriver):
         for token in tokens:
             if token is None:
                 continue
-            found = token.cached(("certificate", key), partial(self._certificate, token, key))
+            found = token.cached(("certificate", key), partial(token.certificate, key))
             if found is not None:
                 return found
         return None
-
-    @staticmethod
-    def _certificate(token: _Token, key: KeyId) -> bytes | None:
-        handle = token.find_one(_key_template(key, PyKCS11.CKO_CERTIFICATE))
-        return None if handle is None else token.value(handle)
 
     # --- PINs ------------------------------------------------------------------
 
@@ -576,7 +655,7 @@ class Pkcs11PkDriver(PkDriver):
             return PinAnswer(PinOutcome.OK)
         return flags.answer(max_tries)
 
-    def _token_for(self, ref: PinRef) -> _Token:
+    def _token_for(self, ref: PinRef) -> Pkcs11Token:
         if ref is PinRef.PIN:
             return self._card
         if ref is PinRef.SPIN and self._signature is not None:
@@ -638,8 +717,8 @@ class Pkcs11PkDriver(PkDriver):
 
     # --- keys ------------------------------------------------------------------
 
-    def _private_key(self, token: _Token, key: KeyId) -> Any:
-        handle = token.find_one(_key_template(key, PyKCS11.CKO_PRIVATE_KEY))
+    def _private_key(self, token: Pkcs11Token, key: KeyId) -> Any:
+        handle = token.private_key(key)
         if handle is None:
             if not token.logged_in():
                 # Private objects are invisible before C_Login.
@@ -652,12 +731,7 @@ class Pkcs11PkDriver(PkDriver):
         if len(digest) != _SHA256_LENGTH:
             raise FormatError("the hash must be a 32-byte SHA-256 digest")
         handle = self._private_key(self._card, KeyId.AUTH)
-        key_type = self._card.key_type(KeyId.AUTH, handle)
-        if key_type == PyKCS11.CKK_EC:
-            return self._card.sign(handle, digest, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA))
-        if key_type == PyKCS11.CKK_RSA:
-            return self._card.sign(handle, digest, _rsa_pss_sha256())
-        raise NotSupported("the authentication key is neither EC nor RSA")
+        return self._card.authenticate(KeyId.AUTH, handle, digest)
 
     def compute_signature(self, digest: bytes) -> bytes:
         """RSASSA-PKCS1-v1_5 (CKM_RSA_PKCS over the DigestInfo); consumes the SPIN."""
@@ -670,3 +744,52 @@ class Pkcs11PkDriver(PkDriver):
             return token.sign(handle, data, PyKCS11.Mechanism(PyKCS11.CKM_RSA_PKCS))
         finally:
             token.logout()  # sole control: the SPIN is consumed by each signature
+
+
+# --- the KZZ ---------------------------------------------------------------------------
+
+LABEL_INSURED = "EF.Insured"
+
+
+class Pkcs11KzzDriver(Pkcs11Serialised, KzzDriver):
+    """:class:`~pkcard.kzz_driver.KzzDriver` over the token ``card`` of a PKCS#11 module.
+
+    Where a module exposes a health insurance card (KZZ) as a token, this lets
+    :class:`~pkcard.kzz.HealthInsuranceCard` read it and sign the proof of
+    presence as over APDUs. The token carries EF.CardInfo and EF.Insured as
+    public ``pkcard`` data objects and the card authentication certificate and
+    key, found by ID, label or key usage (:meth:`Pkcs11Token.find_key_object`).
+    The KZZ has no secret: the key is a public object (``CKA_PRIVATE`` false),
+    used without C_Login; it signs with CKM_ECDSA (raw ``r || s``) or
+    RSASSA-PSS. Call :meth:`close` to close the session; the module stays its
+    owner's.
+    """
+
+    def __init__(self, module: Pkcs11Module, card: TokenSelector) -> None:
+        super().__init__()
+        self._card = Pkcs11Token(module, card)
+
+    def close(self) -> None:
+        with self._lock:
+            self._card.close()
+
+    def select(self) -> None:
+        self._card.open()
+
+    def read_card_info(self) -> CardInfo:
+        return self._card.card_info(IssuedKind.KZZ)
+
+    def read_insured(self) -> InsuredPerson:
+        return parse_insured(self._card.data_object(LABEL_INSURED))
+
+    def read_certificate(self) -> bytes:
+        der = self._card.certificate(KeyId.AUTH)
+        if der is None:
+            raise FormatError("the KZZ token has no authentication certificate")
+        return der
+
+    def internal_authenticate(self, digest: bytes) -> bytes:
+        handle = self._card.private_key(KeyId.AUTH)
+        if handle is None:
+            raise NotSupported("the module exposes no authentication key of this KZZ")
+        return self._card.authenticate(KeyId.AUTH, handle, digest)

@@ -18,6 +18,7 @@ process: write one with :func:`write_config` and load the module inside
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +27,18 @@ from typing import Any
 
 import PyKCS11
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pkcard.cardinfo import FID_CARD_INFO, FID_HOLDER, PK_AID, read_ef, select_application
+from pkcard.cardinfo import (
+    FID_CARD_INFO,
+    FID_HOLDER,
+    FID_INSURED,
+    KZZ_AID,
+    PK_AID,
+    read_ef,
+    select_application,
+)
 from pkcard.errors import ProfileError
 from pkcard.pkcs11 import DATA_APPLICATION, KeyId, Pkcs11Module
 from pkcard.protocol import SmartCardProtocol
@@ -80,8 +89,11 @@ def softhsm_conf(conf: Path) -> Iterator[None]:
 
 
 def card_files(profile: CardProfile) -> tuple[bytes, bytes]:
-    """EF.CardInfo and EF.Holder exactly as the simulated card serves them."""
+    """EF.CardInfo and EF.Holder (EF.Insured of a KZZ) as the simulated card serves them."""
     protocol = SmartCardProtocol(InProcessConnection(SimulatedCard.from_profile(profile)))
+    if profile.kind == CardKind.KZZ:
+        select_application(protocol, KZZ_AID)
+        return read_ef(protocol, FID_CARD_INFO), read_ef(protocol, FID_INSURED)
     select_application(protocol, PK_AID)
     return read_ef(protocol, FID_CARD_INFO), read_ef(protocol, FID_HOLDER)
 
@@ -227,3 +239,43 @@ def provision_pk(module: Pkcs11Module, profile: CardProfile) -> SoftHsmPk:
         [_key_template(sign, KeyId.SIGN), _certificate_template(sign, KeyId.SIGN)],
     )
     return SoftHsmPk(serial, card_serial, label, sign_serial)
+
+
+# A card maker's module names objects its own way: the KZZ token uses an ID and
+# a label that are not the profile's (01, "auth"), so the driver finds its key
+# by the certificate's key usage (docs/pkcs11.md).
+KZZ_OBJECT_LABEL = "Card Authentication"
+
+
+def _vendor_named(template: list[tuple[int, Any]], cka_id: bytes) -> list[tuple[int, Any]]:
+    """``template`` with a vendor-style ID and label, public (a KZZ has no secret)."""
+    renamed = {PyKCS11.CKA_ID: cka_id, PyKCS11.CKA_LABEL: KZZ_OBJECT_LABEL,
+               PyKCS11.CKA_PRIVATE: False}
+    return [(attribute, renamed.get(attribute, value)) for attribute, value in template]
+
+
+def provision_kzz(module: Pkcs11Module, profile: CardProfile) -> SoftHsmPk:
+    """Create the token of a KZZ profile: EF.CardInfo, EF.Insured, the public auth key.
+
+    The key is a public object (``CKA_PRIVATE`` false): the KZZ proves presence
+    without a PIN. SoftHSM2 still wants a user PIN to create objects: a random
+    one, forgotten at once. Objects carry a vendor-style ID (the SHA-1 of the
+    certificate) and label.
+    """
+    if profile.kind != CardKind.KZZ:
+        raise ProfileError(f"profile {profile.name} is not a KZZ")
+    lib = module.lib
+    serial = profile.card_info.serial
+    card_info, insured = card_files(profile)
+    auth = profile.key(KeyUse.AUTHENTICATION)
+    cka_id = x509.load_pem_x509_certificate(auth.certificate_path.read_bytes()).fingerprint(
+        hashes.SHA1())  # noqa: S303 - an object ID, as vendor modules derive it, not security
+    throwaway = secrets.token_hex(8)
+    slot, token_serial = _init_token(lib, serial, secrets.token_hex(8), throwaway)
+    _fill(lib, slot, throwaway, [
+        _vendor_named(_key_template(auth, KeyId.AUTH), cka_id),
+        _vendor_named(_certificate_template(auth, KeyId.AUTH), cka_id),
+        _data_template("EF.CardInfo", card_info),
+        _data_template("EF.Insured", insured),
+    ])
+    return SoftHsmPk(serial, token_serial, None, None)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,14 +197,16 @@ def make_root() -> Path:
     return root
 
 
-def start_pkcardd(root: Path, *, simulated: bool, backend: str | None) -> Pkcardd:
+def start_pkcardd(root: Path, *, simulated: bool, backend: str | None,
+                  extra_config: str = "") -> Pkcardd:
+    """``extra_config``: TOML appended to the config (tables such as ``[[card_backends]]``)."""
     config = root / "pkcardd.toml"
     lines = [f'workstation_id = "{WORKSTATION}"']
     if backend is not None:
         lines.append(f'backend = "{backend}"')
     if not simulated:
         lines.append("allow_host_pin_entry = true")
-    config.write_text("\n".join(lines) + "\n")
+    config.write_text("\n".join(lines) + "\n" + extra_config)
     log_path = root / "pkcardd.log"
     command = [
         sys.executable, "-m", "pkcard.daemon.main", "--simulated" if simulated else "--pcsc",
@@ -229,12 +231,18 @@ class Rig:
     daemon: Pkcardd
 
 
-def rig(*, simulated: bool) -> Iterator[Rig]:
-    """A backend and a pkcardd pointing at it; torn down after use."""
+def rig(*, simulated: bool, extra_config: Callable[[Path], str] | None = None) -> Iterator[Rig]:
+    """A backend and a pkcardd pointing at it; torn down after use.
+
+    ``extra_config(root)`` may prepare files under the rig's root and returns
+    TOML for the daemon's configuration.
+    """
     root = make_root()
     backend = BackendRig(root)
     try:
-        daemon = start_pkcardd(root, simulated=simulated, backend=backend.address)
+        extra = "" if extra_config is None else extra_config(root)
+        daemon = start_pkcardd(root, simulated=simulated, backend=backend.address,
+                               extra_config=extra)
         try:
             yield Rig(backend, daemon)
         finally:
