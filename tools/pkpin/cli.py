@@ -147,16 +147,7 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
     }
     for name, command in _PIN_COMMANDS.items():
         sub = commands.add_parser(name, words=words, help=helps[command])
-        sub.add_argument(
-            "--confirm-last-try",
-            action="store_true",
-            help=t.tr("do not ask before spending the last try"),
-        )
-        sub.add_argument(
-            "--pinpad",
-            action="store_true",
-            help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
-        )
+        _add_entry_options(sub, t)
     holder_helps = holder.help_texts(t)
     revoke = commands.add_parser(holder.REVOKE_SIGNATURE, words=words,
                                  help=holder_helps[holder.REVOKE_SIGNATURE])
@@ -173,28 +164,18 @@ def build_parser(words: Messages) -> argparse.ArgumentParser:
                                  help=holder_helps[holder.USE_BACKUP])
     backup.add_argument("--reason", choices=tuple(holder.SWITCH_CHOICES),
                         help=t.tr("why (default: pkpin asks)"))
-    backup.add_argument(
-        "--confirm-last-try",
-        action="store_true",
-        help=t.tr("do not ask before spending the last try"),
-    )
-    backup.add_argument(
-        "--pinpad",
-        action="store_true",
-        help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
-    )
+    _add_entry_options(backup, t)
     again = commands.add_parser(reactivate.COMMAND, words=words, help=reactivate.help_text(t))
-    again.add_argument(
-        "--confirm-last-try",
-        action="store_true",
-        help=t.tr("do not ask before spending the last try"),
-    )
-    again.add_argument(
-        "--pinpad",
-        action="store_true",
-        help=t.tr("type the PINs on the reader's PIN pad, not on the computer"),
-    )
+    _add_entry_options(again, t)
     return parser
+
+
+def _add_entry_options(command: argparse.ArgumentParser, t: Messages) -> None:
+    """The options of every command that presents a secret to the card."""
+    command.add_argument("--confirm-last-try", action="store_true",
+                         help=t.tr("do not ask before spending the last try"))
+    command.add_argument("--pinpad", action="store_true",
+                         help=t.tr("type the PINs on the reader's PIN pad, not on the computer"))
 
 
 def _socket(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
