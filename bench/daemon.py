@@ -351,7 +351,7 @@ def measure_latency(
         lambda: audited.get_pin_status(reader),
         lambda: unaudited.get_pin_status(reader),
         lambda: raw.held_session(apdus),
-        lambda: workers.run(reader, job),
+        lambda: workers.run(reader, lambda connection: job(ProfessionalCard.over(connection))),
     )
     with audited, unaudited, health_channel, direct_channel:
         try:

@@ -280,6 +280,15 @@ class Pkcs11Module:
         except PyKCS11.PyKCS11Error as exc:
             raise _module_error(exc) from None
 
+    def token_present(self, slot: int) -> bool:
+        """Whether ``slot`` holds a token now (C_GetSlotInfo: modules such as OpenSC
+        look at the reader here, and close the sessions of a card that changed)."""
+        try:
+            flags = int(self._lib.getSlotInfo(slot).flags)
+        except PyKCS11.PyKCS11Error as exc:
+            raise _module_error(exc) from None
+        return bool(flags & PyKCS11.CKF_TOKEN_PRESENT)
+
     def open_session(self, slot: int) -> Any:
         try:
             return self._lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
@@ -310,8 +319,9 @@ class Pkcs11Token:
     What the session has read is kept with it (:meth:`cached`): the slot
     found, key types, and public objects' values (EF.CardInfo, EF.Holder,
     certificates). A token pulled, reset or swapped closes the session, so
-    the next use of the cache checks the session first (C_GetSessionInfo,
-    the slot included) and a lost session drops the cache with it
+    the next use of the cache checks the slot (C_GetSlotInfo, where OpenSC
+    notices a changed card) and the session (C_GetSessionInfo, the slot
+    included) first, and a lost session drops the cache with it
     (:class:`CardReset` / :class:`CardRemoved`, as without the cache).
     Nothing private is cached: no secret, and no private key handle (they
     go with each C_Logout).
@@ -337,6 +347,9 @@ class Pkcs11Token:
     def open(self) -> None:
         """Find the token and open a session, unless the session is alive."""
         if self._session is not None:
+            if self._info is not None and not self._module.token_present(self._info.slot):
+                self._drop()
+                raise CardRemoved("the token left its slot")
             try:
                 slot = self._session.getSessionInfo().slotID
             except PyKCS11.PyKCS11Error as exc:

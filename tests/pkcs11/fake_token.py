@@ -196,7 +196,7 @@ class FakeLibrary:
         return _Info(label=token.label, serialNumber=token.serial, flags=token.flags)
 
     def getSlotInfo(self, slot: int) -> _Info:
-        return _Info(slotDescription=f"Fake reader {slot:02d}")
+        return _Info(slotDescription=f"Fake reader {slot:02d}", flags=PyKCS11.CKF_TOKEN_PRESENT)
 
     def openSession(self, slot: int, flags: int = 0) -> FakeSession:
         return FakeSession(self.tokens[slot], slot)
