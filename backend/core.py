@@ -12,11 +12,11 @@ from pkcard.backend.registry import (
     CardState,
     Challenge,
     HolderProof,
-    LossReason,
     NonceCheck,
     Registry,
 )
 from pkcard.errors import AuthorizationsRefused, RefusalReason, TokenRefused
+from pkcard.holder import LossReason
 from pkcard.secret import Secret
 from pkcard.token import BackupSwitchReason, Environment, PossessionProof
 from pkcard.verify import Clock, SessionScope, TokenVerifier, TrustAnchors, VerifiedSession

@@ -64,6 +64,7 @@ from pkcard.errors import (
     WrongPin,
     tries_left_text,
 )
+from pkcard.holder import LossReason, SwitchKind
 from pkcard.secret import Secret
 from pkcard.token import NONCE_LENGTH, BackupSwitchReason, CardRole, wire_name
 from pkcard.verify import (
@@ -109,21 +110,6 @@ class AuditEvent(IntEnum):
     # 21 on: authorizations (issue 15 point 4); numbered apart from other additions
     AUTHORIZATIONS_ORDERED = 21  # an employer's order (ChangeAuthorizations)
     AUTHORIZATION_CODE_ADDED = 22  # a code added to the catalogue
-
-
-class LossReason(IntEnum):
-    """Why a holder reported a card (ReportCardLost). Stable numbers: the protobuf LossReason."""
-
-    LOST = 1
-    STOLEN = 2
-    MISUSED = 3
-
-
-class SwitchKind(IntEnum):
-    """Which way a switch between a holder's cards went."""
-
-    BACKUP_ACTIVATED = 1
-    REGULAR_REACTIVATED = 2
 
 
 MAX_SWITCHES_SHOWN = 20

@@ -35,7 +35,7 @@ from pkcard.backend.authorizations import (
     check_order,
 )
 from pkcard.backend.core import SessionBackend
-from pkcard.backend.registry import CardState, LossReason, Registry
+from pkcard.backend.registry import CardState, Registry
 from pkcard.backend.v1 import backend_pb2 as pb
 from pkcard.backend.v1 import backend_pb2_grpc as pb_grpc
 from pkcard.errors import (
@@ -51,6 +51,7 @@ from pkcard.errors import (
     TokenRefused,
     WrongPin,
 )
+from pkcard.holder import LossReason
 from pkcard.secret import Secret
 from pkcard.token import BackupSwitchReason, CardRole, PossessionProof, ProofMethod
 from pkcard.verify import Clock, SessionScope
