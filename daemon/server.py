@@ -338,7 +338,6 @@ class Daemon:
         """Make every servicer once; the function that adds them all to a server."""
         limits = self.config.limits
         readers = ReaderServicer(self._readers, self._hub)
-        # One limiter for every PIN the daemon presents, whichever service presents it.
         pin_limiter = FailedPinLimiter(limits.failed_pin_limit, limits.failed_pin_window_s)
         credits = PinCredits(limits.pin_reuse_s, lambda context: access.identify(context).key)
         # One policy for every secret the daemon presents, whichever service presents it.
