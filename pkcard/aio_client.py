@@ -17,13 +17,16 @@ from pkcard.client import (
     CardReading,
     PinReport,
     WatchItem,
+    backup_request,
     card_reading,
     error_from_rpc,
+    lost_request,
     pin_report,
     pin_status,
     reader_state,
     reference,
     reveal,
+    revoke_request,
     sign_request,
     signature_info,
     signed_document,
@@ -33,10 +36,12 @@ from pkcard.client import (
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.endpoint import client_socket, connect_socket
+from pkcard.holder import BackendCardStatus, LossReason, card_status
 from pkcard.pin import PinEntry, PinRef, PinStatus
 from pkcard.readers import ReaderState
 from pkcard.secret import Secret
 from pkcard.sessions import (
+    BackupSwitchReason,
     OpenedSession,
     RestrictedMode,
     SessionStatus,
@@ -50,6 +55,8 @@ from pkcard.socket_trust import checked_aio_channel
 from pkcard.v1 import (
     cards_pb2,
     cards_pb2_grpc,
+    holder_pb2,
+    holder_pb2_grpc,
     readers_pb2,
     readers_pb2_grpc,
     sessions_pb2,
@@ -79,6 +86,7 @@ class AsyncPkcardClient:
         self._cards = cards_pb2_grpc.CardServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
         self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
+        self._holder = holder_pb2_grpc.HolderServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -175,10 +183,11 @@ class AsyncPkcardClient:
         self, pk_reader: str, challenge: bytes, authorizations: Sequence[str], *,
         kzz_reader: str | None = None, restricted: RestrictedMode | None = None,
         pin: PinEntry | str = "", confirm_last_try: bool = False,
+        backup_switch: BackupSwitchReason | None = None,
     ) -> OpenedSession:
         request = open_request(
             pk_reader, challenge, authorizations, kzz_reader=kzz_reader, restricted=restricted,
-            pin=reveal(pin), confirm_last_try=confirm_last_try,
+            pin=reveal(pin), confirm_last_try=confirm_last_try, backup_switch=backup_switch,
         )
         try:
             response = await self._call(self._sessions.OpenSession, request)
@@ -213,6 +222,43 @@ class AsyncPkcardClient:
         finally:
             request.Clear()
         return str(response.card_serial)
+
+    # --- the holder's card at the backend: see PkcardClient ---------------------------
+
+    async def get_card_status(self, reader: str) -> BackendCardStatus:
+        response = await self._call(self._holder.GetCardStatus,
+                                    holder_pb2.GetCardStatusRequest(reader=reader))
+        return card_status(response)
+
+    async def activate_backup(self, reader: str, reason: BackupSwitchReason, *,
+                              pin: PinEntry | str = "", confirm_last_try: bool = False) -> bool:
+        request = backup_request(reader, reason, reveal(pin), confirm_last_try)
+        try:
+            response = await self._call(self._holder.ActivateBackupCard, request)
+        finally:
+            request.Clear()
+        return bool(response.activated)
+
+    async def revoke_signature(self, password: Secret | str, *, reader: str | None = None,
+                               card_serial: str | None = None) -> str:
+        request = revoke_request(reveal(password), reader, card_serial)
+        try:
+            response = await self._call(self._holder.RevokeSignature, request)
+        finally:
+            request.Clear()
+        return str(response.card_serial)
+
+    async def report_card_lost(self, reason: LossReason, password: Secret | str, *,
+                               card_serial: str | None = None,
+                               reader: str | None = None) -> str:
+        request = lost_request(reason, reveal(password), reader, card_serial)
+        try:
+            response = await self._call(self._holder.ReportCardLost, request)
+        finally:
+            request.Clear()
+        return str(response.card_serial)
+
+    # --- qualified signatures: see PkcardClient ----------------------------------------
 
     async def sign_document(
         self, reader: str, document: bytes | None = None, *,

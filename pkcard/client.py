@@ -321,6 +321,31 @@ def _which_card(
         request.card_serial = card_serial
 
 
+def backup_request(reader: str, reason: BackupSwitchReason, pin: str,
+                   confirm_last_try: bool) -> holder_pb2.ActivateBackupCardRequest:
+    """The ActivateBackupCard request (both clients; clear it after the call)."""
+    return holder_pb2.ActivateBackupCardRequest(
+        reader=reader, reason=sessions_pb2.BackupSwitchReason.ValueType(int(reason)),
+        pin=pin, confirm_last_try=confirm_last_try)
+
+
+def revoke_request(password: str, reader: str | None,
+                   card_serial: str | None) -> holder_pb2.RevokeSignatureRequest:
+    """The RevokeSignature request for exactly one of ``reader`` and ``card_serial``."""
+    request = holder_pb2.RevokeSignatureRequest(password=password)
+    _which_card(request, reader, card_serial)
+    return request
+
+
+def lost_request(reason: LossReason, password: str, reader: str | None,
+                 card_serial: str | None) -> holder_pb2.ReportCardLostRequest:
+    """The ReportCardLost request for exactly one of ``reader`` and ``card_serial``."""
+    request = holder_pb2.ReportCardLostRequest(
+        reason=holder_pb2.LossReason.ValueType(int(reason)), password=password)
+    _which_card(request, reader, card_serial)
+    return request
+
+
 def error_from_rpc(error: grpc.RpcError) -> PkcardError:
     """The pkcard error for a failed call, from its ErrorInfo or else from its code."""
     code: grpc.StatusCode = error.code()
@@ -575,9 +600,7 @@ class PkcardClient:
         The card proves to the backend that it is in the reader, which needs its
         ``pin`` verified; empty: already verified, or typed on the reader's PIN pad.
         """
-        request = holder_pb2.ActivateBackupCardRequest(
-            reader=reader, reason=sessions_pb2.BackupSwitchReason.ValueType(int(reason)),
-            pin=reveal(pin), confirm_last_try=confirm_last_try)
+        request = backup_request(reader, reason, reveal(pin), confirm_last_try)
         try:
             response: holder_pb2.ActivateBackupCardResponse = self._call(
                 self._holder.ActivateBackupCard, request)
@@ -589,8 +612,7 @@ class PkcardClient:
                          card_serial: str | None = None) -> str:
         """Revoke the KPEP of the PK in ``reader`` (or of ``card_serial``) with the holder's
         reactivation password, for good; returns the card's serial."""
-        request = holder_pb2.RevokeSignatureRequest(password=reveal(password))
-        _which_card(request, reader, card_serial)
+        request = revoke_request(reveal(password), reader, card_serial)
         try:
             response: holder_pb2.RevokeSignatureResponse = self._call(
                 self._holder.RevokeSignature, request)
@@ -601,9 +623,7 @@ class PkcardClient:
     def report_card_lost(self, reason: LossReason, password: Secret | str, *,
                          card_serial: str | None = None, reader: str | None = None) -> str:
         """Report a PK lost, stolen or misused: it is revoked for good; returns its serial."""
-        request = holder_pb2.ReportCardLostRequest(
-            reason=holder_pb2.LossReason.ValueType(int(reason)), password=reveal(password))
-        _which_card(request, reader, card_serial)
+        request = lost_request(reason, reveal(password), reader, card_serial)
         try:
             response: holder_pb2.ReportCardLostResponse = self._call(
                 self._holder.ReportCardLost, request)
