@@ -18,6 +18,12 @@ import os
 import sys
 from collections.abc import Iterator
 
+# The suite starts its subprocesses by fork + exec while gRPC channels and servers are live
+# in this process. gRPC's fork handlers exist for a child that keeps using gRPC; for fork +
+# exec its documentation says to turn them off, and a prefork handler waiting for gRPC's
+# threads was seen to hang a long run. Read when grpc is first imported, so set it first.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
 import pytest
 from hypothesis import HealthCheck, settings
 from pgserver import pg_database, pg_server  # noqa: F401 - the PostgreSQL fixtures
