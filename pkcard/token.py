@@ -148,7 +148,9 @@ _WIRE_NAMES: Mapping[tuple[type[IntEnum], str], IntEnum] = MappingProxyType({
     for member in enum
 })
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")  # by len(text) % 4
 
 
 def b64url_encode(data: bytes) -> str:
@@ -159,24 +161,31 @@ def b64url_encode(data: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """Strict unpadded base64url: no padding, no other characters, canonical trailing bits."""
     tail = len(text) % 4
-    if tail == 1 or not text.isascii():
+    if tail == 1 or not text.isascii() or "+" in text or "/" in text or "=" in text:
         raise FormatError("not canonical unpadded base64url")
     raw = text.encode("ascii")
-    if raw.translate(None, _B64URL_ALPHABET):
-        raise FormatError("not canonical unpadded base64url")
     # the unused low bits of the last character must be zero (RFC 4648 section 3.5)
     if tail and _B64URL_ALPHABET.find(raw[-1]) & (0x0F if tail == 2 else 0x03):
         raise FormatError("not canonical unpadded base64url")
-    return binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-tail % 4), strict_mode=True)
+    try:  # strict: any character outside the alphabet (now "-" and "_" are mapped) is refused
+        return binascii.a2b_base64(raw.translate(_URL_TO_STD) + _PADDING[tail], strict_mode=True)
+    except binascii.Error:
+        raise FormatError("not canonical unpadded base64url") from None
 
 
 def b64_decode_strict(text: str) -> bytes:
     """Strict padded standard base64 (the encoding of ``x5c`` and ``kzzCert``)."""
+    if len(text) % 4 or not text.isascii() or "-" in text or "_" in text:
+        raise FormatError("not canonical base64")
+    raw = text.encode("ascii")
     try:
-        data = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise FormatError("not canonical base64") from exc
-    if base64.b64encode(data).decode("ascii") != text:
+        data = binascii.a2b_base64(raw, strict_mode=True)
+    except binascii.Error:
+        raise FormatError("not canonical base64") from None
+    # strict mode checks the padding's place, not the unused low bits before it
+    if raw.endswith(b"=") and _B64_ALPHABET.find(raw[-3 if raw.endswith(b"==") else -2]) & (
+        0x0F if raw.endswith(b"==") else 0x03
+    ):
         raise FormatError("not canonical base64")
     return data
 
@@ -323,36 +332,141 @@ class SessionClaims:
     @classmethod
     def from_json(cls, obj: Mapping[str, object]) -> SessionClaims:
         """Parse a payload object strictly: unknown claims and wrong types are refused."""
-        unknown = obj.keys() - CLAIM_NAMES
-        if unknown:
-            raise FormatError(f"unknown claims: {sorted(unknown)!r}")
-        auths = obj.get("authorizations")
-        if not isinstance(auths, list) or not all(isinstance(a, str) for a in auths):
-            raise FormatError("claim 'authorizations' must be a list of strings")
-        proof = _opt_str(obj, "kzzProof")
-        cert = _opt_str(obj, "kzzCert")
-        return cls(
-            version=_int(obj, "version"),
-            iss=_str(obj, "iss"),
-            iat=_int(obj, "iat"),
-            exp=_int(obj, "exp"),
-            nonce=b64url_decode(_str(obj, "nonce")),
-            proof_method=_from_wire(ProofMethod, obj.get("proofMethod"), "proofMethod"),
-            actor_id=_str(obj, "actorId"),
-            profession=_from_wire(Profession, obj.get("profession"), "profession"),
-            card_serial=_str(obj, "cardSerial"),
-            card_role=_from_wire(CardRole, obj.get("cardRole"), "cardRole"),
-            environment=_from_wire(Environment, obj.get("environment"), "environment"),
-            authorizations=tuple(auths),
-            patient_id=_opt_str(obj, "patientId"),
-            patient_proof_time=_opt_int(obj, "patientProofTime"),
-            kzz_serial=_opt_str(obj, "kzzSerial"),
-            kzz_proof=None if proof is None else b64url_decode(proof),
-            kzz_cert=None if cert is None else b64_decode_strict(cert),
-            restricted_reason=_opt_str(obj, "restrictedReason"),
-            backup_switch=None if "backupSwitch" not in obj
-            else _from_wire(BackupSwitchReason, obj.get("backupSwitch"), "backupSwitch"),
-        )
+        claims = _claims_one_pass(cls, obj)
+        if claims is not None:
+            return claims
+        # something is wrong (or unusual): the field-by-field parser names it
+        return _claims_by_field(cls, obj)
+
+
+def _claims_by_field(cls: type[SessionClaims], obj: Mapping[str, object]) -> SessionClaims:
+    """The reference parser: each claim read on its own, then :meth:`SessionClaims._check`."""
+    unknown = obj.keys() - CLAIM_NAMES
+    if unknown:
+        raise FormatError(f"unknown claims: {sorted(unknown)!r}")
+    auths = obj.get("authorizations")
+    if not isinstance(auths, list) or not all(isinstance(a, str) for a in auths):
+        raise FormatError("claim 'authorizations' must be a list of strings")
+    proof = _opt_str(obj, "kzzProof")
+    cert = _opt_str(obj, "kzzCert")
+    return cls(
+        version=_int(obj, "version"),
+        iss=_str(obj, "iss"),
+        iat=_int(obj, "iat"),
+        exp=_int(obj, "exp"),
+        nonce=b64url_decode(_str(obj, "nonce")),
+        proof_method=_from_wire(ProofMethod, obj.get("proofMethod"), "proofMethod"),
+        actor_id=_str(obj, "actorId"),
+        profession=_from_wire(Profession, obj.get("profession"), "profession"),
+        card_serial=_str(obj, "cardSerial"),
+        card_role=_from_wire(CardRole, obj.get("cardRole"), "cardRole"),
+        environment=_from_wire(Environment, obj.get("environment"), "environment"),
+        authorizations=tuple(auths),
+        patient_id=_opt_str(obj, "patientId"),
+        patient_proof_time=_opt_int(obj, "patientProofTime"),
+        kzz_serial=_opt_str(obj, "kzzSerial"),
+        kzz_proof=None if proof is None else b64url_decode(proof),
+        kzz_cert=None if cert is None else b64_decode_strict(cert),
+        restricted_reason=_opt_str(obj, "restrictedReason"),
+        backup_switch=None if "backupSwitch" not in obj
+        else _from_wire(BackupSwitchReason, obj.get("backupSwitch"), "backupSwitch"),
+    )
+
+
+_ID_MATCH = _ID_RE.fullmatch
+_AUTH_CODE_MATCH = _AUTH_CODE_RE.fullmatch
+_ZZZS_MATCH = _ZZZS_RE.fullmatch
+_MAX_TIME = 2**40
+_PROOF_METHODS: Mapping[object, ProofMethod] = MappingProxyType(
+    {wire_name(m): m for m in ProofMethod})
+_PROFESSIONS: Mapping[object, Profession] = MappingProxyType(
+    {wire_name(m): m for m in Profession})
+_CARD_ROLES: Mapping[object, CardRole] = MappingProxyType({wire_name(m): m for m in CardRole})
+_ENVIRONMENTS: Mapping[object, Environment] = MappingProxyType(
+    {wire_name(m): m for m in Environment})
+_SWITCH_REASONS: Mapping[object, BackupSwitchReason] = MappingProxyType(
+    {wire_name(m): m for m in BackupSwitchReason})
+
+
+def _claims_one_pass(cls: type[SessionClaims], obj: Mapping[str, object]) -> SessionClaims | None:
+    """The claims of a well-formed payload in one pass, or None for :meth:`from_json` to refuse.
+
+    It accepts a subset of what the field-by-field parser and
+    :meth:`SessionClaims._check` accept (issue #14, G4: a verifier parses every
+    token's claims), and builds the same, already checked, frozen object
+    without running the checks a second time. tests/backend/test_claims_codec.py
+    proves on random objects that both parsers agree.
+    """
+    if not obj.keys() <= CLAIM_NAMES:
+        return None
+    get = obj.get
+    iss, actor, serial = get("iss"), get("actorId"), get("cardSerial")
+    iat, exp, nonce_text = get("iat"), get("exp"), get("nonce")
+    auths = get("authorizations")
+    if (get("version") != TOKEN_VERSION or type(get("version")) is not int
+            or type(iss) is not str or type(actor) is not str or type(serial) is not str
+            or type(iat) is not int or type(exp) is not int or type(nonce_text) is not str
+            or type(auths) is not list or len(auths) > MAX_AUTHORIZATIONS
+            or not 0 <= iat < _MAX_TIME or not 0 <= exp < _MAX_TIME
+            or not _ID_MATCH(iss) or not _ID_MATCH(actor) or not _ID_MATCH(serial)):
+        return None
+    for code in auths:
+        if type(code) is not str or not _AUTH_CODE_MATCH(code):
+            return None
+    if len(set(auths)) != len(auths):
+        return None
+    method_text, profession_text = get("proofMethod"), get("profession")
+    role_text, environment_text = get("cardRole"), get("environment")
+    if (type(method_text) is not str or type(profession_text) is not str
+            or type(role_text) is not str or type(environment_text) is not str):
+        return None
+    proof_method = _PROOF_METHODS.get(method_text)
+    profession = _PROFESSIONS.get(profession_text)
+    role = _CARD_ROLES.get(role_text)
+    environment = _ENVIRONMENTS.get(environment_text)
+    if proof_method is None or profession is None or role is None or environment is None:
+        return None
+    switch = None
+    if "backupSwitch" in obj:
+        switch_text = get("backupSwitch")
+        switch = _SWITCH_REASONS.get(switch_text) if type(switch_text) is str else None
+        if switch is None or role is not CardRole.BACKUP:
+            return None
+    patient = get("patientId")
+    if "patientId" in obj and (type(patient) is not str or not _ZZZS_MATCH(patient)):
+        return None
+    proof_text, cert_text = get("kzzProof"), get("kzzCert")
+    kzz_serial, proof_time = get("kzzSerial"), get("patientProofTime")
+    reason = get("restrictedReason")
+    kzz_proof = kzz_cert = None
+    try:
+        nonce = b64url_decode(nonce_text)
+        if proof_method is ProofMethod.KZZ_CONTACT_PCSC:
+            if (patient is None or type(kzz_serial) is not str or not _ID_MATCH(kzz_serial)
+                    or type(proof_time) is not int or not 0 <= proof_time < _MAX_TIME
+                    or type(proof_text) is not str or type(cert_text) is not str
+                    or "restrictedReason" in obj):
+                return None
+            kzz_proof = b64url_decode(proof_text)
+            kzz_cert = b64_decode_strict(cert_text)
+        elif (type(reason) is not str or not reason.strip() or len(reason) > MAX_RESTRICTED_REASON
+              or "kzzSerial" in obj or "patientProofTime" in obj or "kzzProof" in obj
+              or "kzzCert" in obj):
+            return None
+    except FormatError:
+        return None
+    if len(nonce) != NONCE_LENGTH:
+        return None
+    claims = object.__new__(cls)
+    # every value is checked above, as _check would: set the frozen fields directly
+    claims.__dict__.update(
+        iss=iss, iat=iat, exp=exp, nonce=nonce, proof_method=proof_method, actor_id=actor,
+        profession=profession, card_serial=serial, card_role=role, environment=environment,
+        authorizations=tuple(auths), patient_id=patient, patient_proof_time=proof_time,
+        kzz_serial=kzz_serial, kzz_proof=kzz_proof, kzz_cert=kzz_cert, restricted_reason=reason,
+        version=TOKEN_VERSION, backup_switch=switch,
+    )
+    return claims
 
 
 def _str(obj: Mapping[str, object], key: str) -> str:
