@@ -72,6 +72,7 @@ __all__ = [
     "build_token",
     "kzz_proof_digest",
     "make_kzz_proof",
+    "parse_compact_payload",
     "session_claims",
     "signing_input",
     "wire_name",
@@ -463,6 +464,99 @@ def _claims_one_pass(cls: type[SessionClaims], obj: Mapping[str, object]) -> Ses
         iss=iss, iat=iat, exp=exp, nonce=nonce, proof_method=proof_method, actor_id=actor,
         profession=profession, card_serial=serial, card_role=role, environment=environment,
         authorizations=tuple(auths), patient_id=patient, patient_proof_time=proof_time,
+        kzz_serial=kzz_serial, kzz_proof=kzz_proof, kzz_cert=kzz_cert, restricted_reason=reason,
+        version=TOKEN_VERSION, backup_switch=switch,
+    )
+    return claims
+
+
+_RX_ID = r'"([A-Za-z0-9._:-]{1,64})"'  # _ID_RE: never a quote or a backslash to decode
+_RX_INT = r"(0|[1-9][0-9]{0,12})"  # JSON's integers of at most 13 digits (2**40 has 13)
+_RX_CODE = r'"[A-Z][A-Z0-9]{1,15}"'
+_RX_WIRE = r'"([a-z-]{1,32})"'
+_RX_JSON_STRING = r'"((?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*)"'
+_COMPACT_PAYLOAD = re.compile(
+    r'\{"version":1,"iss":' + _RX_ID + ',"iat":' + _RX_INT + ',"exp":' + _RX_INT
+    + r',"nonce":"([A-Za-z0-9_-]{43})","proofMethod":' + _RX_WIRE + ',"actorId":' + _RX_ID
+    + ',"profession":' + _RX_WIRE + ',"cardSerial":' + _RX_ID + ',"cardRole":' + _RX_WIRE
+    + ',"environment":' + _RX_WIRE
+    + r',"authorizations":\[((?:' + _RX_CODE + "(?:," + _RX_CODE + r")*)?)\]"
+    + r'(?:,"patientId":"([0-9]{9})")?(?:,"patientProofTime":' + _RX_INT + ")?"
+    + '(?:,"kzzSerial":' + _RX_ID + r')?(?:,"kzzProof":"([A-Za-z0-9_-]*)")?'
+    + r'(?:,"kzzCert":"([A-Za-z0-9+/]*={0,2})")?'
+    + '(?:,"restrictedReason":' + _RX_JSON_STRING + ")?"
+    + '(?:,"backupSwitch":' + _RX_WIRE + r")?\}"
+)
+_JSON_STRING = json.JSONDecoder().decode
+
+
+def parse_compact_payload(segment: bytes) -> SessionClaims | None:
+    """The claims of a payload laid out exactly as :func:`build_token` writes it, else None.
+
+    pkcardd writes every payload with :meth:`SessionClaims.to_json`'s claim
+    order and compact ASCII JSON. One regular expression checks that layout
+    and every claim's syntax at once (issue #14, G4: a verifier reads every
+    token's payload); the values then get the checks the syntax cannot
+    express (ranges, uniqueness, which claims go together). None means
+    "not in this layout or not valid": parse it as JSON with
+    :meth:`SessionClaims.from_json`, which accepts any key order and
+    spacing and names what is wrong. tests/backend/test_claims_codec.py
+    proves on random and mutated payloads that both agree.
+    """
+    try:
+        match = _COMPACT_PAYLOAD.fullmatch(segment.decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+    if match is None:
+        return None
+    (iss, iat_text, exp_text, nonce_text, method_text, actor, profession_text, serial,
+     role_text, environment_text, codes, patient, proof_time_text, kzz_serial, proof_text,
+     cert_text, reason, switch_text) = match.groups()
+    iat, exp = int(iat_text), int(exp_text)
+    proof_method = _PROOF_METHODS.get(method_text)
+    profession = _PROFESSIONS.get(profession_text)
+    role = _CARD_ROLES.get(role_text)
+    environment = _ENVIRONMENTS.get(environment_text)
+    if (proof_method is None or profession is None or role is None or environment is None
+            or iat >= _MAX_TIME or exp >= _MAX_TIME):
+        return None
+    authorizations = tuple(codes[1:-1].split('","')) if codes else ()
+    if len(authorizations) > MAX_AUTHORIZATIONS or len(set(authorizations)) != len(
+            authorizations):
+        return None
+    switch = None
+    if switch_text is not None:
+        switch = _SWITCH_REASONS.get(switch_text)
+        if switch is None or role is not CardRole.BACKUP:
+            return None
+    proof_time = kzz_proof = kzz_cert = None
+    try:
+        nonce = b64url_decode(nonce_text)
+        if proof_method is ProofMethod.KZZ_CONTACT_PCSC:
+            if (patient is None or proof_time_text is None or kzz_serial is None
+                    or proof_text is None or cert_text is None or reason is not None):
+                return None
+            proof_time = int(proof_time_text)
+            if proof_time >= _MAX_TIME:
+                return None
+            kzz_proof = b64url_decode(proof_text)
+            kzz_cert = b64_decode_strict(cert_text)
+        else:
+            if (reason is None or proof_time_text is not None or kzz_serial is not None
+                    or proof_text is not None or cert_text is not None):
+                return None
+            if "\\" in reason:
+                reason = _JSON_STRING(f'"{reason}"')
+            if not reason.strip() or len(reason) > MAX_RESTRICTED_REASON:
+                return None
+    except FormatError:
+        return None
+    claims = object.__new__(SessionClaims)
+    # every value is checked above, as _check would: set the frozen fields directly
+    claims.__dict__.update(
+        iss=iss, iat=iat, exp=exp, nonce=nonce, proof_method=proof_method, actor_id=actor,
+        profession=profession, card_serial=serial, card_role=role, environment=environment,
+        authorizations=authorizations, patient_id=patient, patient_proof_time=proof_time,
         kzz_serial=kzz_serial, kzz_proof=kzz_proof, kzz_cert=kzz_cert, restricted_reason=reason,
         version=TOKEN_VERSION, backup_switch=switch,
     )

@@ -58,6 +58,7 @@ from pkcard.token import (
     b64_decode_strict,
     b64url_decode,
     kzz_proof_digest,
+    parse_compact_payload,
     reactivation_proof_digest,
     wire_name,
 )
@@ -468,17 +469,9 @@ class TokenVerifier:
         """Every check that needs neither the nonce store nor the registry."""
         header_part, payload_part, signature_part = self._split(token)
         payload_bytes = _b64url(payload_part, "payload")
-        payload = _json_object_fast(payload_bytes)
-        if payload is None:
-            payload = _json_object(payload_bytes, "payload")
-        try:
-            claims = SessionClaims.from_json(payload)
-        except FormatError as exc:
-            version = payload.get("version")
-            unsupported = isinstance(version, int) and version != TOKEN_VERSION
-            reason = (RefusalReason.VERSION_UNSUPPORTED if unsupported
-                      else RefusalReason.CLAIMS_INVALID)
-            raise TokenRefused(reason, str(exc)) from exc
+        claims = parse_compact_payload(payload_bytes)  # what pkcardd writes: one regex
+        if claims is None:
+            claims = self._parse_payload(payload_bytes)
         if claims.environment is not self._environment:
             raise TokenRefused(
                 RefusalReason.ENVIRONMENT_MISMATCH,
@@ -498,6 +491,21 @@ class TokenVerifier:
         if not claims.proof_method.restricted:
             self._check_kzz(claims, now)
         return claims, chain
+
+    @staticmethod
+    def _parse_payload(payload_bytes: bytes) -> SessionClaims:
+        """Any other layout: strict JSON, then the claims (or the reason they are refused)."""
+        payload = _json_object_fast(payload_bytes)
+        if payload is None:
+            payload = _json_object(payload_bytes, "payload")
+        try:
+            return SessionClaims.from_json(payload)
+        except FormatError as exc:
+            version = payload.get("version")
+            unsupported = isinstance(version, int) and version != TOKEN_VERSION
+            reason = (RefusalReason.VERSION_UNSUPPORTED if unsupported
+                      else RefusalReason.CLAIMS_INVALID)
+            raise TokenRefused(reason, str(exc)) from exc
 
     def verify_possession(self, proof: PossessionProof, card_serial: str) -> ProvenKey:
         """Check a PK's proof of possession for ``card_serial``; no nonce, no registry.

@@ -1,9 +1,11 @@
 """The verifier's fast paths (issue #14, G4) agree with the strict reference parsers.
 
-``pkcard.verify`` parses a token's payload with Python's C JSON decoder alone
-when it can prove that no key repeats (else with the duplicate-key hook), and
-``SessionClaims.from_json`` builds the claims in one pass when every claim is
-well formed (else field by field, which names the fault). The strict base64
+``pkcard.verify`` reads a payload laid out as pkcardd writes it with one
+regular expression (``parse_compact_payload``); any other payload with
+Python's C JSON decoder alone when it can prove that no key repeats (else
+with the duplicate-key hook), and ``SessionClaims.from_json`` builds the
+claims in one pass when every claim is well formed (else field by field,
+which names the fault). The strict base64
 codecs lost their Python re-encoding. Each test here feeds random input,
 valid and hostile, to the fast path and to the reference, and requires the
 same answer: the same value, or a refusal (the fast paths return None and the
@@ -37,6 +39,7 @@ from pkcard.token import (
     b64_decode_strict,
     b64url_decode,
     b64url_encode,
+    parse_compact_payload,
 )
 from pkcard.verify import _json_object, _json_object_fast
 
@@ -323,3 +326,78 @@ def test_what_pkcardd_writes_takes_both_fast_paths(good: SessionClaims) -> None:
     parsed = _claims_one_pass(SessionClaims, obj)
     assert parsed == good
     assert SessionClaims.from_json(obj) == good
+
+
+def check_payload(segment: bytes) -> SessionClaims | None:
+    """The compact-layout parser agrees with strict JSON + the field-by-field parser."""
+    fast = parse_compact_payload(segment)
+    try:
+        reference = _claims_by_field(SessionClaims, _json_object(segment, "payload"))
+    except (TokenRefused, FormatError):
+        assert fast is None
+        return None
+    if fast is not None:
+        assert fast == reference
+        assert repr(fast) == repr(reference)
+        assert {k: type(v) for k, v in vars(fast).items()} == \
+            {k: type(v) for k, v in vars(reference).items()}
+    return fast
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(claims())
+def test_every_payload_pkcardd_writes_takes_the_compact_path(good: SessionClaims) -> None:
+    segment = _compact_json(good.to_json())  # what build_token signs
+    assert check_payload(segment) == good
+
+
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(claims(), st.data())
+def test_the_compact_parser_agrees_on_changed_claims(good: SessionClaims,
+                                                     data: st.DataObject) -> None:
+    obj: dict[str, Any] = good.to_json()
+    for _ in range(data.draw(st.integers(1, 3))):
+        key = data.draw(st.sampled_from(sorted(CLAIM_NAMES | {"jti"})))
+        how = data.draw(st.sampled_from(["set", "delete", "move to the end"]))
+        if how == "delete":
+            obj.pop(key, None)
+        elif how == "move to the end" and key in obj:
+            obj[key] = obj.pop(key)
+        else:
+            obj[key] = data.draw(_ODD_VALUES)
+    check_payload(_compact_json(obj))
+    check_payload(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(claims(), st.data())
+def test_the_compact_parser_agrees_on_mangled_text(good: SessionClaims,
+                                                   data: st.DataObject) -> None:
+    text = _compact_json(good.to_json()).decode("ascii")
+    check_payload(_mutated(text, data, '{}[]":,\\ 019aAzZ-_=+/.u\u00e9').encode("utf-8"))
+
+
+@pytest.mark.parametrize("change", [
+    ('"version":1', '"version":2'), ('"version":1', '"version":1.0'),
+    ('"version":1', '"version":01'), ('"iat":', '"iat":-'), ('"iat":', '"iat":9999999'),
+    ('"authorizations":["I002"', '"authorizations":["I002","I002"'),
+    ('"restrictedReason":"', '"restrictedReason": "'), ('"cardRole":"regular"', '"cardRole":"x"'),
+    ('"environment":"test"', '"environment":"test","environment":"test"'),
+])
+def test_changed_compact_payloads_take_the_json_path(change: tuple[str, str]) -> None:
+    good = SessionClaims.from_json(json.loads(_compact_json(make_restricted().to_json())))
+    text = _compact_json(good.to_json()).decode("ascii")
+    assert change[0] in text
+    changed = text.replace(change[0], change[1], 1).encode("ascii")
+    assert parse_compact_payload(changed) is None
+    check_payload(changed)
+
+
+def make_restricted() -> SessionClaims:
+    return SessionClaims(
+        iss="ws-1", iat=1_700_000_000, exp=1_700_000_300, nonce=b"\x07" * 32,
+        proof_method=ProofMethod.RESTRICTED_EMERGENCY, actor_id="10001",
+        profession=Profession.NURSE, card_serial="PK0000100001", card_role=CardRole.REGULAR,
+        environment=Environment.TEST, authorizations=("I002",),
+        restricted_reason="nujna pomo\u010d, \"brez\" KZZ \\ \x7f",
+    )
