@@ -269,14 +269,19 @@ class _ValidatedChain:
 
 
 class _ChainCache:
-    """LRU of validated chains keyed by SHA-256 of the encoded chain. Thread-safe."""
+    """LRU of validated chains keyed by the encoded chain itself. Thread-safe.
+
+    The key is the token's header text (or a ``kzzCert``'s DER bytes): its
+    dict hash is cheaper than a SHA-256 of it, and equal keys are equal bytes,
+    so nothing but the exact encoding validated earlier ever hits an entry.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._lock = threading.Lock()
-        self._entries: OrderedDict[bytes, _ValidatedChain] = OrderedDict()
+        self._entries: OrderedDict[str | bytes, _ValidatedChain] = OrderedDict()
 
-    def get(self, key: bytes, at: datetime) -> _ValidatedChain | None:
+    def get(self, key: str | bytes, at: datetime) -> _ValidatedChain | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -286,7 +291,7 @@ class _ChainCache:
             self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: bytes, entry: _ValidatedChain) -> None:
+    def put(self, key: str | bytes, entry: _ValidatedChain) -> None:
         if self._capacity <= 0:
             return
         with self._lock:
@@ -560,8 +565,7 @@ class TokenVerifier:
         return header, payload, signature
 
     def _pk_chain(self, header_part: str, at: datetime) -> _ValidatedChain:
-        key = hashlib.sha256(header_part.encode("ascii")).digest()
-        cached = self._pk_chains.get(key, at)
+        cached = self._pk_chains.get(header_part, at)
         if cached is not None:
             return cached
         header = _json_object(_b64url(header_part, "header"), "header")
@@ -601,7 +605,7 @@ class TokenVerifier:
             leaf_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).digest(),
             leaf_serial_attr=_serial_attribute(leaf),
         )
-        self._pk_chains.put(key, entry)
+        self._pk_chains.put(header_part, entry)
         return entry
 
     @staticmethod
@@ -660,8 +664,7 @@ class TokenVerifier:
         cert_der, proof = claims.kzz_cert, claims.kzz_proof
         if cert_der is None or proof is None:  # SessionClaims guarantees both; be explicit
             raise TokenRefused(RefusalReason.KZZ_PROOF_MISSING, "no KZZ proof")
-        key = hashlib.sha256(cert_der).digest()
-        chain = self._kzz_chains.get(key, at)
+        chain = self._kzz_chains.get(cert_der, at)
         if chain is None:
             try:
                 cert = load_certificate(cert_der)
@@ -675,8 +678,8 @@ class TokenVerifier:
             window = self._validate_chain(self._kzz_store, cert, [], at,
                                           RefusalReason.KZZ_CHAIN_INVALID)
             chain = _ValidatedChain(window[0], window[1], public_key, algorithm_for(public_key),
-                                    key, _serial_attribute(cert))
-            self._kzz_chains.put(key, chain)
+                                    hashlib.sha256(cert_der).digest(), _serial_attribute(cert))
+            self._kzz_chains.put(cert_der, chain)
         if chain.leaf_serial_attr is None:
             raise TokenRefused(RefusalReason.KZZ_PROOF_INVALID,
                                "the KZZ certificate carries no patient binding (serialNumber)")
