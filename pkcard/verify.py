@@ -96,6 +96,8 @@ _HEADER_PARAMS = frozenset({"alg", "typ", "x5c"})
 _SHA256_PREHASHED = utils.Prehashed(hashes.SHA256())
 _ECDSA_PREHASHED = ec.ECDSA(_SHA256_PREHASHED)
 _PSS_SALT_32 = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
 
 
@@ -444,8 +446,10 @@ class TokenVerifier:
         self._nonces = nonce_store
         self._clock = clock
         self._max_skew = max_skew
+        self._max_skew_us = max_skew // _MICROSECOND
         self._environment = environment
         self._max_lifetime = max_lifetime
+        self._max_lifetime_us = max_lifetime // _MICROSECOND
         self._restricted = frozenset(restricted_authorizations)
         self._pk_store = verification.Store(list(trust.pk))
         self._kzz_store = verification.Store(list(trust.kzz))
@@ -642,21 +646,24 @@ class TokenVerifier:
     # --- claims -----------------------------------------------------------
 
     def _check_times(self, claims: SessionClaims, now: datetime) -> None:
-        iat = datetime.fromtimestamp(claims.iat, UTC)
-        exp = datetime.fromtimestamp(claims.exp, UTC)
-        if iat > now + self._max_skew:
+        # whole microseconds since the epoch: exact, like datetime arithmetic, and defined
+        # for every claim value (datetime stops at the year 9999, a claim at 2**40 s)
+        now_us = (now - _EPOCH) // _MICROSECOND
+        skew_us, lifetime_us = self._max_skew_us, self._max_lifetime_us
+        iat, exp = claims.iat * 1_000_000, claims.exp * 1_000_000
+        if iat > now_us + skew_us:
             raise TokenRefused(RefusalReason.CLOCK_SKEW, "iat lies in the future")
-        if exp <= iat or exp - iat > self._max_lifetime:
+        if exp <= iat or exp - iat > lifetime_us:
             raise TokenRefused(RefusalReason.LIFETIME_TOO_LONG,
                                f"exp must follow iat by at most {self._max_lifetime}")
-        if now - self._max_skew >= exp:
+        if now_us - skew_us >= exp:
             raise TokenRefused(RefusalReason.TOKEN_EXPIRED, "the token has expired")
-        if iat < now - self._max_skew:
+        if iat < now_us - skew_us:
             raise TokenRefused(RefusalReason.CLOCK_SKEW,
                                f"iat is more than {self._max_skew} in the past")
         if claims.patient_proof_time is not None:
-            proof = datetime.fromtimestamp(claims.patient_proof_time, UTC)
-            if proof > iat + self._max_skew or iat - proof > self._max_lifetime:
+            proof = claims.patient_proof_time * 1_000_000
+            if proof > iat + skew_us or iat - proof > lifetime_us:
                 raise TokenRefused(RefusalReason.CLAIMS_INVALID,
                                    "patientProofTime is not close to iat")
 

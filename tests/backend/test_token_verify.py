@@ -382,6 +382,19 @@ def test_long_lived_token_is_refused(verifier, test_pki, nonce):
     assert refused(verifier, token) is RefusalReason.LIFETIME_TOO_LONG
 
 
+@pytest.mark.parametrize("iat", [253402300800, 2**40 - 1000])  # after the year 9999
+def test_times_past_what_datetime_holds_are_refused_with_a_reason(verifier, test_pki, nonce,
+                                                                  iat):
+    """Claims allow times up to 2**40 s: the time checks refuse them, they never raise."""
+    for restricted in (None, ProofMethod.RESTRICTED_EMERGENCY):
+        token = make_token(test_pki, test_pki.regular, nonce, exp=iat + 300, iat=iat,
+                           restricted=restricted,
+                           **({} if restricted else {"patient_proof_time": iat}))
+        assert refused(verifier, token) is RefusalReason.CLOCK_SKEW
+    token = make_token(test_pki, test_pki.regular, nonce, patient_proof_time=2**40 - 1)
+    assert refused(verifier, token) is RefusalReason.CLAIMS_INVALID
+
+
 def test_expired_token_is_refused(verifier, test_pki, nonce, clock):
     token = make_token(test_pki, test_pki.regular, nonce)
     clock.advance(300 + 61)
