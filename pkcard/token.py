@@ -477,7 +477,8 @@ _RX_WIRE = r'"([a-z-]{1,32})"'
 _RX_JSON_STRING = r'"((?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*)"'
 _COMPACT_PAYLOAD = re.compile(
     r'\{"version":1,"iss":' + _RX_ID + ',"iat":' + _RX_INT + ',"exp":' + _RX_INT
-    + r',"nonce":"([A-Za-z0-9_-]{43})","proofMethod":' + _RX_WIRE + ',"actorId":' + _RX_ID
+    + r',"nonce":"([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])"'  # 32 bytes, canonical
+    + ',"proofMethod":' + _RX_WIRE + ',"actorId":' + _RX_ID
     + ',"profession":' + _RX_WIRE + ',"cardSerial":' + _RX_ID + ',"cardRole":' + _RX_WIRE
     + ',"environment":' + _RX_WIRE
     + r',"authorizations":\[((?:' + _RX_CODE + "(?:," + _RX_CODE + r")*)?)\]"
@@ -488,6 +489,8 @@ _COMPACT_PAYLOAD = re.compile(
     + '(?:,"backupSwitch":' + _RX_WIRE + r")?\}"
 )
 _JSON_STRING = json.JSONDecoder().decode
+_KZZ_CONTACT = ProofMethod.KZZ_CONTACT_PCSC  # a module constant: an enum class lookup costs
+_BACKUP = CardRole.BACKUP
 
 
 def parse_compact_payload(segment: bytes) -> SessionClaims | None:
@@ -527,12 +530,13 @@ def parse_compact_payload(segment: bytes) -> SessionClaims | None:
     switch = None
     if switch_text is not None:
         switch = _SWITCH_REASONS.get(switch_text)
-        if switch is None or role is not CardRole.BACKUP:
+        if switch is None or role is not _BACKUP:
             return None
     proof_time = kzz_proof = kzz_cert = None
+    # 43 characters of the alphabet, the last one's unused bits zero: canonical, 32 bytes
+    nonce = binascii.a2b_base64(nonce_text.encode("ascii").translate(_URL_TO_STD) + b"=")
     try:
-        nonce = b64url_decode(nonce_text)
-        if proof_method is ProofMethod.KZZ_CONTACT_PCSC:
+        if proof_method is _KZZ_CONTACT:
             if (patient is None or proof_time_text is None or kzz_serial is None
                     or proof_text is None or cert_text is None or reason is not None):
                 return None
@@ -553,13 +557,14 @@ def parse_compact_payload(segment: bytes) -> SessionClaims | None:
         return None
     claims = object.__new__(SessionClaims)
     # every value is checked above, as _check would: set the frozen fields directly
-    claims.__dict__.update(
-        iss=iss, iat=iat, exp=exp, nonce=nonce, proof_method=proof_method, actor_id=actor,
-        profession=profession, card_serial=serial, card_role=role, environment=environment,
-        authorizations=authorizations, patient_id=patient, patient_proof_time=proof_time,
-        kzz_serial=kzz_serial, kzz_proof=kzz_proof, kzz_cert=kzz_cert, restricted_reason=reason,
-        version=TOKEN_VERSION, backup_switch=switch,
-    )
+    object.__setattr__(claims, "__dict__", {
+        "iss": iss, "iat": iat, "exp": exp, "nonce": nonce, "proof_method": proof_method,
+        "actor_id": actor, "profession": profession, "card_serial": serial, "card_role": role,
+        "environment": environment, "authorizations": authorizations, "patient_id": patient,
+        "patient_proof_time": proof_time, "kzz_serial": kzz_serial, "kzz_proof": kzz_proof,
+        "kzz_cert": kzz_cert, "restricted_reason": reason, "version": TOKEN_VERSION,
+        "backup_switch": switch,
+    })
     return claims
 
 

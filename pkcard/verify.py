@@ -53,6 +53,7 @@ from pkcard.token import (
     Environment,
     JwsAlgorithm,
     PossessionProof,
+    ProofMethod,
     SessionClaims,
     algorithm_for,
     b64_decode_strict,
@@ -136,6 +137,13 @@ class SessionScope(IntEnum):
     RESTRICTED = 2
 
 
+_ACCEPTED = NonceOutcome.ACCEPTED
+_FULL_SCOPE = SessionScope.FULL
+_RESTRICTED_SCOPE = SessionScope.RESTRICTED
+_KZZ_CONTACT = ProofMethod.KZZ_CONTACT_PCSC
+_BACKUP = CardRole.BACKUP
+
+
 @dataclass(frozen=True)
 class CardRecord:
     """What the registry knows about one PK card."""
@@ -157,6 +165,11 @@ class RegistryView(Protocol):
     def granted_authorizations(self, holder_id: str) -> frozenset[str]:
         """The holder's authorization codes that are granted and not withdrawn."""
         ...
+
+
+_REVOKED = CardStatus.REVOKED
+_STANDBY = CardStatus.STANDBY
+_INACTIVE = CardStatus.INACTIVE
 
 
 class NonceStore(Protocol):
@@ -497,7 +510,7 @@ class TokenVerifier:
         if chain.leaf_serial_attr is None or chain.leaf_serial_attr != claims.actor_id:
             raise TokenRefused(RefusalReason.HOLDER_MISMATCH,
                                "actorId differs from the certificate's holder id")
-        if not claims.proof_method.restricted:
+        if claims.proof_method is _KZZ_CONTACT:
             self._check_kzz(claims, now)
         return claims, chain
 
@@ -700,6 +713,8 @@ class TokenVerifier:
 
     def _check_nonce(self, nonce: bytes, client_id: str, now: datetime) -> None:
         outcome = self._nonces.consume(nonce, client_id, now)
+        if outcome is _ACCEPTED:
+            return
         refusal = NONCE_REFUSALS.get(outcome)
         if refusal is not None:
             raise TokenRefused(refusal, f"challenge {outcome.name.lower().replace('_', ' ')}")
@@ -719,33 +734,35 @@ class TokenVerifier:
             raise TokenRefused(RefusalReason.HOLDER_MISMATCH, "the card belongs to another holder")
         if card.role is not claims.card_role:
             raise TokenRefused(RefusalReason.CARD_ROLE_MISMATCH, "cardRole differs from registry")
-        if card.status is CardStatus.REVOKED:
+        status = card.status  # the enum members are module constants: class lookups cost
+        if status is _REVOKED:
             raise TokenRefused(RefusalReason.CARD_REVOKED, "the card is revoked")
-        if card.role is CardRole.BACKUP and card.status in (CardStatus.STANDBY,
-                                                            CardStatus.INACTIVE):
-            if claims.backup_switch is None:
+        if status is _STANDBY or status is _INACTIVE:
+            if card.role is _BACKUP:
+                if claims.backup_switch is None:
+                    raise TokenRefused(
+                        RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED,
+                        "this backup card is not active: using it deactivates your regular "
+                        "card until it is reactivated; confirm the switch with a reason "
+                        "(fault, loss or block)")
+            elif status is _INACTIVE:  # the regular card while its backup is used
                 raise TokenRefused(
-                    RefusalReason.BACKUP_SWITCH_NOT_CONFIRMED,
-                    "this backup card is not active: using it deactivates your regular card "
-                    "until it is reactivated; confirm the switch with a reason (fault, loss "
-                    "or block)")
-        elif card.status is CardStatus.INACTIVE:  # the regular card while its backup is used
-            raise TokenRefused(
-                RefusalReason.REGULAR_CARD_DEACTIVATED,
-                "your backup card is in use; reactivate your regular card with "
-                "pkpin reactivate",
-            )
-        if card.status is CardStatus.STANDBY and card.role is CardRole.REGULAR:
-            raise TokenRefused(RefusalReason.CARD_INACTIVE, "the card is not active")
+                    RefusalReason.REGULAR_CARD_DEACTIVATED,
+                    "your backup card is in use; reactivate your regular card with "
+                    "pkpin reactivate",
+                )
+            else:
+                raise TokenRefused(RefusalReason.CARD_INACTIVE, "the card is not active")
         requested = frozenset(claims.authorizations)
         granted = requested & self._registry.granted_authorizations(card.holder_id)
-        scope = SessionScope.FULL
-        if claims.proof_method.restricted:
-            scope = SessionScope.RESTRICTED
+        restricted = claims.proof_method is not _KZZ_CONTACT
+        if restricted:
             granted &= self._restricted
         if requested and not granted:
             raise AuthorizationsRefused("none of the requested authorizations is granted",
                                         holder_id=card.holder_id,
                                         requested=claims.authorizations,
-                                        restricted=claims.proof_method.restricted)
-        return VerifiedSession(claims, card, chain.algorithm, scope, granted, chain.leaf_sha256)
+                                        restricted=restricted)
+        return VerifiedSession(claims, card, chain.algorithm,
+                               _RESTRICTED_SCOPE if restricted else _FULL_SCOPE, granted,
+                               chain.leaf_sha256)
