@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 from datetime import timedelta
@@ -38,6 +39,7 @@ from pkcard.verify import (
     InMemoryNonceStore,
     SessionScope,
     TokenVerifier,
+    VerifiedSession,
 )
 
 P256_N = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
@@ -361,6 +363,19 @@ def test_forged_token_does_not_burn_the_nonce(verifier, test_pki, nonce):
     assert refused(verifier, forge(header, payload, None, signature)) is \
         RefusalReason.BAD_SIGNATURE
     assert verifier.verify(token, CLIENT).granted
+
+
+@pytest.mark.parametrize("restricted", [None, ProofMethod.RESTRICTED_EMERGENCY])
+def test_a_verified_session_is_a_complete_frozen_record(verifier, test_pki, nonce, restricted):
+    """The verifier builds its results without __init__: they equal the constructor's."""
+    session = verifier.verify(make_token(test_pki, test_pki.regular, nonce,
+                                         restricted=restricted), CLIENT)
+    assert set(vars(session)) == {field.name for field in dataclasses.fields(VerifiedSession)}
+    assert session == VerifiedSession(**vars(session))
+    assert session.claims == dataclasses.replace(session.claims)  # __init__ checks pass
+    assert not session.activates_backup
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        session.scope = SessionScope.FULL  # type: ignore[misc]
 
 
 # --- times -----------------------------------------------------------------------------
