@@ -289,6 +289,9 @@ class _ChainCache:
     The key is the token's header text (or a ``kzzCert``'s DER bytes): its
     dict hash is cheaper than a SHA-256 of it, and equal keys are equal bytes,
     so nothing but the exact encoding validated earlier ever hits an entry.
+    Only validated chains are stored; a header holds at most
+    MAX_HEADER_LENGTH characters, so the default 4096 entries take at most
+    ≈ 50 MB (≈ 4 MB for the usual 1 KB header).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -350,7 +353,8 @@ def _json_object_fast(segment: bytes) -> dict[str, Any] | None:
 
     Python's C decoder keeps the last of repeated keys silently, so the
     duplicate-key hook of :func:`_json_object` costs a Python call per object.
-    This path skips it for the payloads pkcardd writes (compact JSON) and
+    This path skips it for compact payloads in another layout than
+    pkcardd's (:func:`~pkcard.token.parse_compact_payload` reads that one) and
     proves the absence of repeated keys instead: with no backslash before a
     ``"``, every ``"`` delimits a string (``\\u`` escapes are fine: two keys
     that decode alike are two keys in the text); with no whitespace after a
