@@ -333,10 +333,6 @@ class SessionClaims:
     @classmethod
     def from_json(cls, obj: Mapping[str, object]) -> SessionClaims:
         """Parse a payload object strictly: unknown claims and wrong types are refused."""
-        claims = _claims_one_pass(cls, obj)
-        if claims is not None:
-            return claims
-        # something is wrong (or unusual): the field-by-field parser names it
         return _claims_by_field(cls, obj)
 
 
@@ -387,87 +383,6 @@ _ENVIRONMENTS: Mapping[object, Environment] = MappingProxyType(
     {wire_name(m): m for m in Environment})
 _SWITCH_REASONS: Mapping[object, BackupSwitchReason] = MappingProxyType(
     {wire_name(m): m for m in BackupSwitchReason})
-
-
-def _claims_one_pass(cls: type[SessionClaims], obj: Mapping[str, object]) -> SessionClaims | None:
-    """The claims of a well-formed payload in one pass, or None for :meth:`from_json` to refuse.
-
-    It accepts a subset of what the field-by-field parser and
-    :meth:`SessionClaims._check` accept (issue #14, G4: a verifier parses every
-    token's claims), and builds the same, already checked, frozen object
-    without running the checks a second time. tests/backend/test_claims_codec.py
-    proves on random objects that both parsers agree.
-    """
-    if not obj.keys() <= CLAIM_NAMES:
-        return None
-    get = obj.get
-    iss, actor, serial = get("iss"), get("actorId"), get("cardSerial")
-    iat, exp, nonce_text = get("iat"), get("exp"), get("nonce")
-    auths = get("authorizations")
-    if (get("version") != TOKEN_VERSION or type(get("version")) is not int
-            or type(iss) is not str or type(actor) is not str or type(serial) is not str
-            or type(iat) is not int or type(exp) is not int or type(nonce_text) is not str
-            or type(auths) is not list or len(auths) > MAX_AUTHORIZATIONS
-            or not 0 <= iat < _MAX_TIME or not 0 <= exp < _MAX_TIME
-            or not _ID_MATCH(iss) or not _ID_MATCH(actor) or not _ID_MATCH(serial)):
-        return None
-    for code in auths:
-        if type(code) is not str or not _AUTH_CODE_MATCH(code):
-            return None
-    if len(set(auths)) != len(auths):
-        return None
-    method_text, profession_text = get("proofMethod"), get("profession")
-    role_text, environment_text = get("cardRole"), get("environment")
-    if (type(method_text) is not str or type(profession_text) is not str
-            or type(role_text) is not str or type(environment_text) is not str):
-        return None
-    proof_method = _PROOF_METHODS.get(method_text)
-    profession = _PROFESSIONS.get(profession_text)
-    role = _CARD_ROLES.get(role_text)
-    environment = _ENVIRONMENTS.get(environment_text)
-    if proof_method is None or profession is None or role is None or environment is None:
-        return None
-    switch = None
-    if "backupSwitch" in obj:
-        switch_text = get("backupSwitch")
-        switch = _SWITCH_REASONS.get(switch_text) if type(switch_text) is str else None
-        if switch is None or role is not CardRole.BACKUP:
-            return None
-    patient = get("patientId")
-    if "patientId" in obj and (type(patient) is not str or not _ZZZS_MATCH(patient)):
-        return None
-    proof_text, cert_text = get("kzzProof"), get("kzzCert")
-    kzz_serial, proof_time = get("kzzSerial"), get("patientProofTime")
-    reason = get("restrictedReason")
-    kzz_proof = kzz_cert = None
-    try:
-        nonce = b64url_decode(nonce_text)
-        if proof_method is ProofMethod.KZZ_CONTACT_PCSC:
-            if (patient is None or type(kzz_serial) is not str or not _ID_MATCH(kzz_serial)
-                    or type(proof_time) is not int or not 0 <= proof_time < _MAX_TIME
-                    or type(proof_text) is not str or type(cert_text) is not str
-                    or "restrictedReason" in obj):
-                return None
-            kzz_proof = b64url_decode(proof_text)
-            kzz_cert = b64_decode_strict(cert_text)
-        elif (type(reason) is not str or not reason.strip() or len(reason) > MAX_RESTRICTED_REASON
-              or "kzzSerial" in obj or "patientProofTime" in obj or "kzzProof" in obj
-              or "kzzCert" in obj):
-            return None
-    except FormatError:
-        return None
-    if len(nonce) != NONCE_LENGTH:
-        return None
-    claims = object.__new__(cls)
-    # every value is checked above, as _check would: set the frozen fields directly
-    claims.__dict__.update(
-        iss=iss, iat=iat, exp=exp, nonce=nonce, proof_method=proof_method, actor_id=actor,
-        profession=profession, card_serial=serial, card_role=role, environment=environment,
-        authorizations=tuple(auths), patient_id=patient, patient_proof_time=proof_time,
-        kzz_serial=kzz_serial, kzz_proof=kzz_proof, kzz_cert=kzz_cert, restricted_reason=reason,
-        version=TOKEN_VERSION, backup_switch=switch,
-    )
-    return claims
 
 
 _RX_ID = r'"([A-Za-z0-9._:-]{1,64})"'  # _ID_RE: never a quote or a backslash to decode

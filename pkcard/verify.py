@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -344,39 +343,6 @@ def _json_object(segment: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-_JSON_DECODE = json.JSONDecoder(parse_constant=_reject_constant).raw_decode
-_QUOTE_THEN_SPACE = re.compile(rb'"[ \t\n\r]')
-
-
-def _json_object_fast(segment: bytes) -> dict[str, Any] | None:
-    """``segment``'s JSON object when the C decoder alone can prove it strict, else None.
-
-    Python's C decoder keeps the last of repeated keys silently, so the
-    duplicate-key hook of :func:`_json_object` costs a Python call per object.
-    This path skips it for compact payloads in another layout than
-    pkcardd's (:func:`~pkcard.token.parse_compact_payload` reads that one) and
-    proves the absence of repeated keys instead: with no backslash before a
-    ``"``, every ``"`` delimits a string (``\\u`` escapes are fine: two keys
-    that decode alike are two keys in the text); with no whitespace after a
-    ``"``, every key in the text (at any depth) is directly followed by
-    ``":``. So the count of ``":`` is at least the number of keys in the
-    text, which is at least the number of distinct top-level keys; if it
-    equals the latter, no key repeats and no nested object holds a key.
-    Anything else (and every error) returns None, and the caller parses
-    strictly: the refusal reasons stay the strict parser's.
-    """
-    if b'\\"' in segment or _QUOTE_THEN_SPACE.search(segment) is not None:
-        return None
-    try:
-        text = segment.decode("utf-8")
-        value, end = _JSON_DECODE(text)  # no whitespace around the object either
-    except (UnicodeDecodeError, ValueError, RecursionError, TokenRefused):
-        return None
-    if end != len(text) or type(value) is not dict or segment.count(b'":') != len(value):
-        return None
-    return value
-
-
 def _b64url(part: str, what: str) -> bytes:
     try:
         return b64url_decode(part)
@@ -521,9 +487,7 @@ class TokenVerifier:
     @staticmethod
     def _parse_payload(payload_bytes: bytes) -> SessionClaims:
         """Any other layout: strict JSON, then the claims (or the reason they are refused)."""
-        payload = _json_object_fast(payload_bytes)
-        if payload is None:
-            payload = _json_object(payload_bytes, "payload")
+        payload = _json_object(payload_bytes, "payload")
         try:
             return SessionClaims.from_json(payload)
         except FormatError as exc:

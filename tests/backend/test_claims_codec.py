@@ -1,12 +1,10 @@
 """The verifier's fast paths (issue #14, G4) agree with the strict reference parsers.
 
 ``pkcard.verify`` reads a payload laid out as pkcardd writes it with one
-regular expression (``parse_compact_payload``); any other payload with
-Python's C JSON decoder alone when it can prove that no key repeats (else
-with the duplicate-key hook), and ``SessionClaims.from_json`` builds the
-claims in one pass when every claim is well formed (else field by field,
-which names the fault). The strict base64
-codecs lost their Python re-encoding. Each test here feeds random input,
+regular expression (``parse_compact_payload``); any other payload takes
+the strict JSON parser (duplicate-key hook) and ``SessionClaims.from_json``
+(field by field, which names the fault). The strict base64 codecs lost their
+Python re-encoding. Each test here feeds random input,
 valid and hostile, to the fast path and to the reference, and requires the
 same answer: the same value, or a refusal (the fast paths return None and the
 reference then refuses with its own reason).
@@ -34,14 +32,13 @@ from pkcard.token import (
     ProofMethod,
     SessionClaims,
     _claims_by_field,
-    _claims_one_pass,
     _compact_json,
     b64_decode_strict,
     b64url_decode,
     b64url_encode,
     parse_compact_payload,
 )
-from pkcard.verify import _json_object, _json_object_fast
+from pkcard.verify import _json_object
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -182,44 +179,14 @@ def _top_objects() -> st.SearchStrategy[Obj]:
     return st.lists(st.tuples(_KEYS, _VALUES), max_size=6).map(Obj)
 
 
-def check_json(segment: bytes) -> dict[str, Any] | None:
-    fast = _json_object_fast(segment)
-    try:
-        strict = _json_object(segment, "payload")
-    except TokenRefused:
-        assert fast is None
-        return None
-    if fast is not None:
-        assert fast == strict
-        assert json.dumps(fast) == json.dumps(strict)  # the same types, too (1 vs 1.0 vs True)
-    return fast
-
-
-@settings(max_examples=EXAMPLES * 3, deadline=None)
-@given(st.data())
-def test_the_fast_json_path_agrees_with_the_strict_parser(data: st.DataObject) -> None:
-    value = data.draw(_top_objects() | _VALUES)
-    check_json(data.draw(json_text(value)).encode("utf-8"))
-
-
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(st.data())
-def test_the_fast_json_path_agrees_on_mangled_bytes(data: st.DataObject) -> None:
-    text = data.draw(json_text(data.draw(_top_objects())))
-    mangled = _mutated(text, data, "{}[]\":,\\ \n0aeE-.")
-    check_json(mangled.encode("utf-8"))
-    check_json(data.draw(st.binary(max_size=40)))
-
-
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(st.tuples(_KEYS, _SCALARS), min_size=1, max_size=5), st.data())
-def test_repeated_keys_never_pass_the_fast_path(members: list[tuple[str, Any]],
-                                               data: st.DataObject) -> None:
+def test_repeated_keys_are_refused(members: list[tuple[str, Any]], data: st.DataObject) -> None:
     twice = Obj([*members, (members[0][0], data.draw(_SCALARS))])
     nested = Obj([("a", twice)])
     for value in (twice, nested):
         segment = data.draw(json_text(value)).encode("utf-8")
-        assert _json_object_fast(segment) is None
+        assert parse_compact_payload(segment) is None
         with pytest.raises(TokenRefused) as info:
             _json_object(segment, "payload")
         assert info.value.reason in (RefusalReason.DUPLICATE_JSON_KEY, RefusalReason.MALFORMED)
@@ -230,18 +197,10 @@ def test_repeated_keys_never_pass_the_fast_path(members: list[tuple[str, Any]],
     b'{"a":1,"a" :2}', b'{"a":"x\\":","a" :2}', b'{"a":NaN}', b'{"a":-Infinity}',
     b'\xef\xbb\xbf{"a":1}', b'{"a":1}{"a":1}', b'[1]', b'"x"', b'{"a":1',
 ])
-def test_hostile_payloads_take_the_strict_path(segment: bytes) -> None:
-    assert _json_object_fast(segment) is None
+def test_hostile_payloads_are_refused(segment: bytes) -> None:
+    assert parse_compact_payload(segment) is None
     with pytest.raises(TokenRefused):
         _json_object(segment, "payload")
-
-
-@pytest.mark.parametrize("segment", [
-    b'{"a":1} ', b' {"a":1}', b'{"a" :1}', b'{"a": " x"}', b'{"a":":x"}', b'{"a":"\\\\"}',
-])
-def test_unusual_valid_payloads_take_the_strict_path_and_pass(segment: bytes) -> None:
-    assert _json_object_fast(segment) is None
-    assert _json_object(segment, "payload") == json.loads(segment)
 
 
 # --- claims: one pass vs field by field --------------------------------------
@@ -250,9 +209,6 @@ _CODES = st.lists(st.from_regex(r"[A-Z][A-Z0-9]{1,6}", fullmatch=True), max_size
 
 
 _ANY_REASON = st.text(min_size=1, max_size=30).filter(str.strip)
-_DAEMON_REASON = st.from_regex(  # Slovenian words, as pkcardd's restricted modes write them
-    r"[A-Za-z\u010d\u0161\u017e\u010c][A-Za-z\u010d\u0161\u017e ,.()-]{0,29}", fullmatch=True)
-
 
 @st.composite
 def claims(draw: st.DrawFn, reasons: st.SearchStrategy[str] = _ANY_REASON) -> SessionClaims:
@@ -288,44 +244,6 @@ _ODD_VALUES = st.sampled_from([
     b64url_encode(b"\x07" * 32), base64.b64encode(b"\x01\x02").decode(), [], ["I002"],
     ["I002", "I002"], ["I002", 1], [["I002"]], {}, {"a": 1}, "x" * 201, "a" * 65,
 ])
-
-
-@settings(max_examples=EXAMPLES * 3, deadline=None)
-@given(claims(), st.data())
-def test_the_one_pass_parser_agrees_with_the_field_parser(good: SessionClaims,
-                                                          data: st.DataObject) -> None:
-    obj: dict[str, Any] = json.loads(_compact_json(good.to_json()))
-    for _ in range(data.draw(st.integers(0, 3))):
-        key = data.draw(st.sampled_from(sorted(CLAIM_NAMES | {"jti", "Version"})))
-        if data.draw(st.booleans()) and key in obj:
-            del obj[key]
-        else:
-            obj[key] = data.draw(_ODD_VALUES)
-    fast = _claims_one_pass(SessionClaims, obj)
-    try:
-        reference = _claims_by_field(SessionClaims, obj)
-    except FormatError:
-        assert fast is None
-        return
-    if fast is not None:
-        assert fast == reference
-        assert repr(fast) == repr(reference)
-        assert {k: type(v) for k, v in vars(fast).items()} == \
-            {k: type(v) for k, v in vars(reference).items()}
-
-
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(claims(_DAEMON_REASON))
-def test_what_pkcardd_writes_takes_both_fast_paths(good: SessionClaims) -> None:
-    """The daemon's compact payload parses without the hook, its claims in one pass."""
-    segment = _compact_json(good.to_json())
-    obj = _json_object_fast(segment)
-    if not (good.iss.startswith(":") or (good.kzz_serial or "").startswith(":")):
-        assert obj is not None  # a string starting with ':' adds a '":' to the count
-    obj = obj if obj is not None else _json_object(segment, "payload")
-    parsed = _claims_one_pass(SessionClaims, obj)
-    assert parsed == good
-    assert SessionClaims.from_json(obj) == good
 
 
 def check_payload(segment: bytes) -> SessionClaims | None:
@@ -401,3 +319,9 @@ def make_restricted() -> SessionClaims:
         environment=Environment.TEST, authorizations=("I002",),
         restricted_reason="nujna pomo\u010d, \"brez\" KZZ \\ \x7f",
     )
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.data())
+def test_the_compact_parser_agrees_on_random_json(data: st.DataObject) -> None:
+    check_payload(data.draw(json_text(data.draw(_top_objects()))).encode("utf-8"))
