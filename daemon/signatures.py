@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from pkcard.certs import parse_certificate
-from pkcard.cms import SignedDocument, sign_detached_digest, verify_detached
+from pkcard.cms import SignedDocument, SignerCache, sign_detached_digest, verify_detached
 from pkcard.daemon import cards
 from pkcard.daemon.card_backends import CardBackends, PkJob
 from pkcard.daemon.pin_entry import PinEntryPolicy, PinPresenter
@@ -118,6 +117,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         self._auditor = auditor
         self._trust_anchors = tuple(trust_anchors)
         self._pin_entry = pin_entry or PinEntryPolicy()
+        # KPEP certificates parsed once, by their DER (a swapped card brings other bytes)
+        self._signers = SignerCache()
 
     def _sign_job(
         self, presenter: PinPresenter, digest: bytes, spin: PinEntry, *, confirm: bool,
@@ -138,7 +139,8 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                 raise NotSupported(
                     "this PK has no qualified signing certificate (KPEP): it cannot sign"
                 )
-            signer = parse_certificate(certificate_der)
+            prepared = self._signers.get(certificate_der)
+            signer = prepared.info
             note.certificate_sha256 = signer.sha256_fingerprint.hex()
             note.certificate_serial = format(signer.serial_number, "x")
 
@@ -150,9 +152,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
                     pad=lambda: card.sign_on_pad(to_be_signed, confirm_last_try=confirm))
 
             try:
-                cms = sign_detached_digest(
-                    digest, certificate_der, sign, signing_time=signing_time
-                )
+                cms = sign_detached_digest(digest, prepared, sign, signing_time=signing_time)
             except TransportPinActive:
                 raise TransportPinActive(ACTIVATE_HINT) from None
             return SignedDocument(cms, signer, signing_time, digest, serial)

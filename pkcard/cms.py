@@ -17,6 +17,8 @@ card certificates directly; intermediate CAs are not followed).
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +40,11 @@ __all__ = [
     "CardSigner",
     "SignatureInfo",
     "SignedDocument",
+    "SignerCache",
+    "SignerCertificate",
     "sign_detached",
     "sign_detached_digest",
+    "signer_certificate",
     "verify_detached",
 ]
 
@@ -125,13 +130,13 @@ def _attribute_der(oid: bytes, value: bytes) -> bytes:
 
 
 def _signed_attributes_der(
-    digest: bytes, certificate_der: bytes, issuer_der: bytes, serial_der: bytes,
+    digest: bytes, certificate_sha256: bytes, issuer_der: bytes, serial_der: bytes,
     signing_time: datetime,
 ) -> bytes:
     """The content of the signed attributes' SET OF, its elements in DER order."""
     ess = _tlv(_SEQUENCE, _tlv(_SEQUENCE, _tlv(  # SigningCertificateV2 { certs { ESSCertIDv2
         _SEQUENCE,
-        _tlv(_OCTET_STRING, hashlib.sha256(certificate_der).digest()),  # sha256 is the default
+        _tlv(_OCTET_STRING, certificate_sha256),  # sha256 is the default
         _tlv(_SEQUENCE, _tlv(_SEQUENCE, _tlv(_DIRECTORY_NAME, issuer_der)), serial_der),
     )))
     attributes = [
@@ -148,6 +153,73 @@ def _set_der(signed_attrs: cms.CMSAttributes) -> bytes:
     """The attributes as signed: their DER with the universal SET tag, not [0]."""
     der = bytes(signed_attrs.dump())
     return bytes([_SET_TAG]) + der[1:]
+
+
+@dataclass(frozen=True)
+class SignerCertificate:
+    """A signer's certificate prepared for :func:`sign_detached_digest`.
+
+    What a signature copies from the certificate (issuer and serial, the
+    certificate's own encoding and hash), read once: :func:`signer_certificate`
+    makes one, :class:`SignerCache` keeps them by the certificate's DER.
+    """
+
+    info: CertificateInfo  # parse_certificate of the DER
+    issuer_der: bytes  # the issuer Name, as encoded in the certificate
+    serial_der: bytes  # the serial number as a DER INTEGER
+    certificate_der: bytes  # the certificate as the SignedData includes it
+    certificate_sha256: bytes  # for the ESS signing-certificate-v2 attribute
+
+
+def signer_certificate(certificate_der: bytes) -> SignerCertificate:
+    """Prepare the signer ``certificate_der``; :class:`CertificateError` for malformed bytes."""
+    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415 - lazily: see the imports
+
+    info = parse_certificate(certificate_der)  # CertificateError for bytes cryptography refuses
+    try:
+        certificate = asn1_x509.Certificate.load(info.der, strict=True)
+        issuer_der = bytes(certificate.issuer.dump())
+        serial_der = _integer(certificate.serial_number)
+        included = bytes(certificate.dump())
+    except _ASN1_ERRORS as exc:  # asn1crypto parses lazily too
+        raise CertificateError(f"malformed signer certificate ({type(exc).__name__})") from None
+    return SignerCertificate(info, issuer_der, serial_der, included,
+                             hashlib.sha256(included).digest())
+
+
+class SignerCache:
+    """Prepared signers (:class:`SignerCertificate`) by their certificate's DER; thread-safe.
+
+    The key is the whole DER, so a cached entry is exactly what preparing the
+    same bytes again would give; at most ``size`` entries, the least recently
+    used dropped first. A malformed certificate is refused each time, never kept.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._size = size
+        self._lock = threading.Lock()
+        self._signers: OrderedDict[bytes, SignerCertificate] = OrderedDict()
+
+    def get(self, certificate_der: bytes) -> SignerCertificate:
+        key = bytes(certificate_der)
+        with self._lock:
+            found = self._signers.get(key)
+            if found is not None:
+                self._signers.move_to_end(key)
+                return found
+        prepared = signer_certificate(key)
+        with self._lock:
+            self._signers[key] = prepared
+            self._signers.move_to_end(key)
+            while len(self._signers) > self._size:
+                self._signers.popitem(last=False)
+        return prepared
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._signers)
 
 
 def sign_detached(
@@ -170,25 +242,23 @@ def sign_detached(
 
 def sign_detached_digest(
     document_sha256: bytes,
-    certificate_der: bytes,
+    certificate: bytes | SignerCertificate,
     sign: CardSigner,
     *,
     signing_time: datetime | None = None,
 ) -> bytes:
-    """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256)."""
+    """:func:`sign_detached` for a document the caller hashed (its 32-byte SHA-256).
+
+    ``certificate`` is the signer's DER, or the same prepared once
+    (:func:`signer_certificate`, :class:`SignerCache`) for many signatures.
+    """
     if len(document_sha256) != hashlib.sha256().digest_size:
         raise FormatError("the document hash must be a 32-byte SHA-256 digest")
-    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415 - lazily: see the imports
-
-    load_certificate(certificate_der)  # CertificateError for bytes cryptography refuses
-    try:
-        certificate = asn1_x509.Certificate.load(certificate_der, strict=True)
-        issuer_der = bytes(certificate.issuer.dump())
-        serial_der = _integer(certificate.serial_number)
-    except _ASN1_ERRORS as exc:  # asn1crypto parses lazily too
-        raise CertificateError(f"malformed signer certificate ({type(exc).__name__})") from None
+    signer = certificate if isinstance(certificate, SignerCertificate) else (
+        signer_certificate(certificate))
+    issuer_der, serial_der = signer.issuer_der, signer.serial_der
     attributes = _signed_attributes_der(
-        document_sha256, certificate_der, issuer_der, serial_der,
+        document_sha256, signer.certificate_sha256, issuer_der, serial_der,
         signing_time or datetime.now(UTC),
     )
     signature = sign(hashlib.sha256(_tlv(_SET, attributes)).digest())
@@ -206,7 +276,7 @@ def sign_detached_digest(
         _VERSION_1,
         _tlv(_SET, _ALGORITHM_SHA256),
         _tlv(_SEQUENCE, _OID_DATA),  # encapsulated content: data, detached
-        _tlv(_CONTEXT_0, bytes(certificate.dump())),  # certificates [0] IMPLICIT
+        _tlv(_CONTEXT_0, signer.certificate_der),  # certificates [0] IMPLICIT
         _tlv(_SET, signer_info),
     )
     return _tlv(_SEQUENCE, _OID_SIGNED_DATA, _tlv(_CONTEXT_0, signed_data))
