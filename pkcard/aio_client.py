@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from pkcard.certs import certificate_cache
 from pkcard.client import (
     DEFAULT_TIMEOUT,
     CardReading,
@@ -87,6 +88,7 @@ class AsyncPkcardClient:
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
         self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
         self._holder = holder_pb2_grpc.HolderServiceStub(self._channel)
+        self._certificates = certificate_cache()  # each card certificate parsed once
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -120,7 +122,7 @@ class AsyncPkcardClient:
 
     async def get_card(self, reader: str) -> CardReading:
         response = await self._call(self._cards.GetCard, cards_pb2.GetCardRequest(reader=reader))
-        return card_reading(response)
+        return card_reading(response, self._certificates.get)
 
     async def get_pin_status(
         self, reader: str, ref: PinRef | None = None
@@ -270,11 +272,11 @@ class AsyncPkcardClient:
             response = await self._call(self._signatures.SignDocument, request)
         finally:
             request.Clear()
-        return signed_document(response)
+        return signed_document(response, self._certificates.get)
 
     async def verify_document(self, document: bytes, cms: bytes) -> SignatureInfo:
         response = await self._call(
             self._signatures.VerifyDocument,
             signatures_pb2.VerifyDocumentRequest(document=document, cms=cms),
         )
-        return signature_info(response)
+        return signature_info(response, self._certificates.get)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
 
 from pkcard.errors import CertificateError, FormatError, NotSupported
 
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 SHA256_LENGTH = 32
 _P256_COORDINATE = 32
+DER_CACHE_SIZE = 16
+
+T = TypeVar("T")
 
 
 class KeyAlgorithm(IntEnum):
@@ -179,6 +185,48 @@ def parse_certificate(der: bytes) -> CertificateInfo:
         sha256_fingerprint=hashlib.sha256(der).digest(),
         der=bytes(der),
     )
+
+
+class DerCache(Generic[T]):
+    """What ``parse`` makes of a certificate, kept by the certificate's DER; thread-safe.
+
+    A card's certificates come back with every signature and every reading:
+    each DER is parsed once. The key is the whole DER, so an entry is exactly
+    what parsing the same bytes again gives (a swapped card brings other
+    bytes). At most ``size`` entries, the least recently used dropped first;
+    bytes ``parse`` refuses raise every time and are never kept.
+    """
+
+    def __init__(self, parse: Callable[[bytes], T], size: int = DER_CACHE_SIZE) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._parse = parse
+        self._size = size
+        self._lock = threading.Lock()
+        self._parsed: OrderedDict[bytes, T] = OrderedDict()
+
+    def get(self, der: bytes) -> T:
+        key = bytes(der)
+        with self._lock:
+            if key in self._parsed:
+                self._parsed.move_to_end(key)
+                return self._parsed[key]
+        parsed = self._parse(key)  # outside the lock: a parse may take a while
+        with self._lock:
+            self._parsed[key] = parsed
+            self._parsed.move_to_end(key)
+            while len(self._parsed) > self._size:
+                self._parsed.popitem(last=False)
+        return parsed
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._parsed)
+
+
+def certificate_cache(size: int = DER_CACHE_SIZE) -> DerCache[CertificateInfo]:
+    """A :class:`DerCache` of :func:`parse_certificate` (a client's, a daemon's)."""
+    return DerCache(parse_certificate, size)
 
 
 def verify_card_signature(

@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
@@ -27,7 +27,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from pkcard import error_codes
 from pkcard.cardinfo import CardRole, Environment
-from pkcard.certs import CertificateInfo, parse_certificate
+from pkcard.certs import CertificateInfo, certificate_cache, parse_certificate
 from pkcard.clinic import ClinicContext
 from pkcard.cms import SignatureInfo, SignedDocument
 from pkcard.endpoint import DEFAULT_SOCKET as DEFAULT_SOCKET  # noqa: PLC0414 (re-export)
@@ -192,11 +192,14 @@ def _date(message: cards_pb2.Date) -> date:
     return date(message.year, message.month, message.day)
 
 
-def _certificate(message: cards_pb2.Certificate) -> CertificateInfo:
-    return parse_certificate(message.der)
+ParseCertificate = Callable[[bytes], CertificateInfo]
+"""How a converter parses a certificate's DER: :func:`~pkcard.certs.parse_certificate`, or a
+client's :class:`~pkcard.certs.DerCache` (``cache.get``), which parses each DER once."""
 
 
-def card_reading(message: cards_pb2.GetCardResponse) -> CardReading:
+def card_reading(
+    message: cards_pb2.GetCardResponse, parse: ParseCertificate = parse_certificate
+) -> CardReading:
     pk = kzz = None
     if message.HasField("pk"):
         p = message.pk
@@ -210,9 +213,9 @@ def card_reading(message: cards_pb2.GetCardResponse) -> CardReading:
             valid_until=_date(p.valid_until),
             role=CardRole(p.role),
             environment=Environment(p.environment),
-            auth_certificate=_certificate(p.authentication_certificate),
+            auth_certificate=parse(p.authentication_certificate.der),
             kpep_certificate=(
-                _certificate(p.signing_certificate) if p.HasField("signing_certificate") else None
+                parse(p.signing_certificate.der) if p.HasField("signing_certificate") else None
             ),
         )
     elif message.HasField("kzz"):
@@ -226,7 +229,7 @@ def card_reading(message: cards_pb2.GetCardResponse) -> CardReading:
             valid_from=_date(k.valid_from),
             valid_until=_date(k.valid_until),
             environment=Environment(k.environment),
-            certificate=_certificate(k.authentication_certificate),
+            certificate=parse(k.authentication_certificate.der),
         )
     warnings = tuple(
         ExpiryWarning(ExpiryKind(w.kind), _date(w.expires_on), w.days_left)
@@ -259,19 +262,23 @@ def sign_request(
     return request
 
 
-def signed_document(message: signatures_pb2.SignDocumentResponse) -> SignedDocument:
+def signed_document(
+    message: signatures_pb2.SignDocumentResponse, parse: ParseCertificate = parse_certificate
+) -> SignedDocument:
     return SignedDocument(
         cms=message.cms,
-        signer=_certificate(message.signer),
+        signer=parse(message.signer.der),
         signing_time=message.signing_time.ToDatetime(tzinfo=UTC),
         document_sha256=message.document_sha256,
         card_serial=message.card_serial,
     )
 
 
-def signature_info(message: signatures_pb2.VerifyDocumentResponse) -> SignatureInfo:
+def signature_info(
+    message: signatures_pb2.VerifyDocumentResponse, parse: ParseCertificate = parse_certificate
+) -> SignatureInfo:
     return SignatureInfo(
-        signer=_certificate(message.signer),
+        signer=parse(message.signer.der),
         signing_time=(
             message.signing_time.ToDatetime(tzinfo=UTC)
             if message.HasField("signing_time") else None
@@ -414,6 +421,7 @@ class PkcardClient:
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
         self._signatures = signatures_pb2_grpc.SignatureServiceStub(self._channel)
         self._holder = holder_pb2_grpc.HolderServiceStub(self._channel)
+        self._certificates = certificate_cache()  # each card certificate parsed once
 
     def close(self) -> None:
         self._channel.close()
@@ -460,7 +468,7 @@ class PkcardClient:
         response: cards_pb2.GetCardResponse = self._call(
             self._cards.GetCard, cards_pb2.GetCardRequest(reader=reader)
         )
-        return card_reading(response)
+        return card_reading(response, self._certificates.get)
 
     def get_pin_status(self, reader: str, ref: PinRef | None = None) -> tuple[PinStatus, ...]:
         """Every reference's status, or only ``ref``'s. Spends no try."""
@@ -649,7 +657,7 @@ class PkcardClient:
                 self._signatures.SignDocument, request)
         finally:
             request.Clear()
-        return signed_document(response)
+        return signed_document(response, self._certificates.get)
 
     def verify_document(self, document: bytes, cms: bytes) -> SignatureInfo:
         """Check a detached signature against the daemon's trust anchors.
@@ -660,4 +668,4 @@ class PkcardClient:
             self._signatures.VerifyDocument,
             signatures_pb2.VerifyDocumentRequest(document=document, cms=cms),
         )
-        return signature_info(response)
+        return signature_info(response, self._certificates.get)

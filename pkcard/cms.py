@@ -17,14 +17,19 @@ card certificates directly; intermediate CAs are not followed).
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pkcard.certs import CertificateInfo, certificate_key, load_certificate, parse_certificate
+from pkcard.certs import (
+    DER_CACHE_SIZE,
+    CertificateInfo,
+    DerCache,
+    certificate_key,
+    load_certificate,
+    parse_certificate,
+)
 from pkcard.errors import CertificateError, FormatError, SignatureRejected, SignatureRejection
 
 if TYPE_CHECKING:
@@ -187,39 +192,11 @@ def signer_certificate(certificate_der: bytes) -> SignerCertificate:
                              hashlib.sha256(included).digest())
 
 
-class SignerCache:
-    """Prepared signers (:class:`SignerCertificate`) by their certificate's DER; thread-safe.
+class SignerCache(DerCache[SignerCertificate]):
+    """Prepared signers by their certificate's DER (:class:`~pkcard.certs.DerCache`)."""
 
-    The key is the whole DER, so a cached entry is exactly what preparing the
-    same bytes again would give; at most ``size`` entries, the least recently
-    used dropped first. A malformed certificate is refused each time, never kept.
-    """
-
-    def __init__(self, size: int = 16) -> None:
-        if size < 1:
-            raise ValueError("size must be at least 1")
-        self._size = size
-        self._lock = threading.Lock()
-        self._signers: OrderedDict[bytes, SignerCertificate] = OrderedDict()
-
-    def get(self, certificate_der: bytes) -> SignerCertificate:
-        key = bytes(certificate_der)
-        with self._lock:
-            found = self._signers.get(key)
-            if found is not None:
-                self._signers.move_to_end(key)
-                return found
-        prepared = signer_certificate(key)
-        with self._lock:
-            self._signers[key] = prepared
-            self._signers.move_to_end(key)
-            while len(self._signers) > self._size:
-                self._signers.popitem(last=False)
-        return prepared
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._signers)
+    def __init__(self, size: int = DER_CACHE_SIZE) -> None:
+        super().__init__(signer_certificate, size)
 
 
 def sign_detached(

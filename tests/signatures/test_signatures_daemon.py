@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from sigrig import kpep_der, openssl_verify, secret
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sigrig import KPEP_CERT, kpep_der, openssl_verify, secret
 
+import pkcard.certs
+import pkcard.client
+from pkcard.certs import CertificateInfo, parse_certificate
 from pkcard.errors import (
     InvalidRequest,
     LastTryNotConfirmed,
@@ -157,3 +162,42 @@ def test_audit_records_hash_and_certificate_never_secrets(doctor: RunningDaemon)
     assert "diagnoza" not in text
     assert SPIN not in doctor.stderr()
     assert "diagnoza" not in doctor.stderr()
+
+
+def test_a_swapped_card_signs_with_its_own_certificate(
+    signing_daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    """pkcardd keeps each KPEP certificate prepared (issue #14, G3), by its DER: another card
+    in the same reader signs with its own certificate, and the first one's comes back with it."""
+    backup_kpep = (KPEP_CERT.parent.parent / "pk-backup" / "sign-cert.pem").read_bytes()
+    signers = []
+    with signing_daemon.client() as client:
+        for profile in ("pk-regular", "pk-backup", "pk-regular"):
+            signing_daemon.insert(PK_READER, profile)
+            signed = client.sign_document(
+                PK_READER, DOCUMENT, spin=secret(profile, SecretRef.SPIN))
+            assert openssl_verify(signed.cms, DOCUMENT, tmp_path).returncode == 0
+            signers.append(signed.signer.der)
+    assert signers[0] == signers[2] == kpep_der()
+    assert signers[1] == x509.load_pem_x509_certificate(backup_kpep).public_bytes(
+        serialization.Encoding.DER)
+
+
+def test_the_client_parses_a_certificate_once(
+    doctor: RunningDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SignDocument reply carries the KPEP certificate: a client parses each DER once."""
+    parsed: list[bytes] = []
+
+    def parse(der: bytes) -> CertificateInfo:
+        parsed.append(bytes(der))
+        return parse_certificate(der)
+
+    monkeypatch.setattr(pkcard.certs, "parse_certificate", parse)
+    monkeypatch.setattr(pkcard.client, "parse_certificate", parse)
+    with doctor.client() as client:
+        signed = [client.sign_document(PK_READER, DOCUMENT, spin=SPIN) for _ in range(3)]
+        info = client.verify_document(DOCUMENT, signed[0].cms)
+    assert {s.signer for s in signed} == {info.signer}
+    assert info.signer == parse_certificate(kpep_der())
+    assert parsed == [kpep_der()]
