@@ -325,6 +325,12 @@ class Pkcs11Token:
     (:class:`CardReset` / :class:`CardRemoved`, as without the cache).
     Nothing private is cached: no secret, and no private key handle (they
     go with each C_Logout).
+
+    Inside the driver's transaction (:meth:`hold` .. :meth:`release`, one
+    operation such as a signature) the slot and session are checked once, at
+    the first use, and the token's flags (C_GetTokenInfo) are read once until
+    a PIN operation (login, logout, PIN change) changes them; outside a
+    transaction every use checks and reads again.
     """
 
     def __init__(self, module: Pkcs11Module, selector: TokenSelector) -> None:
@@ -334,6 +340,17 @@ class Pkcs11Token:
         self._session: Any = None
         self._key_types: dict[KeyId, int] = {}  # per session: a new card may differ
         self._values: dict[tuple[object, ...], bytes | None] = {}  # per session, public only
+        self._held = False  # inside the driver's transaction
+        self._checked = False  # the session was checked in this transaction
+        self._flags: int | None = None  # read in this transaction, since the last PIN operation
+
+    def hold(self) -> None:
+        """The driver's transaction starts: check the session once, read the flags once."""
+        self._held, self._checked, self._flags = True, False, None
+
+    def release(self) -> None:
+        """The driver's transaction ended: check and read on every use again."""
+        self._held, self._checked, self._flags = False, False, None
 
     @property
     def info(self) -> TokenInfo:
@@ -347,6 +364,8 @@ class Pkcs11Token:
     def open(self) -> None:
         """Find the token and open a session, unless the session is alive."""
         if self._session is not None:
+            if self._checked:
+                return  # checked earlier in this transaction
             if self._info is not None and not self._module.token_present(self._info.slot):
                 self._drop()
                 raise CardRemoved("the token left its slot")
@@ -361,14 +380,18 @@ class Pkcs11Token:
             if self._info is not None and int(slot) != self._info.slot:
                 self._drop()  # the handle now names another slot's session: ours is gone
                 raise CardReset("the token session was lost: verified states are gone")
+            self._checked = self._held
             return
         self._drop()
         self._info = self._module.find(self._selector)
         self._session = self._module.open_session(self._info.slot)
+        self._checked = self._held
 
     def _drop(self) -> None:
         """Forget the session and everything read through it."""
         self._session = None
+        self._checked = False
+        self._flags = None
         self._key_types.clear()
         self._values.clear()
 
@@ -393,13 +416,20 @@ class Pkcs11Token:
                 session.closeSession()
 
     def flags(self) -> int:
-        return self._module.token_flags(self.info.slot)
+        """CK_TOKEN_INFO's flags (once per transaction until a PIN operation)."""
+        if self._flags is not None:
+            return self._flags
+        flags = self._module.token_flags(self.info.slot)
+        if self._held:
+            self._flags = flags
+        return flags
 
     def logged_in(self) -> bool:
         state = self._call(lambda s: s.getSessionInfo().state)
         return int(state) in (PyKCS11.CKS_RO_USER_FUNCTIONS, PyKCS11.CKS_RW_USER_FUNCTIONS)
 
     def logout(self) -> None:
+        self._flags = None
         try:
             self.session.logout()
         except PyKCS11.PyKCS11Error as exc:
@@ -418,6 +448,7 @@ class Pkcs11Token:
     def login(self, secret: Secret | None, user_type: int) -> int:
         """C_Login; returns CKR_OK or the PIN-related return code. ``None``: PIN pad."""
         self.logout()  # a logged-in user would make C_Login answer ALREADY_LOGGED_IN
+        self._flags = None
         try:
             self.session.login(None if secret is None else secret.reveal(), user_type)
         except PyKCS11.PyKCS11Error as exc:
@@ -425,6 +456,7 @@ class Pkcs11Token:
         return int(PyKCS11.CKR_OK)
 
     def set_pin(self, old: Secret, new: Secret) -> int:
+        self._flags = None
         try:
             self.session.setPin(old.reveal(), new.reveal())
         except PyKCS11.PyKCS11Error as exc:
@@ -437,6 +469,7 @@ class Pkcs11Token:
         OpenSC's C_Login(CKU_SO) only keeps the PUK, and its C_InitPIN sends
         RESET RETRY COUNTER with it: a wrong PUK is found here.
         """
+        self._flags = None
         try:
             self.session.initPin(new.reveal())
         except PyKCS11.PyKCS11Error as exc:
@@ -579,15 +612,33 @@ def rsa_pss_sha256() -> Any:
 
 
 class Pkcs11Serialised:
-    """One lock over a driver's operations: :meth:`transaction` (the module locks the token)."""
+    """One lock over a driver's operations: :meth:`transaction` (the module locks the token).
+
+    The outermost transaction holds the driver's tokens (:meth:`Pkcs11Token.hold`):
+    each checks its session once in it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._depth = 0  # nested transactions of the thread holding the lock
+
+    def _tokens(self) -> tuple[Pkcs11Token, ...]:
+        return ()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._lock:
-            yield
+            self._depth += 1
+            if self._depth == 1:
+                for token in self._tokens():
+                    token.hold()
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    for token in self._tokens():
+                        token.release()
 
     def transaction(self) -> AbstractContextManager[None]:
         """Serialises this driver's operations; the module locks the token itself."""
@@ -611,6 +662,9 @@ class Pkcs11PkDriver(Pkcs11Serialised, PkDriver):
         super().__init__()
         self._card = Pkcs11Token(module, card)
         self._signature = Pkcs11Token(module, signature) if signature is not None else None
+
+    def _tokens(self) -> tuple[Pkcs11Token, ...]:
+        return (self._card,) if self._signature is None else (self._card, self._signature)
 
     def close(self) -> None:
         with self._lock:
@@ -781,6 +835,9 @@ class Pkcs11KzzDriver(Pkcs11Serialised, KzzDriver):
     def __init__(self, module: Pkcs11Module, card: TokenSelector) -> None:
         super().__init__()
         self._card = Pkcs11Token(module, card)
+
+    def _tokens(self) -> tuple[Pkcs11Token, ...]:
+        return (self._card,)
 
     def close(self) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from pkcard.errors import (
     KeyNotFound,
     NotSupported,
     ProfileError,
+    WrongPin,
 )
 from pkcard.pin import PinRef, PinState
 from pkcard.pk import KeySlot, ProfessionalCard
@@ -212,4 +213,52 @@ def test_a_card_swapped_between_calls_is_a_reset_and_nothing_cached_survives(
     scheme = (SignatureScheme.EC_RAW if parsed.key_algorithm is KeyAlgorithm.EC_P256
               else SignatureScheme.RSA_PSS)
     assert verify_card_signature(parsed, DIGEST, signature, scheme)  # the new card's key
+    driver.close()
+
+
+def _count_module_calls(module: Pkcs11Module, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the driver's slot checks (C_GetSlotInfo) and flag reads (C_GetTokenInfo)."""
+    calls: list[str] = []
+    for name in ("token_present", "token_flags"):
+        real = getattr(module, name)
+
+        def counted(slot: int, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(slot)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_one_signature_job_checks_the_slot_and_reads_the_flags_once(
+    softhsm_golden: SoftHsmGolden, softhsm_module: Pkcs11Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pkcardd's signature job (card info, KPEP certificate, status, SPIN, signature) runs in
+    one driver transaction: the slot is checked once (not at every cached read) and the
+    signature token's flags are read once before the SPIN (issue #14, G3); a refused SPIN
+    still reads the flags again after the login, for its tries left."""
+    driver, app = _regular(softhsm_golden, softhsm_module)
+    profile = load_profile("pk-regular")
+    spin = profile.secret_value(SecretRef.SPIN)
+    with driver.transaction():  # warm: sessions open, card data cached
+        app.card_info()
+        app.certificate(KeySlot.SIGNATURE)
+    calls = _count_module_calls(softhsm_module, monkeypatch)
+    for _ in range(2):
+        calls.clear()
+        with driver.transaction():
+            app.card_info()
+            app.certificate(KeySlot.SIGNATURE)
+            app.sign(DIGEST, Secret(spin))
+        assert sorted(calls) == ["token_flags", "token_present"]
+    calls.clear()
+    wrong = spin[:-1] + str((int(spin[-1]) + 1) % 10)
+    with driver.transaction(), pytest.raises(WrongPin) as refused:
+        app.sign(DIGEST, Secret(wrong))
+    assert refused.value.tries_left == 2  # the flags read after the refused C_Login
+    assert calls.count("token_flags") == 2
+    calls.clear()
+    app.sign(DIGEST, Secret(spin))  # outside a transaction of its own: still one check each
+    assert sorted(calls) == ["token_flags", "token_present"]
     driver.close()
