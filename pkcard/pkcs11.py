@@ -343,6 +343,7 @@ class Pkcs11Token:
         self._held = False  # inside the driver's transaction
         self._checked = False  # the session was checked in this transaction
         self._flags: int | None = None  # read in this transaction, since the last PIN operation
+        self._card_info: tuple[bytes, CardInfo] | None = None  # EF.CardInfo's bytes, parsed
 
     def hold(self) -> None:
         """The driver's transaction starts: check the session once, read the flags once."""
@@ -392,6 +393,7 @@ class Pkcs11Token:
         self._session = None
         self._checked = False
         self._flags = None
+        self._card_info = None
         self._key_types.clear()
         self._values.clear()
 
@@ -505,7 +507,12 @@ class Pkcs11Token:
 
     def card_info(self, kind: IssuedKind) -> CardInfo:
         """EF.CardInfo from its data object; :class:`WrongCardKind` for another ``kind``."""
-        info = parse_card_info(self.data_object(LABEL_CARD_INFO))
+        data = self.data_object(LABEL_CARD_INFO)  # checks the session: the bytes are its
+        parsed = self._card_info
+        if parsed is None or parsed[0] is not data:
+            parsed = (data, parse_card_info(data))
+            self._card_info = parsed  # parsed once per session, like the bytes
+        info = parsed[1]
         if info.kind is not kind:
             raise WrongCardKind(f"EF.CardInfo says this is not a {kind.name}")
         return info

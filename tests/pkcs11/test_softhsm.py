@@ -9,6 +9,8 @@ import PyKCS11
 import pytest
 from pkcs11rig import SoftHsmGolden
 
+import pkcard.pkcs11
+from pkcard.cardinfo import CardInfo
 from pkcard.certs import (
     KeyAlgorithm,
     SignatureScheme,
@@ -261,4 +263,33 @@ def test_one_signature_job_checks_the_slot_and_reads_the_flags_once(
     calls.clear()
     app.sign(DIGEST, Secret(spin))  # outside a transaction of its own: still one check each
     assert sorted(calls) == ["token_flags", "token_present"]
+    driver.close()
+
+
+def test_card_info_is_parsed_once_per_session(
+    softhsm_golden: SoftHsmGolden, softhsm_module: Pkcs11Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every signature reads the card's serial: EF.CardInfo is parsed once per token session
+    (issue #14, G3), and a card swapped in gets its own (the swap test above)."""
+    parsed: list[bytes] = []
+    real = pkcard.pkcs11.parse_card_info
+
+    def counted(data: bytes) -> CardInfo:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(pkcard.pkcs11, "parse_card_info", counted)
+    driver, app = _regular(softhsm_golden, softhsm_module)
+    spin = load_profile("pk-regular").secret_value(SecretRef.SPIN)
+    serials = set()
+    for _ in range(3):
+        with driver.transaction():
+            serials.add(app.card_info().serial)
+            app.sign(DIGEST, Secret(spin))
+    assert serials == {load_profile("pk-regular").card_info.serial}
+    assert len(parsed) == 1
+    driver.close()  # the session ends: the next one parses again
+    assert app.card_info().serial in serials
+    assert len(parsed) == 2
     driver.close()
