@@ -77,6 +77,8 @@ class CallLogInterceptor(HandlerInterceptor):
 
     def _log(self, method: str, request: Any, context: grpc.ServicerContext, start: float,
              failed: bool) -> None:
+        if not _log.isEnabledFor(logging.INFO):
+            return  # the line would be dropped: skip the caller lookup and the trailer parse
         duration_ms = (time.monotonic() - start) * 1000
         code = getattr(context, "code", lambda: None)()
         if code is None and failed:
