@@ -62,6 +62,7 @@ class CallLogInterceptor(HandlerInterceptor):
     """Logs one INFO line (logger ``pkcard.daemon.calls``) when each call ends."""
 
     def __init__(self, access: AccessControl) -> None:
+        super().__init__()
         self._access = access
 
     def _caller(self, context: grpc.ServicerContext) -> str:
