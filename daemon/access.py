@@ -117,6 +117,7 @@ class KnownCallerInterceptor(HandlerInterceptor):
     """On a user socket's server, the outermost interceptor: every call is ``credentials``."""
 
     def __init__(self, credentials: PeerCredentials) -> None:
+        super().__init__()
         self._credentials = credentials
 
     def wrap(self, handler: Handler, method: str) -> Handler:

@@ -37,7 +37,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from pkcard.daemon.errors import to_status
-from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, rewrap
+from pkcard.daemon.interceptors import Behavior, HandlerInterceptor, reuse, rewrap
 from pkcard.error_codes import describe
 from pkcard.errors import DaemonBusy, InvalidRequest, MethodNotImplemented, PkcardError
 
@@ -133,8 +133,12 @@ class CallExecutor(futures.ThreadPoolExecutor):
 class AdmissionInterceptor(HandlerInterceptor):
     """Refuses calls beyond the executor's cap with DAEMON_BUSY (and an ErrorInfo)."""
 
+    caches_wraps = False  # admits or refuses each call; only the admitted wrap is kept
+
     def __init__(self, executor: CallExecutor) -> None:
+        super().__init__()
         self._executor = executor
+        self._parsing: dict[tuple[str, Handler], Handler] = {}
 
     def _busy(self) -> DaemonBusy:
         return DaemonBusy(
@@ -144,7 +148,7 @@ class AdmissionInterceptor(HandlerInterceptor):
 
     def wrap(self, handler: Handler, method: str) -> Handler:
         if self._executor.admit():
-            return _parsing_requests(handler)
+            return reuse(self._parsing, method, handler, lambda h, _method: _parsing_requests(h))
         busy = self._busy()
 
         def refuse(_request: Any, context: grpc.ServicerContext) -> NoReturn:

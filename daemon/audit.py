@@ -46,7 +46,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -112,8 +112,13 @@ class AuditEntry:
     restricted_note: str | None = None
 
 
+# json.dumps with these options builds a new encoder on every call; one made once writes
+# the same bytes (dumps is exactly JSONEncoder(...).encode) for a fraction of the cost.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(record)
 
 
 def record_hash(prev: str, body: dict[str, Any]) -> str:
@@ -133,11 +138,11 @@ def bounded(value: str, limit: int = MAX_FIELD_CHARS) -> str:
 
 def _fields(entry: AuditEntry) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for item in fields(entry):
-        value = getattr(entry, item.name)
+    # vars(): a frozen dataclass's own fields, without building dataclasses.fields() each time
+    for name, value in vars(entry).items():
         if value is not None:
-            result[item.name] = (bounded(value, _FIELD_LIMITS.get(item.name, MAX_FIELD_CHARS))
-                                 if isinstance(value, str) else value)
+            result[name] = (bounded(value, _FIELD_LIMITS.get(name, MAX_FIELD_CHARS))
+                            if isinstance(value, str) else value)
     return result
 
 

@@ -62,6 +62,7 @@ class CallLogInterceptor(HandlerInterceptor):
     """Logs one INFO line (logger ``pkcard.daemon.calls``) when each call ends."""
 
     def __init__(self, access: AccessControl) -> None:
+        super().__init__()
         self._access = access
 
     def _caller(self, context: grpc.ServicerContext) -> str:
@@ -77,6 +78,8 @@ class CallLogInterceptor(HandlerInterceptor):
 
     def _log(self, method: str, request: Any, context: grpc.ServicerContext, start: float,
              failed: bool) -> None:
+        if not _log.isEnabledFor(logging.INFO):
+            return  # the line would be dropped: skip the caller lookup and the trailer parse
         duration_ms = (time.monotonic() - start) * 1000
         code = getattr(context, "code", lambda: None)()
         if code is None and failed:

@@ -146,12 +146,19 @@ PkOperation = Callable[[ProfessionalCard], tuple[PinStatus, ...]]
 def on_pk(
     operation: PkOperation, on_serial: Callable[[str], None]
 ) -> Callable[[ProfessionalCard], PinResult]:
-    """Report the PK's serial, then run ``operation`` on it."""
+    """Report the PK's serial, then run ``operation`` on it: one card transaction for both.
+
+    The serial and what ``operation`` reads come from the same card with
+    nothing in between, and the job costs one SCardBeginTransaction /
+    SCardEndTransaction pair (two pcscd round trips) instead of two.
+    ``on_serial`` runs inside the transaction: it must not wait.
+    """
 
     def job(card: ProfessionalCard) -> PinResult:
-        serial = card.card_info().serial
-        on_serial(serial)
-        return PinResult(serial, operation(card))
+        with card.transaction():
+            serial = card.card_info().serial
+            on_serial(serial)
+            return PinResult(serial, operation(card))
 
     return job
 

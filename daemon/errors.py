@@ -78,6 +78,7 @@ class ErrorMappingInterceptor(HandlerInterceptor):
         access: AccessControl,
         on_refused: Callable[[grpc.ServicerContext, str, str], None] | None = None,
     ) -> None:
+        super().__init__()
         self._access = access
         self._on_refused = on_refused
 

@@ -7,6 +7,13 @@ the interceptor names a wrapper for each kind it handles, and a handler of a
 kind it does not name comes back unchanged. :class:`HandlerInterceptor` is
 the interceptor shape all of pkcardd's share: look the handler up, then
 :meth:`~HandlerInterceptor.wrap` it (an unknown method stays unknown).
+
+gRPC runs the whole interceptor chain for every call. A wrap that depends
+only on the method and the handler below it is made once: the interceptor
+keeps it (at most :data:`MAX_CACHED_HANDLERS` of them) and hands the same
+handler back while the one below stays the same, so every call of a method
+reuses one chain of wrappers instead of building it anew. An interceptor
+whose wrap decides per call (admission) sets ``caches_wraps = False``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import grpc
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 Wrap = Callable[[Behavior], Behavior]
 Deserializer = Callable[[bytes], Any]
+
+MAX_CACHED_HANDLERS = 256  # per interceptor; method names come from callers, so bounded
 
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -64,8 +73,34 @@ def rewrap(
     return handler
 
 
+def reuse(
+    made: dict[tuple[str, Handler], Handler], method: str, handler: Handler,
+    make: Callable[[Handler, str], Handler],
+) -> Handler:
+    """``make(handler, method)``, kept in ``made`` (bounded) and reused while ``handler`` is."""
+    key = (method, handler)
+    try:
+        wrapped = made.get(key)
+    except TypeError:  # a handler that cannot be a key (not gRPC's own tuple): made each call
+        return make(handler, method)
+    if wrapped is None:
+        wrapped = make(handler, method)
+        if len(made) < MAX_CACHED_HANDLERS:
+            made[key] = wrapped
+    return wrapped
+
+
 class HandlerInterceptor(ServerInterceptor):
     """A server interceptor that acts only by wrapping the handler of each known method."""
+
+    caches_wraps = True
+    """Whether :meth:`wrap` depends only on its arguments, so its result can be reused."""
+
+    def __init__(self) -> None:
+        # (method, handler below) -> wrapped handler. Handlers compare by their functions, so
+        # the same servicer method registered on two servers (private and user sockets) is
+        # one entry. Filled from the servers' polling threads; a race only wraps twice.
+        self._wrapped: dict[tuple[str, Handler], Handler] = {}
 
     def intercept_service(
         self,
@@ -76,7 +111,9 @@ class HandlerInterceptor(ServerInterceptor):
         if handler is None:
             return None
         method: str = handler_call_details.method
-        return self.wrap(handler, method)
+        if not self.caches_wraps:
+            return self.wrap(handler, method)
+        return reuse(self._wrapped, method, handler, self.wrap)
 
     @abc.abstractmethod
     def wrap(self, handler: Handler, method: str) -> Handler:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import IntEnum
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -102,17 +102,13 @@ class Auditor:
         """Write ``entry`` with the caller's identity; its seq (0 without a log)."""
         if self._log is None:
             return 0
-        creds, clinic = caller.credentials, caller.clinic
-        return self._log.append(replace(
-            entry,
-            uid=creds.uid if creds else None,
-            gid=creds.gid if creds else None,
-            pid=creds.pid if creds else None,
-            tls_identity=caller.tls_identity,
-            workplace_id=clinic.workplace_id,
-            client_system_id=clinic.client_system_id,
-            user_id=clinic.user_id,
-        )).seq
+        return self._write(replace(entry, **_identity(caller)))
+
+    def _write(self, entry: AuditEntry) -> int:
+        """Write ``entry`` as it is (its identity already in it); its seq (0 without a log)."""
+        if self._log is None:
+            return 0
+        return self._log.append(entry).seq
 
     def record(self, caller: Caller, entry: AuditEntry) -> None:
         """Write one record for ``caller``. Raises :class:`AuditUnavailable`."""
@@ -162,6 +158,7 @@ class Auditor:
         token (``note.restricted_note``).
         """
         caller = self._access.identify(context)
+        who = _identity(caller)  # in every record of the call, made once
         note = AuditNote()
         if restricted is not None:
             note.restricted_reason, note.restricted_note = restricted[0], restricted[1] or None
@@ -176,7 +173,7 @@ class Auditor:
                 certificate_sha256=note.certificate_sha256,
                 certificate_serial=note.certificate_serial, intent_seq=note.intent_seq,
                 restricted_reason=note.restricted_reason, restricted_note=note.restricted_note,
-                holder_reason=note.holder_reason,
+                holder_reason=note.holder_reason, **who,
             )
 
         try:
@@ -186,37 +183,51 @@ class Auditor:
                 note.session_id = cards.require_session_id(session_id)
         except InvalidRequest:
             note.session_id = session_id
-            self.record(caller, entry(Reason.INVALID_REQUEST.value))
+            self._write(entry(Reason.INVALID_REQUEST.value))
             raise
         if intent is not Intent.NONE and self._log is not None:
-            seq = self._append(caller, entry(STARTED))
+            seq = self._write(entry(STARTED))
             note.intent_seq = seq
             if intent in (Intent.DURABLE, Intent.DURABLE_AT_CARD):
                 note.commit = partial(self._log.commit, seq)
             if intent is Intent.DURABLE:
                 note.before_card()
-        outcome = self.record if intent is Intent.NONE else self._outcome
+        outcome = self._write if intent is Intent.NONE else self._outcome
         try:
             yield note
         except Exception as exc:
             detail = describe(exc) if isinstance(exc, PkcardError) else None
             if detail is None:
                 internal = internal_error(exc, operation)
-                outcome(caller, entry("INTERNAL", internal.incident_id))
+                outcome(entry("INTERNAL", internal.incident_id))
                 raise internal from None
             if "tries_left" in detail.metadata:
                 note.tries_left = int(detail.metadata["tries_left"])
-            outcome(caller, entry(detail.reason.value))
+            outcome(entry(detail.reason.value))
             raise
-        outcome(caller, entry("OK"))
+        outcome(entry("OK"))
 
-    def _outcome(self, caller: Caller, entry: AuditEntry) -> None:
+    def _outcome(self, entry: AuditEntry) -> None:
         """The outcome record of a call whose intent is recorded: never masks the result."""
         try:
-            self._append(caller, entry)
+            self._write(entry)
         except AuditUnavailable as exc:
             _log.error("audit: the outcome of %s (intent seq %s, %s) is not recorded: %s",
                        entry.operation, entry.intent_seq, entry.outcome, exc)
+
+
+def _identity(caller: Caller) -> dict[str, Any]:
+    """The caller's fields of an audit record."""
+    creds, clinic = caller.credentials, caller.clinic
+    return {
+        "uid": creds.uid if creds else None,
+        "gid": creds.gid if creds else None,
+        "pid": creds.pid if creds else None,
+        "tls_identity": caller.tls_identity,
+        "workplace_id": clinic.workplace_id,
+        "client_system_id": clinic.client_system_id,
+        "user_id": clinic.user_id,
+    }
 
 
 def _remaining(context: grpc.ServicerContext) -> float | None:

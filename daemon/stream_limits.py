@@ -88,6 +88,7 @@ class StreamLimitInterceptor(HandlerInterceptor):
     """Applies :class:`StreamSlots` to every server-streaming and bidi-streaming call."""
 
     def __init__(self, access: AccessControl, slots: StreamSlots) -> None:
+        super().__init__()
         self._access = access
         self._slots = slots
 

@@ -129,6 +129,7 @@ class ProfessionalCard:
         self._driver = driver
         self._verified: set[PinRef] = set()
         self._birth_date: date | None = None
+        self._in_transaction = False
 
     @classmethod
     def over(cls, connection: SmartCardConnection) -> ProfessionalCard:
@@ -143,9 +144,28 @@ class ProfessionalCard:
     # --- session -----------------------------------------------------------
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several of this object's operations as one card transaction.
+
+        Nothing else reaches the card between them (another application, a
+        reset it asks for), and they cost one transaction instead of one each.
+        Each operation still selects the application itself. Re-entrant: the
+        operations inside use this transaction instead of taking their own.
+        """
+        if self._in_transaction:
+            yield
+            return
+        with self._driver.transaction():
+            self._in_transaction = True
+            try:
+                yield
+            finally:
+                self._in_transaction = False
+
+    @contextmanager
     def _session(self) -> Iterator[None]:
         try:
-            with self._driver.transaction():
+            with self.transaction():
                 self._driver.select()
                 yield
         except (CardReset, CardRemoved):
