@@ -29,6 +29,9 @@ says the caller (e.g. a pytest session) already holds it.
 
 Usage: .venv/bin/python -m bench.daemon [--quick] [--calls 500] [--clients 64]
        [--calls-per-client 20] [--client-processes 1] [--starts 5] [--pcscd-lock-held]
+       [--only-startup]
+
+``--only-startup`` runs part 4 alone (start-up and memory, G6; a few seconds).
 """
 
 from __future__ import annotations
@@ -669,6 +672,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--audit-calls-per-client", type=int, default=10,
                         help="VerifyPin calls per client for the audit group-commit figure")
     parser.add_argument("--client-worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--only-startup", action="store_true",
+                        help="run only part 4: start-up and memory (G6)")
     parser.add_argument("--pcscd-lock-held", action="store_true",
                         help="the caller holds /tmp/pkcard-pcscd.lock; do not take it")
     return parser
@@ -698,33 +703,39 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         readers = (harness.reader_name(0), harness.reader_name(1))
         for slot in (0, 1):
             harness.insert(slot, load_card(PROFILE))
-        apdus, sws = capture_pin_status_apdus(readers[0])
         pcsc = measure_startup(workdir, "--pcsc", "pcsc", args.starts, _warm_up(readers[0]))
-        daemon = start_pkcardd(workdir, "pcsc")
-        unaudited = start_pkcardd(workdir, "pcsc", audit=False)
-        raw = RawPcsc(readers[0])
-        try:
-            latency = measure_latency((daemon, unaudited), raw, readers[0], apdus, sws,
-                                      args.calls)
-            report_latency(latency)
-            report_latency_goals(latency)
-            unaudited.stop()
-            concurrency = measure_concurrency(daemon, readers, args.clients,
-                                              args.calls_per_client, args.client_processes)
-            report_concurrency(concurrency, latency.daemon)
-        finally:
-            raw.close()
-            unaudited.stop()
-            daemon.stop()
-        report_audit_commit(measure_audit_commit(
-            workdir, "pcsc", readers, args.clients, args.audit_calls_per_client,
-            min(args.calls, 200)))
+        if not args.only_startup:
+            run_pcscd_parts(args, workdir, readers)
         report_startup((simulated, simulated_alone, pcsc), baseline)
         print("  (--simulated starts the embedded test backend; with --backend it does not)")
     finally:
         harness.stop()
         if not args.pcscd_lock_held:
             lock.release()
+
+
+def run_pcscd_parts(args: argparse.Namespace, workdir: Path, readers: tuple[str, str]) -> None:
+    """Parts 1 to 3: latency, concurrency and the audit group commit."""
+    apdus, sws = capture_pin_status_apdus(readers[0])
+    daemon = start_pkcardd(workdir, "pcsc")
+    unaudited = start_pkcardd(workdir, "pcsc", audit=False)
+    raw = RawPcsc(readers[0])
+    try:
+        latency = measure_latency((daemon, unaudited), raw, readers[0], apdus, sws,
+                                  args.calls)
+        report_latency(latency)
+        report_latency_goals(latency)
+        unaudited.stop()
+        concurrency = measure_concurrency(daemon, readers, args.clients,
+                                          args.calls_per_client, args.client_processes)
+        report_concurrency(concurrency, latency.daemon)
+    finally:
+        raw.close()
+        unaudited.stop()
+        daemon.stop()
+    report_audit_commit(measure_audit_commit(
+        workdir, "pcsc", readers, args.clients, args.audit_calls_per_client,
+        min(args.calls, 200)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
