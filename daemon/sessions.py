@@ -13,8 +13,9 @@ its card.
 
 from __future__ import annotations
 
+import base64
+import os
 import re
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -129,6 +130,12 @@ class _Entry:
     opened: float = 0.0  # monotonic
     last_used: float = 0.0  # monotonic: opened or last refreshed
     end_reason: SessionEndReason | None = None
+
+
+def _new_session_id() -> str:
+    """24 URL-safe characters from 18 random bytes: ``secrets.token_urlsafe(18)`` without
+    loading ``random`` (issue #14, G6)."""
+    return base64.urlsafe_b64encode(os.urandom(18)).rstrip(b"=").decode("ascii")
 
 
 class SessionRegistry:
@@ -517,7 +524,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
                 ), patient_id=restricted.patient_id)
             token = self._pk(context, pk_reader, session_cards.sign_token(claims, pk))
             info = SessionInfo(
-                session_id=secrets.token_urlsafe(18), pk_reader=pk_reader,
+                session_id=_new_session_id(), pk_reader=pk_reader,
                 kzz_reader=kzz_reader, pk=pk, kzz=kzz, claims=claims,
                 opened_at=datetime.fromtimestamp(claims.iat, UTC),
                 owner="" if caller is None else caller.key,

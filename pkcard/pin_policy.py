@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import date
-from importlib.resources import files
 from itertools import pairwise
+from pathlib import Path
 from types import MappingProxyType
 
 from pkcard.errors import PinRule
@@ -49,7 +49,8 @@ LAST_YEAR = 2099
 
 
 def _load_common() -> Mapping[int, frozenset[bytes]]:
-    data = files("pkcard") / "pin_data"
+    # Beside this module (importlib.resources would load zipfile for a plain directory).
+    data = Path(__file__).resolve().parent / "pin_data"
     lists: dict[int, frozenset[bytes]] = {}
     for length in (4, 6, 8):
         text = (data / f"common-{length}.txt").read_text(encoding="ascii")

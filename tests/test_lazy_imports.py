@@ -15,6 +15,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAZY = ("cryptography", "asn1crypto", "sqlite3", "importlib.metadata")
+# Standard-library helpers the daemon once loaded for one call each (~2 MB together):
+# ctypes.util (+ shutil, tempfile, bz2, lzma) to find libc, importlib.resources
+# (+ zipfile) for the PIN lists, secrets (+ random) for two random ids, shutil for
+# argparse's terminal width and one rmtree.
+STDLIB_LAZY = ("ctypes.util", "shutil", "tempfile", "bz2", "lzma", "importlib.resources",
+               "zipfile", "secrets", "random")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -28,6 +34,26 @@ def test_the_daemon_starts_without_the_certificate_and_backend_libraries() -> No
     loaded = _loaded_after("import pkcard.daemon.main\n"
                            "pkcard.daemon.main._parser().parse_args(['--pcsc'])")
     assert not {name for name in LAZY if name in loaded}
+
+
+def test_a_started_pcsc_daemon_loads_none_of_them(tmp_path: Path) -> None:
+    """Start and stop a ``--pcsc`` daemon in process (no pcscd needed to start)."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o755)
+    config = {"socket_dir": str(run), "reader_system": "pcsc",
+              "audit_log": str(tmp_path / "audit.jsonl")}
+    loaded = _loaded_after(
+        "from pkcard.daemon.config import parse_config\n"
+        "from pkcard.daemon.main import _parser, reader_system\n"
+        "from pkcard.daemon.server import Daemon\n"
+        "_parser().parse_args(['--pcsc'])\n"
+        f"config = parse_config({config!r})\n"
+        "daemon = Daemon(config, reader_system(config.reader_backend))\n"
+        "daemon.start()\n"
+        "daemon.stop()\n"
+    )
+    assert "pkcard.daemon.server" in loaded and "pkcard.pcsc_bridge" in loaded
+    assert sorted(name for name in (*LAZY, *STDLIB_LAZY) if name in loaded) == []
 
 
 def test_they_load_when_first_used() -> None:
