@@ -22,6 +22,9 @@
 4. Start-up and memory: process start until the health check answers
    SERVING, and VmRSS after warm-up, for ``--simulated`` and ``--pcsc``
    (goals < 1.5 s, < 80 MB), against ``python -c "import grpc"``.
+   ``--simulated`` runs its embedded test backend as a child process: the
+   child's VmRSS and the sum are printed beside the daemon's; G6 is the
+   daemon's own (in production the backend is a separate service).
 
 Needs root, pcscd and vsmartcard-vpcd. Holds the machine-wide pcscd flock
 (/tmp/pkcard-pcscd.lock) while pcscd runs, unless ``--pcscd-lock-held``
@@ -215,6 +218,12 @@ class Pkcardd:
 
     def rss_mb(self) -> float:
         return _rss_mb(self.process.pid)
+
+    def children_rss_mb(self) -> float:
+        """VmRSS of the daemon's child processes (``--simulated``'s embedded test backend)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
+        return sum(_rss_mb(int(child)) for child in children)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -584,6 +593,7 @@ class Startup:
     label: str
     ready: Stats
     rss_mb: float
+    child_rss_mb: float = 0.0  # the embedded test backend's own process (--simulated)
 
 
 def measure_startup(
@@ -592,16 +602,17 @@ def measure_startup(
 ) -> Startup:
     """Start ``pkcardd --backend *extra`` ``starts`` times; RSS after warm-up of the last one."""
     ready: list[float] = []
-    rss = 0.0
+    rss = child_rss = 0.0
     for _ in range(starts):
         daemon = start_pkcardd(workdir, backend, extra=extra)
         try:
             ready.append(daemon.ready_s)
             warm_up(daemon)
             rss = daemon.rss_mb()
+            child_rss = daemon.children_rss_mb()
         finally:
             daemon.stop()
-    return Startup(label, Stats.of(ready), rss)
+    return Startup(label, Stats.of(ready), rss, child_rss)
 
 
 def measure_python_baseline(starts: int) -> tuple[Stats, float]:
@@ -647,11 +658,23 @@ def report_startup(results: Sequence[Startup], baseline: tuple[Stats, float]) ->
         ok_rss = "ok" if result.rss_mb < GOAL_RSS_MB else "OVER GOAL"
         print(f"  {'pkcardd ' + result.label:30s} median {_ms(result.ready.median)}"
               f" ({ok_time})   RSS {result.rss_mb:6.1f} MB ({ok_rss})")
+        if result.child_rss_mb:
+            total = result.rss_mb + result.child_rss_mb
+            print(f"  {'  + its backend child':30s} {'':24s}   RSS {result.child_rss_mb:6.1f} MB"
+                  f"   (daemon + child {total:.1f} MB, {total / base_rss:.2f}x)")
         start_ratio = result.ready.median / base_time.median
         print(f"  ratio {result.label}/python: start {start_ratio:5.2f}x"
               f"  RSS {result.rss_mb / base_rss:5.2f}x")
     ratios = {result.label: result.rss_mb / base_rss for result in results}
     if "--pcsc" in ratios and "--simulated" in ratios:
+        # G6 is the daemon's own RSS: in production the backend is a separate service. The
+        # embedded test backend of --simulated runs as the daemon's child; its RSS and the
+        # sum are printed here, beside the goal, not hidden.
+        simulated = next(result for result in results if result.label == "--simulated")
+        if simulated.child_rss_mb:
+            total = simulated.rss_mb + simulated.child_rss_mb
+            print(f"  --simulated: daemon {simulated.rss_mb:.1f} MB + embedded backend child"
+                  f" {simulated.child_rss_mb:.1f} MB = {total:.1f} MB ({total / base_rss:.2f}x)")
         print_goal("G6", ratios["--pcsc"], Condition("--simulated", ratios["--simulated"], 1.6))
 
 
@@ -707,7 +730,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         if not args.only_startup:
             run_pcscd_parts(args, workdir, readers)
         report_startup((simulated, simulated_alone, pcsc), baseline)
-        print("  (--simulated starts the embedded test backend; with --backend it does not)")
+        print("  (--simulated starts the embedded test backend as its child process; with"
+              " --backend it does not)")
     finally:
         harness.stop()
         if not args.pcscd_lock_held:

@@ -13,13 +13,25 @@ identify themselves by the development metadata ``x-pkcard-backend-client``.
 
 Nothing runs before :meth:`EmbeddedBackend.start`; :meth:`EmbeddedBackend.stop`
 stops the gRPC server (whose pool is its only threads) and closes the registry.
+
+``pkcardd --simulated`` runs it in a child process of its own (:func:`main`,
+``python -m pkcard.daemon.embedded_backend``, managed by
+:mod:`pkcard.daemon.backend_process`): the child writes ``READY`` to its
+standard output once it listens, and stops on SIGTERM, SIGINT or the end of
+its standard input (the daemon's end of that pipe closes when the daemon stops
+or dies).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
-from collections.abc import Iterable
+import logging
+import os
+import select
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +43,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import SCRYPT_N, Registry
 from pkcard.backend.service import ClientIdentity, build_server
+from pkcard.coredump import forbid_core_dumps
+from pkcard.daemon.backend_process import DATABASE_NAME, READY_LINE
+from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import ensure_not_listening, ensure_private_dir
 from pkcard.errors import RegistryConflict
 from pkcard.secret import Secret
@@ -38,14 +53,16 @@ from pkcard.simcard.profile import TEST_CA_DIR, load_profile, profile_names
 from pkcard.simcard.spec import CardKind, KeyUse, SecretRef
 from pkcard.simcard.spec import CardRole as ProfileRole
 from pkcard.simcard.spec import Environment as ProfileEnvironment
+from pkcard.stop_signals import StopSignals
 from pkcard.token import CardRole, Environment
 from pkcard.verify import Clock, TrustAnchors
 
-DATABASE_NAME = "backend.sqlite"
-SOCKET_NAME = "backend.sock"  # both in the socket dir (for clients) and in its private dir
 SEED_AUTHORIZATIONS = ("I002", "I003")
 RESTRICTED_AUTHORIZATIONS = ("I002",)
 _MAX_WORKERS = 4
+EXIT_OK = 0
+EXIT_REFUSED = 1
+_log = logging.getLogger("pkcard.daemon.embedded_backend")
 
 
 def _utc_now() -> datetime:
@@ -199,3 +216,52 @@ class EmbeddedBackend:
         for path in (self.private_socket, self.public_socket):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pkcard.daemon.embedded_backend",
+        description="pkcardd --simulated's embedded test backend, as the daemon's child process")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--private-socket", type=Path, required=True)
+    parser.add_argument("--public-socket", type=Path, required=True)
+    parser.add_argument("--grace", type=float, default=0.0,
+                        help="seconds in-flight calls get when stopped")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _wait_for_stop(stop: StopSignals) -> None:
+    """Until a stop signal arrives or standard input ends (the daemon closed it, or died)."""
+    stdin = sys.stdin.fileno()
+    while True:
+        readable, _, _ = select.select([stdin, stop.fileno()], [], [])
+        if stop.fileno() in readable and stop.poll() is not None:
+            return
+        if stdin in readable and not os.read(stdin, 512):
+            return
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the embedded backend until stopped; exit 0, or 1 if it cannot start."""
+    forbid_core_dumps()  # reactivation passwords pass through memory (docs/security.md)
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level, sys.stderr, os.environ)
+    with StopSignals() as stop:
+        backend = EmbeddedBackend(args.state_dir, args.private_socket, args.public_socket)
+        try:
+            backend.start()
+        except Exception as exc:  # any failure to start is reported, then exit 1
+            _log.error("embedded test backend: cannot start: %s", exc)
+            return EXIT_REFUSED
+        try:
+            os.write(sys.stdout.fileno(), READY_LINE)
+            _wait_for_stop(stop)
+        finally:
+            backend.stop(args.grace)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

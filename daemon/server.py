@@ -6,7 +6,8 @@ TCP), health and reflection, the public-socket :class:`PeerGateway`, one
 gRPC server for each allowed user's own socket (:mod:`pkcard.daemon.user_sockets`;
 they share the services, the thread pool and the interceptors), and
 with simulated readers and no configured backend the embedded reference
-backend (:mod:`pkcard.daemon.embedded_backend`).
+backend (:mod:`pkcard.daemon.embedded_backend`) as a child process
+(:mod:`pkcard.daemon.backend_process`).
 Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
 """
 
@@ -65,7 +66,7 @@ from pkcard.daemon.user_sockets import (
     served_users,
 )
 from pkcard.daemon.workers import ReaderWorkers
-from pkcard.errors import AuditUnavailable, PkcardError, SessionEndReason
+from pkcard.errors import AuditUnavailable, BackendProcessFailed, SessionEndReason
 from pkcard.readers import ReaderSystem
 from pkcard.v1 import (
     cards_pb2,
@@ -83,7 +84,7 @@ from pkcard.v1 import (
 )
 
 if TYPE_CHECKING:
-    from pkcard.daemon.embedded_backend import EmbeddedBackend
+    from pkcard.daemon.backend_process import BackendProcess
     from pkcard.daemon.interceptors import ServerInterceptor
 
 Register = Callable[[grpc.Server], None]
@@ -156,7 +157,7 @@ class Daemon:
         )
         self._auditor: Auditor | None = None
         self._backend: BackendLink | None = None
-        self._embedded_backend: EmbeddedBackend | None = None
+        self._embedded_backend: BackendProcess | None = None
         limits = config.limits
         self._sessions = SessionRegistry(
             self._session_ended, max_per_caller=limits.max_sessions_per_caller,
@@ -205,6 +206,9 @@ class Daemon:
         for stale in self._private_dir.glob("*.sock"):
             stale.unlink()
         clear_users_dir(config.socket_path)
+        embedded = None
+        if config.backend is None and self._simulated:
+            embedded = self._spawn_embedded_backend()  # it starts while the daemon does
         if config.audit_log is not None:
             self._audit = AuditLog(config.audit_log, max_file_bytes=config.audit_rotate_bytes)
         listener = self._inherited_listener
@@ -219,11 +223,13 @@ class Daemon:
             auditor = Auditor(self._audit, access)
             self._auditor = auditor
             backend = config.backend
-            if backend is None and self._simulated:
-                backend = BackendConfig(self._start_embedded_backend().address)
+            if embedded is not None:
+                backend = BackendConfig(embedded.address)
             if backend is not None:
                 self._backend = BackendLink(backend, config.workstation_id)
             self._server = self._build_server(access, auditor)
+            if embedded is not None:
+                self._wait_embedded_backend(embedded)
             self._record("DAEMON_START")
             self._hub.start()
             self._server.start()
@@ -237,27 +243,35 @@ class Daemon:
         _log.info("pkcardd listening on %s", config.socket_path)
 
     @property
-    def embedded_backend(self) -> EmbeddedBackend | None:
-        """The in-process reference backend, when this daemon runs one."""
+    def embedded_backend(self) -> BackendProcess | None:
+        """The reference backend child process, when this daemon runs one."""
         return self._embedded_backend
 
-    def _start_embedded_backend(self) -> EmbeddedBackend:
-        # Imported only here: a production daemon never loads the test backend.
-        import sqlite3  # noqa: PLC0415 - only the embedded backend uses SQLite
-
-        from pkcard.daemon.embedded_backend import SOCKET_NAME, EmbeddedBackend  # noqa: PLC0415
+    def _spawn_embedded_backend(self) -> BackendProcess:
+        # Imported only here: a production daemon never starts the test backend.
+        from pkcard.daemon.backend_process import (  # noqa: PLC0415
+            SOCKET_NAME,
+            BackendProcess,
+        )
 
         state_dir = self.config.state_dir or self._private_dir
-        embedded = EmbeddedBackend(state_dir, self._private_dir / SOCKET_NAME,
-                                   self.config.socket_dir / SOCKET_NAME)
+        embedded = BackendProcess(state_dir, self._private_dir / SOCKET_NAME,
+                                  self.config.socket_dir / SOCKET_NAME,
+                                  grace_s=self.config.limits.grace_seconds)
         try:
-            embedded.start()
-        except (sqlite3.Error, PkcardError, ValueError) as exc:
+            embedded.spawn()
+        except OSError as exc:
             raise StartupError(f"cannot start the embedded backend: {exc}") from None
         self._embedded_backend = embedded
-        _log.info("embedded test backend on %s (database %s)", embedded.public_socket,
-                  embedded.database)
         return embedded
+
+    def _wait_embedded_backend(self, embedded: BackendProcess) -> None:
+        try:
+            embedded.wait_ready()
+        except BackendProcessFailed as exc:
+            raise StartupError(f"cannot start the embedded backend: {exc}") from None
+        _log.info("embedded test backend (pid %s) on %s (database %s)", embedded.pid,
+                  embedded.public_socket, embedded.database)
 
     @property
     def _simulated(self) -> bool:

@@ -411,6 +411,11 @@ class CallTimeout(DaemonError):
     """The call's deadline expired (possibly while queued behind other calls on the reader)."""
 
 
+class BackendProcessFailed(DaemonError):
+    """The backend pkcardd runs as its child (``--simulated``'s embedded test backend) did not
+    start: it exited, said nothing in time or said something unexpected. A start-up error."""
+
+
 class AuditUnavailable(DaemonError):
     """pkcardd cannot write (or make durable) the audit record of a call, so it did not run it.
 

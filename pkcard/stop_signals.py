@@ -44,6 +44,18 @@ class StopSignals:
                 if signum in self._signals:
                     return signum
 
+    def fileno(self) -> int:
+        """The pipe's read end, for ``select`` beside other descriptors; then :meth:`poll`."""
+        return self._read
+
+    def poll(self) -> int | None:
+        """After ``select`` found :meth:`fileno` readable: the signal that arrived, or None
+        if the pipe held only others (does not block then)."""
+        for signum in os.read(self._read, 64):
+            if signum in self._signals:
+                return signum
+        return None
+
     def close(self) -> None:
         """Stop listening. The signals stay handled (ignored): shutdown is already under way."""
         signal.set_wakeup_fd(self._previous_fd)

@@ -25,7 +25,7 @@ from pkcard.backend.service import CLIENT_METADATA_KEY
 from pkcard.backend.v1 import backend_pb2 as bpb
 from pkcard.backend.v1 import backend_pb2_grpc as bpb_grpc
 from pkcard.client import PkcardClient
-from pkcard.daemon.embedded_backend import DATABASE_NAME, SOCKET_NAME
+from pkcard.daemon.backend_process import DATABASE_NAME, SOCKET_NAME
 from pkcard.pin import PinRef
 from pkcard.pk import ProfessionalCard
 from pkcard.secret import Secret
