@@ -13,11 +13,13 @@ Nothing runs before :meth:`Daemon.start`; :meth:`Daemon.stop` undoes it all.
 
 from __future__ import annotations
 
+import functools
 import grp
 import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +86,8 @@ from pkcard.v1 import (
 )
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from pkcard.daemon.backend_process import BackendProcess
     from pkcard.daemon.interceptors import ServerInterceptor
 
@@ -369,12 +373,16 @@ class Daemon:
         if missing:
             raise StartupError(f"card_backends: no PKCS#11 module at {missing[0]}")
         anchor_paths = self.config.signature_trust_anchors
-        if anchor_paths is None:
-            anchor_paths = simulated_trust_anchor_paths() if self._simulated else ()
-        try:
-            anchors = load_trust_anchors(anchor_paths)
-        except (OSError, ValueError) as exc:
-            raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
+        anchors: Sequence[x509.Certificate] | Callable[[], Sequence[x509.Certificate]]
+        if anchor_paths is None and self._simulated:
+            # The built-in test PKI: parsed at the first VerifySignature (issue #14, G6).
+            anchors = functools.cache(partial(load_trust_anchors,
+                                              simulated_trust_anchor_paths()))
+        else:
+            try:
+                anchors = load_trust_anchors(anchor_paths or ())
+            except (OSError, ValueError) as exc:
+                raise StartupError(f"cannot load signature_trust_anchors: {exc}") from None
         signatures = SignatureServicer(
             self._card_backends, auditor, anchors, pin_entry=pin_entry,
             check_signature=holder.check_signature,

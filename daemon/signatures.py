@@ -106,7 +106,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         self,
         backends: CardBackends,
         auditor: Auditor,
-        trust_anchors: Sequence[x509.Certificate],
+        trust_anchors: Sequence[x509.Certificate] | Callable[[], Sequence[x509.Certificate]],
         *,
         pin_entry: PinEntryPolicy | None = None,
         check_signature: Callable[[str], None] | None = None,
@@ -115,7 +115,13 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
         self._check_signature = check_signature
         self._backends = backends
         self._auditor = auditor
-        self._trust_anchors = tuple(trust_anchors)
+        # A callable is asked at each VerifySignature (it caches): the simulated daemon's
+        # built-in test anchors are parsed then, not at start (cryptography, issue #14 G6).
+        if callable(trust_anchors):
+            self._trust_anchors = trust_anchors
+        else:
+            anchors = tuple(trust_anchors)
+            self._trust_anchors = lambda: anchors
         self._pin_entry = pin_entry or PinEntryPolicy()
         # KPEP certificates parsed once, by their DER (a swapped card brings other bytes)
         self._signers = SignerCache()
@@ -197,7 +203,7 @@ class SignatureServicer(signatures_pb2_grpc.SignatureServiceServicer):
             if not request.cms or len(request.cms) > MAX_CMS_BYTES:
                 raise InvalidRequest(f"cms must be 1 to {MAX_CMS_BYTES} bytes of DER")
             note.document_sha256 = hashlib.sha256(request.document).hexdigest()
-            info = verify_detached(request.cms, request.document, self._trust_anchors)
+            info = verify_detached(request.cms, request.document, self._trust_anchors())
             note.certificate_sha256 = info.signer.sha256_fingerprint.hex()
             note.certificate_serial = format(info.signer.serial_number, "x")
             response = signatures_pb2.VerifyDocumentResponse(

@@ -39,7 +39,10 @@ def simulated_reader_system(count: int = 2) -> SimulatedReaderSystem:
     cards = [*DEFAULT_CARDS,
              *((info.name, "pk-regular" if i % 2 == 0 else "kzz") for i, info in enumerate(extra))]
     for reader, profile in cards:
-        readers.insert(reader, SimulatedCard.from_profile(load_profile(profile)))
+        # Keys parsed at the first signature: a simulated daemon that only reads cards
+        # never loads cryptography (issue #14, G6).
+        readers.insert(reader, SimulatedCard.from_profile(load_profile(profile),
+                                                          keys_on_first_use=True))
     return readers
 
 
@@ -60,7 +63,8 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
                 raise InvalidRequest("profile must be the name of a built-in test profile")
             if request.reader not in self._readers.reader_names:
                 raise ReaderNotFound("no simulated reader of that name")
-            card = SimulatedCard.from_profile(load_profile(request.profile))
+            card = SimulatedCard.from_profile(load_profile(request.profile),
+                                              keys_on_first_use=True)
             self._readers.insert(request.reader, card)
             return simulation_pb2.InsertCardResponse()
 

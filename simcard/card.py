@@ -12,17 +12,18 @@ from a server thread and inspected from a test thread.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import threading
 from datetime import date
+from functools import partial
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING
 
 from pkcard.errors import ProfileError
 from pkcard.simcard.isoapplet import ISOAPPLET_AID
-from pkcard.simcard.os import Application, CardKey, CardOS, CardPrivateKey, SecretSlot, tlv
+from pkcard.simcard.os import Application, CardKey, CardOS, SecretSlot, tlv
 from pkcard.simcard.pkcs15 import PK_DF, PKCS15_AID, Pkcs15Files, Pkcs15Key, pk_pkcs15_files
 from pkcard.simcard.profile import CardProfile, KeySpec, load_profile
 from pkcard.simcard.spec import (
@@ -41,6 +42,12 @@ from pkcard.simcard.spec import (
     make_atr,
 )
 
+if TYPE_CHECKING:
+    from pkcard.simcard.os import CardPrivateKey
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
+
 
 class SimulatedCard:
     """One simulated card. Build it with :meth:`from_profile`."""
@@ -53,8 +60,16 @@ class SimulatedCard:
         self._atr = make_atr(historical)
 
     @classmethod
-    def from_profile(cls, profile: CardProfile) -> SimulatedCard:
-        """A fresh card in the profile's initial state (reads the key and certificate files)."""
+    def from_profile(cls, profile: CardProfile, *, keys_on_first_use: bool = False
+                     ) -> SimulatedCard:
+        """A fresh card in the profile's initial state (reads the key and certificate files).
+
+        Raises ProfileError when the key material is missing or does not fit together.
+        With ``keys_on_first_use`` the private keys are parsed and checked against their
+        certificates when the card first signs with them: building and serving a card that
+        is only read does not load ``cryptography`` (~9 MB; pkcardd --simulated, issue #14
+        G6); a wrong built-in key then surfaces at its first signature.
+        """
         files: dict[int, bytes] = {Fid.CARD_INFO: _card_info(profile)}
         if profile.kind == CardKind.PK:
             files[Fid.HOLDER] = _holder(profile)
@@ -62,11 +77,15 @@ class SimulatedCard:
             files[Fid.INSURED] = _insured(profile)
         keys = []
         for spec in profile.keys:
-            private_key, certificate = _load_key_material(spec)
+            certificate = _certificate_der(spec)
             auth = spec.use == KeyUse.AUTHENTICATION
             fid = Fid.AUTH_CERTIFICATE if auth else Fid.SIGN_CERTIFICATE
             files[fid] = certificate
-            keys.append(CardKey(spec.ref, spec.use, private_key, _guard(profile, spec)))
+            key = CardKey(spec.ref, spec.use, partial(_load_private_key, spec),
+                          _guard(profile, spec))
+            if not keys_on_first_use:
+                _checked = key.private_key  # parsed and checked now
+            keys.append(key)
         aid = PK_AID if profile.kind == CardKind.PK else KZZ_AID
         application = Application(aid, files)
         master_files: dict[int, bytes] = {}
@@ -172,8 +191,35 @@ def _guard(profile: CardProfile, spec: KeySpec) -> SecretRef | None:
     return SecretRef.PIN if spec.use == KeyUse.AUTHENTICATION else SecretRef.SPIN
 
 
-def _load_key_material(spec: KeySpec) -> tuple[CardPrivateKey, bytes]:
-    """The private key and the DER certificate of ``spec``; checks they belong together."""
+def _certificate_der(spec: KeySpec) -> bytes:
+    """The DER certificate of ``spec``, decoded from its PEM file without cryptography.
+
+    Raises ProfileError when the certificate or the key file is missing or malformed.
+    """
+    try:
+        pem = spec.certificate_path.read_bytes()
+        if not spec.key_path.is_file():
+            raise OSError(f"no such file: {spec.key_path}")
+    except OSError as exc:
+        raise ProfileError(
+            f"key material {spec.key_path.name} / {spec.certificate_path.name}: {exc}"
+            " (run fixtures/pki/make_pki.py)"
+        ) from exc
+    found = _PEM_CERTIFICATE.search(pem)
+    try:
+        if found is None:
+            raise ValueError("no PEM certificate")
+        return base64.b64decode(b"".join(found.group(1).split()), validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ProfileError(f"{spec.certificate_path.name}: {exc}") from exc
+
+
+def _load_private_key(spec: KeySpec) -> CardPrivateKey:
+    """The private key of ``spec``; checks it is the certificate's key."""
+    from cryptography import x509  # noqa: PLC0415 - with the first signature (CardKey)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
     try:
         # The keys are our own committed test fixtures and are checked against their
         # certificate below; skipping RSA's slow consistency check keeps card builds cheap.
@@ -202,7 +248,9 @@ def _load_key_material(spec: KeySpec) -> tuple[CardPrivateKey, bytes]:
     ):
         raise ProfileError(f"{spec.certificate_path.name} does not certify {spec.key_path.name}")
     assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-    return key, cert.public_bytes(serialization.Encoding.DER)
+    if cert.public_bytes(serialization.Encoding.DER) != _certificate_der(spec):
+        raise ProfileError(f"{spec.certificate_path.name}: not one certificate")
+    return key
 
 
 def _yyyymmdd(d: date) -> bytes:

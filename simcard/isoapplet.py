@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+if TYPE_CHECKING:  # cryptography loads with the first signature (issue #14, G6)
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ISOAPPLET_AID = bytes.fromhex("F276A288BCFBA69D34F31001")
 ISOAPPLET_SELECT_RESPONSE = bytes([0x00, 0x06, 0x06])  # API 0.6; features: secure random, ECC
@@ -86,6 +87,8 @@ def parse_security_environment(data: bytes) -> SecurityEnvironment:
 def sign(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, algorithm: IsoAlgorithm,
          data: bytes) -> bytes | None:
     """The signature of ``data`` as ``algorithm``; None when the key or data do not fit it."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
     if algorithm is IsoAlgorithm.RSA_PKCS1 and isinstance(key, rsa.RSAPrivateKey):
         return _rsa_pkcs1(key, data)
     if algorithm is IsoAlgorithm.ECDSA and isinstance(key, ec.EllipticCurvePrivateKey):
@@ -106,4 +109,7 @@ def _rsa_pkcs1(key: rsa.RSAPrivateKey, data: bytes) -> bytes | None:
 
 def _ecdsa_der(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     """ECDSA with SHA-1 over ``message`` (the card hashes), DER-encoded."""
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     return key.sign(message, ec.ECDSA(hashes.SHA1()))  # noqa: S303 - the applet's algorithm

@@ -22,10 +22,9 @@ from __future__ import annotations
 import hmac
 import secrets as random_source
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pkcard.apdu import CommandApdu
 from pkcard.errors import ApduFormatError
@@ -43,7 +42,12 @@ from pkcard.simcard.spec import (
     unpad_secret,
 )
 
-CardPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+if TYPE_CHECKING:
+    # cryptography (~9 MB of RSS) loads with the first signature, not with the card:
+    # pkcardd --simulated serves PIN status and reader lists without it (issue #14, G6).
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    CardPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Reply = tuple[bytes, int]
 Handler = Callable[[CommandApdu], Reply]
 
@@ -83,12 +87,19 @@ class Application:
 
 @dataclass(frozen=True)
 class CardKey:
-    """A private key the card uses. ``guard`` is the secret that must be verified first."""
+    """A private key the card uses. ``guard`` is the secret that must be verified first.
+
+    ``load`` reads the key when the card first signs with it (:attr:`private_key`).
+    """
 
     ref: int
     use: KeyUse
-    private_key: CardPrivateKey
+    load: Callable[[], CardPrivateKey] = field(repr=False, compare=False)
     guard: SecretRef | None
+
+    @cached_property
+    def private_key(self) -> CardPrivateKey:
+        return self.load()
 
 
 class SecretSlot:
@@ -577,6 +588,9 @@ class CardOS:
         refusal = self._guard_refusal(key)
         if refusal is not None:
             return b"", refusal
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see CardPrivateKey
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, utils  # noqa: PLC0415
+
         prehashed = utils.Prehashed(hashes.SHA256())
         if isinstance(key.private_key, ec.EllipticCurvePrivateKey):
             der = key.private_key.sign(cmd.data, ec.ECDSA(prehashed))
@@ -618,6 +632,9 @@ class CardOS:
             return b"", Sw.INCORRECT_P1P2
         if self._security_environment is not None:
             return self._sign_in_environment(self._security_environment, cmd.data)
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see CardPrivateKey
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils  # noqa: PLC0415
+
         key = next((k for k in self._keys.values() if k.use == KeyUse.SIGNATURE), None)
         if key is None or not isinstance(key.private_key, rsa.RSAPrivateKey):
             return b"", Sw.REFERENCE_NOT_FOUND
