@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import hashlib
 import logging
 import os
@@ -232,6 +233,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _return_freed_memory() -> None:
+    """Give the C heap's free pages back to the kernel (glibc's ``malloc_trim``).
+
+    Seeding hashes the reactivation passwords with scrypt (tens of MB each, freed at
+    once); glibc keeps that heap: ~16 MB of the child's RSS for nothing (issue #14, G6).
+    """
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
+
+
 def _wait_for_stop(stop: StopSignals) -> None:
     """Until a stop signal arrives or standard input ends (the daemon closed it, or died)."""
     stdin = sys.stdin.fileno()
@@ -255,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # any failure to start is reported, then exit 1
             _log.error("embedded test backend: cannot start: %s", exc)
             return EXIT_REFUSED
+        _return_freed_memory()
         try:
             os.write(sys.stdout.fileno(), READY_LINE)
             _wait_for_stop(stop)
