@@ -98,8 +98,11 @@ class BackendProcess:
             "--grace", str(self._grace_s),
             "--log-level", level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
         ]
+        # Its own session: a terminal's Ctrl-C reaches the daemon, which stops the child;
+        # the child does not stop on its own under a daemon still serving.
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            start_new_session=True,
         )
 
     def wait_ready(self) -> None:
