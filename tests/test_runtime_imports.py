@@ -16,6 +16,8 @@ Rules:
   and card-backend modules on import;
 - the reference backend (``pkcard.backend``) never loads the daemon, the
   PC/SC bridge or the simulated cards;
+- ``pkcardd --simulated`` runs its embedded backend in a child process: the
+  daemon's process loads none of the backend's server side (nor SQLite);
 - the library loads no component, and only ``pkcard.pkcs11`` loads PyKCS11.
 """
 
@@ -138,6 +140,27 @@ def test_pkcardd_loads_pykcs11_for_a_pkcs11_backend(tmp_path: Path) -> None:
         Daemon(config, reader_system(config.reader_backend))
     """
     assert "PyKCS11" in _loaded(code, tmp_path)
+
+
+# The reference backend's server side: in pkcardd --simulated it runs in a child process.
+BACKEND_SERVER = ("pkcard.daemon.embedded_backend", "pkcard.backend.registry",
+                  "pkcard.backend.service", "pkcard.backend.core", "sqlite3")
+
+
+def test_pkcardd_simulated_runs_its_embedded_backend_in_another_process(
+    tmp_path: Path,
+) -> None:
+    """Issue #14 G6: the daemon's process loads none of the backend it starts."""
+    modules = _daemon(tmp_path)  # --simulated, no backend configured: the embedded one
+    assert "pkcard.daemon.backend_process" in modules
+    assert (tmp_path / "state" / "backend.sqlite").is_file()  # the child made it
+    assert _matching(modules, BACKEND_SERVER) == []
+
+
+def test_the_embedded_backends_process_loads_the_backend(tmp_path: Path) -> None:
+    """The positive control: the child's module loads what the daemon does not."""
+    modules = _loaded("import pkcard.daemon.embedded_backend", tmp_path)
+    assert set(BACKEND_SERVER) <= modules
 
 
 def test_the_daemon_configuration_and_backends_modules_load_no_pkcs11(tmp_path: Path) -> None:
