@@ -135,6 +135,9 @@ def test_quick_daemon_run_prints_every_part(pcscd_env: PcscdHarness) -> None:
                      re.MULTILINE), output
     for label in ("--simulated", "--simulated --backend", "--pcsc"):
         assert re.search(rf"ratio {label}/python: start +\d+\.\d+x  RSS +\d+\.\d+x", output)
+    # --simulated's embedded backend runs as the daemon's child: its RSS is printed too (G6)
+    assert re.search(r"--simulated: daemon \d+\.\d MB \+ embedded backend child \d+\.\d MB"
+                     r" = \d+\.\d MB", output), output
     assert_goals(output, GOALS_OF["daemon"])
 
 
