@@ -67,6 +67,14 @@ def test_the_backend_answers_from_a_child_process(daemon: EmbeddedDaemon) -> Non
     assert "_rust.abi3.so" not in _maps(daemon.process.pid)  # cryptography: first signature
 
 
+def test_the_child_writes_no_core(daemon: EmbeddedDaemon) -> None:
+    """It holds reactivation passwords: core dumps off, as in pkcard-backend (security.md)."""
+    child = _backend_child(daemon)
+    limits = Path(f"/proc/{child}/limits").read_text(encoding="ascii")
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"]
+
+
 def test_the_child_stops_with_the_daemon(root: Path) -> None:
     daemon = start_daemon(root)
     child = _backend_child(daemon)
