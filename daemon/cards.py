@@ -146,16 +146,17 @@ PkOperation = Callable[[ProfessionalCard], tuple[PinStatus, ...]]
 def on_pk(
     operation: PkOperation, on_serial: Callable[[str], None]
 ) -> Callable[[ProfessionalCard], PinResult]:
-    """Report the PK's serial, then run ``operation`` on it: one card transaction for both.
+    """Report the PK's serial, then run ``operation`` on it: one card transaction, one SELECT.
 
     The serial and what ``operation`` reads come from the same card with
     nothing in between, and the job costs one SCardBeginTransaction /
-    SCardEndTransaction pair (two pcscd round trips) instead of two.
+    SCardEndTransaction pair (two pcscd round trips) instead of two, and one
+    SELECT of the PK application instead of two (``ProfessionalCard.session``).
     ``on_serial`` runs inside the transaction: it must not wait.
     """
 
     def job(card: ProfessionalCard) -> PinResult:
-        with card.transaction():
+        with card.session():
             serial = card.card_info().serial
             on_serial(serial)
             return PinResult(serial, operation(card))

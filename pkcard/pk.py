@@ -130,6 +130,7 @@ class ProfessionalCard:
         self._verified: set[PinRef] = set()
         self._birth_date: date | None = None
         self._in_transaction = False
+        self._in_session = False  # inside session(): the application is selected
 
     @classmethod
     def over(cls, connection: SmartCardConnection) -> ProfessionalCard:
@@ -149,8 +150,9 @@ class ProfessionalCard:
 
         Nothing else reaches the card between them (another application, a
         reset it asks for), and they cost one transaction instead of one each.
-        Each operation still selects the application itself. Re-entrant: the
-        operations inside use this transaction instead of taking their own.
+        Each operation still selects the application itself (:meth:`session`
+        selects it once for all). Re-entrant: the operations inside use this
+        transaction instead of taking their own.
         """
         if self._in_transaction:
             yield
@@ -163,7 +165,23 @@ class ProfessionalCard:
                 self._in_transaction = False
 
     @contextmanager
-    def _session(self) -> Iterator[None]:
+    def session(self) -> Iterator[None]:
+        """One card transaction, and one SELECT of the application, for several operations.
+
+        Every method opens its own session; inside this one they run in it
+        instead: ``with card.session(): card.card_info(); card.pin_statuses()``
+        takes the card once and selects the application once, where two calls
+        alone take it twice and select twice. Nobody else can reach the card
+        until the block ends, so the application stays selected; the next
+        session selects it again whatever happened in between (another
+        application's SELECT, a reset, a swapped card). Collect every secret
+        before opening it: never hold the card while a person types on a
+        keyboard (:class:`~pkcard.pcsc_bridge.PcscConnection`).
+        """
+        if self._in_session:  # nested: the outer session holds the card
+            yield
+            return
+        self._in_session = True
         try:
             with self.transaction():
                 self._driver.select()
@@ -172,22 +190,24 @@ class ProfessionalCard:
             self._verified.clear()
             _log.debug("card reset or removed: verified states dropped")
             raise
+        finally:
+            self._in_session = False
 
     # --- card data ---------------------------------------------------------
 
     def card_info(self) -> CardInfo:
         """EF.CardInfo alone (serial, validity, role, environment): one short transaction."""
-        with self._session():
+        with self.session():
             return self._driver.read_card_info()
 
     def certificate(self, slot: KeySlot) -> bytes | None:
         """The DER of one certificate, or ``None`` when the card has none in ``slot``."""
-        with self._session():
+        with self.session():
             return self._driver.read_certificate(slot)
 
     def read_card(self) -> PkCardData:
         """Read EF.CardInfo, EF.Holder and the certificates (no PIN needed)."""
-        with self._session():
+        with self.session():
             info = self._driver.read_card_info()
             holder = self._driver.read_holder()
             auth_der = self._driver.read_certificate(KeySlot.AUTHENTICATION)
@@ -211,7 +231,7 @@ class ProfessionalCard:
 
     def _holder_birth_date(self) -> date:
         if self._birth_date is None:
-            with self._session():
+            with self.session():
                 self._birth_date = self._driver.read_holder().birth_date
         return self._birth_date
 
@@ -246,13 +266,13 @@ class ProfessionalCard:
 
     def pin_status(self, ref: PinRef) -> PinStatus:
         """One reference's status. Spends no try. :class:`NotSupported` if the card lacks it."""
-        with self._session():
+        with self.session():
             return self._status(ref)
 
     def pin_statuses(self) -> tuple[PinStatus, ...]:
         """The status of every reference the card has, in :class:`PinRef` order."""
         found: list[PinStatus] = []
-        with self._session():
+        with self.session():
             for ref in PinRef:
                 try:
                     found.append(self._status(ref))
@@ -346,7 +366,7 @@ class ProfessionalCard:
         PIN pad (PIN or SPIN only).
         """
         command = self._verify_command(ref, secret)
-        with self._session():
+        with self.session():
             self._guarded(ref, command, ref=ref, confirm_last_try=confirm_last_try)
         self._verified.add(ref)
         _log.debug("%s verified%s", ref.name, _on_pad_text(secret))
@@ -388,7 +408,7 @@ class ProfessionalCard:
         Returns ``ref``'s status afterwards. Signature activation (the TPIN) runs
         only from transport state.
         """
-        with self._session():
+        with self.session():
             if counted is PinRef.TPIN:
                 require_transport(self._status(PinRef.SPIN))
             self._guarded(counted, command, ref=ref, confirm_last_try=confirm_last_try)
@@ -473,7 +493,7 @@ class ProfessionalCard:
         """
         _check_digest(digest)
         command = self._verify_command(PinRef.SPIN, spin)
-        with self._session():
+        with self.session():
             self._guarded(PinRef.SPIN, command, ref=PinRef.SPIN, confirm_last_try=confirm_last_try)
             return self._signature(digest)
 
@@ -489,7 +509,7 @@ class ProfessionalCard:
         subclass :class:`~pkcard.errors.SecurityStatusNotSatisfied`).
         """
         _check_digest(digest)
-        with self._session():
+        with self.session():
             try:
                 return self._driver.internal_authenticate(digest)
             except KeyNeedsPin:

@@ -471,3 +471,51 @@ def test_each_operation_is_one_transaction(pk: Build) -> None:
         assert len(spy.sent) > before_sent
         assert all(s.in_transaction for s in spy.sent[before_sent:])
     assert spy.depth == 0
+
+
+def test_a_session_holds_several_operations_in_one_transaction_and_one_select(
+    pk: Build,
+) -> None:
+    rig = pk("pk-regular")
+    app, spy = rig.app, rig.spy
+    with app.session():
+        serial = app.card_info().serial
+        statuses = app.pin_statuses()
+        assert spy.depth == 1
+    assert serial == "PK0000100001"
+    assert [s.ref for s in statuses] == list(PinRef)
+    assert spy.transactions == 1
+    assert spy.depth == 0
+    selects = [s for s in spy.sent if (s.ins, s.p1) == (0xA4, 0x04)]
+    assert len(selects) == 1
+    assert spy.sent[0] == selects[0]
+    assert all(s.in_transaction for s in spy.sent)
+    # The next session selects the application again, whatever happened in between.
+    before = len(spy.sent)
+    app.pin_status(PinRef.PIN)
+    assert spy.transactions == 2
+    assert (spy.sent[before].ins, spy.sent[before].p1) == (0xA4, 0x04)
+
+
+def test_a_reset_inside_a_session_drops_the_verified_states_and_ends_it(pk: Build) -> None:
+    rig = pk("pk-regular")
+    app, spy = rig.app, rig.spy
+    app.verify(PinRef.PIN, S(rig.secret(SecretRef.PIN)))
+    assert PinRef.PIN in app.verified
+    inner = spy.inner
+    assert isinstance(inner, InProcessConnection)
+
+    def card_info_then_statuses_across_a_reset() -> None:
+        with app.session():
+            app.card_info()
+            inner.reset_by_other_party()
+            app.pin_statuses()
+
+    with pytest.raises(CardReset):
+        card_info_then_statuses_across_a_reset()
+    assert app.verified == frozenset()
+    assert spy.depth == 0
+    # A new session works and selects again.
+    before = len(spy.sent)
+    assert app.pin_status(PinRef.PIN).state is PinState.VERIFIABLE
+    assert (spy.sent[before].ins, spy.sent[before].p1) == (0xA4, 0x04)

@@ -25,6 +25,7 @@ from daemon_harness import make_root
 from serving import wait_serving
 from sessionrig import AUTHORIZATIONS, BackendRig
 
+from pkcard.cardinfo import PK_AID
 from pkcard.client import PkcardClient
 from pkcard.daemon.workers import ReaderWorkers
 from pkcard.errors import CardRemoved, PinError, SessionEnded, SessionEndReason
@@ -65,6 +66,15 @@ if mode in ("reset", "reset+verify"):
     assert rc == scard.SCARD_S_SUCCESS, hex(rc & 0xFFFFFFFF)
     rc, _ = scard.SCardReconnect(card, scard.SCARD_SHARE_SHARED, P, scard.SCARD_RESET_CARD)
     assert rc == scard.SCARD_S_SUCCESS, hex(rc & 0xFFFFFFFF)
+    scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    scard.SCardReleaseContext(ctx)
+if mode == "select-mf":  # leave the card with the MF, not the PK application, selected
+    _, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    rc, card, proto = scard.SCardConnect(ctx, reader, scard.SCARD_SHARE_SHARED, P)
+    assert rc == scard.SCARD_S_SUCCESS, hex(rc & 0xFFFFFFFF)
+    pci = scard.SCARD_PCI_T1 if proto == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+    rc, response = scard.SCardTransmit(card, pci, [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00])
+    assert rc == scard.SCARD_S_SUCCESS and response == [0x90, 0x00], (hex(rc), response)
     scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
     scard.SCardReleaseContext(ctx)
 if mode in ("verify", "reset+verify"):
@@ -186,6 +196,64 @@ def test_a_worker_connects_once_for_many_jobs(pcscd_env: PcscdHarness) -> None:
             assert workers.stop(timeout=BOUND_S) == []
         assert len(set(atrs)) == 1
         assert system.connects == 1
+
+
+# --- one transaction and one SELECT per call, and a SELECT in every call -----------
+
+
+class RecordingCard:
+    """A card in a vpcd slot that keeps the command APDUs it is sent."""
+
+    def __init__(self, card: SimulatedCard) -> None:
+        self._card = card
+        self.commands: list[bytes] = []
+
+    @property
+    def atr(self) -> bytes:
+        return self._card.atr
+
+    def execute(self, apdu: bytes) -> bytes:
+        self.commands.append(bytes(apdu))
+        return self._card.execute(apdu)
+
+    def power_off(self) -> None:
+        self._card.power_off()
+
+    def reset(self) -> None:
+        self._card.reset()
+
+    def take(self) -> list[bytes]:
+        taken, self.commands = self.commands, []
+        return taken
+
+
+SELECT_PK = bytes.fromhex("00A4040C09") + PK_AID
+
+
+def test_get_pin_status_selects_the_application_once_and_in_every_call(
+    pcscd_env: PcscdHarness, held: Daemon
+) -> None:
+    """GetPinStatus on a held connection: one SELECT of the PK application, always first.
+
+    The card info and the PIN statuses are read in one card transaction, so the
+    application is selected once; the next call selects it again whatever
+    happened in between (here: another process left the MF selected, then reset
+    the card), so a held connection never relies on a selection it did not make.
+    """
+    card = RecordingCard(SimulatedCard.from_profile(load_profile("pk-regular")))
+    pcscd_env.insert(PK_SLOT, card)
+    reader = pcscd_env.reader_name(PK_SLOT)
+    with held.client() as client:
+        for between in (None, "select-mf", "reset", None):
+            if between is not None:
+                other_app(reader, between)
+            card.take()
+            statuses = client.get_pin_status(reader)
+            sent = card.take()
+            assert sent[0] == SELECT_PK, between
+            assert sent.count(SELECT_PK) == 1, [c.hex() for c in sent]
+            assert [s.ref for s in statuses] == list(PinRef)
+            assert statuses[0].state is PinState.VERIFIABLE
 
 
 # --- pcscd powers an idle card down -----------------------------------------------
