@@ -20,6 +20,7 @@ PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
 # also puts the reader's card event counter (insertions and removals) in the upper 16 bits.
 SCARD_POWERED = 0x0010
 _EVENT_SHIFT = 16
+_SUCCESS = int(PcscStatus.SUCCESS)  # a plain int: compared on every APDU
 
 
 def _pci_for(protocol: int) -> int:
@@ -82,8 +83,9 @@ class PcscConnection(SmartCardConnection):
         return self._reader.capabilities
 
     def transmit(self, command: bytes) -> bytes:
+        # The per-APDU path: as little Python as a bare SCardTransmit allows (issue #14, G9).
         status, response = scard.SCardTransmit(self._hcard, self._pci, list(command))
-        if status != PcscStatus.SUCCESS:
+        if status != _SUCCESS:
             raise self._failure(status, "SCardTransmit")
         if len(response) < 2:
             # No status word: the card went away during the command. (vpcd, and

@@ -13,7 +13,7 @@ Lc, trailing bytes, and short and extended length fields mixed in one command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from pkcard.errors import ApduFormatError, ProtocolError
@@ -51,7 +51,11 @@ _CASES: dict[tuple[bool, bool, bool], ApduCase] = {
 
 @dataclass(frozen=True, slots=True)
 class CommandApdu:
-    """One command APDU. Validated on construction; immutable."""
+    """One command APDU. Validated and encoded on construction; immutable.
+
+    A command built once (a module constant) is sent any number of times
+    without being encoded again.
+    """
 
     cla: int
     ins: int
@@ -59,6 +63,7 @@ class CommandApdu:
     p2: int
     data: bytes = b""
     le: int | None = None
+    _wire: bytes = field(init=False, repr=False, compare=False)  # encode()'s default form
 
     def __post_init__(self) -> None:
         if (
@@ -70,6 +75,7 @@ class CommandApdu:
             raise ApduFormatError(f"command data longer than {EXTENDED_MAX_DATA} bytes")
         if self.le is not None and not 1 <= self.le <= EXTENDED_MAX_LE:
             raise ApduFormatError(f"Le must be absent or 1..{EXTENDED_MAX_LE}")
+        object.__setattr__(self, "_wire", self._encode(None))
 
     @property
     def needs_extended(self) -> bool:
@@ -87,6 +93,11 @@ class CommandApdu:
 
     def encode(self, extended: bool | None = None) -> bytes:
         """The wire bytes. ``extended=None`` picks short form whenever it fits."""
+        if extended is None:
+            return self._wire
+        return self._encode(extended)
+
+    def _encode(self, extended: bool | None) -> bytes:
         data = self.data
         le = self.le
         header = bytes((self.cla, self.ins, self.p1, self.p2))

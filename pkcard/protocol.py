@@ -88,7 +88,10 @@ class GetResponseProcessor(ApduProcessor):
         self._max_total = max_total
 
     def process(self, command: CommandApdu) -> ResponseApdu:
-        response = self._inner.process(command)
+        return self.follow(command, self._inner.process(command))
+
+    def follow(self, command: CommandApdu, response: ResponseApdu) -> ResponseApdu:
+        """The final response to ``command``, whose first answer was ``response``."""
         sw = response.sw
         if sw >> 8 != 0x61:
             return response
@@ -126,7 +129,10 @@ class WrongLeProcessor(ApduProcessor):
         self._inner = inner
 
     def process(self, command: CommandApdu) -> ResponseApdu:
-        response = self._inner.process(command)
+        return self.follow(command, self._inner.process(command))
+
+    def follow(self, command: CommandApdu, response: ResponseApdu) -> ResponseApdu:
+        """The final response to ``command``, whose first answer was ``response``."""
         if response.sw >> 8 != 0x6C:
             return response
         if command.le is None:
@@ -187,10 +193,25 @@ DEFAULT_PROCESSORS: tuple[ProcessorFactory, ...] = (
 )
 
 
-class SmartCardProtocol:
-    """ISO 7816-4 transmission over a connection, through a processor stack."""
+_FOLLOWED_SW1 = frozenset({0x61, 0x6C})  # the SW1 values the default stack acts on
 
-    __slots__ = ("_connection", "_processor")
+_Follow = Callable[[CommandApdu, ResponseApdu], ResponseApdu]
+
+
+class SmartCardProtocol:
+    """ISO 7816-4 transmission over a connection, through a processor stack.
+
+    With the default stack, :meth:`transmit` takes a short cut for the common
+    case, the one exchange the stack would pass through untouched (command
+    data that needs no chaining, a status word other than 61xx and 6Cxx): it
+    does the bottom layer's exchange itself instead of going down and up
+    through every layer, and hands any other first answer to the same layers'
+    ``follow``, bottom up. The result is the stack's, exchange for exchange
+    (tests/core/test_protocol.py); a per-APDU cost of a few microseconds is
+    what separates pkcard from a bare ``SCardTransmit`` (issue #14, G9).
+    """
+
+    __slots__ = ("_connection", "_get_response", "_processor", "_send", "_wrong_le")
 
     def __init__(
         self,
@@ -198,9 +219,19 @@ class SmartCardProtocol:
         processors: Sequence[ProcessorFactory] | None = None,
     ) -> None:
         self._connection = connection
-        processor: ApduProcessor = TransmitProcessor(connection)
-        for factory in reversed(DEFAULT_PROCESSORS if processors is None else processors):
-            processor = factory(processor)
+        bottom = TransmitProcessor(connection)
+        processor: ApduProcessor = bottom
+        self._send: Callable[[bytes], bytes] | None = None
+        if processors is None:  # DEFAULT_PROCESSORS, with the short cut's entry points kept
+            get_response = GetResponseProcessor(bottom)
+            wrong_le = WrongLeProcessor(get_response)
+            processor = ChainingProcessor(wrong_le)
+            self._send = connection.transmit
+            self._get_response: _Follow = get_response.follow
+            self._wrong_le: _Follow = wrong_le.follow
+        else:
+            for factory in reversed(processors):
+                processor = factory(processor)
         self._processor = processor
 
     @property
@@ -214,13 +245,22 @@ class SmartCardProtocol:
 
     def transmit(self, command: CommandApdu) -> ResponseApdu:
         """The final response to ``command``, whatever its status word."""
-        return self._processor.process(command)
+        send = self._send
+        if send is None or len(command.data) > SHORT_MAX_DATA:
+            return self._processor.process(command)
+        raw = send(command.encode())  # TransmitProcessor's exchange, inlined
+        if len(raw) < 2:
+            raise ProtocolError(f"response of {len(raw)} bytes has no status word")
+        response = ResponseApdu(raw[:-2], (raw[-2] << 8) | raw[-1])
+        if raw[-2] in _FOLLOWED_SW1:  # the layers' own rules, bottom up
+            return self._wrong_le(command, self._get_response(command, response))
+        return response
 
     def send_apdu(
         self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", *, le: int | None = None
     ) -> bytes:
         """The response data; raises :func:`pkcard.sw.error_for_sw` unless the SW is 9000."""
-        response = self._processor.process(CommandApdu(cla, ins, p1, p2, data, le))
+        response = self.transmit(CommandApdu(cla, ins, p1, p2, data, le))
         if response.sw != SW_OK:
             raise error_for_sw(response.sw)
         return response.data

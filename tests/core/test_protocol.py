@@ -295,3 +295,60 @@ def test_reassembles_whatever_the_card_chunking(
     get_responses = [c for c in card.sent if c.ins == 0xC0]
     assert len(get_responses) <= 64
     assert all(c.le is not None and 1 <= c.le <= 256 for c in get_responses)
+
+
+# --- the default stack's short cut ---------------------------------------------------
+
+
+class AnswerQueue(SmartCardConnection):
+    """Answers with the queued responses in order (9000 once they run out); records commands."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self._answers = list(answers)
+        self.sent: list[bytes] = []
+
+    @property
+    def atr(self) -> bytes:
+        return b"\x3b\x00"
+
+    def close(self) -> None:
+        return
+
+    def transmit(self, command: bytes) -> bytes:
+        self.sent.append(command)
+        return self._answers.pop(0) if self._answers else b"\x90\x00"
+
+
+_SW1S = (0x90, 0x61, 0x6C, 0x62, 0x63, 0x6A, 0x6F)
+answer_strategy = st.one_of(
+    st.binary(max_size=1),  # too short: no status word
+    st.builds(lambda data, sw1, sw2: data + bytes((sw1, sw2)),
+              st.binary(max_size=8), st.sampled_from(_SW1S), st.integers(0, 255)),
+)
+
+
+@given(
+    st.lists(answer_strategy, max_size=6),
+    st.integers(0, 300),
+    st.one_of(st.none(), st.integers(1, 256)),
+    st.sampled_from((0x00, 0x01, 0x0C, 0x40, 0x80)),
+)
+def test_the_default_stacks_short_cut_is_the_stack(
+    answers: list[bytes], data_length: int, le: int | None, cla: int
+) -> None:
+    """``SmartCardProtocol(c)`` (short cut) and the same layers built explicitly agree on
+    every exchange, the result and the error, whatever the card answers."""
+    command = CommandApdu(cla, 0xB0, 0x00, 0x00, bytes(data_length), le)
+    outcomes = []
+    for protocol_of in (
+        SmartCardProtocol,
+        lambda c: SmartCardProtocol(c, [ChainingProcessor, WrongLeProcessor,
+                                        GetResponseProcessor]),
+    ):
+        card = AnswerQueue(answers)
+        try:
+            result: object = protocol_of(card).transmit(command)
+        except errors.PkcardError as exc:
+            result = (type(exc), str(exc))
+        outcomes.append((card.sent, result))
+    assert outcomes[0] == outcomes[1]
