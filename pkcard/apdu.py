@@ -18,6 +18,9 @@ from enum import IntEnum
 
 from pkcard.errors import ApduFormatError, ProtocolError
 
+_new = object.__new__
+_set = object.__setattr__  # frozen dataclasses set their fields this way too
+
 SHORT_MAX_DATA = 255
 SHORT_MAX_LE = 256
 EXTENDED_MAX_DATA = 65535
@@ -185,6 +188,21 @@ class ResponseApdu:
     def encode(self) -> bytes:
         """Data followed by SW1 SW2."""
         return self.data + self.sw.to_bytes(2, "big")
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> ResponseApdu:
+        """:meth:`parse` for the per-APDU path: the same result, no checks beyond the length.
+
+        Two bytes make a valid status word, so nothing is left to validate; this
+        builds the value without the dataclass ``__init__`` and ``__post_init__``
+        frames (a bare ``SCardTransmit`` has none either: issue #14, G9).
+        """
+        if len(raw) < 2:
+            raise ProtocolError(f"response of {len(raw)} bytes has no status word")
+        response = _new(cls)
+        _set(response, "data", raw[:-2])
+        _set(response, "sw", (raw[-2] << 8) | raw[-1])
+        return response
 
     @classmethod
     def parse(cls, raw: bytes) -> ResponseApdu:

@@ -52,10 +52,7 @@ class TransmitProcessor(ApduProcessor):
         self._transmit = connection.transmit
 
     def process(self, command: CommandApdu) -> ResponseApdu:
-        raw = self._transmit(command.encode())
-        if len(raw) < 2:
-            raise ProtocolError(f"response of {len(raw)} bytes has no status word")
-        return ResponseApdu(raw[:-2], (raw[-2] << 8) | raw[-1])
+        return ResponseApdu.from_wire(self._transmit(command.encode()))
 
 
 def get_response_cla(cla: int) -> int:
@@ -249,9 +246,7 @@ class SmartCardProtocol:
         if send is None or len(command.data) > SHORT_MAX_DATA:
             return self._processor.process(command)
         raw = send(command.encode())  # TransmitProcessor's exchange, inlined
-        if len(raw) < 2:
-            raise ProtocolError(f"response of {len(raw)} bytes has no status word")
-        response = ResponseApdu(raw[:-2], (raw[-2] << 8) | raw[-1])
+        response = ResponseApdu.from_wire(raw)
         if raw[-2] in _FOLLOWED_SW1:  # the layers' own rules, bottom up
             return self._wrong_le(command, self._get_response(command, response))
         return response
