@@ -90,6 +90,14 @@ def _read_length(data: bytes, offset: int, end: int) -> tuple[int, int]:
 
 def _read(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
     """Decode one object header at ``offset``; return (tag, value offset, value end)."""
+    if offset + 1 < end:  # the common header, a one-byte tag and a short length, inline
+        first = data[offset]
+        length = data[offset + 1]
+        if first & 0x1F != 0x1F and length < 0x80 and first not in _PADDING:
+            offset += 2
+            if offset + length > end:
+                raise TlvError(f"truncated: value of tag {first:X} needs {length} bytes")
+            return first, offset, offset + length
     tag, offset = _read_tag(data, offset, end)
     length, offset = _read_length(data, offset, end)
     if offset + length > end:
@@ -204,12 +212,24 @@ def parse_list(data: bytes, *, allow_padding: bool = False) -> list[Tlv]:
 
 
 def parse_dict(data: bytes) -> dict[int, bytes]:
-    """Decode a concatenation of objects into ``{tag: value}``; a repeated tag is an error."""
+    """Decode a concatenation of objects into ``{tag: value}``; a repeated tag is an error.
+
+    The same checks, in the same order, as :func:`parse_list` and then the
+    duplicates, without building a :class:`Tlv` per object.
+    """
     out: dict[int, bytes] = {}
-    for obj in parse_list(data):
-        if obj.tag in out:
-            raise TlvError(f"duplicate tag {obj.tag:X}")
-        out[obj.tag] = obj.value
+    duplicate: int | None = None
+    offset = 0
+    raw = bytes(data)
+    end = len(raw)
+    while offset < end:
+        tag, start, stop = _read(raw, offset, end)
+        if duplicate is None and tag in out:
+            duplicate = tag
+        out[tag] = raw[start:stop]
+        offset = stop
+    if duplicate is not None:
+        raise TlvError(f"duplicate tag {duplicate:X}")
     return out
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -197,3 +198,35 @@ def test_copy_and_pickle_keep_the_tag() -> None:
         assert isinstance(clone, Tlv)
         assert clone == obj
         assert clone.tag == 0x7F60
+
+
+def _parse_dict_through_parse_list(data: bytes) -> dict[int, bytes]:
+    """parse_dict as it was: parse_list, then the duplicates."""
+    out: dict[int, bytes] = {}
+    for obj in parse_list(data):
+        if obj.tag in out:
+            raise TlvError(f"duplicate tag {obj.tag:X}")
+        out[obj.tag] = obj.value
+    return out
+
+
+def _outcome(parse: Callable[[bytes], dict[int, bytes]], data: bytes) -> object:
+    try:
+        return parse(data)
+    except TlvError as exc:
+        return str(exc)
+
+
+_objects = st.lists(
+    st.builds(lambda tag, value: bytes(Tlv(tag, value)),
+              st.sampled_from((0x5A, 0x80, 0x5F20, 0xDF01, 0xDF06, 0x7F60, 0x9F8101)),
+              st.binary(max_size=140)),
+    max_size=6,
+).map(b"".join)
+
+
+@given(st.one_of(st.binary(max_size=64), _objects, _objects.map(lambda b: b[:-1]),
+                 st.tuples(_objects, st.binary(max_size=4)).map(b"".join)))
+def test_parse_dict_is_parse_list_then_the_duplicates(data: bytes) -> None:
+    """parse_dict reads the objects itself (no Tlv each): same values, same errors."""
+    assert _outcome(parse_dict, data) == _outcome(_parse_dict_through_parse_list, data)
