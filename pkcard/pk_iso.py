@@ -8,7 +8,9 @@ from them cannot be wiped (a limit of Python).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from types import MappingProxyType
 
 from pkcard.apdu import CommandApdu
 from pkcard.cardinfo import (
@@ -40,6 +42,10 @@ INS_PSO = 0x2A
 INS_INTERNAL_AUTHENTICATE = 0x88
 PSO_CDS_P1P2 = (0x9E, 0x9A)
 KEY_AUTH = 0x01
+# VERIFY without a body, the status read of each reference: built (and encoded) once.
+_STATUS_READS: Mapping[PinRef, CommandApdu] = MappingProxyType(
+    {ref: CommandApdu(0x00, INS_VERIFY, 0x00, ref) for ref in PinRef}
+)
 
 
 def _pin_answer(sw: int) -> PinAnswer:
@@ -98,7 +104,7 @@ class IsoPkDriver(PkDriver):
         return _pin_answer(response.sw)
 
     def pin_answer(self, ref: PinRef) -> PinAnswer:
-        return self._pin_command(INS_VERIFY, ref)
+        return _pin_answer(self._protocol.transmit(_STATUS_READS[ref]).sw)
 
     def verify(self, ref: PinRef, secret: Secret) -> PinAnswer:
         return self._pin_command(INS_VERIFY, ref, (secret, PIN_FORMATS[ref]))
