@@ -66,7 +66,8 @@ class CommandApdu:
     p2: int
     data: bytes = b""
     le: int | None = None
-    _wire: bytes = field(init=False, repr=False, compare=False)  # encode()'s default form
+    wire: bytes = field(init=False, repr=False, compare=False)
+    """``encode()``: the wire bytes in the shortest form that fits, made on construction."""
 
     def __post_init__(self) -> None:
         if (
@@ -78,7 +79,7 @@ class CommandApdu:
             raise ApduFormatError(f"command data longer than {EXTENDED_MAX_DATA} bytes")
         if self.le is not None and not 1 <= self.le <= EXTENDED_MAX_LE:
             raise ApduFormatError(f"Le must be absent or 1..{EXTENDED_MAX_LE}")
-        object.__setattr__(self, "_wire", self._encode(None))
+        object.__setattr__(self, "wire", self._encode(None))
 
     @property
     def needs_extended(self) -> bool:
@@ -97,7 +98,7 @@ class CommandApdu:
     def encode(self, extended: bool | None = None) -> bytes:
         """The wire bytes. ``extended=None`` picks short form whenever it fits."""
         if extended is None:
-            return self._wire
+            return self.wire
         return self._encode(extended)
 
     def _encode(self, extended: bool | None) -> bytes:

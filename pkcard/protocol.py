@@ -52,7 +52,7 @@ class TransmitProcessor(ApduProcessor):
         self._transmit = connection.transmit
 
     def process(self, command: CommandApdu) -> ResponseApdu:
-        return ResponseApdu.from_wire(self._transmit(command.encode()))
+        return ResponseApdu.from_wire(self._transmit(command.wire))
 
 
 def get_response_cla(cla: int) -> int:
@@ -245,7 +245,7 @@ class SmartCardProtocol:
         send = self._send
         if send is None or len(command.data) > SHORT_MAX_DATA:
             return self._processor.process(command)
-        raw = send(command.encode())  # TransmitProcessor's exchange, inlined
+        raw = send(command.wire)  # TransmitProcessor's exchange, inlined
         response = ResponseApdu.from_wire(raw)
         if raw[-2] in _FOLLOWED_SW1:  # the layers' own rules, bottom up
             return self._wrong_le(command, self._get_response(command, response))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,3 +147,27 @@ def test_response_shorter_than_two_bytes_is_protocol_error(raw: bytes) -> None:
 def test_response_rejects_bad_sw() -> None:
     with pytest.raises(ApduFormatError):
         ResponseApdu(b"", 0x10000)
+
+
+@given(commands())
+def test_wire_is_the_default_encoding_and_not_part_of_the_value(command: CommandApdu) -> None:
+    assert command.wire == command.encode()
+    copy = CommandApdu(command.cla, command.ins, command.p1, command.p2, command.data, command.le)
+    assert copy == command
+    assert hash(copy) == hash(command)
+    assert "wire" not in repr(command)
+    assert dataclasses.replace(command, le=None).wire == CommandApdu(
+        command.cla, command.ins, command.p1, command.p2, command.data).encode()
+
+
+@given(st.binary(max_size=300))
+def test_response_from_wire_is_parse(raw: bytes) -> None:
+    try:
+        parsed: object = ResponseApdu.parse(raw)
+    except ProtocolError as exc:
+        parsed = str(exc)
+    try:
+        fast: object = ResponseApdu.from_wire(raw)
+    except ProtocolError as exc:
+        fast = str(exc)
+    assert fast == parsed
