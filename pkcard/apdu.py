@@ -104,30 +104,27 @@ class CommandApdu:
     def _encode(self, extended: bool | None) -> bytes:
         data = self.data
         le = self.le
-        header = bytes((self.cla, self.ins, self.p1, self.p2))
+        fits_short = len(data) <= SHORT_MAX_DATA and (le is None or le <= SHORT_MAX_LE)
         if extended is None:
-            extended = len(data) > SHORT_MAX_DATA or (le is not None and le > SHORT_MAX_LE)
-        elif not extended and (
-            len(data) > SHORT_MAX_DATA or (le is not None and le > SHORT_MAX_LE)
-        ):
+            extended = not fits_short
+        elif not extended and not fits_short:
             raise ApduFormatError("command does not fit a short APDU")
-        if extended:
+        if not extended:  # one allocation per part: this runs for every command built
             if data:
-                body = header + b"\x00" + len(data).to_bytes(2, "big") + data
-                if le is None:
-                    return body
-                return body + (le & 0xFFFF).to_bytes(2, "big")
+                body = bytes((self.cla, self.ins, self.p1, self.p2, len(data))) + data
+                return body if le is None else body + bytes((le & 0xFF,))
             if le is None:
-                return header
-            return header + b"\x00" + (le & 0xFFFF).to_bytes(2, "big")
+                return bytes((self.cla, self.ins, self.p1, self.p2))
+            return bytes((self.cla, self.ins, self.p1, self.p2, le & 0xFF))
+        header = bytes((self.cla, self.ins, self.p1, self.p2))
         if data:
-            body = header + bytes((len(data),)) + data
+            body = header + b"\x00" + len(data).to_bytes(2, "big") + data
             if le is None:
                 return body
-            return body + bytes((le & 0xFF,))
+            return body + (le & 0xFFFF).to_bytes(2, "big")
         if le is None:
             return header
-        return header + bytes((le & 0xFF,))
+        return header + b"\x00" + (le & 0xFFFF).to_bytes(2, "big")
 
     @classmethod
     def parse(cls, raw: bytes) -> CommandApdu:

@@ -171,3 +171,14 @@ def test_response_from_wire_is_parse(raw: bytes) -> None:
     except ProtocolError as exc:
         fast = str(exc)
     assert fast == parsed
+
+
+@given(commands())
+def test_wire_is_the_short_form_when_it_fits_else_the_extended(command: CommandApdu) -> None:
+    if command.needs_extended:
+        assert command.wire == command.encode(extended=True)
+        with pytest.raises(ApduFormatError):
+            command.encode(extended=False)
+    else:
+        assert command.wire == command.encode(extended=False)
+    assert CommandApdu.parse(command.encode(extended=True)) == command
