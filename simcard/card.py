@@ -192,7 +192,7 @@ def _guard(profile: CardProfile, spec: KeySpec) -> SecretRef | None:
 
 
 def _certificate_der(spec: KeySpec) -> bytes:
-    """The DER certificate of ``spec``, decoded from its PEM file without cryptography.
+    """The DER certificate the card serves for ``spec``, from its PEM file, without cryptography.
 
     Raises ProfileError when the certificate or the key file is missing or malformed.
     """
@@ -205,13 +205,18 @@ def _certificate_der(spec: KeySpec) -> bytes:
             f"key material {spec.key_path.name} / {spec.certificate_path.name}: {exc}"
             " (run fixtures/pki/make_pki.py)"
         ) from exc
+    return _pem_certificate(pem, spec.certificate_path.name)
+
+
+def _pem_certificate(pem: bytes, name: str) -> bytes:
+    """The DER of the one certificate in ``pem``; ProfileError when there is none."""
     found = _PEM_CERTIFICATE.search(pem)
     try:
         if found is None:
             raise ValueError("no PEM certificate")
         return base64.b64decode(b"".join(found.group(1).split()), validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise ProfileError(f"{spec.certificate_path.name}: {exc}") from exc
+        raise ProfileError(f"{name}: {exc}") from exc
 
 
 def _load_private_key(spec: KeySpec) -> CardPrivateKey:
@@ -226,7 +231,8 @@ def _load_private_key(spec: KeySpec) -> CardPrivateKey:
         key = serialization.load_pem_private_key(
             spec.key_path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
         )
-        cert = x509.load_pem_x509_certificate(spec.certificate_path.read_bytes())
+        pem = spec.certificate_path.read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
     except (OSError, ValueError) as exc:
         raise ProfileError(
             f"key material {spec.key_path.name} / {spec.certificate_path.name}: {exc}"
@@ -248,7 +254,8 @@ def _load_private_key(spec: KeySpec) -> CardPrivateKey:
     ):
         raise ProfileError(f"{spec.certificate_path.name} does not certify {spec.key_path.name}")
     assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-    if cert.public_bytes(serialization.Encoding.DER) != _certificate_der(spec):
+    if cert.public_bytes(serialization.Encoding.DER) != _pem_certificate(
+            pem, spec.certificate_path.name):
         raise ProfileError(f"{spec.certificate_path.name}: not one certificate")
     return key
 

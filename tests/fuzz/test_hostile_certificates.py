@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -100,13 +101,12 @@ def test_parse_certificate(name: str, pk_hostile: dict[str, bytes]) -> None:
 
 def _serving(monkeypatch: pytest.MonkeyPatch, der: bytes, use: KeyUse) -> None:
     """Simulated cards built from now on hold ``der`` as their ``use`` certificate."""
-    original = pkcard.simcard.card._load_key_material
+    original = pkcard.simcard.card._certificate_der
 
-    def load(spec: Any) -> tuple[Any, bytes]:
-        key, cert = original(spec)
-        return key, der if spec.use == use else cert
+    def served(spec: Any) -> bytes:
+        return der if spec.use == use else original(spec)
 
-    monkeypatch.setattr(pkcard.simcard.card, "_load_key_material", load)
+    monkeypatch.setattr(pkcard.simcard.card, "_certificate_der", served)
 
 
 def _card(profile: str) -> InProcessConnection:
@@ -230,7 +230,7 @@ def test_cms_verify_with_a_hostile_certificate(
     """A signature whose included certificate is hostile, as an attacker would build it."""
     key, hostile = rsa_signer
     # build it as the signer would if it did not check its own certificate
-    monkeypatch.setattr(pkcard.cms, "load_certificate", lambda der: None, raising=False)
+    monkeypatch.setattr(pkcard.cms, "parse_certificate", lambda der: SimpleNamespace(der=der))
     signature = sign_detached(DOCUMENT, hostile[name], _pkcs1(key),
                               signing_time=NOW.astimezone(UTC))
     monkeypatch.undo()
