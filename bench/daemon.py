@@ -12,7 +12,8 @@
    Begin/EndTransaction on a handle held across calls). ``pkcard library``
    runs the daemon's job on a connection of its own per call, ``pkcard
    worker`` on the daemon's :class:`ReaderWorkers` (held connection), both
-   in process. Goal: daemon median minus raw-APDUs median < 1 ms.
+   in process. Issue #14's G1 is the daemon against raw session + a bare
+   gRPC call on the private socket.
 2. Concurrency: N clients (threads, each with its own channel and
    connection) spread over 2 readers for a fixed number of calls: errors
    (goal 0), p50/p99, calls/s, and calls/s against 2 readers x the
@@ -21,7 +22,7 @@
    the same N clients, and a lone VerifyPin with and without the audit log.
 4. Start-up and memory: process start until the health check answers
    SERVING, and VmRSS after warm-up, for ``--simulated`` and ``--pcsc``
-   (goals < 1.5 s, < 80 MB), against ``python -c "import grpc"``.
+   (start goal < 1.5 s; G6 is the RSS ratio), against ``python -c "import grpc"``.
    ``--simulated`` runs its embedded test backend as a child process: the
    child's VmRSS and the sum are printed beside the daemon's; G6 is the
    daemon's own (in production the backend is a separate service).
@@ -78,9 +79,7 @@ PROFILE = "pk-regular"
 SIMULATED_PK_READER = "Gemalto GemPC Pinpad (simulated)"  # daemon.simulation's PK reader
 READY_LIMIT_S = 30.0
 HEALTH_POLL_S = 0.005
-GOAL_OVERHEAD_MS = 1.0
 GOAL_START_S = 1.5
-GOAL_RSS_MB = 80.0
 WARM_UP_CALLS = 20
 ORDER_SEED = 14  # the interleaving's shuffle
 _ERROR_TEXT = 100  # characters of an error kept for the report
@@ -407,9 +406,8 @@ def report_latency(result: Latency) -> None:
     base = result.raw_apdus
     for name, stats in rows[5:7]:
         overhead = stats.median - base.median
-        verdict = "ok" if overhead * 1e3 < GOAL_OVERHEAD_MS else "OVER GOAL"
-        print(f"  {name}: overhead at median {_ms(overhead)} (goal < {GOAL_OVERHEAD_MS:.0f} ms:"
-              f" {verdict}); vs library {_ms(stats.median - result.library.median)}")
+        print(f"  {name}: overhead at median {_ms(overhead)};"
+              f" vs library {_ms(stats.median - result.library.median)}")
         print(f"  ratio {name}/raw APDUs: median {stats.median / base.median:5.2f}x"
               f"  p99 {stats.p99 / base.p99:5.2f}x")
     held = (result.raw_held.median + result.health_direct.median,
@@ -655,9 +653,8 @@ def report_startup(results: Sequence[Startup], baseline: tuple[Stats, float]) ->
           f"   RSS {base_rss:6.1f} MB")
     for result in results:
         ok_time = "ok" if result.ready.median < GOAL_START_S else "OVER GOAL"
-        ok_rss = "ok" if result.rss_mb < GOAL_RSS_MB else "OVER GOAL"
         print(f"  {'pkcardd ' + result.label:30s} median {_ms(result.ready.median)}"
-              f" ({ok_time})   RSS {result.rss_mb:6.1f} MB ({ok_rss})")
+              f" ({ok_time})   RSS {result.rss_mb:6.1f} MB")
         if result.child_rss_mb:
             total = result.rss_mb + result.child_rss_mb
             print(f"  {'  + its backend child':30s} {'':24s}   RSS {result.child_rss_mb:6.1f} MB"

@@ -6,7 +6,7 @@ Measures, in one run:
    in-memory nonce store and registry) against bare signature verification
    of the same tokens with ``cryptography`` (the PK signature, plus the KZZ
    proof for KZZ tokens). The ratio bare/verifier is the overhead of every
-   other check; the goal is <= 1.5.
+   other check (issue #14's G4: the median paired ratio).
 2. redemptions/s of the SQLite backend (``backend.core.SessionBackend``) under
    8 concurrent clients (threads, one connection each), WAL + synchronous=FULL.
 
