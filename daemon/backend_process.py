@@ -51,7 +51,26 @@ STOP_MARGIN_S = 5.0
 _log = logging.getLogger(__name__)
 
 
-class BackendProcess:
+class BackendPlace:
+    """Where the embedded backend keeps its registry and listens: the child
+    (:class:`~daemon.embedded_backend.EmbeddedBackend`) and the daemon that starts it."""
+
+    def __init__(self, state_dir: Path, private_socket: Path, public_socket: Path) -> None:
+        self.state_dir = state_dir
+        self.private_socket = private_socket
+        self.public_socket = public_socket
+
+    @property
+    def address(self) -> str:
+        """The gRPC target of the private socket, for :class:`~daemon.config.BackendConfig`."""
+        return f"unix:{self.private_socket}"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / DATABASE_NAME
+
+
+class BackendProcess(BackendPlace):
     """One embedded backend child; see the module's text."""
 
     def __init__(
@@ -64,24 +83,13 @@ class BackendProcess:
         on_exit: Callable[[int], None] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
     ) -> None:
-        self.state_dir = state_dir
-        self.private_socket = private_socket
-        self.public_socket = public_socket
+        super().__init__(state_dir, private_socket, public_socket)
         self._grace_s = grace_s
         self._on_exit = on_exit
         self._ready_timeout = ready_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._watch: threading.Thread | None = None
         self._stopping = threading.Event()
-
-    @property
-    def address(self) -> str:
-        """The gRPC target of the private socket, for :class:`~daemon.config.BackendConfig`."""
-        return f"unix:{self.private_socket}"
-
-    @property
-    def database(self) -> Path:
-        return self.state_dir / DATABASE_NAME
 
     @property
     def pid(self) -> int | None:

@@ -45,7 +45,7 @@ from pkcard.backend.core import SessionBackend
 from pkcard.backend.registry import SCRYPT_N, Registry
 from pkcard.backend.service import ClientIdentity, build_server
 from pkcard.coredump import forbid_core_dumps
-from pkcard.daemon.backend_process import DATABASE_NAME, READY_LINE
+from pkcard.daemon.backend_process import READY_LINE, BackendPlace
 from pkcard.daemon.logsetup import configure_logging
 from pkcard.daemon.peers import ensure_not_listening, ensure_private_dir
 from pkcard.errors import RegistryConflict
@@ -152,7 +152,7 @@ def simulated_trust_anchors() -> TrustAnchors:
     return TrustAnchors(Environment.TEST, load("pk"), load("kzz"))
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(BackendPlace):
     """The reference backend on ``private_socket`` (the daemon's link) and ``public_socket``."""
 
     def __init__(
@@ -164,22 +164,11 @@ class EmbeddedBackend:
         clock: Clock = _utc_now,
         scrypt_n: int = SCRYPT_N,
     ) -> None:
-        self.state_dir = state_dir
-        self.private_socket = private_socket
-        self.public_socket = public_socket
+        super().__init__(state_dir, private_socket, public_socket)
         self._clock = clock
         self._scrypt_n = scrypt_n
         self._registry: Registry | None = None
         self._server: grpc.Server | None = None
-
-    @property
-    def address(self) -> str:
-        """The gRPC target of the private socket, for :class:`~daemon.config.BackendConfig`."""
-        return f"unix:{self.private_socket}"
-
-    @property
-    def database(self) -> Path:
-        return self.state_dir / DATABASE_NAME
 
     def start(self) -> None:
         """Open and seed the registry, listen on both sockets. Raises OSError or
